@@ -1,0 +1,64 @@
+//! The content hash named in `get` replies and `put` requests.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A 32-byte BLAKE3 hash, written on the wire as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+/// The text was not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a BLAKE3 hash (64 hex digits): '{0}'")]
+pub struct DigestParseError(pub String);
+
+impl FromStr for Digest {
+    type Err = DigestParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || DigestParseError(crate::text::escape(s).into_owned());
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err());
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| err())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| err())?;
+        }
+        Ok(Digest(bytes))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let d = Digest(std::array::from_fn(|i| (i * 7) as u8));
+        let text = d.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<Digest>().unwrap(), d);
+        assert_eq!(text.to_uppercase().parse::<Digest>().unwrap(), d);
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_non_hex() {
+        assert!("abc".parse::<Digest>().is_err());
+        assert!("g".repeat(64).parse::<Digest>().is_err());
+        assert!("é".repeat(32).parse::<Digest>().is_err());
+        assert!("+1".repeat(32).parse::<Digest>().is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! The wire protocol spoken between `file-server` and `file-client`, and the
+//! error types both sides branch on. Pure code: no sockets, no threads, so
+//! every rule here is unit-tested on bytes alone.
+//!
+//! A session is a sequence of request lines from the client, each answered by
+//! exactly one reply; the server may also send events between replies. The
+//! whole format is written down in `docs/PROTOCOL.md`.
+//!
+//! # Layout
+//! - [`request`]: [`Request`], one line from the client, with `parse`/`encode`.
+//! - [`reply`]: [`Header`], the first line of everything the server sends, the
+//!   [`Code`] of an error, and [`ListEntry`], one line of a `list` body.
+//! - [`path`]: [`RemotePath`], a name a client asked for, checked so it can
+//!   only ever name something inside the shared folder.
+//! - [`digest`]: [`Digest`], the BLAKE3 hash carried in `get` and `put`.
+//! - [`text`]: escaping server text for a terminal, and parsing sizes such as `10M`.
+
+pub mod digest;
+pub mod path;
+pub mod reply;
+pub mod request;
+pub mod text;
+
+pub use digest::Digest;
+pub use path::{PathError, RemotePath};
+pub use reply::{Code, Header, HeaderError, ListEntry, ListEntryKind};
+pub use request::{Request, RequestError};
+
+/// Version announced in the greeting (`proto=1`); bumped on incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the server accepts, in bytes, without its line ending.
+pub const MAX_LINE_LEN: usize = 4096;
+
+/// Longest header line a client accepts from a server, in bytes.
+pub const MAX_HEADER_LEN: usize = 4096;
+
+/// The port both programs use when none is given.
+pub const DEFAULT_PORT: u16 = 12345;

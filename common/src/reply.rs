@@ -1,0 +1,283 @@
+//! What the server sends: every message starts with one header line.
+//!
+//! - `OK <len> [key=value ...]` then exactly `<len>` bytes of body;
+//! - `ERR <code> <message>`, no body;
+//! - `EVT <len>` then `<len>` bytes: a notice the server sends on its own,
+//!   always between replies, never inside one.
+
+use std::fmt;
+
+use crate::text::escape;
+
+/// The number in an `ERR` line, as in HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: the request could not be understood.
+    BadRequest,
+    /// 403: understood but not allowed (outside the share, uploads off).
+    Forbidden,
+    /// 404: no such file or folder.
+    NotFound,
+    /// 409: the name exists already.
+    Exists,
+    /// 413: larger than the server accepts.
+    TooLarge,
+    /// 500: the server failed.
+    Internal,
+    /// 503: the server is full or shutting down.
+    Unavailable,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+impl Code {
+    /// The number on the wire.
+    pub fn number(self) -> u16 {
+        match self {
+            Code::BadRequest => 400,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::Exists => 409,
+            Code::TooLarge => 413,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+            Code::Other(n) => n,
+        }
+    }
+
+    /// The code for a number read from the wire.
+    pub fn from_number(n: u16) -> Code {
+        match n {
+            400 => Code::BadRequest,
+            403 => Code::Forbidden,
+            404 => Code::NotFound,
+            409 => Code::Exists,
+            413 => Code::TooLarge,
+            500 => Code::Internal,
+            503 => Code::Unavailable,
+            n => Code::Other(n),
+        }
+    }
+}
+
+/// The first line of every message from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Header {
+    /// Success; `len` bytes of body follow; `fields` carry metadata such as
+    /// `blake3=` for a download.
+    Ok {
+        /// Body length in bytes.
+        len: u64,
+        /// `key=value` pairs, in order.
+        fields: Vec<(String, String)>,
+    },
+    /// Failure of one request; the session goes on unless the server closes it.
+    Err {
+        /// What kind of failure.
+        code: Code,
+        /// One human line, control characters escaped.
+        message: String,
+    },
+    /// An unsolicited notice; `len` bytes of UTF-8 text follow.
+    Event {
+        /// Body length in bytes.
+        len: u64,
+    },
+}
+
+/// A header line that is not of the three shapes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Not `OK`, `ERR` or `EVT`.
+    #[error("unknown reply kind in '{0}'")]
+    UnknownKind(String),
+    /// The length or code is missing or not a number.
+    #[error("bad number in reply '{0}'")]
+    BadNumber(String),
+    /// A field is not `key=value`.
+    #[error("bad field '{0}' in reply")]
+    BadField(String),
+}
+
+impl Header {
+    /// An `OK` header with no fields.
+    pub fn ok(len: u64) -> Header {
+        Header::Ok { len, fields: Vec::new() }
+    }
+
+    /// An `ERR` header; the message is escaped to one line.
+    pub fn err(code: Code, message: impl AsRef<str>) -> Header {
+        Header::Err { code, message: escape(message.as_ref()).into_owned() }
+    }
+
+    /// The value of field `key` of an `OK` header.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        match self {
+            Header::Ok { fields, .. } => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The header line, with its `\n`. Field values must not contain
+    /// whitespace; the server only puts numbers, hashes and names it made there.
+    pub fn encode(&self) -> String {
+        match self {
+            Header::Ok { len, fields } => {
+                let mut line = format!("OK {len}");
+                for (k, v) in fields {
+                    debug_assert!(!v.contains(char::is_whitespace), "field {k} has whitespace");
+                    line.push_str(&format!(" {k}={v}"));
+                }
+                line.push('\n');
+                line
+            }
+            Header::Err { code, message } => format!("ERR {} {}\n", code.number(), escape(message)),
+            Header::Event { len } => format!("EVT {len}\n"),
+        }
+    }
+
+    /// Reads a header line (without or with its `\n` / `\r\n`).
+    ///
+    /// # Errors
+    /// [`HeaderError`] when the line is none of the three shapes.
+    pub fn parse(line: &str) -> Result<Header, HeaderError> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let number = |text: &str| text.parse::<u64>().map_err(|_| HeaderError::BadNumber(escape(line).into_owned()));
+        match kind {
+            "OK" => {
+                let mut words = rest.split(' ');
+                let len = number(words.next().unwrap_or(""))?;
+                let fields = words
+                    .filter(|w| !w.is_empty())
+                    .map(|w| match w.split_once('=') {
+                        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                        _ => Err(HeaderError::BadField(escape(w).into_owned())),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Header::Ok { len, fields })
+            }
+            "ERR" => {
+                let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+                let code = u16::try_from(number(code)?).map_err(|_| HeaderError::BadNumber(escape(line).into_owned()))?;
+                Ok(Header::Err { code: Code::from_number(code), message: message.to_string() })
+            }
+            "EVT" => Ok(Header::Event { len: number(rest)? }),
+            _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+/// Whether a `list` line names a file or a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEntryKind {
+    /// A regular file.
+    File,
+    /// A folder, listed with a trailing `/`.
+    Dir,
+}
+
+/// One line of a `list` body: `f <size> <modified> <name>` or
+/// `d - <modified> <name>/`, the modified time in RFC 3339 (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// File or folder.
+    pub kind: ListEntryKind,
+    /// Size in bytes; 0 for folders.
+    pub size: u64,
+    /// Modification time, RFC 3339.
+    pub modified: String,
+    /// The name within the listed folder, without a trailing `/`.
+    pub name: String,
+}
+
+impl ListEntry {
+    /// The line, with its `\n`.
+    pub fn encode(&self) -> String {
+        match self.kind {
+            ListEntryKind::File => format!("f {} {} {}\n", self.size, self.modified, self.name),
+            ListEntryKind::Dir => format!("d - {} {}/\n", self.modified, self.name),
+        }
+    }
+
+    /// Reads one line of a `list` body.
+    pub fn parse(line: &str) -> Option<ListEntry> {
+        let mut parts = line.trim_end_matches(['\n', '\r']).splitn(4, ' ');
+        let (kind, size, modified, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (kind, size, name) = match kind {
+            "f" => (ListEntryKind::File, size.parse().ok()?, name),
+            "d" => (ListEntryKind::Dir, 0, name.strip_suffix('/')?),
+            _ => return None,
+        };
+        Some(ListEntry { kind, size, modified: modified.to_string(), name: name.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        let cases = [
+            Header::ok(0),
+            Header::Ok { len: 1 << 40, fields: vec![("blake3".into(), "ab".repeat(32)), ("size".into(), "9".into())] },
+            Header::err(Code::NotFound, "no such file 'x y.txt'"),
+            Header::err(Code::Other(418), "teapot"),
+            Header::Event { len: 17 },
+        ];
+        for h in cases {
+            assert_eq!(Header::parse(&h.encode()), Ok(h.clone()), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn err_message_is_one_line() {
+        let h = Header::err(Code::BadRequest, "bad\nline\x1b[0m");
+        let text = h.encode();
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn fields_are_found_by_key() {
+        let h = Header::parse("OK 5 proto=1 name=Client01\r\n").unwrap();
+        assert_eq!(h.field("name"), Some("Client01"));
+        assert_eq!(h.field("nope"), None);
+    }
+
+    #[test]
+    fn malformed_headers_are_typed_errors() {
+        assert!(matches!(Header::parse("HELLO"), Err(HeaderError::UnknownKind(_))));
+        assert!(matches!(Header::parse("OK"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK -1"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK 99999999999999999999999"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("ERR x nope"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("ERR 70000 big"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK 1 junk"), Err(HeaderError::BadField(_))));
+        assert!(matches!(Header::parse("EVT"), Err(HeaderError::BadNumber(_))));
+    }
+
+    #[test]
+    fn list_entries_round_trip() {
+        let file = ListEntry {
+            kind: ListEntryKind::File,
+            size: 42,
+            modified: "2026-11-21T09:00:00Z".into(),
+            name: "a name with spaces.txt".into(),
+        };
+        let dir = ListEntry { kind: ListEntryKind::Dir, size: 0, modified: "2026-11-21T09:00:00Z".into(), name: "docs".into() };
+        for e in [file, dir] {
+            assert_eq!(ListEntry::parse(&e.encode()), Some(e.clone()));
+        }
+        assert_eq!(ListEntry::parse("x 1 2 3"), None);
+        assert_eq!(ListEntry::parse("f notanumber t n"), None);
+        assert_eq!(ListEntry::parse("f 1"), None);
+    }
+}

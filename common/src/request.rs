@@ -1,0 +1,204 @@
+//! What a client sends: one line of UTF-8 per request, ended by LF or CRLF.
+//!
+//! The keyword is case-insensitive and the argument is the rest of the line
+//! (surrounding whitespace removed), so names may contain spaces. A line that
+//! is not a command is echoed back with ` ACK`.
+
+use std::fmt;
+
+use crate::digest::Digest;
+use crate::text::escape;
+
+/// One request line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `status`: uptime, clients, what each is doing.
+    Status,
+    /// `list [dir]`: the folder's entries, sorted by name.
+    List(String),
+    /// `get <name>`: the file's bytes.
+    Get(String),
+    /// `put <size> <blake3> <name>`: an upload of exactly `size` bytes follows
+    /// once the server has answered `OK 0`.
+    Put {
+        /// Bytes the client will send.
+        size: u64,
+        /// BLAKE3 of those bytes, checked before the file becomes visible.
+        digest: Digest,
+        /// Where to store it, relative to the share.
+        name: String,
+    },
+    /// `help`: one line per command.
+    Help,
+    /// `exit`: the server says goodbye and closes.
+    Exit,
+    /// Any other line: answered with the same text and ` ACK`.
+    Echo(String),
+}
+
+/// A line that names a command but is not a valid use of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The command needs an argument and got none.
+    #[error("missing argument: usage: {usage}")]
+    MissingArgument {
+        /// How the command is used.
+        usage: &'static str,
+    },
+    /// The command takes no argument.
+    #[error("'{command}' takes no argument")]
+    UnexpectedArgument {
+        /// The command as typed.
+        command: &'static str,
+    },
+    /// A `put` line whose size or hash cannot be read.
+    #[error("bad put line: usage: {usage}")]
+    BadPut {
+        /// How the command is used.
+        usage: &'static str,
+    },
+}
+
+/// How `put` is written on the wire.
+pub const PUT_USAGE: &str = "put <size> <blake3> <name>";
+
+impl Request {
+    /// Reads a request line (its line ending may still be attached).
+    ///
+    /// # Errors
+    /// [`RequestError`] for a known command used wrongly; unknown text is
+    /// never an error, it is an [`Request::Echo`].
+    pub fn parse(line: &str) -> Result<Request, RequestError> {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let trimmed = line.trim();
+        let (keyword, arg) = match trimmed.split_once(char::is_whitespace) {
+            Some((k, a)) => (k, a.trim()),
+            None => (trimmed, ""),
+        };
+        let no_arg = |command: &'static str, request: Request| {
+            if arg.is_empty() {
+                Ok(request)
+            } else {
+                Err(RequestError::UnexpectedArgument { command })
+            }
+        };
+        match keyword.to_ascii_lowercase().as_str() {
+            "status" => no_arg("status", Request::Status),
+            "help" => no_arg("help", Request::Help),
+            "exit" => no_arg("exit", Request::Exit),
+            "list" => Ok(Request::List(arg.to_string())),
+            "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
+            "get" => Ok(Request::Get(arg.to_string())),
+            "put" => Self::parse_put(arg),
+            _ => Ok(Request::Echo(line.to_string())),
+        }
+    }
+
+    fn parse_put(arg: &str) -> Result<Request, RequestError> {
+        let bad = RequestError::BadPut { usage: PUT_USAGE };
+        let mut words = arg.splitn(3, char::is_whitespace);
+        let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next()) else {
+            return Err(bad);
+        };
+        let size = size.parse().map_err(|_| bad.clone())?;
+        let digest = digest.parse().map_err(|_| bad.clone())?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(bad);
+        }
+        Ok(Request::Put { size, digest, name: name.to_string() })
+    }
+
+    /// The request line, with its `\n`.
+    pub fn encode(&self) -> String {
+        format!("{self}\n")
+    }
+}
+
+impl fmt::Display for Request {
+    /// The request line without its line ending; names are written as they
+    /// are, so a client must not send names containing line breaks.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Status => f.write_str("status"),
+            Request::List(dir) if dir.is_empty() => f.write_str("list"),
+            Request::List(dir) => write!(f, "list {dir}"),
+            Request::Get(name) => write!(f, "get {name}"),
+            Request::Put { size, digest, name } => write!(f, "put {size} {digest} {name}"),
+            Request::Help => f.write_str("help"),
+            Request::Exit => f.write_str("exit"),
+            Request::Echo(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Request {
+    /// A short description for logs and `status`: the command with its name
+    /// escaped, never the upload's hash.
+    pub fn summary(&self) -> String {
+        match self {
+            Request::Put { size, name, .. } => format!("put {} ({size} bytes)", escape(name)),
+            Request::Echo(_) => "echo".to_string(),
+            other => escape(&other.to_string()).into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> Digest {
+        Digest([0xab; 32])
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        let cases = [
+            Request::Status,
+            Request::List(String::new()),
+            Request::List("docs".into()),
+            Request::Get("a file with spaces.txt".into()),
+            Request::Get("docs/a.txt".into()),
+            Request::Put { size: 0, digest: digest(), name: "empty".into() },
+            Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
+            Request::Help,
+            Request::Exit,
+            Request::Echo("Hello Server!".into()),
+        ];
+        for r in cases {
+            assert_eq!(Request::parse(&r.encode()), Ok(r.clone()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_and_crlf_is_accepted() {
+        assert_eq!(Request::parse("GET x.txt\r\n"), Ok(Request::Get("x.txt".into())));
+        assert_eq!(Request::parse("Status\r\n"), Ok(Request::Status));
+        assert_eq!(Request::parse("  list   docs  "), Ok(Request::List("docs".into())));
+    }
+
+    #[test]
+    fn other_lines_are_echoes() {
+        assert_eq!(Request::parse("Hello Server!\n"), Ok(Request::Echo("Hello Server!".into())));
+        assert_eq!(Request::parse("getter x"), Ok(Request::Echo("getter x".into())));
+        assert_eq!(Request::parse(""), Ok(Request::Echo(String::new())));
+    }
+
+    #[test]
+    fn misused_commands_are_typed_errors() {
+        assert!(matches!(Request::parse("get"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("get   "), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
+        assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));
+        for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest())] {
+            assert!(matches!(Request::parse(bad), Err(RequestError::BadPut { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn summary_escapes_names() {
+        assert_eq!(Request::Get("a\x1bb".into()).summary(), "get a\\x1bb");
+    }
+}

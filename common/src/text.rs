@@ -1,0 +1,94 @@
+//! Small text helpers both programs need: making untrusted text safe to print,
+//! and reading human sizes from the command line.
+
+use std::borrow::Cow;
+
+/// Escapes every control character (and DEL) as `\xNN`, `\n`, `\t`, `\r`, so
+/// text from the other side can never move a terminal's cursor or change its
+/// state. Used for single-line text: names, error messages.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    escape_keeping(s, &[])
+}
+
+/// Like [`escape`] but keeps line feeds and tabs: for multi-line bodies such as
+/// `status` and `help` that are printed as they are.
+pub fn escape_multiline(s: &str) -> Cow<'_, str> {
+    escape_keeping(s, &['\n', '\t'])
+}
+
+fn escape_keeping<'a>(s: &'a str, keep: &[char]) -> Cow<'a, str> {
+    let needs = |c: char| c.is_control() && !keep.contains(&c);
+    if !s.chars().any(needs) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !needs(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A size on the command line could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid size '{0}': use a number of bytes, optionally with K, M, G or T (powers of 1024)")]
+pub struct SizeParseError(pub String);
+
+/// Reads `1048576`, `512K`, `10M`, `2G`, `1T` (also `10MB`, `10MiB`, any case);
+/// the suffixes are powers of 1024.
+///
+/// # Errors
+/// [`SizeParseError`] when the text is not such a size or overflows `u64`.
+pub fn parse_size(s: &str) -> Result<u64, SizeParseError> {
+    let err = || SizeParseError(s.to_string());
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| err())?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(err()),
+    };
+    number.checked_mul(1u64 << shift).ok_or_else(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_neutralises_terminal_sequences() {
+        assert_eq!(escape("plain name.txt"), "plain name.txt");
+        assert_eq!(escape("evil\x1b[2Jname"), "evil\\x1b[2Jname");
+        assert_eq!(escape("a\nb\rc\td\x7f"), "a\\nb\\rc\\td\\x7f");
+        assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(escape_multiline("a\tb\nc\x07"), "a\tb\nc\\x07");
+    }
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("512kib"), Ok(512 << 10));
+        assert_eq!(parse_size("1TB"), Ok(1 << 40));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        for bad in ["", "M", "-1", "1.5G", "10X", "99999999999999999999", "16777216T"] {
+            assert!(parse_size(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Who is connected, what each is doing, and who left recently: the data
+//! behind `status`, and the handles shutdown uses to reach every session.
+//!
+//! The registry itself sits behind one `parking_lot::Mutex`, taken only when
+//! a session arrives or leaves and for `status`; progress counters and
+//! timestamps that change during transfers are atomics on the session's own
+//! [`SessionInfo`], so a transfer never takes the shared lock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+/// How many departed clients `status` remembers.
+pub const RECENT_DEPARTURES: usize = 5;
+
+/// What a session is doing right now, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Activity {
+    /// Waiting for a command.
+    #[default]
+    Idle,
+    /// Running a command (its summary).
+    Command(String),
+    /// Sending a file: its name and total size; progress is in `transferred`.
+    Sending(String, u64),
+    /// Receiving an upload: its name and total size.
+    Receiving(String, u64),
+}
+
+/// One connected client, shared by its reader and writer threads and the registry.
+pub struct SessionInfo {
+    /// Unique for the server's lifetime; gives the name.
+    pub id: u64,
+    /// `ClientNN`.
+    pub name: String,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// When it was admitted.
+    pub connected_at: DateTime<Local>,
+    /// A handle on the socket so shutdown can unblock its threads.
+    stream: TcpStream,
+    /// Notices for this client; the session's writer sends them between replies.
+    events: Sender<String>,
+    /// Milliseconds since the registry started, at the last sign of life.
+    last_active_ms: AtomicU64,
+    /// Bytes moved by the current transfer.
+    transferred: AtomicU64,
+    activity: Mutex<Activity>,
+    /// True while the reader runs a command; shutdown only interrupts idle readers.
+    busy: Mutex<bool>,
+    clock: Instant,
+}
+
+impl SessionInfo {
+    /// Records a sign of life: a request, or transfer progress.
+    pub fn touch(&self) {
+        self.last_active_ms.store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last sign of life.
+    pub fn idle_for(&self) -> Duration {
+        let now = self.clock.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Sets what `status` shows for this session.
+    pub fn set_activity(&self, activity: Activity) {
+        self.transferred.store(0, Ordering::Relaxed);
+        *self.activity.lock() = activity;
+    }
+
+    /// Records transfer progress (bytes done so far) and counts it as activity.
+    pub fn set_transferred(&self, bytes: u64) {
+        self.transferred.store(bytes, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Marks the reader as running a command, unless the server is stopping:
+    /// then returns false and the session must end. Shutdown checks `busy`
+    /// under the same lock, so no command starts after it passed by.
+    pub fn begin_command(&self, stopping: &std::sync::atomic::AtomicBool) -> bool {
+        let mut busy = self.busy.lock();
+        if stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        *busy = true;
+        true
+    }
+
+    /// The reader finished its command.
+    pub fn end_command(&self) {
+        *self.busy.lock() = false;
+    }
+
+    /// Queues a notice; never blocks. Returns false when the queue is full.
+    pub fn notify(&self, text: impl Into<String>) -> bool {
+        self.events.try_send(text.into()).is_ok()
+    }
+
+    fn describe_activity(&self) -> String {
+        let percent = |total: u64| {
+            let done = u128::from(self.transferred.load(Ordering::Relaxed).min(total));
+            (done * 100).checked_div(u128::from(total)).unwrap_or(100)
+        };
+        match &*self.activity.lock() {
+            Activity::Idle => "idle".to_string(),
+            Activity::Command(c) => c.clone(),
+            Activity::Sending(name, total) => format!("get {name} {}%", percent(*total)),
+            Activity::Receiving(name, total) => format!("put {name} {}%", percent(*total)),
+        }
+    }
+}
+
+struct Departed {
+    name: String,
+    addr: SocketAddr,
+    left_at: DateTime<Local>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: BTreeMap<u64, Arc<SessionInfo>>,
+    departed: VecDeque<Departed>,
+    next_id: u64,
+}
+
+/// The server's list of sessions.
+pub struct Registry {
+    inner: Mutex<Inner>,
+    started: Instant,
+    max_clients: usize,
+}
+
+impl Registry {
+    /// An empty registry for a server admitting `max_clients` at once.
+    pub fn new(max_clients: usize) -> Registry {
+        Registry { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
+    }
+
+    /// Adds an admitted client and names it. The returned guard removes it
+    /// again when dropped, on every path out of the session.
+    pub fn register(self: &Arc<Self>, addr: SocketAddr, stream: TcpStream, events: Sender<String>) -> Registration {
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let info = Arc::new(SessionInfo {
+            id,
+            name: format!("Client{id:02}"),
+            addr,
+            connected_at: Local::now(),
+            stream,
+            events,
+            last_active_ms: AtomicU64::new(self.started.elapsed().as_millis() as u64),
+            transferred: AtomicU64::new(0),
+            activity: Mutex::new(Activity::Idle),
+            busy: Mutex::new(false),
+            clock: self.started,
+        });
+        inner.sessions.insert(id, Arc::clone(&info));
+        Registration { registry: Arc::clone(self), info }
+    }
+
+    /// How many sessions are registered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().sessions.len()
+    }
+
+    /// True when no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+        self.inner.lock().sessions.values().cloned().collect()
+    }
+
+    /// First step of a graceful shutdown, after `stopping` is set: tells every
+    /// client, and wakes the readers that are waiting for a command so they end;
+    /// sessions in the middle of a command or transfer finish it first.
+    pub fn announce_shutdown(&self, grace: Duration) {
+        for session in self.sessions() {
+            session.notify(format!("server shutting down; transfers in progress have {}s to finish", grace.as_secs()));
+            let busy = session.busy.lock();
+            if !*busy {
+                let _ = session.stream.shutdown(Shutdown::Read);
+            }
+        }
+    }
+
+    /// Last step of shutdown: closes every remaining connection.
+    pub fn close_all(&self) {
+        for session in self.sessions() {
+            let _ = session.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// The `status` text, as seen by session `me`.
+    pub fn status(&self, me: u64) -> String {
+        let inner = self.inner.lock();
+        let mut out = String::new();
+        let _ = writeln!(out, "uptime {}", human_duration(self.started.elapsed()));
+        let _ = writeln!(out, "clients {}/{}", inner.sessions.len(), self.max_clients);
+        for s in inner.sessions.values() {
+            let marker = if s.id == me { " (you)" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {}{marker}  {}  connected {}  idle {}  {}",
+                s.name,
+                s.addr,
+                s.connected_at.format("%Y-%m-%d %H:%M:%S"),
+                human_duration(s.idle_for()),
+                s.describe_activity(),
+            );
+        }
+        if !inner.departed.is_empty() {
+            let _ = writeln!(out, "recently left");
+            for d in inner.departed.iter().rev() {
+                let _ = writeln!(out, "  {}  {}  left {}", d.name, d.addr, d.left_at.format("%Y-%m-%d %H:%M:%S"));
+            }
+        }
+        out
+    }
+}
+
+/// A registered session; dropping it records the departure.
+pub struct Registration {
+    registry: Arc<Registry>,
+    info: Arc<SessionInfo>,
+}
+
+impl std::ops::Deref for Registration {
+    type Target = SessionInfo;
+    fn deref(&self) -> &SessionInfo {
+        &self.info
+    }
+}
+
+impl Registration {
+    /// The shared half, for the session's writer thread.
+    pub fn info(&self) -> Arc<SessionInfo> {
+        Arc::clone(&self.info)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut inner = self.registry.inner.lock();
+        inner.sessions.remove(&self.info.id);
+        inner.departed.push_back(Departed { name: self.info.name.clone(), addr: self.info.addr, left_at: Local::now() });
+        while inner.departed.len() > RECENT_DEPARTURES {
+            inner.departed.pop_front();
+        }
+    }
+}
+
+/// `1h 02m 03s`, `4m 05s`, `7s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m {sec:02}s"),
+        (h, min, sec) => format!("{h}h {min:02}m {sec:02}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(7)), "7s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
+    }
+}

@@ -1,0 +1,300 @@
+//! One client's session: admitted, greeted, then a loop of request lines
+//! until `exit`, end of input, an idle timeout or shutdown.
+//!
+//! The [`Handler`] runs on a pool thread and owns the read half of the
+//! socket; it queues replies for the session's writer thread (see
+//! [`crate::writer`]). Leaving the session, by any path, gives back the
+//! registry entry and the slot before the socket closes, so a client that
+//! has seen the connection close can count on its slot being free.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::text::escape;
+use common::{Code, Digest, Header, RemotePath, Request, PROTOCOL_VERSION};
+use crossbeam_channel::{bounded, Sender};
+
+use crate::connection::{Line, RequestReader};
+use crate::registry::{Activity, Registration};
+use crate::repo::{self, RepoError};
+use crate::server::Context;
+use crate::slots::Slot;
+use crate::writer::{self, Outgoing};
+
+/// Events a session can have queued before more are dropped.
+pub const EVENT_QUEUE: usize = 1000;
+
+/// Replies the reader may queue ahead of the writer (pipelined requests).
+const REPLY_QUEUE: usize = 8;
+
+/// The `help` reply.
+pub const HELP: &str = "\
+status                      uptime, connected clients and what each is doing
+list [dir]                  files and folders with size and modification time
+get <name>                  download a file; the reply carries its BLAKE3 hash
+put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
+help                        this list
+exit                        say goodbye and close the connection
+anything else               echoed back with \" ACK\"
+";
+
+/// Runs a session to its end on the current thread.
+pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(ctx.config.idle_timeout));
+    let clones = (stream.try_clone(), stream.try_clone());
+    let (Ok(for_registry), Ok(for_writer)) = clones else {
+        tracing::error!(%addr, "cannot duplicate the socket; dropping the connection");
+        return;
+    };
+    let (events_tx, events_rx) = bounded(EVENT_QUEUE);
+    let session = ctx.registry.register(addr, for_registry, events_tx);
+    tracing::info!(client = %session.name, %addr, "connected ({}/{})", ctx.registry.len(), ctx.config.max_clients);
+
+    let (replies, replies_rx) = bounded(REPLY_QUEUE);
+    let info = session.info();
+    let writer = thread::Builder::new()
+        .name(format!("writer-{}", session.name))
+        .stack_size(writer::WRITER_STACK_SIZE)
+        .spawn(move || writer::run(for_writer, replies_rx, events_rx, info));
+    let Ok(writer) = writer else {
+        tracing::error!(client = %session.name, "cannot start a writer thread; dropping the connection");
+        return;
+    };
+
+    let mut handler = Handler { reader: RequestReader::new(stream), replies, ctx, session, timeout_shortened: false };
+    let reason = handler.run();
+    let Handler { reader, replies, session, .. } = handler;
+    drop(replies);
+    if writer.join().is_err() {
+        tracing::error!(client = %session.name, "writer thread panicked");
+    }
+    tracing::info!(client = %session.name, "disconnected: {reason}");
+    drop(session);
+    drop(slot);
+    let _ = reader.stream().shutdown(Shutdown::Both);
+}
+
+/// The per-client state of the reading side.
+struct Handler {
+    reader: RequestReader,
+    replies: Sender<Outgoing>,
+    ctx: Arc<Context>,
+    session: Registration,
+    /// The read timeout is below the idle timeout and must be restored.
+    timeout_shortened: bool,
+}
+
+/// Whether the session goes on after a request.
+enum Next {
+    Continue,
+    Close(&'static str),
+}
+
+impl Handler {
+    fn run(&mut self) -> String {
+        if self.ctx.stopping.load(Ordering::SeqCst) {
+            self.send_err(Code::Unavailable, "server is shutting down");
+            return "server shutting down".into();
+        }
+        let body = format!("welcome {}; type help for commands\n", self.session.name);
+        let greeting = Header::Ok {
+            len: body.len() as u64,
+            fields: vec![("proto".into(), PROTOCOL_VERSION.to_string()), ("name".into(), self.session.name.clone())],
+        };
+        self.send(Outgoing::reply(&greeting, body.as_bytes()));
+        if let Err(e) = self.reader.stream().set_read_timeout(Some(self.ctx.config.idle_timeout)) {
+            return format!("cannot set a read timeout: {e}");
+        }
+        loop {
+            let line = match self.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return "idle timeout".into(),
+                Err(e) => return format!("read failed: {e}"),
+            };
+            let text = match line {
+                Line::Eof => return "end of input".into(),
+                Line::TooLong => {
+                    self.send_err(Code::BadRequest, format!("request line longer than {} bytes; closing", common::MAX_LINE_LEN));
+                    return "request line too long".into();
+                }
+                Line::NotUtf8 => {
+                    self.send_err(Code::BadRequest, "request is not valid UTF-8");
+                    continue;
+                }
+                Line::Text(text) => text,
+            };
+            self.session.touch();
+            if !self.session.begin_command(&self.ctx.stopping) {
+                self.send_err(Code::Unavailable, "server is shutting down");
+                return "server shutting down".into();
+            }
+            let next = self.execute(&text);
+            self.session.end_command();
+            self.session.set_activity(Activity::Idle);
+            if let Next::Close(reason) = next {
+                return reason.into();
+            }
+            if self.ctx.stopping.load(Ordering::SeqCst) {
+                return "server shutting down".into();
+            }
+        }
+    }
+
+    /// The next line, or `None` once the client has been silent (and no
+    /// transfer has moved) for the idle timeout.
+    fn next_line(&mut self) -> io::Result<Option<Line>> {
+        let idle_timeout = self.ctx.config.idle_timeout;
+        loop {
+            match self.reader.read_line() {
+                Ok(line) => {
+                    if self.timeout_shortened {
+                        self.reader.stream().set_read_timeout(Some(idle_timeout))?;
+                        self.timeout_shortened = false;
+                    }
+                    return Ok(Some(line));
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    let remaining = idle_timeout.saturating_sub(self.session.idle_for());
+                    if remaining.is_zero() {
+                        self.session.notify(format!("idle for {}s; disconnecting", idle_timeout.as_secs()));
+                        return Ok(None);
+                    }
+                    // A transfer kept the session alive: wait only for the rest.
+                    self.reader.stream().set_read_timeout(Some(remaining.max(Duration::from_millis(10))))?;
+                    self.timeout_shortened = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn execute(&mut self, line: &str) -> Next {
+        let request = match Request::parse(line) {
+            Ok(request) => request,
+            Err(e) => {
+                self.send_err(Code::BadRequest, e.to_string());
+                return Next::Continue;
+            }
+        };
+        tracing::info!(client = %self.session.name, "{}", request.summary());
+        if !matches!(request, Request::Get(_) | Request::Put { .. }) {
+            self.session.set_activity(Activity::Command(request.summary()));
+        }
+        match request {
+            Request::Status => self.send_text(&self.ctx.registry.status(self.session.id)),
+            Request::List(dir) => self.list(&dir),
+            Request::Get(name) => self.get(&name),
+            Request::Put { size, digest, name } => return self.put(size, &digest, &name),
+            Request::Help => self.send_text(HELP),
+            Request::Exit => {
+                self.send_text("bye\n");
+                return Next::Close("exit");
+            }
+            Request::Echo(text) => self.send_text(&format!("{text} ACK\n")),
+        }
+        Next::Continue
+    }
+
+    fn list(&mut self, dir: &str) {
+        let listing = RemotePath::parse(dir)
+            .map_err(|e| (e.code(), format!("{e}: '{}'", escape(dir))))
+            .and_then(|path| self.ctx.repo.list(&path).map_err(|e| (e.code(), e.to_string())));
+        match listing {
+            Ok(entries) => {
+                let body: String = entries.iter().map(|e| e.encode()).collect();
+                self.send_text(&body);
+            }
+            Err((code, message)) => self.send_err(code, message),
+        }
+    }
+
+    fn get(&mut self, name: &str) {
+        let path = match RemotePath::parse_file(name) {
+            Ok(path) => path,
+            Err(e) => return self.send_err(e.code(), format!("{e}: '{}'", escape(name))),
+        };
+        match self.ctx.repo.open_download(&path) {
+            Ok(download) => {
+                let header = Header::Ok {
+                    len: download.len,
+                    fields: vec![("blake3".into(), download.digest.to_string())],
+                };
+                self.send(Outgoing::File { header: header.encode().into_bytes(), download, name: path.to_string() });
+            }
+            Err(e) => self.send_repo_err(&e),
+        }
+    }
+
+    fn put(&mut self, size: u64, digest: &Digest, name: &str) -> Next {
+        let config = &self.ctx.config;
+        if !config.allow_uploads {
+            self.send_err(Code::Forbidden, "uploads are disabled on this server (it was started without --allow-uploads)");
+            return Next::Continue;
+        }
+        let path = match RemotePath::parse_file(name) {
+            Ok(path) => path,
+            Err(e) => {
+                self.send_err(e.code(), format!("{e}: '{}'", escape(name)));
+                return Next::Continue;
+            }
+        };
+        if size > config.max_upload_size {
+            self.send_err(
+                Code::TooLarge,
+                format!("'{path}' is {size} bytes; this server accepts uploads of at most {} bytes", config.max_upload_size),
+            );
+            return Next::Continue;
+        }
+        let ctx = Arc::clone(&self.ctx);
+        let mut upload = match ctx.repo.begin_upload(&path) {
+            Ok(upload) => upload,
+            Err(e) => {
+                self.send_repo_err(&e);
+                return Next::Continue;
+            }
+        };
+        self.send(Outgoing::reply(&Header::ok(0), b""));
+        self.session.set_activity(Activity::Receiving(path.to_string(), size));
+        let started = Instant::now();
+        let session = &self.session;
+        if let Err(e) = repo::receive(self.reader.body(), &mut upload, size, |n| session.set_transferred(n)) {
+            tracing::warn!(client = %self.session.name, "upload of '{path}' abandoned after {} of {size} bytes: {e}", upload.written());
+            return Next::Close("connection lost during upload");
+        }
+        match upload.commit(digest) {
+            Ok(n) => {
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(client = %self.session.name, "stored '{path}': {n} bytes in {secs:.3}s");
+                self.send_text(&format!("stored '{path}' ({n} bytes)\n"));
+            }
+            Err(e) => self.send_repo_err(&e),
+        }
+        Next::Continue
+    }
+
+    fn send(&self, msg: Outgoing) {
+        // Fails only when the writer has ended on a broken connection; the
+        // next read then fails too and ends the session.
+        let _ = self.replies.send(msg);
+    }
+
+    fn send_text(&self, text: &str) {
+        self.send(Outgoing::reply(&Header::ok(text.len() as u64), text.as_bytes()));
+    }
+
+    fn send_err(&self, code: Code, message: impl AsRef<str>) {
+        self.send(Outgoing::reply(&Header::err(code, message), b""));
+    }
+
+    fn send_repo_err(&self, err: &RepoError) {
+        if let RepoError::Io { .. } = err {
+            tracing::error!(client = %self.session.name, "{err}");
+        }
+        self.send_err(err.code(), err.to_string());
+    }
+}

@@ -1,0 +1,119 @@
+//! The write half of a session: one thread per session that owns the socket's
+//! sending side and writes, whole and in order, the replies its reader queues
+//! and the events other parts of the server send it.
+//!
+//! Because only this thread writes, an event can never land inside a reply,
+//! and a session receives events while it is idle. Files are sent with
+//! `io::copy` from the file to the socket, which Linux turns into `sendfile`:
+//! the bytes never pass through this process.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::Header;
+use crossbeam_channel::{select, Receiver};
+
+use crate::registry::{Activity, SessionInfo};
+use crate::repo::Download;
+
+/// Bytes sent per `sendfile` call between progress updates.
+const SEND_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// Stack size of a writer thread.
+pub const WRITER_STACK_SIZE: usize = 128 * 1024;
+
+/// Something the reader wants written.
+pub enum Outgoing {
+    /// A complete reply: header line and body.
+    Message(Vec<u8>),
+    /// A `get` reply: the header, then the file's bytes.
+    File {
+        /// The encoded `OK` header.
+        header: Vec<u8>,
+        /// The opened file.
+        download: Download,
+        /// Its name, for status and logs.
+        name: String,
+    },
+}
+
+impl Outgoing {
+    /// A reply with a header and a body.
+    pub fn reply(header: &Header, body: &[u8]) -> Outgoing {
+        let mut bytes = header.encode().into_bytes();
+        bytes.extend_from_slice(body);
+        Outgoing::Message(bytes)
+    }
+}
+
+/// Writes until the reader hangs up its side of `replies`, then writes the
+/// events still queued and returns. On a write error it shuts the socket
+/// down, which wakes the reader.
+pub fn run(mut stream: TcpStream, replies: Receiver<Outgoing>, events: Receiver<String>, session: Arc<SessionInfo>) {
+    let result = loop {
+        let step = select! {
+            recv(replies) -> msg => match msg {
+                Ok(msg) => write_outgoing(&mut stream, msg, &session),
+                Err(_) => break events.try_iter().try_for_each(|e| write_event(&mut stream, &e)),
+            },
+            recv(events) -> event => match event {
+                Ok(text) => write_event(&mut stream, &text),
+                Err(_) => Ok(()),
+            },
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %session.name, "write failed: {e}");
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn write_event(stream: &mut TcpStream, text: &str) -> io::Result<()> {
+    let mut bytes = Header::Event { len: text.len() as u64 }.encode().into_bytes();
+    bytes.extend_from_slice(text.as_bytes());
+    stream.write_all(&bytes)
+}
+
+fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) -> io::Result<()> {
+    match msg {
+        Outgoing::Message(bytes) => stream.write_all(&bytes),
+        Outgoing::File { header, download, name } => {
+            let started = Instant::now();
+            stream.write_all(&header)?;
+            session.set_activity(Activity::Sending(name.clone(), download.len));
+            let result = send_file(stream, download.file, download.len, session);
+            session.set_activity(Activity::Idle);
+            let sent = result?;
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(
+                client = %session.name,
+                "sent '{}': {sent} bytes in {secs:.3}s ({:.1} MB/s)",
+                common::text::escape(&name),
+                sent as f64 / secs.max(1e-9) / 1e6
+            );
+            Ok(())
+        }
+    }
+}
+
+fn send_file(stream: &mut TcpStream, file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
+    let mut file = file;
+    let mut sent = 0;
+    while sent < len {
+        let chunk = SEND_CHUNK.min(len - sent);
+        let n = io::copy(&mut (&mut file).take(chunk), stream)?;
+        if n == 0 {
+            // The file shrank after its length was announced: the reply cannot
+            // be completed, so the connection must end.
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+        }
+        sent += n;
+        session.set_transferred(sent);
+    }
+    Ok(sent)
+}

@@ -61,7 +61,8 @@ pub struct SessionInfo {
 impl SessionInfo {
     /// Records a sign of life: a request, or transfer progress.
     pub fn touch(&self) {
-        self.last_active_ms.store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_active_ms
+            .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Time since the last sign of life.
@@ -141,12 +142,21 @@ pub struct Registry {
 impl Registry {
     /// An empty registry for a server admitting `max_clients` at once.
     pub fn new(max_clients: usize) -> Registry {
-        Registry { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            started: Instant::now(),
+            max_clients,
+        }
     }
 
     /// Adds an admitted client and names it. The returned guard removes it
     /// again when dropped, on every path out of the session.
-    pub fn register(self: &Arc<Self>, addr: SocketAddr, stream: TcpStream, events: Sender<String>) -> Registration {
+    pub fn register(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        stream: TcpStream,
+        events: Sender<String>,
+    ) -> Registration {
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -164,7 +174,10 @@ impl Registry {
             clock: self.started,
         });
         inner.sessions.insert(id, Arc::clone(&info));
-        Registration { registry: Arc::clone(self), info }
+        Registration {
+            registry: Arc::clone(self),
+            info,
+        }
     }
 
     /// How many sessions are registered.
@@ -186,7 +199,10 @@ impl Registry {
     /// sessions in the middle of a command or transfer finish it first.
     pub fn announce_shutdown(&self, grace: Duration) {
         for session in self.sessions() {
-            session.notify(format!("server shutting down; transfers in progress have {}s to finish", grace.as_secs()));
+            session.notify(format!(
+                "server shutting down; transfers in progress have {}s to finish",
+                grace.as_secs()
+            ));
             let busy = session.busy.lock();
             if !*busy {
                 let _ = session.stream.shutdown(Shutdown::Read);
@@ -222,7 +238,13 @@ impl Registry {
         if !inner.departed.is_empty() {
             let _ = writeln!(out, "recently left");
             for d in inner.departed.iter().rev() {
-                let _ = writeln!(out, "  {}  {}  left {}", d.name, d.addr, d.left_at.format("%Y-%m-%d %H:%M:%S"));
+                let _ = writeln!(
+                    out,
+                    "  {}  {}  left {}",
+                    d.name,
+                    d.addr,
+                    d.left_at.format("%Y-%m-%d %H:%M:%S")
+                );
             }
         }
         out
@@ -253,7 +275,11 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = self.registry.inner.lock();
         inner.sessions.remove(&self.info.id);
-        inner.departed.push_back(Departed { name: self.info.name.clone(), addr: self.info.addr, left_at: Local::now() });
+        inner.departed.push_back(Departed {
+            name: self.info.name.clone(),
+            addr: self.info.addr,
+            left_at: Local::now(),
+        });
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
         }

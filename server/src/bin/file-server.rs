@@ -46,14 +46,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
 
     let repo = match Repo::open(&args.repo) {
         Ok(repo) => repo,
         Err(e) => {
-            eprintln!("file-server: cannot share '{}': {e} (it must be an existing folder)", args.repo.display());
+            eprintln!(
+                "file-server: cannot share '{}': {e} (it must be an existing folder)",
+                args.repo.display()
+            );
             return ExitCode::from(2);
         }
     };

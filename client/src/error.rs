@@ -1,0 +1,83 @@
+//! What can go wrong in the client, and the exit status each kind maps to.
+
+use common::Code;
+
+/// Exit status: every command succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the connection or a local file failed.
+pub const EXIT_IO: u8 = 1;
+/// Exit status: a command was typed wrongly.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the server was full.
+pub const EXIT_FULL: u8 = 3;
+/// Exit status: the server refused or failed a command.
+pub const EXIT_REMOTE: u8 = 4;
+
+/// A failed command or connection, worded for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Could not reach the server.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address as the user gave it.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server is at its cap.
+    #[error("Server is full")]
+    Full,
+    /// The connection failed or the server broke the protocol; the session is over.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// The server answered with an error; the session goes on.
+    #[error("remote: {message}")]
+    Remote {
+        /// The reply code.
+        code: Code,
+        /// The server's message, escaped.
+        message: String,
+    },
+    /// A local file could not be read or written, or would be overwritten.
+    #[error("{0}")]
+    Local(String),
+    /// The command was typed wrongly.
+    #[error("usage: {0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    /// The process exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Local(_) => {
+                EXIT_IO
+            }
+            ClientError::Full => EXIT_FULL,
+            ClientError::Remote { .. } => EXIT_REMOTE,
+            ClientError::Usage(_) => EXIT_USAGE,
+        }
+    }
+
+    /// True when the connection is unusable after this error.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Full | ClientError::Connection(_)
+        )
+    }
+
+    pub(crate) fn connection(context: &str, err: std::io::Error) -> ClientError {
+        match err.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ClientError::Connection(format!(
+                    "the server stopped answering ({context}: timed out)"
+                ))
+            }
+            std::io::ErrorKind::UnexpectedEof => {
+                ClientError::Connection(format!("server closed the connection ({context})"))
+            }
+            _ => ClientError::Connection(format!("{context}: {err}")),
+        }
+    }
+}

@@ -1,1 +1,310 @@
-//! placeholder
+//! Helpers for the end-to-end tests in `tests/`, which run the real
+//! `file-server` and `file-client` binaries the workspace builds
+//! (`cargo test --workspace` builds them before any test runs).
+//!
+//! # Layout
+//! - [`ServerProcess`]: a `file-server` on `127.0.0.1:0`, stopped by pid when dropped.
+//! - [`RawClient`]: a plain TCP client that speaks the protocol byte by byte.
+//! - [`run_client`]: runs `file-client` with arguments and returns its output.
+//! - [`pseudo_random`], [`eventually`]: test data and bounded waiting.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before the test fails.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Path of a binary built by this workspace (`file-server`, `file-client`).
+pub fn binary(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; the binaries one level up.
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A running `file-server`, killed and reaped when dropped.
+pub struct ServerProcess {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `file-server --bind 127.0.0.1 --port 0 --repo REPO EXTRA...` and
+    /// waits for its `listening on` line.
+    pub fn start(repo: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_on("127.0.0.1", repo, extra)
+    }
+
+    /// Like [`ServerProcess::start`] on another loopback address (`::1`).
+    pub fn start_on(bind: &str, repo: &Path, extra: &[&str]) -> ServerProcess {
+        let log_dir = tempfile::tempdir().expect("tempdir");
+        let log = log_dir.path().join("server.log");
+        let mut child = Command::new(binary("file-server"))
+            .args(["--bind", bind, "--port", "0", "--repo"])
+            .arg(repo)
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start file-server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read listening line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
+        ServerProcess { child: Some(child), addr, log, _log_dir: log_dir }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal by name (`INT`, `TERM`) to the server's pid.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the server to exit on its own, failing the test after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let (tx, rx) = mpsc::channel();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+                panic!("file-server did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A raw client connected to this server, greeting read.
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    /// Runs `file-client ADDR -c CMD...` in `dir` (also its download folder).
+    pub fn client(&self, dir: &Path, commands: &[&str]) -> Output {
+        let mut args = vec![self.addr.to_string()];
+        for c in commands {
+            args.push("-c".into());
+            args.push((*c).to_string());
+        }
+        run_client(dir, &args, None)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `file-client` with `args` in `dir`, feeding `stdin` if given.
+pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(binary("file-client"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start file-client");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("file-client output")
+}
+
+/// One reply as read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The header line without its `\n`.
+    pub header: String,
+    /// The body (empty for `ERR`).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client that speaks the protocol by hand, for exact checks.
+pub struct RawClient {
+    reader: BufReader<TcpStream>,
+    /// The socket, to write raw bytes.
+    pub stream: TcpStream,
+    /// The greeting's header line.
+    pub greeting: String,
+}
+
+impl RawClient {
+    /// Connects and reads the greeting (which may be `ERR 503 ...`).
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TEST_TIMEOUT)).expect("timeout");
+        let mut client = RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), stream, greeting: String::new() };
+        let greeting = client.read_message();
+        client.greeting = greeting.header;
+        client
+    }
+
+    /// Sends `line` and a `\n`.
+    pub fn send_line(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends a request and reads its reply, skipping events.
+    pub fn request(&mut self, line: &str) -> Reply {
+        self.send_line(line);
+        self.read_reply()
+    }
+
+    /// Reads the next reply that is not an event.
+    pub fn read_reply(&mut self) -> Reply {
+        loop {
+            let msg = self.read_message();
+            if !msg.header.starts_with("EVT ") {
+                return msg;
+            }
+        }
+    }
+
+    /// Reads the next message of any kind, event included.
+    pub fn read_message(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read header");
+        assert!(line.ends_with('\n'), "connection closed; got {line:?}");
+        let header = line.trim_end().to_string();
+        let len = match header.split(' ').collect::<Vec<_>>().as_slice() {
+            ["OK", len, ..] | ["EVT", len] => len.parse::<usize>().expect("length"),
+            ["ERR", ..] => 0,
+            _ => panic!("bad header {header:?}"),
+        };
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).expect("read body");
+        Reply { header, body }
+    }
+
+    /// Reads only the header line of the next message.
+    pub fn read_header(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read header");
+        line.trim_end().to_string()
+    }
+
+    /// Reads exactly `n` body bytes after [`RawClient::read_header`].
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut body = vec![0; n];
+        self.reader.read_exact(&mut body).expect("read body");
+        body
+    }
+
+    /// Reads until the server closes the connection; returns what came before.
+    pub fn read_to_eof(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).expect("read to end");
+        rest
+    }
+}
+
+/// Deterministic bytes that do not compress (xorshift64*).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Retries `check` (with a short pause between tries) until it returns
+/// `Some`, failing the test after [`TEST_TIMEOUT`]. For states the server
+/// reaches on its own with nothing to wait on, such as noticing a vanished peer.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// BLAKE3 of `bytes`, as hex.
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// A share for one test: a temporary folder with a few files.
+pub struct Share {
+    dir: tempfile::TempDir,
+}
+
+impl Share {
+    /// An empty share.
+    pub fn new() -> Share {
+        Share { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    pub fn add(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+}
+
+impl Default for Share {
+    fn default() -> Share {
+        Share::new()
+    }
+}

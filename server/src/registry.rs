@@ -100,9 +100,14 @@ impl SessionInfo {
         *self.busy.lock() = false;
     }
 
-    /// Queues a notice; never blocks. Returns false when the queue is full.
+    /// Queues a notice, a line of text; never blocks. Returns false when the
+    /// queue is full.
     pub fn notify(&self, text: impl Into<String>) -> bool {
-        self.events.try_send(text.into()).is_ok()
+        let mut text = text.into();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        self.events.try_send(text).is_ok()
     }
 
     fn describe_activity(&self) -> String {

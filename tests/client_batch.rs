@@ -1,0 +1,76 @@
+//! `file-client` in batch mode: `-c` and piped stdin, stop at the first
+//! failure, exit statuses that mean something.
+
+use file_share_e2e::{run_client, ServerProcess, Share};
+
+fn server() -> (Share, ServerProcess) {
+    let share = Share::new();
+    share.add("a.txt", b"a\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    (share, server)
+}
+
+#[test]
+fn commands_run_in_order_and_exit_0() {
+    let (share, server) = server();
+    let out = server.client(share.path(), &["one", "two", "status"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("one ACK\ntwo ACK\nuptime "), "{stdout}");
+}
+
+#[test]
+fn the_first_failed_command_stops_the_batch_with_status_4() {
+    let (share, server) = server();
+    let downloads = tempfile::tempdir().unwrap();
+    let out = server.client(downloads.path(), &["first", "get missing.txt", "never"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first ACK\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "remote: no such file 'missing.txt'\n"
+    );
+    let _ = share;
+}
+
+#[test]
+fn a_usage_error_in_a_command_is_status_2() {
+    let (share, server) = server();
+    let out = server.client(share.path(), &["get"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "usage: get [-f] <name>\n"
+    );
+}
+
+#[test]
+fn commands_are_read_from_stdin_when_it_is_not_a_terminal() {
+    let (share, server) = server();
+    let downloads = tempfile::tempdir().unwrap();
+    let script = "# a comment\nhello\n\nget a.txt\nget missing\nnever\n";
+    let out = run_client(downloads.path(), &[server.addr.to_string()], Some(script));
+    assert_eq!(out.status.code(), Some(4));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("hello ACK\ngot 'a.txt' (2 bytes"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("never"));
+    assert_eq!(
+        std::fs::read(downloads.path().join("a.txt")).unwrap(),
+        b"a\n"
+    );
+    let _ = share;
+}
+
+#[test]
+fn a_batch_that_ends_without_exit_still_leaves_cleanly() {
+    let (share, server) = server();
+    let out = server.client(share.path(), &["hi"]);
+    assert!(out.status.success());
+    // The server logged an orderly exit for that session.
+    let mut watcher = server.raw();
+    let status = watcher.request("status").text();
+    assert!(status.contains("recently left\n  Client01"), "{status}");
+}

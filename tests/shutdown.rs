@@ -1,0 +1,116 @@
+//! Ctrl+C and SIGTERM: stop accepting, tell every client, let transfers in
+//! flight finish within the grace period, then exit 0; a second signal quits.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use file_share_e2e::{pseudo_random, ServerProcess, Share, TEST_TIMEOUT};
+
+const SHUTDOWN_NOTICE: &str = "server shutting down; transfers in progress have 10s to finish\n";
+
+#[test]
+fn sigint_lets_a_download_in_flight_finish_and_exits_0() {
+    let share = Share::new();
+    let data = pseudo_random(64 << 20, 12);
+    share.add("big.bin", &data);
+    let mut server = ServerProcess::start(share.path(), &["--grace", "10"]);
+    let mut downloader = server.raw();
+    let mut idle = server.raw();
+    downloader.send_line("get big.bin");
+    assert!(downloader.read_header().starts_with("OK 67108864 "));
+    let mut got = downloader.read_exact(1 << 20);
+
+    server.signal("INT");
+    // The idle client is told, then disconnected.
+    let notice = idle.read_message();
+    assert_eq!(
+        (notice.header.as_str(), notice.text().as_str()),
+        ("EVT 63", SHUTDOWN_NOTICE)
+    );
+    assert!(idle.read_to_eof().is_empty());
+    // The download completes, byte for byte, and the notice follows it.
+    got.extend(downloader.read_exact(data.len() - got.len()));
+    assert!(got == data);
+    let notice = downloader.read_message();
+    assert_eq!(notice.text(), SHUTDOWN_NOTICE);
+    assert!(downloader.read_to_eof().is_empty());
+
+    let status = server.wait_exit(TEST_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "no longer accepting"
+    );
+}
+
+#[test]
+fn sigterm_with_idle_clients_exits_0_promptly() {
+    let share = Share::new();
+    let mut server = ServerProcess::start(share.path(), &["--grace", "30"]);
+    let mut clients: Vec<_> = (0..3).map(|_| server.raw()).collect();
+    server.signal("TERM");
+    for c in &mut clients {
+        assert_eq!(c.read_message().header, "EVT 63");
+        assert!(c.read_to_eof().is_empty());
+    }
+    // Well inside the 30 s grace: idle sessions do not hold shutdown up.
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_stalled_transfer_is_cut_when_the_grace_period_ends() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(64 << 20, 13));
+    let mut server = ServerProcess::start(share.path(), &["--grace", "1"]);
+    let mut stalled = server.raw();
+    stalled.send_line("get big.bin");
+    assert!(stalled.read_header().starts_with("OK 67108864 "));
+    server.signal("INT");
+    // The client never reads on; after the grace second the server closes it and exits.
+    assert_eq!(server.wait_exit(TEST_TIMEOUT).code(), Some(0));
+    let rest = stalled.read_to_eof();
+    assert!(rest.len() < 64 << 20, "the transfer was cut short");
+}
+
+#[test]
+fn a_second_signal_quits_at_once() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(64 << 20, 14));
+    let mut server = ServerProcess::start(share.path(), &["--grace", "10"]);
+    let mut stalled = server.raw();
+    stalled.send_line("get big.bin");
+    assert!(stalled.read_header().starts_with("OK 67108864 "));
+    let mut watcher = server.raw();
+    server.signal("INT");
+    // The watcher's notice shows the shutdown has begun; then signal again.
+    assert_eq!(watcher.read_message().header, "EVT 63");
+    server.signal("INT");
+    // Far sooner than the 10 s grace.
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(130));
+}
+
+#[test]
+fn an_upload_in_flight_finishes_during_the_grace_period() {
+    let share = Share::new();
+    let mut server = ServerProcess::start(share.path(), &["--grace", "10", "--allow-uploads"]);
+    let data = pseudo_random(2 << 20, 15);
+    let mut uploader = server.raw();
+    let digest = file_share_e2e::blake3_hex(&data);
+    assert_eq!(
+        uploader
+            .request(&format!("put {} {digest} late.bin", data.len()))
+            .header,
+        "OK 0"
+    );
+    uploader.send_bytes(&data[..1 << 20]);
+    server.signal("INT");
+    assert_eq!(uploader.read_message().header, "EVT 63");
+    uploader.send_bytes(&data[1 << 20..]);
+    assert_eq!(
+        uploader.read_reply().text(),
+        "stored 'late.bin' (2097152 bytes)\n"
+    );
+    assert!(uploader.read_to_eof().is_empty());
+    assert_eq!(server.wait_exit(TEST_TIMEOUT).code(), Some(0));
+    assert!(std::fs::read(share.path().join("late.bin")).unwrap() == data);
+}

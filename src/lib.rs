@@ -23,16 +23,9 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub fn binary(name: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps; the binaries one level up.
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
     path
 }
 
@@ -69,21 +62,10 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read listening line");
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line {line:?}; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        ServerProcess {
-            child: Some(child),
-            addr,
-            log,
-            _log_dir: log_dir,
-        }
+        let addr = line.strip_prefix("listening on ").and_then(|a| a.trim().parse().ok()).unwrap_or_else(|| {
+            panic!("unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        ServerProcess { child: Some(child), addr, log, _log_dir: log_dir }
     }
 
     /// The process id.
@@ -93,11 +75,7 @@ impl ServerProcess {
 
     /// Sends a signal by name (`INT`, `TERM`) to the server's pid.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
         assert!(status.success(), "kill -{name} failed");
     }
 
@@ -112,14 +90,8 @@ impl ServerProcess {
         match rx.recv_timeout(timeout) {
             Ok(status) => status.expect("wait"),
             Err(_) => {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .status();
-                panic!(
-                    "file-server did not exit within {timeout:?}; log:\n{}",
-                    self.log()
-                );
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+                panic!("file-server did not exit within {timeout:?}; log:\n{}", self.log());
             }
         }
     }
@@ -159,22 +131,13 @@ pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
     let mut child = Command::new(binary("file-client"))
         .args(args)
         .current_dir(dir)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start file-client");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     }
     child.wait_with_output().expect("file-client output")
 }
@@ -208,14 +171,9 @@ impl RawClient {
     /// Connects and reads the greeting (which may be `ERR 503 ...`).
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(TEST_TIMEOUT))
-            .expect("timeout");
-        let mut client = RawClient {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            stream,
-            greeting: String::new(),
-        };
+        stream.set_read_timeout(Some(TEST_TIMEOUT)).expect("timeout");
+        let mut client =
+            RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), stream, greeting: String::new() };
         let greeting = client.read_message();
         client.greeting = greeting.header;
         client
@@ -326,9 +284,7 @@ pub struct Share {
 impl Share {
     /// An empty share.
     pub fn new() -> Share {
-        Share {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        Share { dir: tempfile::tempdir().expect("tempdir") }
     }
 
     /// The folder.

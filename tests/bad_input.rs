@@ -22,37 +22,16 @@ fn names_reaching_outside_are_refused_and_the_session_goes_on() {
     let server = ServerProcess::start(share.path(), &[]);
     let mut c = server.raw();
     let cases = [
-        (
-            "get ../../etc/passwd",
-            "ERR 403 '..' is not allowed in names: '../../etc/passwd'",
-        ),
-        (
-            "get docs/../../x",
-            "ERR 403 '..' is not allowed in names: 'docs/../../x'",
-        ),
-        (
-            "get /etc/passwd",
-            "ERR 403 absolute paths are not allowed: '/etc/passwd'",
-        ),
+        ("get ../../etc/passwd", "ERR 403 '..' is not allowed in names: '../../etc/passwd'"),
+        ("get docs/../../x", "ERR 403 '..' is not allowed in names: 'docs/../../x'"),
+        ("get /etc/passwd", "ERR 403 absolute paths are not allowed: '/etc/passwd'"),
         ("get leak", "ERR 403 access denied to 'leak'"),
-        (
-            "get outdir/passwd",
-            "ERR 403 access denied to 'outdir/passwd'",
-        ),
+        ("get outdir/passwd", "ERR 403 access denied to 'outdir/passwd'"),
         ("list outdir", "ERR 403 access denied to 'outdir'"),
         ("list ..", "ERR 403 '..' is not allowed in names: '..'"),
-        (
-            "get ..\\ok.txt",
-            "ERR 400 backslashes are not allowed in names: '..\\ok.txt'",
-        ),
-        (
-            "get .secret",
-            "ERR 403 hidden files are not served: '.secret'",
-        ),
-        (
-            "get ok\x01.txt",
-            "ERR 400 control characters are not allowed in names: 'ok\\x01.txt'",
-        ),
+        ("get ..\\ok.txt", "ERR 400 backslashes are not allowed in names: '..\\ok.txt'"),
+        ("get .secret", "ERR 403 hidden files are not served: '.secret'"),
+        ("get ok\x01.txt", "ERR 400 control characters are not allowed in names: 'ok\\x01.txt'"),
         ("get docs", "ERR 400 'docs' is not a regular file"),
         ("get missing.txt", "ERR 404 no such file 'missing.txt'"),
         ("get", "ERR 400 missing argument: usage: get <name>"),
@@ -63,18 +42,12 @@ fn names_reaching_outside_are_refused_and_the_session_goes_on() {
     }
     // A NUL byte inside the line.
     c.send_bytes(b"get ok\0.txt\n");
-    assert_eq!(
-        c.read_reply().header,
-        "ERR 400 control characters are not allowed in names: 'ok\\x00.txt'"
-    );
+    assert_eq!(c.read_reply().header, "ERR 400 control characters are not allowed in names: 'ok\\x00.txt'");
     // A symlink that stays inside the share is followed.
     assert_eq!(c.request("get alias").text(), "fine\n");
     // Links leading out are not even listed.
     let listing = c.request("list").text();
-    assert!(
-        !listing.contains("leak") && !listing.contains("outdir"),
-        "{listing}"
-    );
+    assert!(!listing.contains("leak") && !listing.contains("outdir"), "{listing}");
     assert_eq!(c.request("still here?").text(), "still here? ACK\n");
 }
 
@@ -98,24 +71,15 @@ fn an_overlong_line_is_refused_and_the_connection_closed() {
     assert_eq!(c.request(&at_limit).text(), format!("{at_limit} ACK\n"));
     // One byte over is not, and the connection ends.
     c.send_line(&"y".repeat(4097));
-    assert_eq!(
-        c.read_reply().header,
-        "ERR 400 request line longer than 4096 bytes; closing"
-    );
+    assert_eq!(c.read_reply().header, "ERR 400 request line longer than 4096 bytes; closing");
     assert!(c.read_to_eof().is_empty());
 
     // A megabyte with no line end at all: cut off early, server unharmed.
     let mut flood = server.raw();
-    let garbage = pseudo_random(1 << 20, 5)
-        .into_iter()
-        .map(|b| if b == b'\n' { b'x' } else { b })
-        .collect::<Vec<_>>();
+    let garbage = pseudo_random(1 << 20, 5).into_iter().map(|b| if b == b'\n' { b'x' } else { b }).collect::<Vec<_>>();
     // The server may close before reading it all; a failed write is expected then.
     let _ = std::io::Write::write_all(&mut flood.stream, &garbage);
-    assert_eq!(
-        flood.read_reply().header,
-        "ERR 400 request line longer than 4096 bytes; closing"
-    );
+    assert_eq!(flood.read_reply().header, "ERR 400 request line longer than 4096 bytes; closing");
     assert_eq!(server.raw().request("alive").text(), "alive ACK\n");
 }
 
@@ -143,11 +107,7 @@ fn a_client_that_vanishes_mid_put_leaves_nothing_behind() {
     let server = ServerProcess::start(share.path(), &["--max-clients", "1", "--allow-uploads"]);
     let data = pseudo_random(4 << 20, 2);
     let mut c = server.raw();
-    c.send_line(&format!(
-        "put {} {} half.bin",
-        data.len(),
-        blake3_hex(&data)
-    ));
+    c.send_line(&format!("put {} {} half.bin", data.len(), blake3_hex(&data)));
     assert_eq!(c.read_reply().header, "OK 0");
     c.send_bytes(&data[..data.len() / 2]);
     drop(c);
@@ -157,9 +117,7 @@ fn a_client_that_vanishes_mid_put_leaves_nothing_behind() {
     });
     drop(admitted);
     assert!(!share.path().join("half.bin").exists());
-    let leftovers = std::fs::read_dir(share.path().join(".uploads"))
-        .unwrap()
-        .count();
+    let leftovers = std::fs::read_dir(share.path().join(".uploads")).unwrap().count();
     assert_eq!(leftovers, 0, "temporary upload file left behind");
 }
 

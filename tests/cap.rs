@@ -14,17 +14,10 @@ fn the_fourth_client_is_refused_and_admitted_once_one_exits() {
 
     let mut fourth = server.raw();
     assert_eq!(fourth.greeting, "ERR 503 Server is full");
-    assert!(
-        fourth.read_to_eof().is_empty(),
-        "a refused connection is closed at once"
-    );
+    assert!(fourth.read_to_eof().is_empty(), "a refused connection is closed at once");
 
     // The real client says so and exits with status 3.
-    let out = run_client(
-        share.path(),
-        &[server.addr.to_string(), "-c".into(), "status".into()],
-        None,
-    );
+    let out = run_client(share.path(), &[server.addr.to_string(), "-c".into(), "status".into()], None);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "Server is full\n");
 

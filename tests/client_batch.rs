@@ -26,10 +26,7 @@ fn the_first_failed_command_stops_the_batch_with_status_4() {
     let out = server.client(downloads.path(), &["first", "get missing.txt", "never"]);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "first ACK\n");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "remote: no such file 'missing.txt'\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "remote: no such file 'missing.txt'\n");
     let _ = share;
 }
 
@@ -38,10 +35,7 @@ fn a_usage_error_in_a_command_is_status_2() {
     let (share, server) = server();
     let out = server.client(share.path(), &["get"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "usage: get [-f] <name>\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "usage: get [-f] <name>\n");
 }
 
 #[test]
@@ -52,15 +46,9 @@ fn commands_are_read_from_stdin_when_it_is_not_a_terminal() {
     let out = run_client(downloads.path(), &[server.addr.to_string()], Some(script));
     assert_eq!(out.status.code(), Some(4));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.starts_with("hello ACK\ngot 'a.txt' (2 bytes"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("hello ACK\ngot 'a.txt' (2 bytes"), "{stdout}");
     assert!(!stdout.contains("never"));
-    assert_eq!(
-        std::fs::read(downloads.path().join("a.txt")).unwrap(),
-        b"a\n"
-    );
+    assert_eq!(std::fs::read(downloads.path().join("a.txt")).unwrap(), b"a\n");
     let _ = share;
 }
 

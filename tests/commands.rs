@@ -46,10 +46,7 @@ fn help_lists_every_command() {
     let server = ServerProcess::start(share.path(), &[]);
     let help = server.raw().request("help").text();
     for command in ["status", "list", "get", "put", "help", "exit"] {
-        assert!(
-            help.lines().any(|l| l.starts_with(command)),
-            "help lacks {command}:\n{help}"
-        );
+        assert!(help.lines().any(|l| l.starts_with(command)), "help lacks {command}:\n{help}");
     }
 }
 
@@ -62,34 +59,17 @@ fn status_shows_uptime_clients_activity_and_departures() {
     let status = me.request("status").text();
     assert!(status.starts_with("uptime "), "{status}");
     assert!(status.contains("clients 2/3"), "{status}");
-    let mine = status
-        .lines()
-        .find(|l| l.contains("Client01"))
-        .expect("my line");
-    assert!(
-        mine.contains("(you)") && mine.contains("127.0.0.1:") && mine.contains("connected 20"),
-        "{mine}"
-    );
+    let mine = status.lines().find(|l| l.contains("Client01")).expect("my line");
+    assert!(mine.contains("(you)") && mine.contains("127.0.0.1:") && mine.contains("connected 20"), "{mine}");
     assert!(mine.contains("idle ") && mine.ends_with("status"), "{mine}");
-    assert!(
-        status
-            .lines()
-            .any(|l| l.contains("Client02") && l.ends_with("idle")),
-        "{status}"
-    );
+    assert!(status.lines().any(|l| l.contains("Client02") && l.ends_with("idle")), "{status}");
 
     assert_eq!(other.request("exit").text(), "bye\n");
     other.read_to_eof();
     let status = me.request("status").text();
     assert!(status.contains("clients 1/3"), "{status}");
-    let left = status
-        .split("recently left")
-        .nth(1)
-        .expect("departures section");
-    assert!(
-        left.contains("Client02") && left.contains("left 20"),
-        "{status}"
-    );
+    let left = status.split("recently left").nth(1).expect("departures section");
+    assert!(left.contains("Client02") && left.contains("left 20"), "{status}");
 }
 
 #[test]
@@ -98,52 +78,23 @@ fn list_is_sorted_marks_folders_and_hides_dot_files() {
     let server = ServerProcess::start(share.path(), &[]);
     let mut c = server.raw();
     let listing = c.request("list").text();
-    let names: Vec<&str> = listing
-        .lines()
-        .map(|l| l.splitn(4, ' ').nth(3).unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        ["a name with spaces.txt", "docs/", "empty.bin", "hello.txt"]
-    );
+    let names: Vec<&str> = listing.lines().map(|l| l.splitn(4, ' ').nth(3).unwrap()).collect();
+    assert_eq!(names, ["a name with spaces.txt", "docs/", "empty.bin", "hello.txt"]);
     let hello = listing.lines().find(|l| l.ends_with(" hello.txt")).unwrap();
-    assert!(
-        hello.starts_with("f 6 20") && hello.contains('T') && hello.contains("Z "),
-        "{hello}"
-    );
-    assert!(listing
-        .lines()
-        .any(|l| l.starts_with("d - ") && l.ends_with(" docs/")));
+    assert!(hello.starts_with("f 6 20") && hello.contains('T') && hello.contains("Z "), "{hello}");
+    assert!(listing.lines().any(|l| l.starts_with("d - ") && l.ends_with(" docs/")));
 
     assert_eq!(
-        c.request("list docs")
-            .text()
-            .lines()
-            .map(|l| l.rsplit(' ').next().unwrap())
-            .collect::<Vec<_>>(),
+        c.request("list docs").text().lines().map(|l| l.rsplit(' ').next().unwrap()).collect::<Vec<_>>(),
         ["a.txt"]
     );
-    assert_eq!(
-        c.request("list nowhere").header,
-        "ERR 404 no such file 'nowhere'"
-    );
-    assert_eq!(
-        c.request("list hello.txt").header,
-        "ERR 400 'hello.txt' is not a folder"
-    );
+    assert_eq!(c.request("list nowhere").header, "ERR 404 no such file 'nowhere'");
+    assert_eq!(c.request("list hello.txt").header, "ERR 400 'hello.txt' is not a folder");
 
     let out = server.client(share.path(), &["list"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("6  20") && l.ends_with("  hello.txt")),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("-  ") && l.ends_with("  docs/")),
-        "{text}"
-    );
+    assert!(text.lines().any(|l| l.trim_start().starts_with("6  20") && l.ends_with("  hello.txt")), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("-  ") && l.ends_with("  docs/")), "{text}");
 }
 
 #[test]
@@ -154,10 +105,7 @@ fn get_states_the_hash_and_sends_exact_bytes() {
     let server = ServerProcess::start(share.path(), &[]);
     let mut c = server.raw();
     let reply = c.request("get random.bin");
-    assert_eq!(
-        reply.header,
-        format!("OK {} blake3={}", data.len(), blake3_hex(&data))
-    );
+    assert_eq!(reply.header, format!("OK {} blake3={}", data.len(), blake3_hex(&data)));
     assert!(reply.body == data, "body differs");
     // The session goes on after a binary body.
     assert_eq!(c.request("ping").text(), "ping ACK\n");
@@ -170,40 +118,21 @@ fn client_downloads_binary_empty_spaced_and_nested_files_identically() {
     share.add("random.bin", &data);
     let server = ServerProcess::start(share.path(), &[]);
     let downloads = tempfile::tempdir().unwrap();
-    let out = server.client(
-        downloads.path(),
-        &[
-            "get random.bin",
-            "get empty.bin",
-            "get a name with spaces.txt",
-            "get docs/a.txt",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = server
+        .client(downloads.path(), &["get random.bin", "get empty.bin", "get a name with spaces.txt", "get docs/a.txt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let read = |name: &str| std::fs::read(downloads.path().join(name)).unwrap();
     assert!(read("random.bin") == data);
     assert_eq!(read("empty.bin"), b"");
     assert_eq!(read("a name with spaces.txt"), b"spaces\n");
     assert_eq!(read("a.txt"), b"in a folder\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("got 'random.bin' (1048576 bytes"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("got 'random.bin' (1048576 bytes"), "{stdout}");
     // No temporary files are left behind.
-    let mut names: Vec<String> = std::fs::read_dir(downloads.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(downloads.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        ["a name with spaces.txt", "a.txt", "empty.bin", "random.bin"]
-    );
+    assert_eq!(names, ["a name with spaces.txt", "a.txt", "empty.bin", "random.bin"]);
 }
 
 #[test]
@@ -214,21 +143,12 @@ fn get_refuses_to_overwrite_a_local_file_unless_forced() {
     std::fs::write(downloads.path().join("hello.txt"), b"mine").unwrap();
     let out = server.client(downloads.path(), &["get hello.txt"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "local file 'hello.txt' exists (use get -f to overwrite)\n"
-    );
-    assert_eq!(
-        std::fs::read(downloads.path().join("hello.txt")).unwrap(),
-        b"mine"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "local file 'hello.txt' exists (use get -f to overwrite)\n");
+    assert_eq!(std::fs::read(downloads.path().join("hello.txt")).unwrap(), b"mine");
 
     let out = server.client(downloads.path(), &["get -f hello.txt"]);
     assert!(out.status.success());
-    assert_eq!(
-        std::fs::read(downloads.path().join("hello.txt")).unwrap(),
-        b"hello\n"
-    );
+    assert_eq!(std::fs::read(downloads.path().join("hello.txt")).unwrap(), b"hello\n");
 }
 
 #[test]
@@ -237,10 +157,7 @@ fn exit_says_goodbye_and_closes() {
     let server = ServerProcess::start(share.path(), &[]);
     let mut c = server.raw();
     let reply = c.request("exit");
-    assert_eq!(
-        (reply.header.as_str(), reply.text().as_str()),
-        ("OK 4", "bye\n")
-    );
+    assert_eq!((reply.header.as_str(), reply.text().as_str()), ("OK 4", "bye\n"));
     assert!(c.read_to_eof().is_empty());
 }
 
@@ -254,11 +171,7 @@ fn a_file_that_is_too_big_for_memory_is_streamed_with_its_hash() {
     let server = ServerProcess::start(share.path(), &[]);
     let downloads = tempfile::tempdir().unwrap();
     let out = server.client(downloads.path(), &["get big.bin"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read(downloads.path().join("big.bin")).unwrap() == data);
 }
 
@@ -267,19 +180,11 @@ fn connection_over_ipv6_and_by_host_name() {
     let share = sample_share();
     let v6 = ServerProcess::start_on("::1", share.path(), &[]);
     assert_eq!(v6.addr.to_string(), format!("[::1]:{}", v6.addr.port()));
-    let out = run_client(
-        share.path(),
-        &[v6.addr.to_string(), "-c".into(), "over v6".into()],
-        None,
-    );
+    let out = run_client(share.path(), &[v6.addr.to_string(), "-c".into(), "over v6".into()], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over v6 ACK\n");
 
     let v4 = ServerProcess::start(share.path(), &[]);
     let by_name = format!("localhost:{}", v4.addr.port());
-    let out = run_client(
-        share.path(),
-        &[by_name, "-c".into(), "by name".into()],
-        None,
-    );
+    let out = run_client(share.path(), &[by_name, "-c".into(), "by name".into()], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "by name ACK\n");
 }

@@ -23,10 +23,7 @@ fn sigint_lets_a_download_in_flight_finish_and_exits_0() {
     server.signal("INT");
     // The idle client is told, then disconnected.
     let notice = idle.read_message();
-    assert_eq!(
-        (notice.header.as_str(), notice.text().as_str()),
-        ("EVT 63", SHUTDOWN_NOTICE)
-    );
+    assert_eq!((notice.header.as_str(), notice.text().as_str()), ("EVT 63", SHUTDOWN_NOTICE));
     assert!(idle.read_to_eof().is_empty());
     // The download completes, byte for byte, and the notice follows it.
     got.extend(downloader.read_exact(data.len() - got.len()));
@@ -37,10 +34,7 @@ fn sigint_lets_a_download_in_flight_finish_and_exits_0() {
 
     let status = server.wait_exit(TEST_TIMEOUT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
-    assert!(
-        TcpStream::connect(server.addr).is_err(),
-        "no longer accepting"
-    );
+    assert!(TcpStream::connect(server.addr).is_err(), "no longer accepting");
 }
 
 #[test]
@@ -96,20 +90,12 @@ fn an_upload_in_flight_finishes_during_the_grace_period() {
     let data = pseudo_random(2 << 20, 15);
     let mut uploader = server.raw();
     let digest = file_share_e2e::blake3_hex(&data);
-    assert_eq!(
-        uploader
-            .request(&format!("put {} {digest} late.bin", data.len()))
-            .header,
-        "OK 0"
-    );
+    assert_eq!(uploader.request(&format!("put {} {digest} late.bin", data.len())).header, "OK 0");
     uploader.send_bytes(&data[..1 << 20]);
     server.signal("INT");
     assert_eq!(uploader.read_message().header, "EVT 63");
     uploader.send_bytes(&data[1 << 20..]);
-    assert_eq!(
-        uploader.read_reply().text(),
-        "stored 'late.bin' (2097152 bytes)\n"
-    );
+    assert_eq!(uploader.read_reply().text(), "stored 'late.bin' (2097152 bytes)\n");
     assert!(uploader.read_to_eof().is_empty());
     assert_eq!(server.wait_exit(TEST_TIMEOUT).code(), Some(0));
     assert!(std::fs::read(share.path().join("late.bin")).unwrap() == data);

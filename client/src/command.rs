@@ -62,9 +62,7 @@ impl Command {
         if trimmed.contains(['\n', '\r']) {
             return Err(ClientError::Usage("a command is one line".into()));
         }
-        let (keyword, arg) = trimmed
-            .split_once(char::is_whitespace)
-            .map_or((trimmed, ""), |(k, a)| (k, a.trim()));
+        let (keyword, arg) = trimmed.split_once(char::is_whitespace).map_or((trimmed, ""), |(k, a)| (k, a.trim()));
         match keyword.to_ascii_lowercase().as_str() {
             "exit" | "quit" | "bye" => Ok(Command::Exit),
             "help" | "?" => Ok(Command::Help),
@@ -78,31 +76,17 @@ impl Command {
                 if name.is_empty() {
                     return Err(ClientError::Usage("get [-f] <name>".into()));
                 }
-                Ok(Command::Get {
-                    force,
-                    name: unquote(name),
-                })
+                Ok(Command::Get { force, name: unquote(name) })
             }
             "put" => {
-                let words = split_words(arg)
-                    .ok_or_else(|| ClientError::Usage("put: unbalanced quotes".into()))?;
+                let words = split_words(arg).ok_or_else(|| ClientError::Usage("put: unbalanced quotes".into()))?;
                 match words.as_slice() {
-                    [local] => Ok(Command::Put {
-                        local: local.into(),
-                        remote: None,
-                    }),
-                    [local, remote] => Ok(Command::Put {
-                        local: local.into(),
-                        remote: Some(remote.clone()),
-                    }),
-                    _ => Err(ClientError::Usage(
-                        "put <local> [remote] (quote names with spaces)".into(),
-                    )),
+                    [local] => Ok(Command::Put { local: local.into(), remote: None }),
+                    [local, remote] => Ok(Command::Put { local: local.into(), remote: Some(remote.clone()) }),
+                    _ => Err(ClientError::Usage("put <local> [remote] (quote names with spaces)".into())),
                 }
             }
-            _ => Request::parse(trimmed)
-                .map(Command::Remote)
-                .map_err(|e| ClientError::Usage(e.to_string())),
+            _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.to_string())),
         }
     }
 }
@@ -173,59 +157,25 @@ mod tests {
         assert_eq!(parse("QUIT"), Command::Exit);
         assert_eq!(parse("bye"), Command::Exit);
         assert_eq!(parse("ls docs"), Command::List("docs".into()));
-        assert_eq!(
-            parse("get a b.txt"),
-            Command::Get {
-                force: false,
-                name: "a b.txt".into()
-            }
-        );
-        assert_eq!(
-            parse("get -f \"a b.txt\""),
-            Command::Get {
-                force: true,
-                name: "a b.txt".into()
-            }
-        );
-        assert_eq!(
-            parse("put x.bin"),
-            Command::Put {
-                local: "x.bin".into(),
-                remote: None
-            }
-        );
+        assert_eq!(parse("get a b.txt"), Command::Get { force: false, name: "a b.txt".into() });
+        assert_eq!(parse("get -f \"a b.txt\""), Command::Get { force: true, name: "a b.txt".into() });
+        assert_eq!(parse("put x.bin"), Command::Put { local: "x.bin".into(), remote: None });
         assert_eq!(
             parse("put 'my file.txt' docs/your\\ file.txt"),
-            Command::Put {
-                local: "my file.txt".into(),
-                remote: Some("docs/your file.txt".into())
-            }
+            Command::Put { local: "my file.txt".into(), remote: Some("docs/your file.txt".into()) }
         );
     }
 
     #[test]
     fn other_lines_go_to_the_server() {
         assert_eq!(parse("status"), Command::Remote(Request::Status));
-        assert_eq!(
-            parse("Hello Server!"),
-            Command::Remote(Request::Echo("Hello Server!".into()))
-        );
+        assert_eq!(parse("Hello Server!"), Command::Remote(Request::Echo("Hello Server!".into())));
     }
 
     #[test]
     fn misuse_is_a_usage_error() {
-        for bad in [
-            "get",
-            "get -f",
-            "put",
-            "put a b c",
-            "put \"open",
-            "status now",
-        ] {
-            assert!(
-                matches!(Command::parse(bad), Err(ClientError::Usage(_))),
-                "{bad}"
-            );
+        for bad in ["get", "get -f", "put", "put a b c", "put \"open", "status now"] {
+            assert!(matches!(Command::parse(bad), Err(ClientError::Usage(_))), "{bad}");
         }
     }
 }

@@ -53,29 +53,16 @@ pub struct Connection {
 /// # Errors
 /// [`ClientError::Connect`] when the name does not resolve.
 pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>, ClientError> {
-    let fail = |reason: String| ClientError::Connect {
-        addr: addr.to_string(),
-        reason,
-    };
+    let fail = |reason: String| ClientError::Connect { addr: addr.to_string(), reason };
     let with_port = if addr.parse::<std::net::IpAddr>().is_ok() {
         // A bare IP; an IPv6 one needs brackets to take a port.
-        SocketAddr::new(
-            addr.parse().map_err(|_| fail("bad address".into()))?,
-            DEFAULT_PORT,
-        )
-        .to_string()
-    } else if addr
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-    {
+        SocketAddr::new(addr.parse().map_err(|_| fail("bad address".into()))?, DEFAULT_PORT).to_string()
+    } else if addr.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
         addr.to_string()
     } else {
         format!("{addr}:{DEFAULT_PORT}")
     };
-    let addrs: Vec<SocketAddr> = with_port
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .collect();
+    let addrs: Vec<SocketAddr> = with_port.to_socket_addrs().map_err(|e| fail(e.to_string()))?.collect();
     if addrs.is_empty() {
         return Err(fail("the name has no addresses".into()));
     }
@@ -105,29 +92,16 @@ impl Connection {
             }
         }
         let Some(stream) = stream else {
-            let reason =
-                last_error.map_or_else(|| "no address answered".to_string(), |e| e.to_string());
-            return Err(ClientError::Connect {
-                addr: addr.to_string(),
-                reason,
-            });
+            let reason = last_error.map_or_else(|| "no address answered".to_string(), |e| e.to_string());
+            return Err(ClientError::Connect { addr: addr.to_string(), reason });
         };
         let _ = stream.set_nodelay(true);
         // A reply that stops coming ends the wait; a moving transfer never does,
         // since the timeout applies to each read.
         let _ = stream.set_read_timeout(Some(timeout));
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| ClientError::connection("connect", e))?;
-        let writer = stream
-            .try_clone()
-            .map_err(|e| ClientError::connection("connect", e))?;
-        let mut conn = Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
-            writer,
-            peer,
-            on_event,
-        };
+        let peer = stream.peer_addr().map_err(|e| ClientError::connection("connect", e))?;
+        let writer = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
+        let mut conn = Connection { reader: BufReader::with_capacity(READ_BUFFER, stream), writer, peer, on_event };
         match conn.read_reply_header() {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
@@ -135,21 +109,14 @@ impl Connection {
                 if let Header::Ok { len, .. } = header {
                     conn.read_text_body(len)?;
                 }
-                Ok((
-                    conn,
-                    Greeting {
-                        name: escape(&name).into_owned(),
-                        protocol,
-                    },
-                ))
+                Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
-            Err(ClientError::Remote {
-                code: Code::Unavailable,
-                message,
-            }) if message.contains("full") => Err(ClientError::Full),
-            Err(ClientError::Remote { message, .. }) => Err(ClientError::Connection(format!(
-                "server refused: {message}"
-            ))),
+            Err(ClientError::Remote { code: Code::Unavailable, message }) if message.contains("full") => {
+                Err(ClientError::Full)
+            }
+            Err(ClientError::Remote { message, .. }) => {
+                Err(ClientError::Connection(format!("server refused: {message}")))
+            }
             Err(e) => Err(e),
         }
     }
@@ -164,9 +131,7 @@ impl Connection {
     /// # Errors
     /// [`ClientError::Connection`] when the write fails.
     pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        self.writer
-            .write_all(request.encode().as_bytes())
-            .map_err(|e| ClientError::connection("sending request", e))
+        self.writer.write_all(request.encode().as_bytes()).map_err(|e| ClientError::connection("sending request", e))
     }
 
     /// The socket's write side, for an upload's body.
@@ -183,8 +148,8 @@ impl Connection {
     pub fn read_reply_header(&mut self) -> Result<Header, ClientError> {
         loop {
             let line = self.read_header_line()?;
-            let header = Header::parse(&line)
-                .map_err(|e| ClientError::Connection(format!("bad reply from server: {e}")))?;
+            let header =
+                Header::parse(&line).map_err(|e| ClientError::Connection(format!("bad reply from server: {e}")))?;
             match header {
                 Header::Event { len } => {
                     if len > MAX_EVENT_BODY {
@@ -196,10 +161,7 @@ impl Connection {
                     (self.on_event)(&text);
                 }
                 Header::Err { code, message } => {
-                    return Err(ClientError::Remote {
-                        code,
-                        message: escape(&message).into_owned(),
-                    })
+                    return Err(ClientError::Remote { code, message: escape(&message).into_owned() })
                 }
                 ok => return Ok(ok),
             }
@@ -217,17 +179,11 @@ impl Connection {
             )));
         }
         let mut body = Vec::with_capacity(len as usize);
-        (&mut self.reader)
-            .take(len)
-            .read_to_end(&mut body)
-            .map_err(|e| ClientError::connection("reading reply", e))?;
+        (&mut self.reader).take(len).read_to_end(&mut body).map_err(|e| ClientError::connection("reading reply", e))?;
         if body.len() as u64 != len {
-            return Err(ClientError::Connection(
-                "server closed the connection mid-reply".into(),
-            ));
+            return Err(ClientError::Connection("server closed the connection mid-reply".into()));
         }
-        String::from_utf8(body)
-            .map_err(|_| ClientError::Connection("server sent a reply that is not UTF-8".into()))
+        String::from_utf8(body).map_err(|_| ClientError::Connection("server sent a reply that is not UTF-8".into()))
     }
 
     /// Streams a binary body of `len` bytes into `out`, calling `progress`
@@ -251,9 +207,7 @@ impl Connection {
                     "connection closed mid-transfer",
                 )));
             }
-            let n = chunk
-                .len()
-                .min(usize::try_from(len - done).unwrap_or(usize::MAX));
+            let n = chunk.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
             out.write_all(&chunk[..n]).map_err(BodyError::Write)?;
             self.reader.consume(n);
             done += n as u64;
@@ -270,9 +224,7 @@ impl Connection {
             .read_until(b'\n', &mut line)
             .map_err(|e| ClientError::connection("reading reply", e))?;
         if line.is_empty() {
-            return Err(ClientError::Connection(
-                "server closed the connection".into(),
-            ));
+            return Err(ClientError::Connection("server closed the connection".into()));
         }
         if line.last() != Some(&b'\n') {
             return Err(if line.len() as u64 >= limit {
@@ -281,8 +233,7 @@ impl Connection {
                 ClientError::Connection("server closed the connection mid-reply".into())
             });
         }
-        String::from_utf8(line).map_err(|_| {
-            ClientError::Connection("server sent a reply header that is not UTF-8".into())
-        })
+        String::from_utf8(line)
+            .map_err(|_| ClientError::Connection("server sent a reply header that is not UTF-8".into()))
     }
 }

@@ -50,9 +50,7 @@ impl ClientError {
     /// The process exit status for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Local(_) => {
-                EXIT_IO
-            }
+            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Local(_) => EXIT_IO,
             ClientError::Full => EXIT_FULL,
             ClientError::Remote { .. } => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,
@@ -61,18 +59,13 @@ impl ClientError {
 
     /// True when the connection is unusable after this error.
     pub fn ends_session(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Connect { .. } | ClientError::Full | ClientError::Connection(_)
-        )
+        matches!(self, ClientError::Connect { .. } | ClientError::Full | ClientError::Connection(_))
     }
 
     pub(crate) fn connection(context: &str, err: std::io::Error) -> ClientError {
         match err.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                ClientError::Connection(format!(
-                    "the server stopped answering ({context}: timed out)"
-                ))
+                ClientError::Connection(format!("the server stopped answering ({context}: timed out)"))
             }
             std::io::ErrorKind::UnexpectedEof => {
                 ClientError::Connection(format!("server closed the connection ({context})"))

@@ -31,11 +31,7 @@ pub struct Session {
 impl Session {
     /// Wraps an open connection; downloads go to `download_dir`.
     pub fn new(conn: Connection, greeting: Greeting, download_dir: PathBuf) -> Session {
-        Session {
-            conn,
-            greeting,
-            download_dir,
-        }
+        Session { conn, greeting, download_dir }
     }
 
     /// `Client02@127.0.0.1:12345> `
@@ -84,10 +80,7 @@ impl Session {
         self.conn.send(request)?;
         match self.conn.read_reply_header()? {
             Header::Ok { len, .. } => self.conn.read_text_body(len),
-            other => Err(ClientError::Connection(format!(
-                "unexpected reply {}",
-                escape(other.encode().trim_end())
-            ))),
+            other => Err(ClientError::Connection(format!("unexpected reply {}", escape(other.encode().trim_end())))),
         }
     }
 
@@ -96,51 +89,32 @@ impl Session {
         let base = local_base_name(name)?;
         let target = self.download_dir.join(base);
         if !force && target.symlink_metadata().is_ok() {
-            return Err(ClientError::Local(format!(
-                "local file '{}' exists (use get -f to overwrite)",
-                escape(base)
-            )));
+            return Err(ClientError::Local(format!("local file '{}' exists (use get -f to overwrite)", escape(base))));
         }
         let part = self.download_dir.join(format!("{base}.part"));
         self.conn.send(&Request::Get(name.to_string()))?;
         let header = self.conn.read_reply_header()?;
         let (len, expected) = match &header {
             Header::Ok { len, .. } => {
-                let digest = header
-                    .field("blake3")
-                    .and_then(|d| d.parse::<Digest>().ok());
+                let digest = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
                 let Some(digest) = digest else {
-                    return Err(ClientError::Connection(
-                        "server's get reply has no valid blake3 field".into(),
-                    ));
+                    return Err(ClientError::Connection("server's get reply has no valid blake3 field".into()));
                 };
                 (*len, digest)
             }
             other => {
-                return Err(ClientError::Connection(format!(
-                    "unexpected reply {}",
-                    escape(other.encode().trim_end())
-                )))
+                return Err(ClientError::Connection(format!("unexpected reply {}", escape(other.encode().trim_end()))))
             }
         };
-        let local_err = |what: &str, e: io::Error| {
-            ClientError::Local(format!("{what} '{}': {e}", part.display()))
-        };
+        let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", part.display()));
         let file = File::create(&part).map_err(|e| local_err("cannot create", e))?;
         let started = Instant::now();
-        let mut sink = HashingWriter {
-            file,
-            hasher: blake3::Hasher::new(),
-        };
+        let mut sink = HashingWriter { file, hasher: blake3::Hasher::new() };
         match self.conn.read_body_into(len, &mut sink, |_| {}) {
             Ok(_) => {}
             Err(BodyError::Write(e)) => return Err(local_err("cannot write", e)),
             Err(BodyError::Read(e)) => {
-                let context = format!(
-                    "downloading '{}' (partial file kept as {})",
-                    escape(name),
-                    part.display()
-                );
+                let context = format!("downloading '{}' (partial file kept as {})", escape(name), part.display());
                 return Err(ClientError::connection(&context, e));
             }
         }
@@ -151,9 +125,7 @@ impl Session {
                 escape(name)
             )));
         }
-        sink.file
-            .sync_all()
-            .map_err(|e| local_err("cannot write", e))?;
+        sink.file.sync_all().map_err(|e| local_err("cannot write", e))?;
         drop(sink);
         if force {
             fs::rename(&part, &target).map_err(|e| local_err("cannot rename", e))?;
@@ -161,10 +133,7 @@ impl Session {
             // A hard link never replaces a file that appeared meanwhile.
             fs::hard_link(&part, &target).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
-                    ClientError::Local(format!(
-                        "local file '{}' exists (use get -f to overwrite)",
-                        escape(base)
-                    ))
+                    ClientError::Local(format!("local file '{}' exists (use get -f to overwrite)", escape(base)))
                 } else {
                     local_err("cannot link", e)
                 }
@@ -180,9 +149,7 @@ impl Session {
     }
 
     fn put(&mut self, local: &Path, remote: Option<&str>) -> Result<String, ClientError> {
-        let local_err = |what: &str, e: io::Error| {
-            ClientError::Local(format!("{what} '{}': {e}", local.display()))
-        };
+        let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
         let remote = match remote {
             Some(r) => r.to_string(),
             None => local
@@ -199,62 +166,36 @@ impl Session {
         let mut file = File::open(local).map_err(|e| local_err("cannot open", e))?;
         let meta = file.metadata().map_err(|e| local_err("cannot read", e))?;
         if !meta.is_file() {
-            return Err(ClientError::Local(format!(
-                "'{}' is not a regular file",
-                local.display()
-            )));
+            return Err(ClientError::Local(format!("'{}' is not a regular file", local.display())));
         }
         let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_reader(&mut file)
-            .map_err(|e| local_err("cannot read", e))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| local_err("cannot read", e))?;
+        hasher.update_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
         let size = meta.len();
         let digest = Digest(*hasher.finalize().as_bytes());
-        self.conn.send(&Request::Put {
-            size,
-            digest,
-            name: remote.clone(),
-        })?;
+        self.conn.send(&Request::Put { size, digest, name: remote.clone() })?;
         match self.conn.read_reply_header()? {
             Header::Ok { len: 0, .. } => {}
             other => {
-                return Err(ClientError::Connection(format!(
-                    "unexpected reply {}",
-                    escape(other.encode().trim_end())
-                )))
+                return Err(ClientError::Connection(format!("unexpected reply {}", escape(other.encode().trim_end()))))
             }
         }
         let started = Instant::now();
-        let sent = io::copy(
-            &mut io::Read::take(&mut file, size),
-            self.conn.upload_sink(),
-        )
-        .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
+        let sent = io::copy(&mut io::Read::take(&mut file, size), self.conn.upload_sink())
+            .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
         if sent != size {
             // The file shrank while being sent: the server is waiting for more
             // bytes than we have, so the session cannot go on.
-            return Err(ClientError::Connection(format!(
-                "'{}' shrank while being sent",
-                local.display()
-            )));
+            return Err(ClientError::Connection(format!("'{}' shrank while being sent", local.display())));
         }
         let body = match self.conn.read_reply_header()? {
             Header::Ok { len, .. } => self.conn.read_text_body(len)?,
             other => {
-                return Err(ClientError::Connection(format!(
-                    "unexpected reply {}",
-                    escape(other.encode().trim_end())
-                )))
+                return Err(ClientError::Connection(format!("unexpected reply {}", escape(other.encode().trim_end()))))
             }
         };
         let secs = started.elapsed().as_secs_f64();
-        Ok(format!(
-            "{} ({:.1} MB/s)\n",
-            escape(body.trim_end()),
-            size as f64 / secs.max(1e-9) / 1e6
-        ))
+        Ok(format!("{} ({:.1} MB/s)\n", escape(body.trim_end()), size as f64 / secs.max(1e-9) / 1e6))
     }
 }
 
@@ -268,10 +209,7 @@ fn local_base_name(name: &str) -> Result<&str, ClientError> {
         || base.contains(['\\', '\0'])
         || base.chars().any(char::is_control)
     {
-        return Err(ClientError::Usage(format!(
-            "get: '{}' does not end in a file name",
-            escape(name)
-        )));
+        return Err(ClientError::Usage(format!("get: '{}' does not end in a file name", escape(name))));
     }
     Ok(base)
 }
@@ -304,16 +242,8 @@ fn format_listing(body: &str) -> String {
                     ListEntryKind::File => e.size.to_string(),
                     ListEntryKind::Dir => "-".to_string(),
                 };
-                let slash = if e.kind == ListEntryKind::Dir {
-                    "/"
-                } else {
-                    ""
-                };
-                out.push_str(&format!(
-                    "{size:>12}  {}  {}{slash}\n",
-                    escape(&e.modified),
-                    escape(&e.name)
-                ));
+                let slash = if e.kind == ListEntryKind::Dir { "/" } else { "" };
+                out.push_str(&format!("{size:>12}  {}  {}{slash}\n", escape(&e.modified), escape(&e.name)));
             }
             None => out.push_str(&format!("{}\n", escape(line))),
         }

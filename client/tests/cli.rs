@@ -5,38 +5,26 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 
 fn file_client(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_file-client"))
-        .args(args)
-        .output()
-        .expect("run file-client")
+    Command::new(env!("CARGO_BIN_EXE_file-client")).args(args).output().expect("run file-client")
 }
 
 #[test]
 fn no_server_is_exit_1_naming_the_address() {
     // A port that was free a moment ago: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let out = file_client(&[&addr, "-c", "status"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with(&format!("file-client: cannot connect to {addr}: ")),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("file-client: cannot connect to {addr}: ")), "{err}");
 }
 
 #[test]
 fn an_unknown_host_is_exit_1() {
     let out = file_client(&["no-such-host.invalid:1", "-c", "status"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot connect to no-such-host.invalid:1")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to no-such-host.invalid:1"));
 }
 
 #[test]

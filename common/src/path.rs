@@ -50,9 +50,7 @@ impl PathError {
 impl RemotePath {
     /// The share itself, as named by `list` with no argument.
     pub fn root() -> Self {
-        RemotePath {
-            components: Vec::new(),
-        }
+        RemotePath { components: Vec::new() }
     }
 
     /// Checks and normalises a name; the empty name is the root.
@@ -133,18 +131,12 @@ mod tests {
     #[test]
     fn normal_names_are_accepted_and_normalised() {
         assert_eq!(RemotePath::parse("a.txt").unwrap().as_relative(), "a.txt");
-        assert_eq!(
-            RemotePath::parse("docs//./a b.txt").unwrap().as_relative(),
-            "docs/a b.txt"
-        );
+        assert_eq!(RemotePath::parse("docs//./a b.txt").unwrap().as_relative(), "docs/a b.txt");
         assert_eq!(RemotePath::parse("docs/").unwrap().as_relative(), "docs");
         assert!(RemotePath::parse("").unwrap().is_root());
         assert!(RemotePath::parse(".").unwrap().is_root());
         assert_eq!(RemotePath::parse("x/y").unwrap().file_name(), Some("y"));
-        assert_eq!(
-            RemotePath::parse("x/y").unwrap().parent().as_relative(),
-            "x"
-        );
+        assert_eq!(RemotePath::parse("x/y").unwrap().parent().as_relative(), "x");
         assert_eq!(RemotePath::parse("naïve…").unwrap().as_relative(), "naïve…");
     }
 

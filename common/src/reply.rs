@@ -102,27 +102,18 @@ pub enum HeaderError {
 impl Header {
     /// An `OK` header with no fields.
     pub fn ok(len: u64) -> Header {
-        Header::Ok {
-            len,
-            fields: Vec::new(),
-        }
+        Header::Ok { len, fields: Vec::new() }
     }
 
     /// An `ERR` header; the message is escaped to one line.
     pub fn err(code: Code, message: impl AsRef<str>) -> Header {
-        Header::Err {
-            code,
-            message: escape(message.as_ref()).into_owned(),
-        }
+        Header::Err { code, message: escape(message.as_ref()).into_owned() }
     }
 
     /// The value of field `key` of an `OK` header.
     pub fn field(&self, key: &str) -> Option<&str> {
         match self {
-            Header::Ok { fields, .. } => fields
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str()),
+            Header::Ok { fields, .. } => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
             _ => None,
         }
     }
@@ -152,10 +143,7 @@ impl Header {
     pub fn parse(line: &str) -> Result<Header, HeaderError> {
         let line = line.trim_end_matches(['\n', '\r']);
         let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let number = |text: &str| {
-            text.parse::<u64>()
-                .map_err(|_| HeaderError::BadNumber(escape(line).into_owned()))
-        };
+        let number = |text: &str| text.parse::<u64>().map_err(|_| HeaderError::BadNumber(escape(line).into_owned()));
         match kind {
             "OK" => {
                 let mut words = rest.split(' ');
@@ -171,12 +159,9 @@ impl Header {
             }
             "ERR" => {
                 let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
-                let code = u16::try_from(number(code)?)
-                    .map_err(|_| HeaderError::BadNumber(escape(line).into_owned()))?;
-                Ok(Header::Err {
-                    code: Code::from_number(code),
-                    message: message.to_string(),
-                })
+                let code =
+                    u16::try_from(number(code)?).map_err(|_| HeaderError::BadNumber(escape(line).into_owned()))?;
+                Ok(Header::Err { code: Code::from_number(code), message: message.to_string() })
             }
             "EVT" => Ok(Header::Event { len: number(rest)? }),
             _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
@@ -225,19 +210,13 @@ impl ListEntry {
     /// Reads one line of a `list` body.
     pub fn parse(line: &str) -> Option<ListEntry> {
         let mut parts = line.trim_end_matches(['\n', '\r']).splitn(4, ' ');
-        let (kind, size, modified, name) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (kind, size, modified, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let (kind, size, name) = match kind {
             "f" => (ListEntryKind::File, size.parse().ok()?, name),
             "d" => (ListEntryKind::Dir, 0, name.strip_suffix('/')?),
             _ => return None,
         };
-        Some(ListEntry {
-            kind,
-            size,
-            modified: modified.to_string(),
-            name: name.to_string(),
-        })
+        Some(ListEntry { kind, size, modified: modified.to_string(), name: name.to_string() })
     }
 }
 
@@ -249,13 +228,7 @@ mod tests {
     fn headers_round_trip() {
         let cases = [
             Header::ok(0),
-            Header::Ok {
-                len: 1 << 40,
-                fields: vec![
-                    ("blake3".into(), "ab".repeat(32)),
-                    ("size".into(), "9".into()),
-                ],
-            },
+            Header::Ok { len: 1 << 40, fields: vec![("blake3".into(), "ab".repeat(32)), ("size".into(), "9".into())] },
             Header::err(Code::NotFound, "no such file 'x y.txt'"),
             Header::err(Code::Other(418), "teapot"),
             Header::Event { len: 17 },
@@ -282,38 +255,14 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_typed_errors() {
-        assert!(matches!(
-            Header::parse("HELLO"),
-            Err(HeaderError::UnknownKind(_))
-        ));
-        assert!(matches!(
-            Header::parse("OK"),
-            Err(HeaderError::BadNumber(_))
-        ));
-        assert!(matches!(
-            Header::parse("OK -1"),
-            Err(HeaderError::BadNumber(_))
-        ));
-        assert!(matches!(
-            Header::parse("OK 99999999999999999999999"),
-            Err(HeaderError::BadNumber(_))
-        ));
-        assert!(matches!(
-            Header::parse("ERR x nope"),
-            Err(HeaderError::BadNumber(_))
-        ));
-        assert!(matches!(
-            Header::parse("ERR 70000 big"),
-            Err(HeaderError::BadNumber(_))
-        ));
-        assert!(matches!(
-            Header::parse("OK 1 junk"),
-            Err(HeaderError::BadField(_))
-        ));
-        assert!(matches!(
-            Header::parse("EVT"),
-            Err(HeaderError::BadNumber(_))
-        ));
+        assert!(matches!(Header::parse("HELLO"), Err(HeaderError::UnknownKind(_))));
+        assert!(matches!(Header::parse("OK"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK -1"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK 99999999999999999999999"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("ERR x nope"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("ERR 70000 big"), Err(HeaderError::BadNumber(_))));
+        assert!(matches!(Header::parse("OK 1 junk"), Err(HeaderError::BadField(_))));
+        assert!(matches!(Header::parse("EVT"), Err(HeaderError::BadNumber(_))));
     }
 
     #[test]

@@ -88,9 +88,7 @@ impl Request {
             "help" => no_arg("help", Request::Help),
             "exit" => no_arg("exit", Request::Exit),
             "list" => Ok(Request::List(arg.to_string())),
-            "get" if arg.is_empty() => Err(RequestError::MissingArgument {
-                usage: "get <name>",
-            }),
+            "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
             "get" => Ok(Request::Get(arg.to_string())),
             "put" => Self::parse_put(arg),
             _ => Ok(Request::Echo(line.to_string())),
@@ -100,8 +98,7 @@ impl Request {
     fn parse_put(arg: &str) -> Result<Request, RequestError> {
         let bad = RequestError::BadPut { usage: PUT_USAGE };
         let mut words = arg.splitn(3, char::is_whitespace);
-        let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next())
-        else {
+        let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next()) else {
             return Err(bad);
         };
         let size = size.parse().map_err(|_| bad.clone())?;
@@ -110,11 +107,7 @@ impl Request {
         if name.is_empty() {
             return Err(bad);
         }
-        Ok(Request::Put {
-            size,
-            digest,
-            name: name.to_string(),
-        })
+        Ok(Request::Put { size, digest, name: name.to_string() })
     }
 
     /// The request line, with its `\n`.
@@ -168,16 +161,8 @@ mod tests {
             Request::List("docs".into()),
             Request::Get("a file with spaces.txt".into()),
             Request::Get("docs/a.txt".into()),
-            Request::Put {
-                size: 0,
-                digest: digest(),
-                name: "empty".into(),
-            },
-            Request::Put {
-                size: 1 << 33,
-                digest: digest(),
-                name: "big name.iso".into(),
-            },
+            Request::Put { size: 0, digest: digest(), name: "empty".into() },
+            Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
             Request::Help,
             Request::Exit,
             Request::Echo("Hello Server!".into()),
@@ -189,59 +174,26 @@ mod tests {
 
     #[test]
     fn keywords_are_case_insensitive_and_crlf_is_accepted() {
-        assert_eq!(
-            Request::parse("GET x.txt\r\n"),
-            Ok(Request::Get("x.txt".into()))
-        );
+        assert_eq!(Request::parse("GET x.txt\r\n"), Ok(Request::Get("x.txt".into())));
         assert_eq!(Request::parse("Status\r\n"), Ok(Request::Status));
-        assert_eq!(
-            Request::parse("  list   docs  "),
-            Ok(Request::List("docs".into()))
-        );
+        assert_eq!(Request::parse("  list   docs  "), Ok(Request::List("docs".into())));
     }
 
     #[test]
     fn other_lines_are_echoes() {
-        assert_eq!(
-            Request::parse("Hello Server!\n"),
-            Ok(Request::Echo("Hello Server!".into()))
-        );
-        assert_eq!(
-            Request::parse("getter x"),
-            Ok(Request::Echo("getter x".into()))
-        );
+        assert_eq!(Request::parse("Hello Server!\n"), Ok(Request::Echo("Hello Server!".into())));
+        assert_eq!(Request::parse("getter x"), Ok(Request::Echo("getter x".into())));
         assert_eq!(Request::parse(""), Ok(Request::Echo(String::new())));
     }
 
     #[test]
     fn misused_commands_are_typed_errors() {
-        assert!(matches!(
-            Request::parse("get"),
-            Err(RequestError::MissingArgument { .. })
-        ));
-        assert!(matches!(
-            Request::parse("get   "),
-            Err(RequestError::MissingArgument { .. })
-        ));
-        assert!(matches!(
-            Request::parse("status now"),
-            Err(RequestError::UnexpectedArgument { .. })
-        ));
-        assert!(matches!(
-            Request::parse("exit please"),
-            Err(RequestError::UnexpectedArgument { .. })
-        ));
-        for bad in [
-            "put",
-            "put 12",
-            "put x abc name",
-            "put 12 nothex name",
-            &format!("put 12 {}", digest()),
-        ] {
-            assert!(
-                matches!(Request::parse(bad), Err(RequestError::BadPut { .. })),
-                "{bad}"
-            );
+        assert!(matches!(Request::parse("get"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("get   "), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
+        assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));
+        for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest())] {
+            assert!(matches!(Request::parse(bad), Err(RequestError::BadPut { .. })), "{bad}");
         }
     }
 

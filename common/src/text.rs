@@ -87,15 +87,7 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_errors() {
-        for bad in [
-            "",
-            "M",
-            "-1",
-            "1.5G",
-            "10X",
-            "99999999999999999999",
-            "16777216T",
-        ] {
+        for bad in ["", "M", "-1", "1.5G", "10X", "99999999999999999999", "16777216T"] {
             assert!(parse_size(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -33,10 +33,7 @@ pub struct RequestReader {
 impl RequestReader {
     /// Wraps the socket's read side.
     pub fn new(stream: TcpStream) -> RequestReader {
-        RequestReader {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
-            line: Vec::with_capacity(256),
-        }
+        RequestReader { reader: BufReader::with_capacity(READ_BUFFER, stream), line: Vec::with_capacity(256) }
     }
 
     /// The socket, e.g. to change its read timeout.

@@ -40,21 +40,14 @@ impl ThreadPool {
                     .spawn(move || {
                         for job in receiver {
                             if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                                tracing::error!(
-                                    "a session panicked; its slot was freed and the server goes on"
-                                );
+                                tracing::error!("a session panicked; its slot was freed and the server goes on");
                             }
                         }
                     })?;
-                Ok(Worker {
-                    thread: Some(thread),
-                })
+                Ok(Worker { thread: Some(thread) })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(ThreadPool {
-            jobs: Some(jobs),
-            workers,
-        })
+        Ok(ThreadPool { jobs: Some(jobs), workers })
     }
 
     /// Queues a job for the next free worker.

@@ -61,8 +61,7 @@ pub struct SessionInfo {
 impl SessionInfo {
     /// Records a sign of life: a request, or transfer progress.
     pub fn touch(&self) {
-        self.last_active_ms
-            .store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_active_ms.store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Time since the last sign of life.
@@ -147,21 +146,12 @@ pub struct Registry {
 impl Registry {
     /// An empty registry for a server admitting `max_clients` at once.
     pub fn new(max_clients: usize) -> Registry {
-        Registry {
-            inner: Mutex::new(Inner::default()),
-            started: Instant::now(),
-            max_clients,
-        }
+        Registry { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
     }
 
     /// Adds an admitted client and names it. The returned guard removes it
     /// again when dropped, on every path out of the session.
-    pub fn register(
-        self: &Arc<Self>,
-        addr: SocketAddr,
-        stream: TcpStream,
-        events: Sender<String>,
-    ) -> Registration {
+    pub fn register(self: &Arc<Self>, addr: SocketAddr, stream: TcpStream, events: Sender<String>) -> Registration {
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -179,10 +169,7 @@ impl Registry {
             clock: self.started,
         });
         inner.sessions.insert(id, Arc::clone(&info));
-        Registration {
-            registry: Arc::clone(self),
-            info,
-        }
+        Registration { registry: Arc::clone(self), info }
     }
 
     /// How many sessions are registered.
@@ -204,10 +191,7 @@ impl Registry {
     /// sessions in the middle of a command or transfer finish it first.
     pub fn announce_shutdown(&self, grace: Duration) {
         for session in self.sessions() {
-            session.notify(format!(
-                "server shutting down; transfers in progress have {}s to finish",
-                grace.as_secs()
-            ));
+            session.notify(format!("server shutting down; transfers in progress have {}s to finish", grace.as_secs()));
             let busy = session.busy.lock();
             if !*busy {
                 let _ = session.stream.shutdown(Shutdown::Read);
@@ -243,13 +227,7 @@ impl Registry {
         if !inner.departed.is_empty() {
             let _ = writeln!(out, "recently left");
             for d in inner.departed.iter().rev() {
-                let _ = writeln!(
-                    out,
-                    "  {}  {}  left {}",
-                    d.name,
-                    d.addr,
-                    d.left_at.format("%Y-%m-%d %H:%M:%S")
-                );
+                let _ = writeln!(out, "  {}  {}  left {}", d.name, d.addr, d.left_at.format("%Y-%m-%d %H:%M:%S"));
             }
         }
         out

@@ -63,9 +63,7 @@ impl RepoError {
         match self {
             RepoError::NotFound(_) => Code::NotFound,
             RepoError::Forbidden(_) => Code::Forbidden,
-            RepoError::NotAFile(_) | RepoError::NotADir(_) | RepoError::HashMismatch(_) => {
-                Code::BadRequest
-            }
+            RepoError::NotAFile(_) | RepoError::NotADir(_) | RepoError::HashMismatch(_) => Code::BadRequest,
             RepoError::Exists(_) => Code::Exists,
             RepoError::Io { .. } => Code::Internal,
         }
@@ -78,10 +76,7 @@ impl RepoError {
             io::ErrorKind::PermissionDenied => RepoError::Forbidden(name),
             io::ErrorKind::NotADirectory => RepoError::NotFound(name),
             io::ErrorKind::AlreadyExists => RepoError::Exists(name),
-            _ => RepoError::Io {
-                context: format!("{context} '{name}'"),
-                source: err,
-            },
+            _ => RepoError::Io { context: format!("{context} '{name}'"), source: err },
         }
     }
 }
@@ -123,12 +118,7 @@ impl Repo {
     /// When `path` does not exist or is not a folder.
     pub fn open(path: &Path) -> io::Result<Repo> {
         let root = Dir::open_ambient_dir(path, ambient_authority())?;
-        Ok(Repo {
-            root,
-            path: path.to_path_buf(),
-            hashes: Mutex::new(HashMap::new()),
-            next_upload: AtomicU64::new(0),
-        })
+        Ok(Repo { root, path: path.to_path_buf(), hashes: Mutex::new(HashMap::new()), next_upload: AtomicU64::new(0) })
     }
 
     /// The folder as given on the command line, for logs.
@@ -159,22 +149,16 @@ impl Repo {
     /// [`RepoError`] when the folder does not exist, is a file, or leads out.
     pub fn list(&self, path: &RemotePath) -> Result<Vec<ListEntry>, RepoError> {
         let dir = if path.is_root() {
-            self.root
-                .try_clone()
-                .map_err(|e| RepoError::from_io(e, path, "cannot open"))?
+            self.root.try_clone().map_err(|e| RepoError::from_io(e, path, "cannot open"))?
         } else {
             match self.root.metadata(path.as_relative()) {
                 Ok(meta) if !meta.is_dir() => return Err(RepoError::NotADir(path.to_string())),
                 Ok(_) => {}
                 Err(e) => return Err(RepoError::from_io(e, path, "cannot open folder")),
             }
-            self.root
-                .open_dir(path.as_relative())
-                .map_err(|e| RepoError::from_io(e, path, "cannot open folder"))?
+            self.root.open_dir(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot open folder"))?
         };
-        let entries = dir
-            .entries()
-            .map_err(|e| RepoError::from_io(e, path, "cannot list"))?;
+        let entries = dir.entries().map_err(|e| RepoError::from_io(e, path, "cannot list"))?;
         let mut listed = Vec::new();
         for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -194,21 +178,9 @@ impl Repo {
             } else {
                 continue;
             };
-            let modified = meta
-                .modified()
-                .map(|t| rfc3339(t.into_std()))
-                .unwrap_or_default();
-            let size = if kind == ListEntryKind::File {
-                meta.len()
-            } else {
-                0
-            };
-            listed.push(ListEntry {
-                kind,
-                size,
-                modified,
-                name,
-            });
+            let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
+            let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
+            listed.push(ListEntry { kind, size, modified, name });
         }
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listed)
@@ -223,21 +195,12 @@ impl Repo {
     pub fn open_download(&self, path: &RemotePath) -> Result<Download, RepoError> {
         let rel = path.as_relative();
         // Checked before opening so a FIFO or device never blocks the session.
-        let meta = self
-            .root
-            .metadata(&rel)
-            .map_err(|e| RepoError::from_io(e, path, "cannot open"))?;
+        let meta = self.root.metadata(&rel).map_err(|e| RepoError::from_io(e, path, "cannot open"))?;
         if !meta.is_file() {
             return Err(RepoError::NotAFile(path.to_string()));
         }
-        let mut file = self
-            .root
-            .open(&rel)
-            .map_err(|e| RepoError::from_io(e, path, "cannot open"))?
-            .into_std();
-        let meta = file
-            .metadata()
-            .map_err(|e| RepoError::from_io(e, path, "cannot stat"))?;
+        let mut file = self.root.open(&rel).map_err(|e| RepoError::from_io(e, path, "cannot open"))?.into_std();
+        let meta = file.metadata().map_err(|e| RepoError::from_io(e, path, "cannot stat"))?;
         if !meta.is_file() {
             return Err(RepoError::NotAFile(path.to_string()));
         }
@@ -253,11 +216,8 @@ impl Repo {
             Some(d) => d,
             None => {
                 let mut hasher = blake3::Hasher::new();
-                hasher
-                    .update_reader(&mut file)
-                    .map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
-                file.seek(SeekFrom::Start(0))
-                    .map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
+                hasher.update_reader(&mut file).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
+                file.seek(SeekFrom::Start(0)).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
                 let digest = Digest(*hasher.finalize().as_bytes());
                 let mut hashes = self.hashes.lock();
                 if hashes.len() >= HASH_CACHE_ENTRIES {
@@ -267,11 +227,7 @@ impl Repo {
                 digest
             }
         };
-        Ok(Download {
-            file,
-            len: meta.len(),
-            digest,
-        })
+        Ok(Download { file, len: meta.len(), digest })
     }
 
     /// Starts an upload to `path`: checks the folder exists and the name is
@@ -294,20 +250,14 @@ impl Repo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RepoError::from_io(e, path, "cannot check")),
         }
-        let temp = format!(
-            "{UPLOAD_DIR}/{}-{}.part",
-            std::process::id(),
-            self.next_upload.fetch_add(1, Ordering::Relaxed)
-        );
+        let temp =
+            format!("{UPLOAD_DIR}/{}-{}.part", std::process::id(), self.next_upload.fetch_add(1, Ordering::Relaxed));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         let file = self
             .root
             .open_with(&temp, &options)
-            .map_err(|e| RepoError::Io {
-                context: format!("cannot create upload file in {UPLOAD_DIR}"),
-                source: e,
-            })?
+            .map_err(|e| RepoError::Io { context: format!("cannot create upload file in {UPLOAD_DIR}"), source: e })?
             .into_std();
         Ok(Upload {
             repo: self,
@@ -348,9 +298,7 @@ impl Upload<'_> {
         if Digest(*self.hasher.finalize().as_bytes()) != *expected {
             return Err(RepoError::HashMismatch(self.target.to_string()));
         }
-        self.file
-            .sync_all()
-            .map_err(|e| RepoError::from_io(e, &self.target, "cannot write"))?;
+        self.file.sync_all().map_err(|e| RepoError::from_io(e, &self.target, "cannot write"))?;
         // A hard link never replaces an existing name, unlike rename.
         self.repo
             .root
@@ -403,12 +351,7 @@ pub fn receive(
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = match from.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection ended mid-upload",
-                ))
-            }
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

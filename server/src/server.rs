@@ -91,10 +91,7 @@ impl Server {
     pub fn new(listener: TcpListener, repo: Repo, config: Config) -> io::Result<Server> {
         if config.allow_uploads {
             repo.prepare_uploads().map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot prepare uploads in '{}': {e}", repo.path().display()),
-                )
+                io::Error::new(e.kind(), format!("cannot prepare uploads in '{}': {e}", repo.path().display()))
             })?;
         }
         let pool = ThreadPool::new(config.max_clients)?;
@@ -104,12 +101,7 @@ impl Server {
             repo,
             stopping: Arc::new(AtomicBool::new(false)),
         });
-        Ok(Server {
-            listener,
-            slots: Arc::new(Slots::new(config.max_clients)),
-            ctx,
-            pool,
-        })
+        Ok(Server { listener, slots: Arc::new(Slots::new(config.max_clients)), ctx, pool })
     }
 
     /// The address actually bound.
@@ -132,10 +124,7 @@ impl Server {
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
             });
         }
-        Ok(ShutdownHandle {
-            stopping: Arc::clone(&self.ctx.stopping),
-            wake,
-        })
+        Ok(ShutdownHandle { stopping: Arc::clone(&self.ctx.stopping), wake })
     }
 
     /// Accepts connections until shut down, then lets sessions finish for up
@@ -154,30 +143,16 @@ impl Server {
                 }
             }
         }
-        let Server {
-            listener,
-            ctx,
-            slots,
-            pool,
-        } = self;
+        let Server { listener, ctx, slots, pool } = self;
         drop(listener);
         let active = ctx.registry.len();
-        tracing::info!(
-            "shutting down: {active} session(s) open, {}s grace",
-            ctx.config.grace.as_secs()
-        );
+        tracing::info!("shutting down: {active} session(s) open, {}s grace", ctx.config.grace.as_secs());
         ctx.registry.announce_shutdown(ctx.config.grace);
         if !slots.wait_all_free(Instant::now() + ctx.config.grace) {
-            tracing::warn!(
-                "grace period over; closing {} session(s)",
-                ctx.registry.len()
-            );
+            tracing::warn!("grace period over; closing {} session(s)", ctx.registry.len());
             ctx.registry.close_all();
             if !slots.wait_all_free(Instant::now() + CLOSE_WAIT) {
-                tracing::error!(
-                    "{} session(s) did not end after their sockets were closed",
-                    ctx.registry.len()
-                );
+                tracing::error!("{} session(s) did not end after their sockets were closed", ctx.registry.len());
                 return;
             }
         }
@@ -195,15 +170,10 @@ impl Server {
             // A fresh socket's send buffer takes this line without blocking;
             // non-blocking makes sure a hostile peer cannot stall accepting.
             let _ = stream.set_nonblocking(true);
-            let _ = stream.write_all(
-                Header::err(Code::Unavailable, "Server is full")
-                    .encode()
-                    .as_bytes(),
-            );
+            let _ = stream.write_all(Header::err(Code::Unavailable, "Server is full").encode().as_bytes());
             return;
         };
         let ctx = Arc::clone(&self.ctx);
-        self.pool
-            .execute(move || session::serve(stream, addr, slot, ctx));
+        self.pool.execute(move || session::serve(stream, addr, slot, ctx));
     }
 }

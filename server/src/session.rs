@@ -66,20 +66,9 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
         return;
     };
 
-    let mut handler = Handler {
-        reader: RequestReader::new(stream),
-        replies,
-        ctx,
-        session,
-        timeout_shortened: false,
-    };
+    let mut handler = Handler { reader: RequestReader::new(stream), replies, ctx, session, timeout_shortened: false };
     let reason = handler.run();
-    let Handler {
-        reader,
-        replies,
-        session,
-        ..
-    } = handler;
+    let Handler { reader, replies, session, .. } = handler;
     drop(replies);
     if writer.join().is_err() {
         tracing::error!(client = %session.name, "writer thread panicked");
@@ -115,17 +104,10 @@ impl Handler {
         let body = format!("welcome {}; type help for commands\n", self.session.name);
         let greeting = Header::Ok {
             len: body.len() as u64,
-            fields: vec![
-                ("proto".into(), PROTOCOL_VERSION.to_string()),
-                ("name".into(), self.session.name.clone()),
-            ],
+            fields: vec![("proto".into(), PROTOCOL_VERSION.to_string()), ("name".into(), self.session.name.clone())],
         };
         self.send(Outgoing::reply(&greeting, body.as_bytes()));
-        if let Err(e) = self
-            .reader
-            .stream()
-            .set_read_timeout(Some(self.ctx.config.idle_timeout))
-        {
+        if let Err(e) = self.reader.stream().set_read_timeout(Some(self.ctx.config.idle_timeout)) {
             return format!("cannot set a read timeout: {e}");
         }
         loop {
@@ -139,10 +121,7 @@ impl Handler {
                 Line::TooLong => {
                     self.send_err(
                         Code::BadRequest,
-                        format!(
-                            "request line longer than {} bytes; closing",
-                            common::MAX_LINE_LEN
-                        ),
+                        format!("request line longer than {} bytes; closing", common::MAX_LINE_LEN),
                     );
                     return "request line too long".into();
                 }
@@ -182,24 +161,14 @@ impl Handler {
                     }
                     return Ok(Some(line));
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     let remaining = idle_timeout.saturating_sub(self.session.idle_for());
                     if remaining.is_zero() {
-                        self.session.notify(format!(
-                            "idle for {}s; disconnecting",
-                            idle_timeout.as_secs()
-                        ));
+                        self.session.notify(format!("idle for {}s; disconnecting", idle_timeout.as_secs()));
                         return Ok(None);
                     }
                     // A transfer kept the session alive: wait only for the rest.
-                    self.reader
-                        .stream()
-                        .set_read_timeout(Some(remaining.max(Duration::from_millis(10))))?;
+                    self.reader.stream().set_read_timeout(Some(remaining.max(Duration::from_millis(10))))?;
                     self.timeout_shortened = true;
                 }
                 Err(e) => return Err(e),
@@ -217,8 +186,7 @@ impl Handler {
         };
         tracing::info!(client = %self.session.name, "{}", request.summary());
         if !matches!(request, Request::Get(_) | Request::Put { .. }) {
-            self.session
-                .set_activity(Activity::Command(request.summary()));
+            self.session.set_activity(Activity::Command(request.summary()));
         }
         match request {
             Request::Status => self.send_text(&self.ctx.registry.status(self.session.id)),
@@ -238,12 +206,7 @@ impl Handler {
     fn list(&mut self, dir: &str) {
         let listing = RemotePath::parse(dir)
             .map_err(|e| (e.code(), format!("{e}: '{}'", escape(dir))))
-            .and_then(|path| {
-                self.ctx
-                    .repo
-                    .list(&path)
-                    .map_err(|e| (e.code(), e.to_string()))
-            });
+            .and_then(|path| self.ctx.repo.list(&path).map_err(|e| (e.code(), e.to_string())));
         match listing {
             Ok(entries) => {
                 let body: String = entries.iter().map(|e| e.encode()).collect();
@@ -260,15 +223,9 @@ impl Handler {
         };
         match self.ctx.repo.open_download(&path) {
             Ok(download) => {
-                let header = Header::Ok {
-                    len: download.len,
-                    fields: vec![("blake3".into(), download.digest.to_string())],
-                };
-                self.send(Outgoing::File {
-                    header: header.encode().into_bytes(),
-                    download,
-                    name: path.to_string(),
-                });
+                let header =
+                    Header::Ok { len: download.len, fields: vec![("blake3".into(), download.digest.to_string())] };
+                self.send(Outgoing::File { header: header.encode().into_bytes(), download, name: path.to_string() });
             }
             Err(e) => self.send_repo_err(&e),
         }
@@ -309,13 +266,10 @@ impl Handler {
             }
         };
         self.send(Outgoing::reply(&Header::ok(0), b""));
-        self.session
-            .set_activity(Activity::Receiving(path.to_string(), size));
+        self.session.set_activity(Activity::Receiving(path.to_string(), size));
         let started = Instant::now();
         let session = &self.session;
-        if let Err(e) = repo::receive(self.reader.body(), &mut upload, size, |n| {
-            session.set_transferred(n)
-        }) {
+        if let Err(e) = repo::receive(self.reader.body(), &mut upload, size, |n| session.set_transferred(n)) {
             tracing::warn!(client = %self.session.name, "upload of '{path}' abandoned after {} of {size} bytes: {e}", upload.written());
             return Next::Close("connection lost during upload");
         }
@@ -337,10 +291,7 @@ impl Handler {
     }
 
     fn send_text(&self, text: &str) {
-        self.send(Outgoing::reply(
-            &Header::ok(text.len() as u64),
-            text.as_bytes(),
-        ));
+        self.send(Outgoing::reply(&Header::ok(text.len() as u64), text.as_bytes()));
     }
 
     fn send_err(&self, code: Code, message: impl AsRef<str>) {

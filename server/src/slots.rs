@@ -25,22 +25,14 @@ impl Slots {
     pub fn new(capacity: usize) -> Slots {
         let (give_back, free) = bounded(capacity);
         for _ in 0..capacity {
-            give_back
-                .send(())
-                .expect("the channel has room for every token");
+            give_back.send(()).expect("the channel has room for every token");
         }
-        Slots {
-            give_back,
-            free,
-            capacity,
-        }
+        Slots { give_back, free, capacity }
     }
 
     /// Takes a slot if one is free, without waiting.
     pub fn try_acquire(&self) -> Option<Slot> {
-        self.free.try_recv().ok().map(|()| Slot {
-            give_back: self.give_back.clone(),
-        })
+        self.free.try_recv().ok().map(|()| Slot { give_back: self.give_back.clone() })
     }
 
     /// Waits until every slot is free (every session ended) or `deadline`
@@ -49,9 +41,7 @@ impl Slots {
         let mut held = Vec::with_capacity(self.capacity);
         while held.len() < self.capacity {
             match self.free.recv_deadline(deadline) {
-                Ok(()) => held.push(Slot {
-                    give_back: self.give_back.clone(),
-                }),
+                Ok(()) => held.push(Slot { give_back: self.give_back.clone() }),
                 Err(_) => return false,
             }
         }
@@ -102,9 +92,6 @@ mod tests {
         assert!(!slots.wait_all_free(Instant::now() + Duration::from_millis(20)));
         drop(held);
         assert!(slots.wait_all_free(Instant::now() + Duration::from_secs(5)));
-        assert!(
-            slots.try_acquire().is_some(),
-            "slots taken while waiting are given back"
-        );
+        assert!(slots.try_acquire().is_some(), "slots taken while waiting are given back");
     }
 }

@@ -51,12 +51,7 @@ impl Outgoing {
 /// Writes until the reader hangs up its side of `replies`, then writes the
 /// events still queued and returns. On a write error it shuts the socket
 /// down, which wakes the reader.
-pub fn run(
-    mut stream: TcpStream,
-    replies: Receiver<Outgoing>,
-    events: Receiver<String>,
-    session: Arc<SessionInfo>,
-) {
+pub fn run(mut stream: TcpStream, replies: Receiver<Outgoing>, events: Receiver<String>, session: Arc<SessionInfo>) {
     let result = loop {
         let step = select! {
             recv(replies) -> msg => match msg {
@@ -79,11 +74,7 @@ pub fn run(
 }
 
 fn write_event(stream: &mut TcpStream, text: &str) -> io::Result<()> {
-    let mut bytes = Header::Event {
-        len: text.len() as u64,
-    }
-    .encode()
-    .into_bytes();
+    let mut bytes = Header::Event { len: text.len() as u64 }.encode().into_bytes();
     bytes.extend_from_slice(text.as_bytes());
     stream.write_all(&bytes)
 }
@@ -91,11 +82,7 @@ fn write_event(stream: &mut TcpStream, text: &str) -> io::Result<()> {
 fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) -> io::Result<()> {
     match msg {
         Outgoing::Message(bytes) => stream.write_all(&bytes),
-        Outgoing::File {
-            header,
-            download,
-            name,
-        } => {
+        Outgoing::File { header, download, name } => {
             let started = Instant::now();
             stream.write_all(&header)?;
             session.set_activity(Activity::Sending(name.clone(), download.len));
@@ -114,12 +101,7 @@ fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) 
     }
 }
 
-fn send_file(
-    stream: &mut TcpStream,
-    file: std::fs::File,
-    len: u64,
-    session: &SessionInfo,
-) -> io::Result<u64> {
+fn send_file(stream: &mut TcpStream, file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
     let mut file = file;
     let mut sent = 0;
     while sent < len {
@@ -128,10 +110,7 @@ fn send_file(
         if n == 0 {
             // The file shrank after its length was announced: the reply cannot
             // be completed, so the connection must end.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while being sent",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
         }
         sent += n;
         session.set_transferred(sent);

@@ -35,10 +35,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if !args.download_dir.is_dir() {
-        eprintln!(
-            "file-client: download folder '{}' does not exist",
-            args.download_dir.display()
-        );
+        eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
         return ExitCode::from(EXIT_USAGE);
     }
     let on_event = Box::new(|text: &str| {
@@ -46,18 +43,17 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "{}", escape(text.trim_end_matches('\n')));
         let _ = stdout.flush();
     });
-    let (conn, greeting) =
-        match Connection::open(&args.addr, Duration::from_secs(args.timeout), on_event) {
-            Ok(opened) => opened,
-            Err(ClientError::Full) => {
-                eprintln!("Server is full");
-                return ExitCode::from(ClientError::Full.exit_code());
-            }
-            Err(e) => {
-                eprintln!("file-client: {e}");
-                return ExitCode::from(e.exit_code());
-            }
-        };
+    let (conn, greeting) = match Connection::open(&args.addr, Duration::from_secs(args.timeout), on_event) {
+        Ok(opened) => opened,
+        Err(ClientError::Full) => {
+            eprintln!("Server is full");
+            return ExitCode::from(ClientError::Full.exit_code());
+        }
+        Err(e) => {
+            eprintln!("file-client: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     let mut session = Session::new(conn, greeting, args.download_dir);
     let stdin = io::stdin();
     let code = if !args.commands.is_empty() {

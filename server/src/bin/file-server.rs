@@ -54,10 +54,7 @@ fn main() -> ExitCode {
     let repo = match Repo::open(&args.repo) {
         Ok(repo) => repo,
         Err(e) => {
-            eprintln!(
-                "file-server: cannot share '{}': {e} (it must be an existing folder)",
-                args.repo.display()
-            );
+            eprintln!("file-server: cannot share '{}': {e} (it must be an existing folder)", args.repo.display());
             return ExitCode::from(2);
         }
     };

@@ -188,3 +188,23 @@ fn connection_over_ipv6_and_by_host_name() {
     let out = run_client(share.path(), &[by_name, "-c".into(), "by name".into()], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "by name ACK\n");
 }
+
+#[test]
+fn status_shows_a_download_in_progress_with_its_percentage() {
+    let share = sample_share();
+    share.add("big.bin", &pseudo_random(64 << 20, 21));
+    let server = ServerProcess::start(share.path(), &[]);
+    let mut downloader = server.raw();
+    downloader.send_line("get big.bin");
+    assert!(downloader.read_header().starts_with("OK 67108864 "));
+    downloader.read_exact(1 << 20);
+    // The downloader stops reading: its transfer is stuck part-way.
+    let status = server.raw().request("status").text();
+    let line = status.lines().find(|l| l.contains("Client01")).expect("downloader's line");
+    let percent: u32 = line
+        .strip_suffix('%')
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no percentage in {line:?}"));
+    assert!(line.contains("get big.bin ") && percent < 100, "{line}");
+}

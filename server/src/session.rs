@@ -138,7 +138,6 @@ impl Handler {
             }
             let next = self.execute(&text);
             self.session.end_command();
-            self.session.set_activity(Activity::Idle);
             if let Next::Close(reason) = next {
                 return reason.into();
             }
@@ -185,22 +184,42 @@ impl Handler {
             }
         };
         tracing::info!(client = %self.session.name, "{}", request.summary());
-        if !matches!(request, Request::Get(_) | Request::Put { .. }) {
+        // A download's activity belongs to the writer, which sends it later.
+        let tracked = !matches!(request, Request::Get(_));
+        if tracked {
             self.session.set_activity(Activity::Command(request.summary()));
         }
-        match request {
-            Request::Status => self.send_text(&self.ctx.registry.status(self.session.id)),
-            Request::List(dir) => self.list(&dir),
-            Request::Get(name) => self.get(&name),
-            Request::Put { size, digest, name } => return self.put(size, &digest, &name),
-            Request::Help => self.send_text(HELP),
+        let next = match request {
+            Request::Put { size, digest, name } => self.put(size, &digest, &name),
             Request::Exit => {
                 self.send_text("bye\n");
-                return Next::Close("exit");
+                Next::Close("exit")
             }
-            Request::Echo(text) => self.send_text(&format!("{text} ACK\n")),
+            Request::Status => {
+                self.send_text(&self.ctx.registry.status(self.session.id));
+                Next::Continue
+            }
+            Request::List(dir) => {
+                self.list(&dir);
+                Next::Continue
+            }
+            Request::Get(name) => {
+                self.get(&name);
+                Next::Continue
+            }
+            Request::Help => {
+                self.send_text(HELP);
+                Next::Continue
+            }
+            Request::Echo(text) => {
+                self.send_text(&format!("{text} ACK\n"));
+                Next::Continue
+            }
+        };
+        if tracked {
+            self.session.set_activity(Activity::Idle);
         }
-        Next::Continue
+        next
     }
 
     fn list(&mut self, dir: &str) {

@@ -84,9 +84,9 @@ fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) 
         Outgoing::Message(bytes) => stream.write_all(&bytes),
         Outgoing::File { header, download, name } => {
             let started = Instant::now();
-            stream.write_all(&header)?;
             session.set_activity(Activity::Sending(name.clone(), download.len));
-            let result = send_file(stream, download.file, download.len, session);
+            let result =
+                stream.write_all(&header).and_then(|()| send_file(stream, download.file, download.len, session));
             session.set_activity(Activity::Idle);
             let sent = result?;
             let secs = started.elapsed().as_secs_f64();

@@ -221,11 +221,42 @@ impl RawClient {
         Reply { header, body }
     }
 
-    /// Reads only the header line of the next message.
+    /// Reads only the header line of the next reply, skipping events before it.
     pub fn read_header(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read header");
-        line.trim_end().to_string()
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("read header");
+            let line = line.trim_end().to_string();
+            match line.strip_prefix("EVT ") {
+                Some(len) => drop(self.read_exact(len.parse().expect("event length"))),
+                None => return line,
+            }
+        }
+    }
+
+    /// Reads messages until the event with exactly `text` (its line end
+    /// included); other events are skipped, a reply fails the test.
+    pub fn expect_event(&mut self, text: &str) -> Reply {
+        loop {
+            let msg = self.read_message();
+            assert!(msg.header.starts_with("EVT "), "expected event {text:?}, got reply {msg:?}");
+            if msg.text() == text {
+                return msg;
+            }
+        }
+    }
+
+    /// The texts of the events that arrive before the next reply, and that reply.
+    pub fn events_then_reply(&mut self) -> (Vec<String>, Reply) {
+        let mut events = Vec::new();
+        loop {
+            let msg = self.read_message();
+            if msg.header.starts_with("EVT ") {
+                events.push(msg.text());
+            } else {
+                return (events, msg);
+            }
+        }
     }
 
     /// Reads exactly `n` body bytes after [`RawClient::read_header`].
@@ -233,6 +264,20 @@ impl RawClient {
         let mut body = vec![0; n];
         self.reader.read_exact(&mut body).expect("read body");
         body
+    }
+
+    /// Reads messages until the server closes the connection; all must be
+    /// events, whose texts are returned.
+    pub fn events_until_eof(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        loop {
+            if self.reader.fill_buf().expect("read").is_empty() {
+                return events;
+            }
+            let msg = self.read_message();
+            assert!(msg.header.starts_with("EVT "), "expected only events before the close, got {msg:?}");
+            events.push(msg.text());
+        }
     }
 
     /// Reads until the server closes the connection; returns what came before.

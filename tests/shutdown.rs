@@ -22,15 +22,13 @@ fn sigint_lets_a_download_in_flight_finish_and_exits_0() {
 
     server.signal("INT");
     // The idle client is told, then disconnected.
-    let notice = idle.read_message();
-    assert_eq!((notice.header.as_str(), notice.text().as_str()), ("EVT 63", SHUTDOWN_NOTICE));
+    assert_eq!(idle.expect_event(SHUTDOWN_NOTICE).header, "EVT 63");
     assert!(idle.read_to_eof().is_empty());
     // The download completes, byte for byte, and the notice follows it.
     got.extend(downloader.read_exact(data.len() - got.len()));
     assert!(got == data);
-    let notice = downloader.read_message();
-    assert_eq!(notice.text(), SHUTDOWN_NOTICE);
-    assert!(downloader.read_to_eof().is_empty());
+    downloader.expect_event(SHUTDOWN_NOTICE);
+    assert_eq!(downloader.events_until_eof(), ["Client02 left (1 online)\n"]);
 
     let status = server.wait_exit(TEST_TIMEOUT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
@@ -44,7 +42,7 @@ fn sigterm_with_idle_clients_exits_0_promptly() {
     let mut clients: Vec<_> = (0..3).map(|_| server.raw()).collect();
     server.signal("TERM");
     for c in &mut clients {
-        assert_eq!(c.read_message().header, "EVT 63");
+        c.expect_event(&SHUTDOWN_NOTICE.replace("10s", "30s"));
         assert!(c.read_to_eof().is_empty());
     }
     // Well inside the 30 s grace: idle sessions do not hold shutdown up.
@@ -77,7 +75,7 @@ fn a_second_signal_quits_at_once() {
     let mut watcher = server.raw();
     server.signal("INT");
     // The watcher's notice shows the shutdown has begun; then signal again.
-    assert_eq!(watcher.read_message().header, "EVT 63");
+    watcher.expect_event(SHUTDOWN_NOTICE);
     server.signal("INT");
     // Far sooner than the 10 s grace.
     assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(130));
@@ -93,7 +91,7 @@ fn an_upload_in_flight_finishes_during_the_grace_period() {
     assert_eq!(uploader.request(&format!("put {} {digest} late.bin", data.len())).header, "OK 0");
     uploader.send_bytes(&data[..1 << 20]);
     server.signal("INT");
-    assert_eq!(uploader.read_message().header, "EVT 63");
+    uploader.expect_event(SHUTDOWN_NOTICE);
     uploader.send_bytes(&data[1 << 20..]);
     assert_eq!(uploader.read_reply().text(), "stored 'late.bin' (2097152 bytes)\n");
     assert!(uploader.read_to_eof().is_empty());

@@ -13,15 +13,18 @@
 //! - [`path`]: [`RemotePath`], a name a client asked for, checked so it can
 //!   only ever name something inside the shared folder.
 //! - [`digest`]: [`Digest`], the BLAKE3 hash carried in `get` and `put`.
+//! - [`nick`]: the rules for display names chosen with `name`.
 //! - [`text`]: escaping server text for a terminal, and parsing sizes such as `10M`.
 
 pub mod digest;
+pub mod nick;
 pub mod path;
 pub mod reply;
 pub mod request;
 pub mod text;
 
 pub use digest::Digest;
+pub use nick::{validate_nick, NickError};
 pub use path::{PathError, RemotePath};
 pub use reply::{Code, Header, HeaderError, ListEntry, ListEntryKind};
 pub use request::{Request, RequestError};

@@ -28,6 +28,10 @@ pub enum Request {
         /// Where to store it, relative to the share.
         name: String,
     },
+    /// `name <nick>`: choose the name others see.
+    Name(String),
+    /// `say <text>`: send a line to every other connected client.
+    Say(String),
     /// `help`: one line per command.
     Help,
     /// `exit`: the server says goodbye and closes.
@@ -91,6 +95,10 @@ impl Request {
             "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
             "get" => Ok(Request::Get(arg.to_string())),
             "put" => Self::parse_put(arg),
+            "name" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "name <nick>" }),
+            "name" => Ok(Request::Name(arg.to_string())),
+            "say" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "say <text>" }),
+            "say" => Ok(Request::Say(arg.to_string())),
             _ => Ok(Request::Echo(line.to_string())),
         }
     }
@@ -126,6 +134,8 @@ impl fmt::Display for Request {
             Request::List(dir) => write!(f, "list {dir}"),
             Request::Get(name) => write!(f, "get {name}"),
             Request::Put { size, digest, name } => write!(f, "put {size} {digest} {name}"),
+            Request::Name(nick) => write!(f, "name {nick}"),
+            Request::Say(text) => write!(f, "say {text}"),
             Request::Help => f.write_str("help"),
             Request::Exit => f.write_str("exit"),
             Request::Echo(text) => f.write_str(text),
@@ -140,6 +150,7 @@ impl Request {
         match self {
             Request::Put { size, name, .. } => format!("put {} ({size} bytes)", escape(name)),
             Request::Echo(_) => "echo".to_string(),
+            Request::Say(_) => "say".to_string(),
             other => escape(&other.to_string()).into_owned(),
         }
     }
@@ -163,6 +174,8 @@ mod tests {
             Request::Get("docs/a.txt".into()),
             Request::Put { size: 0, digest: digest(), name: "empty".into() },
             Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
+            Request::Name("alice".into()),
+            Request::Say("hello, everyone!".into()),
             Request::Help,
             Request::Exit,
             Request::Echo("Hello Server!".into()),
@@ -190,6 +203,8 @@ mod tests {
     fn misused_commands_are_typed_errors() {
         assert!(matches!(Request::parse("get"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("get   "), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("name"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("say  "), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
         assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));
         for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest())] {

@@ -36,10 +36,11 @@ pub enum Activity {
 
 /// One connected client, shared by its reader and writer threads and the registry.
 pub struct SessionInfo {
-    /// Unique for the server's lifetime; gives the name.
+    /// Unique for the server's lifetime; gives the first name, `ClientNN`.
     pub id: u64,
-    /// `ClientNN`.
-    pub name: String,
+    /// The display name: `ClientNN` until the client picks one with `name`.
+    /// Changed only under the registry's lock, which keeps names unique.
+    name: Mutex<String>,
     /// The peer's address.
     pub addr: SocketAddr,
     /// When it was admitted.
@@ -48,6 +49,8 @@ pub struct SessionInfo {
     stream: TcpStream,
     /// Notices for this client; the session's writer sends them between replies.
     events: Sender<String>,
+    /// Notices dropped because `events` was full; reported once there is room.
+    missed: AtomicU64,
     /// Milliseconds since the registry started, at the last sign of life.
     last_active_ms: AtomicU64,
     /// Bytes moved by the current transfer.
@@ -59,6 +62,16 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
+    /// The current display name.
+    pub fn name(&self) -> String {
+        self.name.lock().clone()
+    }
+
+    /// How many notices were dropped since the last call, and resets the count.
+    pub fn take_missed(&self) -> u64 {
+        self.missed.swap(0, Ordering::Relaxed)
+    }
+
     /// Records a sign of life: a request, or transfer progress.
     pub fn touch(&self) {
         self.last_active_ms.store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -106,7 +119,11 @@ impl SessionInfo {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        self.events.try_send(text).is_ok()
+        let sent = self.events.try_send(text).is_ok();
+        if !sent {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
     }
 
     fn describe_activity(&self) -> String {
@@ -136,6 +153,20 @@ struct Inner {
     next_id: u64,
 }
 
+impl Inner {
+    /// Queues `text` for everyone but `from`. Sent under the registry lock so
+    /// that joins, renames and departures reach everyone in one order.
+    fn broadcast(&self, from: u64, text: &str) -> usize {
+        let others = self.sessions.values().filter(|s| s.id != from);
+        others.map(|s| s.notify(text.to_string())).count()
+    }
+}
+
+/// Another connected client has the name asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the name '{0}' is taken")]
+pub struct NameTaken(pub String);
+
 /// The server's list of sessions.
 pub struct Registry {
     inner: Mutex<Inner>,
@@ -155,13 +186,15 @@ impl Registry {
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
+        let name = format!("Client{id:02}");
         let info = Arc::new(SessionInfo {
             id,
-            name: format!("Client{id:02}"),
+            name: Mutex::new(name.clone()),
             addr,
             connected_at: Local::now(),
             stream,
             events,
+            missed: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(self.started.elapsed().as_millis() as u64),
             transferred: AtomicU64::new(0),
             activity: Mutex::new(Activity::Idle),
@@ -169,7 +202,33 @@ impl Registry {
             clock: self.started,
         });
         inner.sessions.insert(id, Arc::clone(&info));
+        inner.broadcast(id, &format!("{name} joined ({} online)", inner.sessions.len()));
         Registration { registry: Arc::clone(self), info }
+    }
+
+    /// Gives session `id` a new display name, unique (ignoring case) among
+    /// connected clients, and tells the others. Returns the old name.
+    ///
+    /// # Errors
+    /// [`NameTaken`] when another connected client has that name.
+    pub fn rename(&self, id: u64, new: &str) -> Result<String, NameTaken> {
+        let inner = self.inner.lock();
+        let taken = inner.sessions.values().any(|s| s.id != id && s.name.lock().eq_ignore_ascii_case(new));
+        if taken {
+            return Err(NameTaken(new.to_string()));
+        }
+        let Some(session) = inner.sessions.get(&id) else { return Err(NameTaken(new.to_string())) };
+        let old = std::mem::replace(&mut *session.name.lock(), new.to_string());
+        if old != new {
+            inner.broadcast(id, &format!("{old} is now {new}"));
+        }
+        Ok(old)
+    }
+
+    /// Sends `text` to every connected client but `from`; never blocks.
+    /// Returns how many clients it was sent to.
+    pub fn broadcast_from(&self, from: u64, text: &str) -> usize {
+        self.inner.lock().broadcast(from, text)
     }
 
     /// How many sessions are registered.
@@ -217,7 +276,7 @@ impl Registry {
             let _ = writeln!(
                 out,
                 "  {}{marker}  {}  connected {}  idle {}  {}",
-                s.name,
+                s.name(),
                 s.addr,
                 s.connected_at.format("%Y-%m-%d %H:%M:%S"),
                 human_duration(s.idle_for()),
@@ -258,11 +317,9 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = self.registry.inner.lock();
         inner.sessions.remove(&self.info.id);
-        inner.departed.push_back(Departed {
-            name: self.info.name.clone(),
-            addr: self.info.addr,
-            left_at: Local::now(),
-        });
+        let name = self.info.name();
+        inner.broadcast(self.info.id, &format!("{name} left ({} online)", inner.sessions.len()));
+        inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
         }

@@ -37,6 +37,8 @@ status                      uptime, connected clients and what each is doing
 list [dir]                  files and folders with size and modification time
 get <name>                  download a file; the reply carries its BLAKE3 hash
 put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
+name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
+say <text>                  send a line to every other connected client
 help                        this list
 exit                        say goodbye and close the connection
 anything else               echoed back with \" ACK\"
@@ -53,30 +55,47 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
     };
     let (events_tx, events_rx) = bounded(EVENT_QUEUE);
     let session = ctx.registry.register(addr, for_registry, events_tx);
-    tracing::info!(client = %session.name, %addr, "connected ({}/{})", ctx.registry.len(), ctx.config.max_clients);
+    tracing::info!(client = %session.name(), %addr, "connected ({}/{})", ctx.registry.len(), ctx.config.max_clients);
 
+    // A session admitted just as shutdown began is told so and ends at once.
+    let stopping = ctx.stopping.load(Ordering::SeqCst);
+    let first = if stopping {
+        Outgoing::reply(&Header::err(Code::Unavailable, "server is shutting down"), b"")
+    } else {
+        greeting(&session.name())
+    };
     let (replies, replies_rx) = bounded(REPLY_QUEUE);
     let info = session.info();
     let writer = thread::Builder::new()
-        .name(format!("writer-{}", session.name))
+        .name(format!("writer-{}", session.name()))
         .stack_size(writer::WRITER_STACK_SIZE)
-        .spawn(move || writer::run(for_writer, replies_rx, events_rx, info));
+        .spawn(move || writer::run(for_writer, first, replies_rx, events_rx, info));
     let Ok(writer) = writer else {
-        tracing::error!(client = %session.name, "cannot start a writer thread; dropping the connection");
+        tracing::error!(client = %session.name(), "cannot start a writer thread; dropping the connection");
         return;
     };
 
     let mut handler = Handler { reader: RequestReader::new(stream), replies, ctx, session, timeout_shortened: false };
-    let reason = handler.run();
+    let reason = if stopping { "server shutting down".to_string() } else { handler.run() };
     let Handler { reader, replies, session, .. } = handler;
     drop(replies);
     if writer.join().is_err() {
-        tracing::error!(client = %session.name, "writer thread panicked");
+        tracing::error!(client = %session.name(), "writer thread panicked");
     }
-    tracing::info!(client = %session.name, "disconnected: {reason}");
+    tracing::info!(client = %session.name(), "disconnected: {reason}");
     drop(session);
     drop(slot);
     let _ = reader.stream().shutdown(Shutdown::Both);
+}
+
+/// The first message of a session: protocol version and assigned name.
+fn greeting(name: &str) -> Outgoing {
+    let body = format!("welcome {name}; type help for commands\n");
+    let header = Header::Ok {
+        len: body.len() as u64,
+        fields: vec![("proto".into(), PROTOCOL_VERSION.to_string()), ("name".into(), name.to_string())],
+    };
+    Outgoing::reply(&header, body.as_bytes())
 }
 
 /// The per-client state of the reading side.
@@ -97,16 +116,6 @@ enum Next {
 
 impl Handler {
     fn run(&mut self) -> String {
-        if self.ctx.stopping.load(Ordering::SeqCst) {
-            self.send_err(Code::Unavailable, "server is shutting down");
-            return "server shutting down".into();
-        }
-        let body = format!("welcome {}; type help for commands\n", self.session.name);
-        let greeting = Header::Ok {
-            len: body.len() as u64,
-            fields: vec![("proto".into(), PROTOCOL_VERSION.to_string()), ("name".into(), self.session.name.clone())],
-        };
-        self.send(Outgoing::reply(&greeting, body.as_bytes()));
         if let Err(e) = self.reader.stream().set_read_timeout(Some(self.ctx.config.idle_timeout)) {
             return format!("cannot set a read timeout: {e}");
         }
@@ -183,7 +192,7 @@ impl Handler {
                 return Next::Continue;
             }
         };
-        tracing::info!(client = %self.session.name, "{}", request.summary());
+        tracing::info!(client = %self.session.name(), "{}", request.summary());
         // A download's activity belongs to the writer, which sends it later.
         let tracked = !matches!(request, Request::Get(_));
         if tracked {
@@ -211,6 +220,17 @@ impl Handler {
                 self.send_text(HELP);
                 Next::Continue
             }
+            Request::Name(nick) => {
+                self.rename(&nick);
+                Next::Continue
+            }
+            Request::Say(text) => {
+                let line = format!("[{}] {}", self.session.name(), escape(&text));
+                let recipients = self.ctx.registry.broadcast_from(self.session.id, &line);
+                let header = Header::Ok { len: 0, fields: vec![("recipients".into(), recipients.to_string())] };
+                self.send(Outgoing::reply(&header, b""));
+                Next::Continue
+            }
             Request::Echo(text) => {
                 self.send_text(&format!("{text} ACK\n"));
                 Next::Continue
@@ -220,6 +240,19 @@ impl Handler {
             self.session.set_activity(Activity::Idle);
         }
         next
+    }
+
+    fn rename(&mut self, nick: &str) {
+        if let Err(e) = common::validate_nick(nick) {
+            return self.send_err(Code::BadRequest, format!("{e}: '{}'", escape(nick)));
+        }
+        match self.ctx.registry.rename(self.session.id, nick) {
+            Ok(old) => {
+                tracing::info!(client = %old, "is now {nick}");
+                self.send_text(&format!("you are now {nick}\n"));
+            }
+            Err(e) => self.send_err(Code::Exists, e.to_string()),
+        }
     }
 
     fn list(&mut self, dir: &str) {
@@ -289,13 +322,13 @@ impl Handler {
         let started = Instant::now();
         let session = &self.session;
         if let Err(e) = repo::receive(self.reader.body(), &mut upload, size, |n| session.set_transferred(n)) {
-            tracing::warn!(client = %self.session.name, "upload of '{path}' abandoned after {} of {size} bytes: {e}", upload.written());
+            tracing::warn!(client = %self.session.name(), "upload of '{path}' abandoned after {} of {size} bytes: {e}", upload.written());
             return Next::Close("connection lost during upload");
         }
         match upload.commit(digest) {
             Ok(n) => {
                 let secs = started.elapsed().as_secs_f64();
-                tracing::info!(client = %self.session.name, "stored '{path}': {n} bytes in {secs:.3}s");
+                tracing::info!(client = %self.session.name(), "stored '{path}': {n} bytes in {secs:.3}s");
                 self.send_text(&format!("stored '{path}' ({n} bytes)\n"));
             }
             Err(e) => self.send_repo_err(&e),
@@ -319,7 +352,7 @@ impl Handler {
 
     fn send_repo_err(&self, err: &RepoError) {
         if let RepoError::Io { .. } = err {
-            tracing::error!(client = %self.session.name, "{err}");
+            tracing::error!(client = %self.session.name(), "{err}");
         }
         self.send_err(err.code(), err.to_string());
     }

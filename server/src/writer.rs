@@ -51,25 +51,44 @@ impl Outgoing {
 /// Writes until the reader hangs up its side of `replies`, then writes the
 /// events still queued and returns. On a write error it shuts the socket
 /// down, which wakes the reader.
-pub fn run(mut stream: TcpStream, replies: Receiver<Outgoing>, events: Receiver<String>, session: Arc<SessionInfo>) {
-    let result = loop {
+/// `first` (the greeting) is written before anything else, events included.
+pub fn run(
+    mut stream: TcpStream,
+    first: Outgoing,
+    replies: Receiver<Outgoing>,
+    events: Receiver<String>,
+    session: Arc<SessionInfo>,
+) {
+    let result = write_outgoing(&mut stream, first, &session).and_then(|()| loop {
         let step = select! {
             recv(replies) -> msg => match msg {
                 Ok(msg) => write_outgoing(&mut stream, msg, &session),
                 Err(_) => break events.try_iter().try_for_each(|e| write_event(&mut stream, &e)),
             },
             recv(events) -> event => match event {
-                Ok(text) => write_event(&mut stream, &text),
+                Ok(text) => write_event(&mut stream, &text).and_then(|()| report_missed(&mut stream, &events, &session)),
                 Err(_) => Ok(()),
             },
         };
         if let Err(e) = step {
             break Err(e);
         }
-    };
+    });
     if let Err(e) = result {
-        tracing::debug!(client = %session.name, "write failed: {e}");
+        tracing::debug!(client = %session.name(), "write failed: {e}");
         let _ = stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Once the outbox has drained, tells the client how many notices were
+/// dropped while it was full.
+fn report_missed(stream: &mut TcpStream, events: &Receiver<String>, session: &SessionInfo) -> io::Result<()> {
+    if !events.is_empty() {
+        return Ok(());
+    }
+    match session.take_missed() {
+        0 => Ok(()),
+        n => write_event(stream, &format!("{n} notices were dropped because this client was not reading them\n")),
     }
 }
 
@@ -91,7 +110,7 @@ fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) 
             let sent = result?;
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(
-                client = %session.name,
+                client = %session.name(),
                 "sent '{}': {sent} bytes in {secs:.3}s ({:.1} MB/s)",
                 common::text::escape(&name),
                 sent as f64 / secs.max(1e-9) / 1e6

@@ -157,8 +157,12 @@ impl Inner {
     /// Queues `text` for everyone but `from`. Sent under the registry lock so
     /// that joins, renames and departures reach everyone in one order.
     fn broadcast(&self, from: u64, text: &str) -> usize {
-        let others = self.sessions.values().filter(|s| s.id != from);
-        others.map(|s| s.notify(text.to_string())).count()
+        let mut recipients = 0;
+        for session in self.sessions.values().filter(|s| s.id != from) {
+            session.notify(text.to_string());
+            recipients += 1;
+        }
+        recipients
     }
 }
 

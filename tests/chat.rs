@@ -75,7 +75,10 @@ fn names_must_be_valid_and_unique() {
         assert_eq!(other.request(request).header, expected);
     }
     let long = "x".repeat(33);
-    assert_eq!(other.request(&format!("name {long}")).header, format!("ERR 400 a name has 1 to 32 characters: '{long}'"));
+    assert_eq!(
+        other.request(&format!("name {long}")).header,
+        format!("ERR 400 a name has 1 to 32 characters: '{long}'")
+    );
     assert_eq!(other.request(&format!("name {}", "y".repeat(32))).header.split(' ').next(), Some("OK"));
     // Taking back one's own name (any case) is fine.
     assert_eq!(alice.request("name Alice").text(), "you are now Alice\n");

@@ -1,8 +1,9 @@
 //! The client's side of the wire: connect, send a request, read the reply.
 //!
-//! Everything the server says is treated as untrusted: header lines and text
-//! bodies have hard size limits, and events are handed to a callback (which
-//! prints them escaped) before the reply they precede.
+//! Everything the server says is treated as untrusted: header lines, events
+//! and text bodies have hard size limits, a download's memory is bounded by
+//! the chunks in flight, and events go to an [`EventSink`] that prints them
+//! escaped.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::text::escape;
 use common::{Code, Header, Request, DEFAULT_PORT, MAX_HEADER_LEN};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::ClientError;
 
@@ -19,14 +21,18 @@ pub const MAX_TEXT_BODY: u64 = 16 * 1024 * 1024;
 /// Largest event body the client accepts.
 pub const MAX_EVENT_BODY: u64 = 64 * 1024;
 
-/// Size of the read buffer: downloads stream through it.
-const READ_BUFFER: usize = 256 * 1024;
+/// Size of the chunks a body is handed over in.
+const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Chunks in flight between the reader thread and the caller: bounds the
+/// memory a download uses however fast the server sends.
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// Which side of a download failed.
 #[derive(Debug)]
 pub enum BodyError {
     /// Reading from the server.
-    Read(io::Error),
+    Read(ClientError),
     /// Writing the local copy.
     Write(io::Error),
 }
@@ -40,12 +46,36 @@ pub struct Greeting {
     pub protocol: String,
 }
 
+/// Where events go.
+pub enum EventSink {
+    /// Handed to the caller in order with replies and printed by it: batch
+    /// mode, where output must read in the order things happened.
+    InBand(Box<dyn FnMut(&str)>),
+    /// Printed by the reader thread as soon as they arrive: at a prompt,
+    /// where events must show while the user is idle.
+    Direct(Box<dyn FnMut(&str) + Send>),
+}
+
+/// What the reader thread passes on.
+enum Incoming {
+    Header(Header),
+    Chunk(Vec<u8>),
+    Event(String),
+    Closed(String),
+}
+
 /// An open session with a server.
+///
+/// A reader thread owns the socket's read side: it parses every message,
+/// prints or forwards events, and hands reply headers and body chunks over a
+/// channel, so events are seen even while no command runs.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
     writer: TcpStream,
+    incoming: Receiver<Incoming>,
+    recycle: Sender<Vec<u8>>,
     peer: SocketAddr,
-    on_event: Box<dyn FnMut(&str)>,
+    timeout: Duration,
+    on_event: Option<Box<dyn FnMut(&str)>>,
 }
 
 /// Turns `host`, `host:port`, `1.2.3.4`, `[::1]:port` or `::1` into addresses.
@@ -75,11 +105,7 @@ impl Connection {
     /// # Errors
     /// [`ClientError::Full`] when the server is at its cap, [`ClientError::Connect`]
     /// when no address answers, [`ClientError::Connection`] on a bad greeting.
-    pub fn open(
-        addr: &str,
-        timeout: Duration,
-        on_event: Box<dyn FnMut(&str)>,
-    ) -> Result<(Connection, Greeting), ClientError> {
+    pub fn open(addr: &str, timeout: Duration, events: EventSink) -> Result<(Connection, Greeting), ClientError> {
         let mut last_error = None;
         let mut stream = None;
         for candidate in resolve(addr)? {
@@ -96,12 +122,22 @@ impl Connection {
             return Err(ClientError::Connect { addr: addr.to_string(), reason });
         };
         let _ = stream.set_nodelay(true);
-        // A reply that stops coming ends the wait; a moving transfer never does,
-        // since the timeout applies to each read.
-        let _ = stream.set_read_timeout(Some(timeout));
         let peer = stream.peer_addr().map_err(|e| ClientError::connection("connect", e))?;
-        let writer = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
-        let mut conn = Connection { reader: BufReader::with_capacity(READ_BUFFER, stream), writer, peer, on_event };
+        let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
+        let (tx, incoming) = unbounded();
+        let (recycle, pool) = bounded(CHUNKS_IN_FLIGHT);
+        for _ in 0..CHUNKS_IN_FLIGHT {
+            let _ = recycle.send(Vec::with_capacity(CHUNK_SIZE));
+        }
+        let (on_event, direct) = match events {
+            EventSink::InBand(f) => (Some(f), None),
+            EventSink::Direct(f) => (None, Some(f)),
+        };
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &pool, direct))
+            .map_err(|e| ClientError::Local(format!("cannot start a thread: {e}")))?;
+        let mut conn = Connection { writer: stream, incoming, recycle, peer, timeout, on_event };
         match conn.read_reply_header() {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
@@ -139,31 +175,39 @@ impl Connection {
         &mut self.writer
     }
 
+    fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
+        match self.incoming.recv_timeout(self.timeout) {
+            Ok(Incoming::Closed(reason)) => Err(ClientError::Connection(reason)),
+            Ok(msg) => Ok(msg),
+            Err(RecvTimeoutError::Timeout) => Err(ClientError::Connection(format!(
+                "the server stopped answering (nothing for {}s)",
+                self.timeout.as_secs()
+            ))),
+            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Connection("server closed the connection".into())),
+        }
+    }
+
     /// Reads the next reply header, handing any events before it to the
-    /// callback. An `ERR` header becomes [`ClientError::Remote`].
+    /// in-band printer. An `ERR` header becomes [`ClientError::Remote`].
     ///
     /// # Errors
     /// [`ClientError::Remote`] for `ERR`, [`ClientError::Connection`] when the
-    /// connection fails or the header is not valid.
+    /// connection fails, the header is not valid or no reply comes in time.
     pub fn read_reply_header(&mut self) -> Result<Header, ClientError> {
         loop {
-            let line = self.read_header_line()?;
-            let header =
-                Header::parse(&line).map_err(|e| ClientError::Connection(format!("bad reply from server: {e}")))?;
-            match header {
-                Header::Event { len } => {
-                    if len > MAX_EVENT_BODY {
-                        return Err(ClientError::Connection(format!(
-                            "server sent an event of {len} bytes; limit is {MAX_EVENT_BODY}"
-                        )));
+            match self.next_incoming()? {
+                Incoming::Event(text) => {
+                    if let Some(print) = &mut self.on_event {
+                        print(&text);
                     }
-                    let text = self.read_text_body(len)?;
-                    (self.on_event)(&text);
                 }
-                Header::Err { code, message } => {
+                Incoming::Header(Header::Err { code, message }) => {
                     return Err(ClientError::Remote { code, message: escape(&message).into_owned() })
                 }
-                ok => return Ok(ok),
+                Incoming::Header(header) => return Ok(header),
+                Incoming::Chunk(_) | Incoming::Closed(_) => {
+                    return Err(ClientError::Connection("reply out of order".into()));
+                }
             }
         }
     }
@@ -179,19 +223,21 @@ impl Connection {
             )));
         }
         let mut body = Vec::with_capacity(len as usize);
-        (&mut self.reader).take(len).read_to_end(&mut body).map_err(|e| ClientError::connection("reading reply", e))?;
-        if body.len() as u64 != len {
-            return Err(ClientError::Connection("server closed the connection mid-reply".into()));
-        }
+        self.read_body_into(len, &mut body, |_| {}).map_err(|e| match e {
+            BodyError::Read(e) => e,
+            BodyError::Write(e) => ClientError::Local(e.to_string()),
+        })?;
         String::from_utf8(body).map_err(|_| ClientError::Connection("server sent a reply that is not UTF-8".into()))
     }
 
-    /// Streams a binary body of `len` bytes into `out`, calling `progress`
-    /// with the bytes done so far.
+    /// Streams a body of `len` bytes into `out`, calling `progress` with the
+    /// bytes done so far. A reply that stalls for the timeout is an error; a
+    /// body that keeps moving never is.
     ///
     /// # Errors
     /// [`BodyError::Read`] when the connection fails or ends early,
-    /// [`BodyError::Write`] when `out` fails.
+    /// [`BodyError::Write`] when `out` fails; the rest of the body is then
+    /// skipped so the session stays usable.
     pub fn read_body_into(
         &mut self,
         len: u64,
@@ -200,40 +246,140 @@ impl Connection {
     ) -> Result<u64, BodyError> {
         let mut done = 0;
         while done < len {
-            let chunk = self.reader.fill_buf().map_err(BodyError::Read)?;
-            if chunk.is_empty() {
-                return Err(BodyError::Read(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed mid-transfer",
-                )));
+            let chunk = match self.next_incoming().map_err(BodyError::Read)? {
+                Incoming::Chunk(chunk) => chunk,
+                _ => return Err(BodyError::Read(ClientError::Connection("reply body cut short".into()))),
+            };
+            done += chunk.len() as u64;
+            let written = out.write_all(&chunk);
+            let _ = self.recycle.send(chunk);
+            if let Err(e) = written {
+                self.skip_body(len - done).map_err(BodyError::Read)?;
+                return Err(BodyError::Write(e));
             }
-            let n = chunk.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
-            out.write_all(&chunk[..n]).map_err(BodyError::Write)?;
-            self.reader.consume(n);
-            done += n as u64;
             progress(done);
         }
         Ok(done)
     }
 
-    fn read_header_line(&mut self) -> Result<String, ClientError> {
-        let mut line = Vec::with_capacity(128);
-        let limit = MAX_HEADER_LEN as u64 + 2;
-        (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ClientError::connection("reading reply", e))?;
-        if line.is_empty() {
-            return Err(ClientError::Connection("server closed the connection".into()));
-        }
-        if line.last() != Some(&b'\n') {
-            return Err(if line.len() as u64 >= limit {
-                ClientError::Connection("server sent a reply header that is too long".into())
-            } else {
-                ClientError::Connection("server closed the connection mid-reply".into())
-            });
-        }
-        String::from_utf8(line)
-            .map_err(|_| ClientError::Connection("server sent a reply header that is not UTF-8".into()))
+    /// Reads and drops `len` body bytes, e.g. after the local side failed.
+    ///
+    /// # Errors
+    /// [`ClientError::Connection`] when the connection fails.
+    pub fn skip_body(&mut self, len: u64) -> Result<(), ClientError> {
+        self.read_body_into(len, &mut io::sink(), |_| {}).map(|_| ()).map_err(|e| match e {
+            BodyError::Read(e) => e,
+            BodyError::Write(e) => ClientError::Local(e.to_string()),
+        })
     }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Wakes the reader thread, which then ends.
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The reader thread: parses messages until the connection ends, passing
+/// each on. Sends `Closed` with the reason as its last word.
+fn read_messages(
+    mut reader: BufReader<TcpStream>,
+    tx: &Sender<Incoming>,
+    pool: &Receiver<Vec<u8>>,
+    mut direct: Option<Box<dyn FnMut(&str) + Send>>,
+) {
+    let reason = loop {
+        let header = match read_header_line(&mut reader)
+            .and_then(|line| Header::parse(&line).map_err(|e| format!("bad reply from server: {e}")))
+        {
+            Ok(header) => header,
+            Err(reason) => break reason,
+        };
+        match header {
+            Header::Event { len } => {
+                if len > MAX_EVENT_BODY {
+                    break format!("server sent an event of {len} bytes; limit is {MAX_EVENT_BODY}");
+                }
+                let mut body = Vec::with_capacity(len as usize);
+                if (&mut reader).take(len).read_to_end(&mut body).map_or(true, |n| n as u64 != len) {
+                    break "server closed the connection mid-event".into();
+                }
+                let text = String::from_utf8_lossy(&body).into_owned();
+                match &mut direct {
+                    Some(print) => print(&text),
+                    None => {
+                        if tx.send(Incoming::Event(text)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Header::Ok { len, .. } => {
+                if tx.send(Incoming::Header(header)).is_err() {
+                    return;
+                }
+                if let Err(reason) = forward_body(&mut reader, len, tx, pool) {
+                    break reason;
+                }
+            }
+            err => {
+                if tx.send(Incoming::Header(err)).is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    if let Some(print) = &mut direct {
+        print(&format!("connection closed: {reason}"));
+    }
+    let _ = tx.send(Incoming::Closed(reason));
+}
+
+fn forward_body(
+    reader: &mut BufReader<TcpStream>,
+    len: u64,
+    tx: &Sender<Incoming>,
+    pool: &Receiver<Vec<u8>>,
+) -> Result<(), String> {
+    let mut left = len;
+    while left > 0 {
+        // Waits for the caller to give a chunk back: the download's memory is bounded.
+        let Ok(mut chunk) = pool.recv() else { return Err("closed".into()) };
+        let want = CHUNK_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
+        chunk.clear();
+        chunk.resize(want, 0);
+        let n = loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => return Err("server closed the connection mid-reply".into()),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("reading reply: {e}")),
+            }
+        };
+        chunk.truncate(n);
+        left -= n as u64;
+        if tx.send(Incoming::Chunk(chunk)).is_err() {
+            return Err("closed".into());
+        }
+    }
+    Ok(())
+}
+
+/// One header line, at most [`MAX_HEADER_LEN`] bytes.
+fn read_header_line(reader: &mut BufReader<TcpStream>) -> Result<String, String> {
+    let mut line = Vec::with_capacity(128);
+    let limit = MAX_HEADER_LEN as u64 + 2;
+    reader.take(limit).read_until(b'\n', &mut line).map_err(|e| format!("reading reply: {e}"))?;
+    if line.is_empty() {
+        return Err("server closed the connection".into());
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() as u64 >= limit {
+            "server sent a reply header that is too long".into()
+        } else {
+            "server closed the connection mid-reply".into()
+        });
+    }
+    String::from_utf8(line).map_err(|_| "server sent a reply header that is not UTF-8".into())
 }

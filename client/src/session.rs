@@ -58,6 +58,9 @@ impl Session {
             }
             Command::Remote(request) => {
                 let body = self.text_request(&request)?;
+                if let Request::Name(nick) = &request {
+                    self.greeting.name = escape(nick).into_owned();
+                }
                 print(out, &escape_multiline(&body))?;
             }
             Command::List(dir) => {
@@ -114,8 +117,8 @@ impl Session {
             Ok(_) => {}
             Err(BodyError::Write(e)) => return Err(local_err("cannot write", e)),
             Err(BodyError::Read(e)) => {
-                let context = format!("downloading '{}' (partial file kept as {})", escape(name), part.display());
-                return Err(ClientError::connection(&context, e));
+                let kept = format!("partial file kept as {}", part.display());
+                return Err(ClientError::Connection(format!("downloading '{}': {e}; {kept}", escape(name))));
             }
         }
         if Digest(*sink.hasher.finalize().as_bytes()) != expected {

@@ -34,6 +34,16 @@ pub enum Activity {
     Receiving(String, u64),
 }
 
+/// A session's reader as shutdown sees it. Both sides change it under one
+/// lock, so a reader either is woken by shutdown or sees it was told.
+#[derive(Debug, Default)]
+struct Phase {
+    /// Running a command: shutdown lets it finish.
+    busy: bool,
+    /// Shutdown has queued its notice for this session.
+    told_to_stop: bool,
+}
+
 /// One connected client, shared by its reader and writer threads and the registry.
 pub struct SessionInfo {
     /// Unique for the server's lifetime; gives the first name, `ClientNN`.
@@ -56,8 +66,8 @@ pub struct SessionInfo {
     /// Bytes moved by the current transfer.
     transferred: AtomicU64,
     activity: Mutex<Activity>,
-    /// True while the reader runs a command; shutdown only interrupts idle readers.
-    busy: Mutex<bool>,
+    /// Where the reader is, as far as shutdown is concerned.
+    phase: Mutex<Phase>,
     clock: Instant,
 }
 
@@ -96,20 +106,24 @@ impl SessionInfo {
     }
 
     /// Marks the reader as running a command, unless the server is stopping:
-    /// then returns false and the session must end. Shutdown checks `busy`
-    /// under the same lock, so no command starts after it passed by.
+    /// then returns false and the session must end. Shutdown looks at the
+    /// same state under the same lock, so no command starts after it passed by.
     pub fn begin_command(&self, stopping: &std::sync::atomic::AtomicBool) -> bool {
-        let mut busy = self.busy.lock();
+        let mut phase = self.phase.lock();
         if stopping.load(Ordering::SeqCst) {
             return false;
         }
-        *busy = true;
+        phase.busy = true;
         true
     }
 
-    /// The reader finished its command.
-    pub fn end_command(&self) {
-        *self.busy.lock() = false;
+    /// The reader finished its command. Returns true when shutdown passed by
+    /// meanwhile and left this session to end by itself; otherwise shutdown,
+    /// if it comes, wakes the idle reader.
+    pub fn end_command(&self) -> bool {
+        let mut phase = self.phase.lock();
+        phase.busy = false;
+        phase.told_to_stop
     }
 
     /// Queues a notice, a line of text; never blocks. Returns false when the
@@ -202,7 +216,7 @@ impl Registry {
             last_active_ms: AtomicU64::new(self.started.elapsed().as_millis() as u64),
             transferred: AtomicU64::new(0),
             activity: Mutex::new(Activity::Idle),
-            busy: Mutex::new(false),
+            phase: Mutex::new(Phase::default()),
             clock: self.started,
         });
         inner.sessions.insert(id, Arc::clone(&info));
@@ -255,8 +269,9 @@ impl Registry {
     pub fn announce_shutdown(&self, grace: Duration) {
         for session in self.sessions() {
             session.notify(format!("server shutting down; transfers in progress have {}s to finish", grace.as_secs()));
-            let busy = session.busy.lock();
-            if !*busy {
+            let mut phase = session.phase.lock();
+            phase.told_to_stop = true;
+            if !phase.busy {
                 let _ = session.stream.shutdown(Shutdown::Read);
             }
         }

@@ -146,11 +146,11 @@ impl Handler {
                 return "server shutting down".into();
             }
             let next = self.execute(&text);
-            self.session.end_command();
+            let told_to_stop = self.session.end_command();
             if let Next::Close(reason) = next {
                 return reason.into();
             }
-            if self.ctx.stopping.load(Ordering::SeqCst) {
+            if told_to_stop {
                 return "server shutting down".into();
             }
         }

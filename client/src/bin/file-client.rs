@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::text::escape;
-use file_client::error::{EXIT_OK, EXIT_USAGE};
+use file_client::connection::EventSink;
+use file_client::error::{EXIT_IO, EXIT_OK, EXIT_USAGE};
 use file_client::{ClientError, Connection, Flow, Session};
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
 
-/// Connect to a file-server: list, get and put files, see who is online.
+/// Connect to a file-server: list, get and put files, chat with who is online.
 #[derive(Parser, Debug)]
 #[command(
     version,
     about,
-    after_help = "Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, 4 a command failed on the server."
+    after_help = "Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, \
+                  4 a command failed on the server."
 )]
 struct Args {
     /// Server address: HOST, HOST:PORT, IP or [IPv6]:PORT.
@@ -30,6 +34,9 @@ struct Args {
     /// Seconds to wait for the connection and for a reply that stops coming.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Display name to take on connect (as the `name` command).
+    #[arg(long, value_name = "NICK")]
+    name: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -38,43 +45,65 @@ fn main() -> ExitCode {
         eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
         return ExitCode::from(EXIT_USAGE);
     }
-    let on_event = Box::new(|text: &str| {
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{}", escape(text.trim_end_matches('\n')));
-        let _ = stdout.flush();
-    });
-    let (conn, greeting) = match Connection::open(&args.addr, Duration::from_secs(args.timeout), on_event) {
-        Ok(opened) => opened,
-        Err(ClientError::Full) => {
-            eprintln!("Server is full");
-            return ExitCode::from(ClientError::Full.exit_code());
-        }
-        Err(e) => {
-            eprintln!("file-client: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    let mut session = Session::new(conn, greeting, args.download_dir);
-    let stdin = io::stdin();
-    let code = if !args.commands.is_empty() {
-        run_batch(&mut session, args.commands.into_iter().map(Ok))
-    } else if stdin.is_terminal() {
-        run_interactive(&mut session, stdin.lock())
-    } else {
-        run_batch(&mut session, stdin.lock().lines())
-    };
+    let code =
+        if args.commands.is_empty() && io::stdin().is_terminal() { run_interactive(&args) } else { run_batch(&args) };
     ExitCode::from(code)
 }
 
-/// Runs commands in order; the first failure ends the run with its status.
-fn run_batch(session: &mut Session, lines: impl Iterator<Item = io::Result<String>>) -> u8 {
+/// Prints an event the way both modes show it: one escaped line.
+fn event_line(text: &str) -> String {
+    format!("{}\n", escape(text.trim_end_matches('\n')))
+}
+
+/// Connects and, with `--name`, takes the name; reports failures itself.
+fn connect(args: &Args, events: EventSink, out: &mut impl Write) -> Result<Session, u8> {
+    let opened = Connection::open(&args.addr, Duration::from_secs(args.timeout), events);
+    let (conn, greeting) = match opened {
+        Ok(opened) => opened,
+        Err(ClientError::Full) => {
+            eprintln!("Server is full");
+            return Err(ClientError::Full.exit_code());
+        }
+        Err(e) => {
+            eprintln!("file-client: {e}");
+            return Err(e.exit_code());
+        }
+    };
+    let mut session = Session::new(conn, greeting, args.download_dir.clone());
+    if let Some(nick) = &args.name {
+        if let Err(e) = session.execute(&format!("name {nick}"), &mut io::sink()) {
+            eprintln!("{e}");
+            return Err(e.exit_code());
+        }
+    }
+    let _ = out.flush();
+    Ok(session)
+}
+
+/// `-c` commands, or commands from a stdin that is not a terminal; the first
+/// failure ends the run with its status. Events print in order with replies.
+fn run_batch(args: &Args) -> u8 {
     let mut stdout = io::stdout();
+    let events = EventSink::InBand(Box::new(|text| {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(event_line(text).as_bytes());
+        let _ = out.flush();
+    }));
+    let mut session = match connect(args, events, &mut stdout) {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    let lines: Box<dyn Iterator<Item = io::Result<String>>> = if args.commands.is_empty() {
+        Box::new(io::stdin().lock().lines())
+    } else {
+        Box::new(args.commands.clone().into_iter().map(Ok))
+    };
     for line in lines {
         let line = match line {
             Ok(line) => line,
             Err(e) => {
                 eprintln!("file-client: cannot read commands: {e}");
-                return ClientError::Local(String::new()).exit_code();
+                return EXIT_IO;
             }
         };
         match session.execute(&line, &mut stdout) {
@@ -86,42 +115,81 @@ fn run_batch(session: &mut Session, lines: impl Iterator<Item = io::Result<Strin
             }
         }
     }
-    say_goodbye(session);
+    let _ = session.execute("exit", &mut io::sink());
     EXIT_OK
 }
 
-/// A prompt on a terminal: errors are reported and the session goes on.
-fn run_interactive(session: &mut Session, mut input: impl BufRead) -> u8 {
+/// A prompt with line editing and history; events appear above it as they
+/// arrive. Errors are reported and the session goes on.
+fn run_interactive(args: &Args) -> u8 {
+    let mut editor = match DefaultEditor::new() {
+        Ok(editor) => editor,
+        Err(e) => {
+            eprintln!("file-client: cannot use the terminal: {e}");
+            return EXIT_IO;
+        }
+    };
+    let history = history_path();
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    let mut printer = match editor.create_external_printer() {
+        Ok(printer) => printer,
+        Err(e) => {
+            eprintln!("file-client: cannot use the terminal: {e}");
+            return EXIT_IO;
+        }
+    };
+    let events = EventSink::Direct(Box::new(move |text| {
+        let _ = printer.print(event_line(text));
+    }));
     let mut stdout = io::stdout();
-    let mut line = String::new();
-    loop {
-        print!("{}", session.prompt());
-        let _ = stdout.flush();
-        line.clear();
-        match input.read_line(&mut line) {
-            Ok(0) => {
-                println!();
-                say_goodbye(session);
-                return EXIT_OK;
+    let mut session = match connect(args, events, &mut stdout) {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    let code = loop {
+        match editor.readline(&session.prompt()) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                match session.execute(&line, &mut stdout) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Exit) => break EXIT_OK,
+                    Err(e) if e.ends_session() => {
+                        eprintln!("{e}");
+                        break e.exit_code();
+                    }
+                    Err(e) => eprintln!("{e}"),
+                }
             }
-            Ok(_) => {}
+            // Ctrl+C at the prompt clears the line.
+            Err(ReadlineError::Interrupted) => {}
+            Err(ReadlineError::Eof) => {
+                let _ = session.execute("exit", &mut io::sink());
+                break EXIT_OK;
+            }
             Err(e) => {
                 eprintln!("file-client: cannot read input: {e}");
-                return ClientError::Local(String::new()).exit_code();
+                break EXIT_IO;
             }
         }
-        match session.execute(&line, &mut stdout) {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Exit) => return EXIT_OK,
-            Err(e) if e.ends_session() => {
-                eprintln!("{e}");
-                return e.exit_code();
-            }
-            Err(e) => eprintln!("{e}"),
+    };
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
         }
+        let _ = editor.save_history(path);
     }
+    code
 }
 
-fn say_goodbye(session: &mut Session) {
-    let _ = session.execute("exit", &mut io::sink());
+/// `$XDG_DATA_HOME/file-client/history`, else `~/.local/share/file-client/history`.
+fn history_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("file-client").join("history"))
 }

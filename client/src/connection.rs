@@ -46,14 +46,20 @@ pub struct Greeting {
     pub protocol: String,
 }
 
+/// Prints an event's text on the caller's thread.
+pub type PrintEvent = Box<dyn FnMut(&str)>;
+
+/// Prints an event's text from the reader thread.
+pub type PrintEventFromThread = Box<dyn FnMut(&str) + Send>;
+
 /// Where events go.
 pub enum EventSink {
     /// Handed to the caller in order with replies and printed by it: batch
     /// mode, where output must read in the order things happened.
-    InBand(Box<dyn FnMut(&str)>),
+    InBand(PrintEvent),
     /// Printed by the reader thread as soon as they arrive: at a prompt,
     /// where events must show while the user is idle.
-    Direct(Box<dyn FnMut(&str) + Send>),
+    Direct(PrintEventFromThread),
 }
 
 /// What the reader thread passes on.
@@ -75,7 +81,7 @@ pub struct Connection {
     recycle: Sender<Vec<u8>>,
     peer: SocketAddr,
     timeout: Duration,
-    on_event: Option<Box<dyn FnMut(&str)>>,
+    on_event: Option<PrintEvent>,
 }
 
 /// Turns `host`, `host:port`, `1.2.3.4`, `[::1]:port` or `::1` into addresses.
@@ -287,7 +293,7 @@ fn read_messages(
     mut reader: BufReader<TcpStream>,
     tx: &Sender<Incoming>,
     pool: &Receiver<Vec<u8>>,
-    mut direct: Option<Box<dyn FnMut(&str) + Send>>,
+    mut direct: Option<PrintEventFromThread>,
 ) {
     let reason = loop {
         let header = match read_header_line(&mut reader)

@@ -44,6 +44,8 @@ status                 server uptime, connected clients and what each is doing
 list [dir]             files and folders on the server
 get [-f] <name>        download into the download folder (-f: overwrite)
 put <local> [remote]   upload a local file (quote names with spaces: put \"a b.txt\")
+name <nick>            choose the name others see
+say <text>             send a line to everyone else connected
 help                   this list
 exit | quit | bye      leave
 anything else          sent to the server, which echoes it with \" ACK\"

@@ -55,10 +55,10 @@ fn commands_are_read_from_stdin_when_it_is_not_a_terminal() {
 #[test]
 fn a_batch_that_ends_without_exit_still_leaves_cleanly() {
     let (share, server) = server();
+    let mut watcher = server.raw();
     let out = server.client(share.path(), &["hi"]);
     assert!(out.status.success());
-    // The server logged an orderly exit for that session.
-    let mut watcher = server.raw();
-    let status = watcher.request("status").text();
-    assert!(status.contains("recently left\n  Client01"), "{status}");
+    watcher.expect_event("Client02 left (1 online)\n");
+    // The departure is announced after the session's end is logged.
+    assert!(server.log().contains("disconnected: exit"), "{}", server.log());
 }

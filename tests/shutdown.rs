@@ -43,7 +43,10 @@ fn sigterm_with_idle_clients_exits_0_promptly() {
     server.signal("TERM");
     for c in &mut clients {
         c.expect_event(&SHUTDOWN_NOTICE.replace("10s", "30s"));
-        assert!(c.read_to_eof().is_empty());
+        // Others may be seen leaving before this one is closed; nothing else comes.
+        for event in c.events_until_eof() {
+            assert!(event.contains(" left ("), "{event}");
+        }
     }
     // Well inside the 30 s grace: idle sessions do not hold shutdown up.
     assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));

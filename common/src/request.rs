@@ -18,6 +18,14 @@ pub enum Request {
     List(String),
     /// `get <name>`: the file's bytes.
     Get(String),
+    /// `resume <offset> <name>`: the file's bytes from `offset` on, with the
+    /// whole file's hash, to complete a partial download.
+    Resume {
+        /// Bytes the client has already.
+        offset: u64,
+        /// The remote name.
+        name: String,
+    },
     /// `put <size> <blake3> <name>`: an upload of exactly `size` bytes follows
     /// once the server has answered `OK 0`.
     Put {
@@ -94,6 +102,12 @@ impl Request {
             "list" => Ok(Request::List(arg.to_string())),
             "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
             "get" => Ok(Request::Get(arg.to_string())),
+            "resume" => {
+                let bad = || RequestError::MissingArgument { usage: "resume <offset> <name>" };
+                let (offset, name) = arg.split_once(char::is_whitespace).ok_or_else(bad)?;
+                let offset = offset.parse().map_err(|_| bad())?;
+                Ok(Request::Resume { offset, name: name.trim().to_string() })
+            }
             "put" => Self::parse_put(arg),
             "name" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "name <nick>" }),
             "name" => Ok(Request::Name(arg.to_string())),
@@ -133,6 +147,7 @@ impl fmt::Display for Request {
             Request::List(dir) if dir.is_empty() => f.write_str("list"),
             Request::List(dir) => write!(f, "list {dir}"),
             Request::Get(name) => write!(f, "get {name}"),
+            Request::Resume { offset, name } => write!(f, "resume {offset} {name}"),
             Request::Put { size, digest, name } => write!(f, "put {size} {digest} {name}"),
             Request::Name(nick) => write!(f, "name {nick}"),
             Request::Say(text) => write!(f, "say {text}"),
@@ -172,6 +187,7 @@ mod tests {
             Request::List("docs".into()),
             Request::Get("a file with spaces.txt".into()),
             Request::Get("docs/a.txt".into()),
+            Request::Resume { offset: 12345, name: "big file.iso".into() },
             Request::Put { size: 0, digest: digest(), name: "empty".into() },
             Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
             Request::Name("alice".into()),
@@ -204,6 +220,8 @@ mod tests {
         assert!(matches!(Request::parse("get"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("get   "), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("name"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("resume 12"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("resume x name"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("say  "), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
         assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));

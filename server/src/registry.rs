@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, SecondsFormat};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
@@ -284,7 +284,13 @@ impl Registry {
         }
     }
 
-    /// The `status` text, as seen by session `me`.
+    /// Uptime, clients connected and the cap: the `status` reply's header fields.
+    pub fn counts(&self) -> (Duration, usize, usize) {
+        (self.started.elapsed(), self.len(), self.max_clients)
+    }
+
+    /// The `status` text, as seen by session `me`. Fields on a client's line
+    /// are separated by two spaces; times are RFC 3339.
     pub fn status(&self, me: u64) -> String {
         let inner = self.inner.lock();
         let mut out = String::new();
@@ -297,7 +303,7 @@ impl Registry {
                 "  {}{marker}  {}  connected {}  idle {}  {}",
                 s.name(),
                 s.addr,
-                s.connected_at.format("%Y-%m-%d %H:%M:%S"),
+                s.connected_at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 human_duration(s.idle_for()),
                 s.describe_activity(),
             );
@@ -305,7 +311,8 @@ impl Registry {
         if !inner.departed.is_empty() {
             let _ = writeln!(out, "recently left");
             for d in inner.departed.iter().rev() {
-                let _ = writeln!(out, "  {}  {}  left {}", d.name, d.addr, d.left_at.format("%Y-%m-%d %H:%M:%S"));
+                let left_at = d.left_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+                let _ = writeln!(out, "  {}  {}  left {left_at}", d.name, d.addr);
             }
         }
         out

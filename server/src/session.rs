@@ -36,6 +36,7 @@ pub const HELP: &str = "\
 status                      uptime, connected clients and what each is doing
 list [dir]                  files and folders with size and modification time
 get <name>                  download a file; the reply carries its BLAKE3 hash
+resume <offset> <name>      the rest of a file from byte <offset>, with the whole file's hash
 put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
 name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
 say <text>                  send a line to every other connected client
@@ -194,7 +195,7 @@ impl Handler {
         };
         tracing::info!(client = %self.session.name(), "{}", request.summary());
         // A download's activity belongs to the writer, which sends it later.
-        let tracked = !matches!(request, Request::Get(_));
+        let tracked = !matches!(request, Request::Get(_) | Request::Resume { .. });
         if tracked {
             self.session.set_activity(Activity::Command(request.summary()));
         }
@@ -205,7 +206,11 @@ impl Handler {
                 Next::Close("exit")
             }
             Request::Status => {
-                self.send_text(&self.ctx.registry.status(self.session.id));
+                let text = self.ctx.registry.status(self.session.id);
+                let (uptime, clients, max) = self.ctx.registry.counts();
+                let fields = [("uptime", uptime.as_secs()), ("clients", clients as u64), ("max", max as u64)];
+                let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                self.send(Outgoing::reply(&Header::Ok { len: text.len() as u64, fields }, text.as_bytes()));
                 Next::Continue
             }
             Request::List(dir) => {
@@ -213,7 +218,11 @@ impl Handler {
                 Next::Continue
             }
             Request::Get(name) => {
-                self.get(&name);
+                self.get(&name, 0);
+                Next::Continue
+            }
+            Request::Resume { offset, name } => {
+                self.get(&name, offset);
                 Next::Continue
             }
             Request::Help => {
@@ -268,19 +277,32 @@ impl Handler {
         }
     }
 
-    fn get(&mut self, name: &str) {
+    /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
+    /// always the whole file's, so a resumed download can be checked.
+    fn get(&mut self, name: &str, offset: u64) {
         let path = match RemotePath::parse_file(name) {
             Ok(path) => path,
             Err(e) => return self.send_err(e.code(), format!("{e}: '{}'", escape(name))),
         };
-        match self.ctx.repo.open_download(&path) {
-            Ok(download) => {
-                let header =
-                    Header::Ok { len: download.len, fields: vec![("blake3".into(), download.digest.to_string())] };
-                self.send(Outgoing::File { header: header.encode().into_bytes(), download, name: path.to_string() });
-            }
-            Err(e) => self.send_repo_err(&e),
+        let mut download = match self.ctx.repo.open_download(&path) {
+            Ok(download) => download,
+            Err(e) => return self.send_repo_err(&e),
+        };
+        if offset > download.len {
+            let message = format!("'{path}' has only {} bytes; cannot resume from {offset}", download.len);
+            return self.send_err(Code::BadRequest, message);
         }
+        let mut fields = vec![("blake3".into(), download.digest.to_string())];
+        if offset > 0 {
+            if let Err(e) = std::io::Seek::seek(&mut download.file, std::io::SeekFrom::Start(offset)) {
+                return self.send_repo_err(&RepoError::Io { context: format!("cannot read '{path}'"), source: e });
+            }
+            fields.push(("offset".into(), offset.to_string()));
+            fields.push(("size".into(), download.len.to_string()));
+            download.len -= offset;
+        }
+        let header = Header::Ok { len: download.len, fields };
+        self.send(Outgoing::File { header: header.encode().into_bytes(), download, name: path.to_string() });
     }
 
     fn put(&mut self, size: u64, digest: &Digest, name: &str) -> Next {

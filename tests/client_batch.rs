@@ -35,7 +35,7 @@ fn a_usage_error_in_a_command_is_status_2() {
     let (share, server) = server();
     let out = server.client(share.path(), &["get"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "usage: get [-f] <name>\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "usage: get [-f] [-c] <name|glob>...\n");
 }
 
 #[test]

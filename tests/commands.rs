@@ -118,8 +118,10 @@ fn client_downloads_binary_empty_spaced_and_nested_files_identically() {
     share.add("random.bin", &data);
     let server = ServerProcess::start(share.path(), &[]);
     let downloads = tempfile::tempdir().unwrap();
-    let out = server
-        .client(downloads.path(), &["get random.bin", "get empty.bin", "get a name with spaces.txt", "get docs/a.txt"]);
+    let out = server.client(
+        downloads.path(),
+        &["get random.bin", "get empty.bin", "get \"a name with spaces.txt\"", "get docs/a.txt"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let read = |name: &str| std::fs::read(downloads.path().join(name)).unwrap();
     assert!(read("random.bin") == data);

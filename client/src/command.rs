@@ -1,9 +1,7 @@
 //! What the user types at the `file-client` prompt or passes with `-c`,
 //! parsed into a [`Command`]. This is the client's language, not the wire's:
-//! `put` takes a local path here and becomes `put <size> <blake3> <name>` on
-//! the wire.
-
-use std::path::PathBuf;
+//! names are words with shell-like quoting (`get "a b.txt" c.txt`), globs are
+//! expanded by the client, and `put` takes local paths.
 
 use common::Request;
 
@@ -14,42 +12,142 @@ use crate::error::ClientError;
 pub enum Command {
     /// Sent to the server as it is; the reply body is printed.
     Remote(Request),
-    /// `list [dir]`: the reply is formatted as a table.
+    /// `status`: printed as text, or JSON with `--json`.
+    Status,
+    /// `list [dir]`: a table, or JSON lines with `--json`.
     List(String),
-    /// `get [-f] <name>`.
+    /// `get [-f] [-c] <name|glob>...`.
     Get {
-        /// Overwrite an existing local file.
+        /// Overwrite existing local files.
         force: bool,
-        /// The remote name.
-        name: String,
+        /// Resume from `<name>.part` files.
+        resume: bool,
+        /// Remote names or globs.
+        names: Vec<String>,
     },
-    /// `put <local> [remote]`.
+    /// `put <local> [remote]` or `put <local|glob>...`.
     Put {
-        /// The file to send.
-        local: PathBuf,
-        /// The name on the server; by default the local file's name.
+        /// Local files or globs.
+        locals: Vec<String>,
+        /// The remote name, for a single file.
         remote: Option<String>,
     },
-    /// `help`: the client's own command list.
-    Help,
+    /// `lls [dir]`: list a local folder.
+    Lls(Option<String>),
+    /// `lcd [dir]`: change the local folder (home without an argument).
+    Lcd(Option<String>),
+    /// `lpwd`: print the local folder.
+    Lpwd,
+    /// `help [command]`.
+    Help(Option<String>),
     /// `exit`, `quit` or `bye`.
     Exit,
     /// A blank line or a `#` comment.
     Nothing,
 }
 
-/// The client's `help` text.
-pub const HELP: &str = "\
-status                 server uptime, connected clients and what each is doing
-list [dir]             files and folders on the server
-get [-f] <name>        download into the download folder (-f: overwrite)
-put <local> [remote]   upload a local file (quote names with spaces: put \"a b.txt\")
-name <nick>            choose the name others see
-say <text>             send a line to everyone else connected
-help                   this list
-exit | quit | bye      leave
-anything else          sent to the server, which echoes it with \" ACK\"
-";
+/// One entry of the `help` table.
+pub struct CommandHelp {
+    /// The command's name.
+    pub name: &'static str,
+    /// How it is written.
+    pub usage: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// One example.
+    pub example: &'static str,
+}
+
+/// Every command, for `help` and tab completion.
+pub const COMMANDS: &[CommandHelp] = &[
+    CommandHelp {
+        name: "status",
+        usage: "status",
+        summary: "server uptime, clients connected / cap, what each is doing, who left recently",
+        example: "status",
+    },
+    CommandHelp {
+        name: "list",
+        usage: "list [dir]",
+        summary: "files and folders on the server, with size and modification time (also: ls)",
+        example: "list docs",
+    },
+    CommandHelp {
+        name: "get",
+        usage: "get [-f] [-c] <name|glob>...",
+        summary: "download into the local folder, verified with BLAKE3; -f overwrites, -c resumes a .part file",
+        example: "get -c \"big file.iso\" docs/*.txt",
+    },
+    CommandHelp {
+        name: "put",
+        usage: "put <local> [remote] | put <local|glob>...",
+        summary: "upload local files (the server must allow uploads)",
+        example: "put notes.txt docs/notes.txt",
+    },
+    CommandHelp {
+        name: "name",
+        usage: "name <nick>",
+        summary: "choose the name others see (letters, digits, - _ .; up to 32)",
+        example: "name alice",
+    },
+    CommandHelp {
+        name: "say",
+        usage: "say <text>",
+        summary: "send a line to everyone else connected",
+        example: "say the build is on the share",
+    },
+    CommandHelp { name: "lls", usage: "lls [dir]", summary: "list a local folder", example: "lls ~/Downloads" },
+    CommandHelp {
+        name: "lcd",
+        usage: "lcd [dir]",
+        summary: "change the local folder, where downloads go (home without an argument)",
+        example: "lcd ~/Downloads",
+    },
+    CommandHelp { name: "lpwd", usage: "lpwd", summary: "print the local folder", example: "lpwd" },
+    CommandHelp {
+        name: "help",
+        usage: "help [command]",
+        summary: "this list, or one command in detail",
+        example: "help get",
+    },
+    CommandHelp { name: "exit", usage: "exit", summary: "leave (also: quit, bye, Ctrl+D)", example: "exit" },
+];
+
+/// The `help` text: every command, or one in detail.
+pub fn help_text(command: Option<&str>) -> Result<String, ClientError> {
+    match command {
+        None => {
+            let mut out = String::new();
+            for c in COMMANDS {
+                out.push_str(&format!("{:<44} {}\n", c.usage, c.summary));
+            }
+            out.push_str(&format!("{:<44} {}\n", "anything else", "sent to the server, which echoes it with \" ACK\""));
+            Ok(out)
+        }
+        Some(name) => {
+            let wanted = canonical(name);
+            let c = COMMANDS
+                .iter()
+                .find(|c| c.name == wanted)
+                .ok_or_else(|| ClientError::Usage(format!("help: no command '{}'", common::text::escape(name))))?;
+            Ok(format!("usage: {}\n{}\nexample: {}\n", c.usage, c.summary, c.example))
+        }
+    }
+}
+
+fn canonical(keyword: &str) -> String {
+    match keyword.to_ascii_lowercase().as_str() {
+        "ls" => "list".into(),
+        "quit" | "bye" => "exit".into(),
+        "?" => "help".into(),
+        other => other.to_string(),
+    }
+}
+
+/// True when a word holds glob characters.
+pub fn is_glob(word: &str) -> bool {
+    word.contains(['*', '?', '['])
+}
 
 impl Command {
     /// Parses one line of user input.
@@ -65,47 +163,75 @@ impl Command {
             return Err(ClientError::Usage("a command is one line".into()));
         }
         let (keyword, arg) = trimmed.split_once(char::is_whitespace).map_or((trimmed, ""), |(k, a)| (k, a.trim()));
-        match keyword.to_ascii_lowercase().as_str() {
-            "exit" | "quit" | "bye" => Ok(Command::Exit),
-            "help" | "?" => Ok(Command::Help),
-            "list" | "ls" => Ok(Command::List(unquote(arg))),
-            "get" => {
-                let (force, name) = match arg.split_once(char::is_whitespace) {
-                    Some(("-f", rest)) => (true, rest.trim()),
-                    _ if arg == "-f" => (true, ""),
-                    _ => (false, arg),
-                };
-                if name.is_empty() {
-                    return Err(ClientError::Usage("get [-f] <name>".into()));
-                }
-                Ok(Command::Get { force, name: unquote(name) })
+        let words = || split_words(arg).ok_or_else(|| ClientError::Usage("unbalanced quotes".into()));
+        let at_most_one = |usage: &str| -> Result<Option<String>, ClientError> {
+            let mut w = words()?;
+            match w.len() {
+                0 | 1 => Ok(w.pop()),
+                _ => Err(ClientError::Usage(usage.to_string())),
             }
-            "put" => {
-                let words = split_words(arg).ok_or_else(|| ClientError::Usage("put: unbalanced quotes".into()))?;
-                match words.as_slice() {
-                    [local] => Ok(Command::Put { local: local.into(), remote: None }),
-                    [local, remote] => Ok(Command::Put { local: local.into(), remote: Some(remote.clone()) }),
-                    _ => Err(ClientError::Usage("put <local> [remote] (quote names with spaces)".into())),
-                }
-            }
+        };
+        match canonical(keyword).as_str() {
+            "exit" => Ok(Command::Exit),
+            "help" => Ok(Command::Help(at_most_one("help [command]")?)),
+            "status" if arg.is_empty() => Ok(Command::Status),
+            "list" => Ok(Command::List(at_most_one("list [dir]")?.unwrap_or_default())),
+            "lls" => Ok(Command::Lls(at_most_one("lls [dir]")?)),
+            "lcd" => Ok(Command::Lcd(at_most_one("lcd [dir]")?)),
+            "lpwd" if arg.is_empty() => Ok(Command::Lpwd),
+            "get" => Self::parse_get(words()?),
+            "put" => Self::parse_put(words()?),
             _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.to_string())),
         }
     }
-}
 
-/// Removes one pair of surrounding quotes, so `get "a b.txt"` works as well as `get a b.txt`.
-fn unquote(text: &str) -> String {
-    for q in ['"', '\''] {
-        if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {
-            return inner.to_string();
+    fn parse_get(words: Vec<String>) -> Result<Command, ClientError> {
+        let (mut force, mut resume) = (false, false);
+        let mut names = Vec::new();
+        let mut flags_done = false;
+        for word in words {
+            match word.as_str() {
+                "--" if !flags_done => flags_done = true,
+                flag if !flags_done && flag.starts_with('-') && flag.len() > 1 => {
+                    for c in flag[1..].chars() {
+                        match c {
+                            'f' => force = true,
+                            'c' => resume = true,
+                            _ => {
+                                return Err(ClientError::Usage(format!(
+                                    "get: unknown option -{c}; get [-f] [-c] <name>..."
+                                )))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    flags_done = true;
+                    names.push(word);
+                }
+            }
+        }
+        if names.is_empty() {
+            return Err(ClientError::Usage("get [-f] [-c] <name|glob>...".into()));
+        }
+        Ok(Command::Get { force, resume, names })
+    }
+
+    fn parse_put(mut words: Vec<String>) -> Result<Command, ClientError> {
+        match words.len() {
+            0 => Err(ClientError::Usage("put <local> [remote] | put <local|glob>...".into())),
+            2 if !words.iter().any(|w| is_glob(w)) => {
+                let remote = words.pop();
+                Ok(Command::Put { locals: words, remote })
+            }
+            _ => Ok(Command::Put { locals: words, remote: None }),
         }
     }
-    text.to_string()
 }
 
 /// Splits on whitespace, keeping quoted parts (`"..."` or `'...'`) together
 /// and honouring `\` before a space or quote. `None` for unbalanced quotes.
-fn split_words(text: &str) -> Option<Vec<String>> {
+pub fn split_words(text: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -144,12 +270,31 @@ fn split_words(text: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
+/// Quotes a name for the command line when it needs it (spaces, quotes,
+/// backslashes), so that [`split_words`] gives it back unchanged.
+pub fn quote_word(word: &str) -> String {
+    let special = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\');
+    if !word.is_empty() && !word.contains(special) {
+        word.to_string()
+    } else if !word.contains('\'') {
+        format!("'{word}'")
+    } else if !word.contains('"') {
+        format!("\"{word}\"")
+    } else {
+        word.chars().flat_map(|c| if special(c) { vec!['\\', c] } else { vec![c] }).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(line: &str) -> Command {
         Command::parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    fn get(force: bool, resume: bool, names: &[&str]) -> Command {
+        Command::Get { force, resume, names: names.iter().map(|s| s.to_string()).collect() }
     }
 
     #[test]
@@ -159,25 +304,60 @@ mod tests {
         assert_eq!(parse("QUIT"), Command::Exit);
         assert_eq!(parse("bye"), Command::Exit);
         assert_eq!(parse("ls docs"), Command::List("docs".into()));
-        assert_eq!(parse("get a b.txt"), Command::Get { force: false, name: "a b.txt".into() });
-        assert_eq!(parse("get -f \"a b.txt\""), Command::Get { force: true, name: "a b.txt".into() });
-        assert_eq!(parse("put x.bin"), Command::Put { local: "x.bin".into(), remote: None });
-        assert_eq!(
-            parse("put 'my file.txt' docs/your\\ file.txt"),
-            Command::Put { local: "my file.txt".into(), remote: Some("docs/your file.txt".into()) }
-        );
+        assert_eq!(parse("list \"my docs\""), Command::List("my docs".into()));
+        assert_eq!(parse("status"), Command::Status);
+        assert_eq!(parse("help get"), Command::Help(Some("get".into())));
+        assert_eq!(parse("lcd"), Command::Lcd(None));
+        assert_eq!(parse("lls /tmp"), Command::Lls(Some("/tmp".into())));
+        assert_eq!(parse("lpwd"), Command::Lpwd);
+    }
+
+    #[test]
+    fn get_takes_flags_and_several_quoted_names() {
+        assert_eq!(parse("get a.txt"), get(false, false, &["a.txt"]));
+        assert_eq!(parse("get -f \"a b.txt\" c"), get(true, false, &["a b.txt", "c"]));
+        assert_eq!(parse("get -fc x"), get(true, true, &["x"]));
+        assert_eq!(parse("get -c -- -odd"), get(false, true, &["-odd"]));
+        assert_eq!(parse("get docs/*.txt"), get(false, false, &["docs/*.txt"]));
+        assert_eq!(parse("get a\\ b"), get(false, false, &["a b"]));
+    }
+
+    #[test]
+    fn put_takes_a_remote_name_or_many_files() {
+        let put = |locals: &[&str], remote: Option<&str>| Command::Put {
+            locals: locals.iter().map(|s| s.to_string()).collect(),
+            remote: remote.map(str::to_string),
+        };
+        assert_eq!(parse("put x.bin"), put(&["x.bin"], None));
+        assert_eq!(parse("put 'my file.txt' docs/your\\ file.txt"), put(&["my file.txt"], Some("docs/your file.txt")));
+        assert_eq!(parse("put *.log"), put(&["*.log"], None));
+        assert_eq!(parse("put a b c"), put(&["a", "b", "c"], None));
     }
 
     #[test]
     fn other_lines_go_to_the_server() {
-        assert_eq!(parse("status"), Command::Remote(Request::Status));
+        assert_eq!(parse("say hi"), Command::Remote(Request::Say("hi".into())));
         assert_eq!(parse("Hello Server!"), Command::Remote(Request::Echo("Hello Server!".into())));
     }
 
     #[test]
     fn misuse_is_a_usage_error() {
-        for bad in ["get", "get -f", "put", "put a b c", "put \"open", "status now"] {
+        for bad in ["get", "get -f", "get -x a", "put", "put \"open", "status now", "list a b", "help a b"] {
             assert!(matches!(Command::parse(bad), Err(ClientError::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn help_knows_every_command() {
+        assert!(help_text(None).unwrap().lines().count() >= COMMANDS.len());
+        assert!(help_text(Some("ls")).unwrap().starts_with("usage: list [dir]\n"));
+        assert!(help_text(Some("nope")).is_err());
+    }
+
+    #[test]
+    fn quoting_round_trips_through_splitting() {
+        for word in ["plain", "a b", "it's", "back\\slash", "\"q\"", "both ' and \"", ""] {
+            assert_eq!(split_words(&quote_word(word)), Some(vec![word.to_string()]), "{word}");
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::text::escape;
 use common::{Code, Header, Request, DEFAULT_PORT, MAX_HEADER_LEN};
@@ -28,13 +28,40 @@ const CHUNK_SIZE: usize = 256 * 1024;
 /// memory a download uses however fast the server sends.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
-/// Which side of a download failed.
+/// How long to wait for a message before checking for a stall or a cancel.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Why a body transfer stopped early.
 #[derive(Debug)]
 pub enum BodyError {
-    /// Reading from the server.
+    /// Reading from the server failed.
     Read(ClientError),
-    /// Writing the local copy.
+    /// Writing the local copy failed.
     Write(io::Error),
+    /// The observer cancelled; `remaining` bytes of the body are still to come.
+    Cancelled {
+        /// Bytes not yet read.
+        remaining: u64,
+    },
+}
+
+impl BodyError {
+    fn into_client_error(self) -> ClientError {
+        match self {
+            BodyError::Read(e) => e,
+            BodyError::Write(e) => ClientError::Local(e.to_string()),
+            BodyError::Cancelled { .. } => ClientError::Cancelled(String::new()),
+        }
+    }
+}
+
+/// A step of a transfer, for progress and cancelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// This many bytes are done.
+    Moved(u64),
+    /// Nothing arrived for a moment.
+    Waiting,
 }
 
 /// What the server said on connect.
@@ -182,14 +209,33 @@ impl Connection {
     }
 
     fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
-        match self.incoming.recv_timeout(self.timeout) {
-            Ok(Incoming::Closed(reason)) => Err(ClientError::Connection(reason)),
-            Ok(msg) => Ok(msg),
-            Err(RecvTimeoutError::Timeout) => Err(ClientError::Connection(format!(
-                "the server stopped answering (nothing for {}s)",
-                self.timeout.as_secs()
-            ))),
-            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Connection("server closed the connection".into())),
+        self.next_incoming_ticking(&mut || true).map(|m| m.expect("not cancelled"))
+    }
+
+    /// The next message; while none comes, calls `tick` about once a second
+    /// (`false` from it cancels: `Ok(None)`). Nothing for the timeout is an error.
+    fn next_incoming_ticking(&mut self, tick: &mut dyn FnMut() -> bool) -> Result<Option<Incoming>, ClientError> {
+        let started = Instant::now();
+        loop {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            match self.incoming.recv_timeout(left.min(TICK)) {
+                Ok(Incoming::Closed(reason)) => return Err(ClientError::Connection(reason)),
+                Ok(msg) => return Ok(Some(msg)),
+                Err(RecvTimeoutError::Timeout) if left > TICK => {
+                    if !tick() {
+                        return Ok(None);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(ClientError::Connection(format!(
+                        "the server stopped answering (nothing for {}s)",
+                        self.timeout.as_secs()
+                    )))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ClientError::Connection("server closed the connection".into()))
+                }
+            }
         }
     }
 
@@ -229,32 +275,34 @@ impl Connection {
             )));
         }
         let mut body = Vec::with_capacity(len as usize);
-        self.read_body_into(len, &mut body, |_| {}).map_err(|e| match e {
-            BodyError::Read(e) => e,
-            BodyError::Write(e) => ClientError::Local(e.to_string()),
-        })?;
+        self.read_body_into(len, &mut body, &mut |_| true).map_err(BodyError::into_client_error)?;
         String::from_utf8(body).map_err(|_| ClientError::Connection("server sent a reply that is not UTF-8".into()))
     }
 
-    /// Streams a body of `len` bytes into `out`, calling `progress` with the
-    /// bytes done so far. A reply that stalls for the timeout is an error; a
-    /// body that keeps moving never is.
+    /// Streams a body of `len` bytes into `out`. `observe` hears of every
+    /// step ([`Transfer::Moved`] with the bytes done, or [`Transfer::Waiting`]
+    /// about once a second while nothing comes) and returns `false` to cancel.
+    /// A body that stalls for the timeout is an error; one that keeps moving
+    /// never is.
     ///
     /// # Errors
     /// [`BodyError::Read`] when the connection fails or ends early,
-    /// [`BodyError::Write`] when `out` fails; the rest of the body is then
-    /// skipped so the session stays usable.
+    /// [`BodyError::Write`] when `out` fails (the rest of the body is then
+    /// skipped, so the session stays usable), [`BodyError::Cancelled`] when
+    /// `observe` said so (the rest of the body is still to come).
     pub fn read_body_into(
         &mut self,
         len: u64,
-        out: &mut impl Write,
-        mut progress: impl FnMut(u64),
+        out: &mut dyn Write,
+        observe: &mut dyn FnMut(Transfer) -> bool,
     ) -> Result<u64, BodyError> {
         let mut done = 0;
         while done < len {
-            let chunk = match self.next_incoming().map_err(BodyError::Read)? {
-                Incoming::Chunk(chunk) => chunk,
-                _ => return Err(BodyError::Read(ClientError::Connection("reply body cut short".into()))),
+            let mut tick = || observe(Transfer::Waiting);
+            let chunk = match self.next_incoming_ticking(&mut tick).map_err(BodyError::Read)? {
+                Some(Incoming::Chunk(chunk)) => chunk,
+                Some(_) => return Err(BodyError::Read(ClientError::Connection("reply body cut short".into()))),
+                None => return Err(BodyError::Cancelled { remaining: len - done }),
             };
             done += chunk.len() as u64;
             let written = out.write_all(&chunk);
@@ -263,7 +311,9 @@ impl Connection {
                 self.skip_body(len - done).map_err(BodyError::Read)?;
                 return Err(BodyError::Write(e));
             }
-            progress(done);
+            if !observe(Transfer::Moved(done)) && done < len {
+                return Err(BodyError::Cancelled { remaining: len - done });
+            }
         }
         Ok(done)
     }
@@ -273,10 +323,7 @@ impl Connection {
     /// # Errors
     /// [`ClientError::Connection`] when the connection fails.
     pub fn skip_body(&mut self, len: u64) -> Result<(), ClientError> {
-        self.read_body_into(len, &mut io::sink(), |_| {}).map(|_| ()).map_err(|e| match e {
-            BodyError::Read(e) => e,
-            BodyError::Write(e) => ClientError::Local(e.to_string()),
-        })
+        self.read_body_into(len, &mut io::sink(), &mut |_| true).map(|_| ()).map_err(BodyError::into_client_error)
     }
 }
 

@@ -44,13 +44,19 @@ pub enum ClientError {
     /// The command was typed wrongly.
     #[error("usage: {0}")]
     Usage(String),
+    /// The user pressed Ctrl+C during a transfer.
+    #[error("cancelled{0}")]
+    Cancelled(String),
 }
 
 impl ClientError {
     /// The process exit status for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Local(_) => EXIT_IO,
+            ClientError::Connect { .. }
+            | ClientError::Connection(_)
+            | ClientError::Local(_)
+            | ClientError::Cancelled(_) => EXIT_IO,
             ClientError::Full => EXIT_FULL,
             ClientError::Remote { .. } => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,

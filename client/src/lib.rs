@@ -15,8 +15,10 @@
 //! - [`error`]: [`ClientError`] and the exit status of each kind.
 
 pub mod command;
+pub mod complete;
 pub mod connection;
 pub mod error;
+pub mod progress;
 pub mod session;
 
 pub use command::Command;

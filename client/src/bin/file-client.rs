@@ -1,17 +1,26 @@
 //! `file-client`: talk to a file-server.
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use common::text::escape;
+use file_client::complete::Completion;
 use file_client::connection::EventSink;
 use file_client::error::{EXIT_IO, EXIT_OK, EXIT_USAGE};
+use file_client::progress::ProgressMode;
+use file_client::session::{Opener, Settings};
 use file_client::{ClientError, Connection, Flow, Session};
+use rustyline::config::{CompletionType, Config};
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
+use rustyline::history::DefaultHistory;
+use rustyline::{Editor, ExternalPrinter};
 
 /// Connect to a file-server: list, get and put files, chat with who is online.
 #[derive(Parser, Debug)]
@@ -37,6 +46,15 @@ struct Args {
     /// Display name to take on connect (as the `name` command).
     #[arg(long, value_name = "NICK")]
     name: Option<String>,
+    /// `status` and `list` print JSON, one object per line.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long, short = 'q', conflicts_with = "progress")]
+    quiet: bool,
+    /// Progress bars even when stderr is not a terminal.
+    #[arg(long)]
+    progress: bool,
 }
 
 fn main() -> ExitCode {
@@ -50,15 +68,19 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Prints an event the way both modes show it: one escaped line.
+/// An event as both modes show it: one escaped line.
 fn event_line(text: &str) -> String {
     format!("{}\n", escape(text.trim_end_matches('\n')))
 }
 
+/// Makes the event sink for each (re)connection.
+type SinkFactory = Box<dyn Fn() -> EventSink>;
+
 /// Connects and, with `--name`, takes the name; reports failures itself.
-fn connect(args: &Args, events: EventSink, out: &mut impl Write) -> Result<Session, u8> {
-    let opened = Connection::open(&args.addr, Duration::from_secs(args.timeout), events);
-    let (conn, greeting) = match opened {
+fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
+    let (addr, timeout) = (args.addr.clone(), Duration::from_secs(args.timeout));
+    let mut opener: Opener = Box::new(move || Connection::open(&addr, timeout, sinks()));
+    let (conn, greeting) = match opener() {
         Ok(opened) => opened,
         Err(ClientError::Full) => {
             eprintln!("Server is full");
@@ -69,27 +91,33 @@ fn connect(args: &Args, events: EventSink, out: &mut impl Write) -> Result<Sessi
             return Err(e.exit_code());
         }
     };
-    let mut session = Session::new(conn, greeting, args.download_dir.clone());
+    let progress = match (args.quiet, args.progress) {
+        (true, _) => ProgressMode::Never,
+        (_, true) => ProgressMode::Always,
+        _ => ProgressMode::Auto,
+    };
+    let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json };
+    let mut session = Session::new(conn, greeting, settings, opener);
     if let Some(nick) = &args.name {
-        if let Err(e) = session.execute(&format!("name {nick}"), &mut io::sink()) {
+        if let Err(e) = session.execute(&format!("name {}", file_client::command::quote_word(nick)), &mut io::sink()) {
             eprintln!("{e}");
             return Err(e.exit_code());
         }
     }
-    let _ = out.flush();
     Ok(session)
 }
 
 /// `-c` commands, or commands from a stdin that is not a terminal; the first
 /// failure ends the run with its status. Events print in order with replies.
 fn run_batch(args: &Args) -> u8 {
-    let mut stdout = io::stdout();
-    let events = EventSink::InBand(Box::new(|text| {
-        let mut out = io::stdout().lock();
-        let _ = out.write_all(event_line(text).as_bytes());
-        let _ = out.flush();
-    }));
-    let mut session = match connect(args, events, &mut stdout) {
+    let sinks: SinkFactory = Box::new(|| {
+        EventSink::InBand(Box::new(|text| {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(event_line(text).as_bytes());
+            let _ = out.flush();
+        }))
+    });
+    let mut session = match connect(args, sinks) {
         Ok(session) => session,
         Err(code) => return code,
     };
@@ -98,6 +126,7 @@ fn run_batch(args: &Args) -> u8 {
     } else {
         Box::new(args.commands.clone().into_iter().map(Ok))
     };
+    let mut stdout = io::stdout();
     for line in lines {
         let line = match line {
             Ok(line) => line,
@@ -119,10 +148,11 @@ fn run_batch(args: &Args) -> u8 {
     EXIT_OK
 }
 
-/// A prompt with line editing and history; events appear above it as they
-/// arrive. Errors are reported and the session goes on.
+/// A prompt with line editing, history and completion; events appear above
+/// it as they arrive. Errors are reported and the session goes on.
 fn run_interactive(args: &Args) -> u8 {
-    let mut editor = match DefaultEditor::new() {
+    let config = Config::builder().completion_type(CompletionType::List).auto_add_history(true).build();
+    let mut editor: Editor<Completion, DefaultHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("file-client: cannot use the terminal: {e}");
@@ -133,41 +163,49 @@ fn run_interactive(args: &Args) -> u8 {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    let mut printer = match editor.create_external_printer() {
-        Ok(printer) => printer,
+    let printer: Arc<Mutex<dyn ExternalPrinter + Send>> = match editor.create_external_printer() {
+        Ok(printer) => Arc::new(Mutex::new(printer)),
         Err(e) => {
             eprintln!("file-client: cannot use the terminal: {e}");
             return EXIT_IO;
         }
     };
-    let events = EventSink::Direct(Box::new(move |text| {
-        let _ = printer.print(event_line(text));
-    }));
-    let mut stdout = io::stdout();
-    let mut session = match connect(args, events, &mut stdout) {
-        Ok(session) => session,
+    let sinks: SinkFactory = Box::new(move || {
+        let printer = Arc::clone(&printer);
+        EventSink::Direct(Box::new(move |text| {
+            if let Ok(mut printer) = printer.lock() {
+                let _ = printer.print(event_line(text));
+            }
+        }))
+    });
+    let session = match connect(args, sinks) {
+        Ok(session) => Rc::new(RefCell::new(session)),
         Err(code) => return code,
     };
+    // Ctrl+C during a command cancels its transfer; at the prompt the
+    // terminal is in raw mode and rustyline sees it as a key instead.
+    let interrupted = session.borrow().interrupt_flag();
+    if let Err(e) = ctrlc::set_handler(move || interrupted.store(true, Ordering::SeqCst)) {
+        eprintln!("file-client: cannot handle Ctrl+C: {e}");
+    }
+    editor.set_helper(Some(Completion::new(Rc::clone(&session))));
+    let mut stdout = io::stdout();
     let code = loop {
-        match editor.readline(&session.prompt()) {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+        let prompt = session.borrow().prompt();
+        match editor.readline(&prompt) {
+            Ok(line) => match session.borrow_mut().execute(&line, &mut stdout) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => break EXIT_OK,
+                Err(e) if e.ends_session() => {
+                    eprintln!("{e}");
+                    break e.exit_code();
                 }
-                match session.execute(&line, &mut stdout) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Exit) => break EXIT_OK,
-                    Err(e) if e.ends_session() => {
-                        eprintln!("{e}");
-                        break e.exit_code();
-                    }
-                    Err(e) => eprintln!("{e}"),
-                }
-            }
+                Err(e) => eprintln!("{e}"),
+            },
             // Ctrl+C at the prompt clears the line.
             Err(ReadlineError::Interrupted) => {}
             Err(ReadlineError::Eof) => {
-                let _ = session.execute("exit", &mut io::sink());
+                let _ = session.borrow_mut().execute("exit", &mut io::sink());
                 break EXIT_OK;
             }
             Err(e) => {

@@ -1,0 +1,82 @@
+//! Progress bars for transfers: name, bytes done of total, rate, time left,
+//! and a `stalled` mark when nothing has moved for a while.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A transfer with no progress for this long is marked stalled.
+pub const STALL_AFTER: Duration = Duration::from_secs(5);
+
+/// When to draw progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Only when stderr is a terminal.
+    Auto,
+    /// Never (`--quiet`).
+    Never,
+    /// Always, even to a pipe (`--progress`).
+    Always,
+}
+
+/// One transfer's bar; draws nothing when progress is off.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    last_move: Instant,
+    stalled: bool,
+}
+
+impl Progress {
+    /// A bar for `name`, `total` bytes, `done` of them already there (resume).
+    pub fn new(mode: ProgressMode, verb: &str, name: &str, total: u64, done: u64) -> Progress {
+        let target = match mode {
+            ProgressMode::Never => None,
+            ProgressMode::Auto => Some(ProgressDrawTarget::stderr()),
+            ProgressMode::Always => Some(ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)),
+        };
+        let bar = target.map(|target| {
+            let bar = ProgressBar::with_draw_target(Some(total), target);
+            let style = ProgressStyle::with_template(
+                "{prefix} {msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} [{wide_bar}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(format!("{verb} {}", common::text::escape(name)));
+            bar.set_position(done);
+            bar.reset_eta();
+            bar
+        });
+        Progress { bar, last_move: Instant::now(), stalled: false }
+    }
+
+    /// Bytes done so far.
+    pub fn set(&mut self, done: u64) {
+        self.last_move = Instant::now();
+        if let Some(bar) = &self.bar {
+            if self.stalled {
+                self.stalled = false;
+                bar.set_message("");
+            }
+            bar.set_position(done);
+        }
+    }
+
+    /// Called while waiting with nothing received: marks the bar stalled.
+    pub fn tick(&mut self) {
+        if let Some(bar) = &self.bar {
+            if !self.stalled && self.last_move.elapsed() >= STALL_AFTER {
+                self.stalled = true;
+                bar.set_message("stalled");
+            }
+            bar.tick();
+        }
+    }
+
+    /// Removes the bar; the caller prints the outcome.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -7,6 +7,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::text::escape;
@@ -89,6 +91,37 @@ pub enum EventSink {
     Direct(PrintEventFromThread),
 }
 
+impl EventSink {
+    /// The same sink, but the first departure notice of `previous` (this
+    /// client's name on a connection just closed) is not shown: after a
+    /// reconnect, a user should not be told they left.
+    pub fn skipping_departure_of(self, previous: Option<String>) -> EventSink {
+        let Some(name) = previous else { return self };
+        let mut pending = Some(format!("{name} left ("));
+        let mut keep = move |text: &str| -> bool {
+            match &pending {
+                Some(prefix) if text.starts_with(prefix.as_str()) => {
+                    pending = None;
+                    false
+                }
+                _ => true,
+            }
+        };
+        match self {
+            EventSink::InBand(mut print) => EventSink::InBand(Box::new(move |text| {
+                if keep(text) {
+                    print(text);
+                }
+            })),
+            EventSink::Direct(mut print) => EventSink::Direct(Box::new(move |text| {
+                if keep(text) {
+                    print(text);
+                }
+            })),
+        }
+    }
+}
+
 /// What the reader thread passes on.
 enum Incoming {
     Header(Header),
@@ -109,6 +142,8 @@ pub struct Connection {
     peer: SocketAddr,
     timeout: Duration,
     on_event: Option<PrintEvent>,
+    /// Set when this side closes, so the reader thread ends quietly.
+    closing: Arc<AtomicBool>,
 }
 
 /// Turns `host`, `host:port`, `1.2.3.4`, `[::1]:port` or `::1` into addresses.
@@ -166,11 +201,13 @@ impl Connection {
             EventSink::InBand(f) => (Some(f), None),
             EventSink::Direct(f) => (None, Some(f)),
         };
+        let closing = Arc::new(AtomicBool::new(false));
+        let quiet = Arc::clone(&closing);
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &pool, direct))
+            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &pool, direct, &quiet))
             .map_err(|e| ClientError::Local(format!("cannot start a thread: {e}")))?;
-        let mut conn = Connection { writer: stream, incoming, recycle, peer, timeout, on_event };
+        let mut conn = Connection { writer: stream, incoming, recycle, peer, timeout, on_event, closing };
         match conn.read_reply_header() {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
@@ -327,10 +364,18 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
+impl Connection {
+    /// Closes the connection from this side; the reader thread ends quietly.
+    pub fn close(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
         // Wakes the reader thread, which then ends.
         let _ = self.writer.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -341,6 +386,7 @@ fn read_messages(
     tx: &Sender<Incoming>,
     pool: &Receiver<Vec<u8>>,
     mut direct: Option<PrintEventFromThread>,
+    closing: &AtomicBool,
 ) {
     let reason = loop {
         let header = match read_header_line(&mut reader)
@@ -384,7 +430,9 @@ fn read_messages(
         }
     };
     if let Some(print) = &mut direct {
-        print(&format!("connection closed: {reason}"));
+        if !closing.load(Ordering::SeqCst) {
+            print(&format!("connection closed: {reason}"));
+        }
     }
     let _ = tx.send(Incoming::Closed(reason));
 }

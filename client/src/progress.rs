@@ -73,6 +73,14 @@ impl Progress {
         }
     }
 
+    /// Leaves the bar where it stopped (a cancelled transfer); the caller
+    /// prints the outcome below it.
+    pub fn abandon(self) {
+        if let Some(bar) = self.bar {
+            bar.abandon();
+        }
+    }
+
     /// Removes the bar; the caller prints the outcome.
     pub fn finish(self) {
         if let Some(bar) = self.bar {

@@ -44,8 +44,9 @@ pub struct Settings {
     pub json: bool,
 }
 
-/// Opens a fresh connection, for reconnecting after a cancelled transfer.
-pub type Opener = Box<dyn FnMut() -> Result<(Connection, Greeting), ClientError>>;
+/// Opens a fresh connection, for reconnecting after a cancelled transfer;
+/// given the name on the connection being replaced, if any.
+pub type Opener = Box<dyn FnMut(Option<String>) -> Result<(Connection, Greeting), ClientError>>;
 
 /// A connected client: the connection plus local settings.
 pub struct Session {
@@ -260,7 +261,11 @@ impl Session {
             }
             !interrupted.load(Ordering::SeqCst)
         });
-        progress.finish();
+        if matches!(result, Err(BodyError::Cancelled { .. })) {
+            progress.abandon();
+        } else {
+            progress.finish();
+        }
         let kept = format!("partial download kept as {}; get -c {} resumes", part.display(), quote_word(name));
         match result {
             Ok(_) => {}
@@ -310,7 +315,11 @@ impl Session {
     }
 
     fn reconnect(&mut self) -> Result<(), ClientError> {
-        let (conn, greeting) = (self.opener)()?;
+        // Closed first, so the old session is usually gone before the new one
+        // arrives and this client is not told of its own departure.
+        self.conn.close();
+        let previous = self.chosen_name.clone().unwrap_or_else(|| self.greeting.name.clone());
+        let (conn, greeting) = (self.opener)(Some(previous))?;
         self.conn = conn;
         self.greeting = greeting;
         if let Some(nick) = self.chosen_name.clone() {
@@ -356,7 +365,7 @@ impl Session {
         let mut sent = 0;
         while sent < size {
             if self.interrupted.load(Ordering::SeqCst) {
-                progress.finish();
+                progress.abandon();
                 // The server waits for the rest of the bytes; only a new
                 // connection gets out of that. It discards the partial upload.
                 self.reconnect()?;

@@ -79,8 +79,9 @@ type SinkFactory = Box<dyn Fn() -> EventSink>;
 /// Connects and, with `--name`, takes the name; reports failures itself.
 fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
     let (addr, timeout) = (args.addr.clone(), Duration::from_secs(args.timeout));
-    let mut opener: Opener = Box::new(move || Connection::open(&addr, timeout, sinks()));
-    let (conn, greeting) = match opener() {
+    let mut opener: Opener =
+        Box::new(move |previous| Connection::open(&addr, timeout, sinks().skipping_departure_of(previous)));
+    let (conn, greeting) = match opener(None) {
         Ok(opened) => opened,
         Err(ClientError::Full) => {
             eprintln!("Server is full");

@@ -196,7 +196,9 @@ impl Session {
                 .map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
             let before = names.len();
             for entry in self.list_entries(dir)? {
-                if entry.kind == ListEntryKind::File && matcher.matches(&entry.name) {
+                // Only names that are safe as local file names are taken from the listing.
+                let usable = local_base_name(&entry.name).is_ok_and(|base| base == entry.name);
+                if entry.kind == ListEntryKind::File && usable && matcher.matches(&entry.name) {
                     names.push(if dir.is_empty() { entry.name } else { format!("{dir}/{}", entry.name) });
                 }
             }

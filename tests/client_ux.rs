@@ -1,0 +1,292 @@
+//! The client as people use it: completion, history, progress, cancel and
+//! resume, several files and globs, local commands, JSON, and what it does
+//! when the server misbehaves.
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use file_share_e2e::{binary, blake3_hex, pseudo_random, run_client, FakeServer, ServerProcess, Share};
+use rexpect::session::spawn_command;
+
+fn args(addr: &str, rest: &[&str]) -> Vec<String> {
+    std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
+}
+
+fn pty_client(addr: &str, dir: &std::path::Path, home: &std::path::Path) -> rexpect::session::PtySession {
+    let mut command = Command::new(binary("file-client"));
+    command.arg(addr).current_dir(dir).env("HOME", home).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
+    spawn_command(command, Some(20_000)).expect("spawn file-client in a pty")
+}
+
+#[test]
+fn tab_completes_remote_names_and_up_recalls_history() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    share.add("docs/guide.txt", b"guide\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    let prompt = format!("Client01@{}> ", server.addr);
+    pty.exp_string(&prompt).unwrap();
+    // A remote name, fetched from the server as the user presses Tab.
+    // What shows is only the redrawn tail, so the outcome proves the completion.
+    pty.send("get hel\t").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("lo.txt").unwrap();
+    pty.send_line("").unwrap();
+    pty.exp_string("got 'hello.txt' (6 bytes").unwrap();
+    // Into a folder, and a command name.
+    pty.send("get docs/g\t").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("uide.txt").unwrap();
+    pty.send_line("").unwrap();
+    pty.exp_string("got 'guide.txt'").unwrap();
+    pty.send("sta\t").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("tus").unwrap();
+    pty.send_line("").unwrap();
+    pty.exp_string("clients 1/3").unwrap();
+    // Up arrow brings the last line back.
+    pty.send_line("ping").unwrap();
+    pty.exp_string("ping ACK").unwrap();
+    pty.send("\x1b[A").unwrap();
+    pty.flush().unwrap();
+    pty.send_line("").unwrap();
+    pty.exp_string("ping ACK").unwrap();
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+    assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hello\n");
+}
+
+#[test]
+fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
+    let data = pseudo_random(32 << 20, 41);
+    let hash = blake3_hex(&data);
+    let half = 20 << 20;
+    let (resumed_tx, resumed_rx) = mpsc::channel();
+    let resumed_tx = Mutex::new(resumed_tx);
+    let served = data.clone();
+    let fake = FakeServer::start(move |n, mut conn| {
+        while let Some(line) = conn.read_line() {
+            if n == 1 && line == "get big.bin" {
+                // The first 20 MiB, then nothing: the transfer stalls.
+                conn.send(format!("OK {} blake3={hash}\n", served.len()).as_bytes());
+                conn.send(&served[..half]);
+            } else if let Some(offset) = line.strip_prefix("resume ").and_then(|r| r.strip_suffix(" big.bin")) {
+                let offset: usize = offset.parse().unwrap();
+                let _ = resumed_tx.lock().unwrap().send(offset);
+                let header =
+                    format!("OK {} blake3={hash} offset={offset} size={}\n", served.len() - offset, served.len());
+                conn.send(header.as_bytes());
+                conn.send(&served[offset..]);
+            } else if line == "exit" {
+                conn.send_text("bye\n");
+                return;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&fake.addr.to_string(), dir.path(), dir.path());
+    pty.exp_string("Fake01@").unwrap();
+    pty.send_line("get big.bin").unwrap();
+    // The bar says so once nothing has moved for 5 s.
+    pty.exp_string("stalled").unwrap();
+    pty.send_control('c').unwrap();
+    pty.exp_string("cancelled: partial download kept as ./big.bin.part; get -c big.bin resumes").unwrap();
+    // The session goes on (on a new connection, since 12 MiB were still due).
+    pty.exp_string("Fake02@").unwrap();
+    assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), half as u64);
+    assert!(!dir.path().join("big.bin").exists());
+
+    pty.send_line("get -c big.bin").unwrap();
+    pty.exp_string(&format!("got 'big.bin' (33554432 bytes, resumed at {half}")).unwrap();
+    assert_eq!(resumed_rx.recv().unwrap(), half);
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data);
+    assert!(!dir.path().join("big.bin.part").exists());
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}
+
+#[test]
+fn a_resume_that_does_not_match_is_discarded_and_fails() {
+    let data = pseudo_random(1 << 20, 42);
+    let hash = blake3_hex(&data);
+    let fake = FakeServer::start(move |_, mut conn| {
+        while let Some(line) = conn.read_line() {
+            if let Some(offset) = line.strip_prefix("resume ").and_then(|r| r.strip_suffix(" x.bin")) {
+                let offset: usize = offset.parse().unwrap();
+                conn.send(format!("OK {} blake3={hash} offset={offset}\n", data.len() - offset).as_bytes());
+                conn.send(&data[offset..]);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // A partial file that is not the start of the remote file.
+    std::fs::write(dir.path().join("x.bin.part"), b"not the same bytes").unwrap();
+    let out = run_client(dir.path(), &args(&fake.addr.to_string(), &["-c", "get -c x.bin"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "'x.bin' did not match its BLAKE3 hash after resuming and was discarded\n"
+    );
+    assert!(!dir.path().join("x.bin.part").exists());
+    assert!(!dir.path().join("x.bin").exists());
+}
+
+#[test]
+fn progress_bars_only_when_asked_or_on_a_terminal() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(8 << 20, 43));
+    let server = ServerProcess::start(share.path(), &[]);
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let forced = run_client(dir.path(), &args(&addr, &["--progress", "-c", "get big.bin"]), None);
+    assert!(forced.status.success());
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert!(stderr.contains("get big.bin") && stderr.contains("MiB"), "{stderr:?}");
+    for quiet in [&["-c", "get -f big.bin"][..], &["--quiet", "-c", "get -f big.bin"][..]] {
+        let out = run_client(dir.path(), &args(&addr, quiet), None);
+        assert!(out.status.success());
+        assert!(out.stderr.is_empty(), "{:?}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn several_files_and_globs_both_ways() {
+    let share = Share::new();
+    for name in ["a.txt", "b.txt", "c.log", "docs/d.txt", "docs/e.txt"] {
+        share.add(name, name.as_bytes());
+    }
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&addr, &["-c", "get *.txt c.log", "-c", "get docs/*"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["a.txt", "b.txt", "c.log", "d.txt", "e.txt"] {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+    let out = run_client(dir.path(), &args(&addr, &["-c", "get *.iso"]), None);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "remote: no files match '*.iso'\n");
+
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    for name in ["one.log", "two.log"] {
+        std::fs::write(dir.path().join("logs").join(name), name).unwrap();
+    }
+    let out = run_client(dir.path(), &args(&addr, &["-c", "put logs/*.log"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(share.path().join("one.log")).unwrap(), b"one.log");
+    assert_eq!(std::fs::read(share.path().join("two.log")).unwrap(), b"two.log");
+}
+
+#[test]
+fn local_commands_and_help() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("inbox")).unwrap();
+    std::fs::write(dir.path().join("inbox/old.txt"), b"12345").unwrap();
+    let commands = ["-c", "lcd inbox", "-c", "lpwd", "-c", "get hello.txt", "-c", "lls", "-c", "help get"];
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &commands), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let inbox = dir.path().join("inbox").canonicalize().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], inbox.display().to_string());
+    assert_eq!(lines[1], inbox.display().to_string());
+    assert!(lines[2].starts_with("got 'hello.txt'"));
+    assert!(lines[3].trim_start().starts_with("6  ") && lines[3].ends_with("  hello.txt"), "{stdout}");
+    assert!(lines[4].trim_start().starts_with("5  ") && lines[4].ends_with("  old.txt"), "{stdout}");
+    assert_eq!(lines[5], "usage: get [-f] [-c] <name|glob>...");
+    assert!(lines[7].starts_with("example: get"), "{stdout}");
+    // The download went to the new local folder.
+    assert!(dir.path().join("inbox/hello.txt").exists());
+}
+
+#[test]
+fn json_for_scripts() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    share.add("docs/a.txt", b"a");
+    let server = ServerProcess::start(share.path(), &["--max-clients", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["--json", "-c", "list", "-c", "status"]), None);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("{\"modified\":\"20")
+            && lines[0].ends_with("\"name\":\"docs\",\"size\":0,\"type\":\"dir\"}")
+    );
+    assert!(lines[1].ends_with("\"name\":\"hello.txt\",\"size\":6,\"type\":\"file\"}"), "{}", lines[1]);
+    let status = lines[2];
+    for part in
+        ["\"clients\":1", "\"max_clients\":3", "\"name\":\"Client01\"", "\"you\":true", "\"activity\":\"status\""]
+    {
+        assert!(status.contains(part), "{part} in {status}");
+    }
+    assert_eq!(lines.len(), 3);
+}
+
+#[test]
+fn text_from_a_hostile_server_is_printed_harmlessly() {
+    let fake = FakeServer::start(|_, mut conn| {
+        while let Some(line) = conn.read_line() {
+            match line.as_str() {
+                "list" => {
+                    conn.send(b"EVT 22\n\x1b]0;pwned\x07 \x1b[2J event\n");
+                    conn.send_text("f 3 2026-11-21T00:00:00Z evil\x1b[31mname\x07\nf 3 2026-11-21T00:00:00Z .bashrc\n");
+                }
+                "get evil\x1b[31mname\x07" | "get .bashrc" => conn.send(b"OK 3 blake3=00\nabc"),
+                _ => conn.send(b"ERR 400 unexpected\n"),
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&fake.addr.to_string(), &["-c", "list", "-c", "get *"]), None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{stdout:?}");
+    assert!(stdout.contains("\\x1b]0;pwned\\x07 \\x1b[2J event"), "{stdout:?}");
+    assert!(stdout.contains("evil\\x1b[31mname\\x07"), "{stdout:?}");
+    // Neither a name with control characters nor a hidden name becomes a local file.
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "remote: no files match '*'\n");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_reply_too_large_or_unparseable_ends_the_session_with_status_1() {
+    let fake = FakeServer::start(|_, mut conn| {
+        while let Some(line) = conn.read_line() {
+            match line.as_str() {
+                "status" => conn.send(b"OK 99999999999999\n"),
+                _ => conn.send(b"HTTP/1.1 200 OK\n"),
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let addr = fake.addr.to_string();
+    let out = run_client(dir.path(), &args(&addr, &["-c", "status"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "connection: server sent a reply of 99999999999999 bytes; limit is 16777216\n"
+    );
+    let out = run_client(dir.path(), &args(&addr, &["-c", "hello"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "connection: bad reply from server: unknown reply kind in 'HTTP/1.1 200 OK'\n"
+    );
+}
+
+#[test]
+fn a_reply_that_never_comes_times_out() {
+    let fake = FakeServer::start(|_, mut conn| while conn.read_line().is_some() {});
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&fake.addr.to_string(), &["--timeout", "1", "-c", "status"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "connection: the server stopped answering (nothing for 1s)\n");
+}

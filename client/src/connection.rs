@@ -365,6 +365,12 @@ impl Connection {
 }
 
 impl Connection {
+    /// The server is about to close the connection as asked (`exit`): the
+    /// reader thread then ends quietly.
+    pub fn expect_close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
     /// Closes the connection from this side; the reader thread ends quietly.
     pub fn close(&mut self) {
         self.closing.store(true, Ordering::SeqCst);

@@ -87,6 +87,7 @@ impl Session {
             Command::Nothing => {}
             Command::Help(command) => print(out, &help_text(command.as_deref())?)?,
             Command::Exit => {
+                self.conn.expect_close();
                 self.text_request(&Request::Exit)?;
                 return Ok(Flow::Exit);
             }

@@ -6,6 +6,8 @@
 //! - [`ServerProcess`]: a `file-server` on `127.0.0.1:0`, stopped by pid when dropped.
 //! - [`RawClient`]: a plain TCP client that speaks the protocol byte by byte.
 //! - [`run_client`]: runs `file-client` with arguments and returns its output.
+//! - [`pty_client`], [`ready`], [`type_keys`]: `file-client` at a prompt in a pseudo-terminal.
+//! - [`FakeServer`]: a hand-driven server for replies the real one never sends.
 //! - [`pseudo_random`], [`eventually`]: test data and bounded waiting.
 
 use std::fs::File;
@@ -140,6 +142,28 @@ pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
         child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     }
     child.wait_with_output().expect("file-client output")
+}
+
+/// `file-client ADDR` in a pseudo-terminal, in `dir`, with `home` as its
+/// home (where it keeps its history).
+pub fn pty_client(addr: &str, dir: &Path, home: &Path) -> rexpect::session::PtySession {
+    let mut command = Command::new(binary("file-client"));
+    command.arg(addr).current_dir(dir).env("HOME", home).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
+    rexpect::session::spawn_command(command, Some(TEST_TIMEOUT.as_millis() as u64)).expect("spawn file-client in a pty")
+}
+
+/// Waits until `prompt` is drawn and the line editor reads keys: keys sent
+/// before that may be dropped as the terminal switches mode.
+pub fn ready(pty: &mut rexpect::session::PtySession, prompt: &str) {
+    pty.exp_string(prompt).expect("prompt");
+    // The end of rustyline's synchronized redraw of the prompt.
+    pty.exp_string("\x1b[?2026l").expect("prompt drawn");
+}
+
+/// Types `keys` (Tab, arrows, text) without pressing Enter.
+pub fn type_keys(pty: &mut rexpect::session::PtySession, keys: &str) {
+    pty.send(keys).expect("send keys");
+    pty.flush().expect("flush keys");
 }
 
 /// One reply as read off the wire.

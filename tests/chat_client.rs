@@ -4,8 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use file_share_e2e::{binary, ServerProcess, Share};
-use rexpect::session::spawn_command;
+use file_share_e2e::{binary, pty_client, ready, ServerProcess, Share};
 
 #[test]
 fn name_on_connect_and_say_from_a_batch() {
@@ -75,11 +74,9 @@ fn an_idle_prompt_shows_events_as_they_arrive_escaped_and_keeps_history() {
     let server = ServerProcess::start(share.path(), &[]);
     let home = tempfile::tempdir().unwrap();
     let mut talker = server.raw();
-    let mut command = Command::new(binary("file-client"));
-    command.arg(server.addr.to_string()).env("HOME", home.path()).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
-    let mut pty = spawn_command(command, Some(20_000)).unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), home.path(), home.path());
     let prompt = format!("Client02@{}> ", server.addr);
-    pty.exp_string(&prompt).unwrap();
+    ready(&mut pty, &prompt);
     talker.expect_event("Client02 joined (2 online)\n");
 
     // The user types nothing; the message appears anyway.
@@ -93,8 +90,9 @@ fn an_idle_prompt_shows_events_as_they_arrive_escaped_and_keeps_history() {
 
     pty.send_line("ping").unwrap();
     pty.exp_string("ping ACK").unwrap();
+    ready(&mut pty, &prompt);
     pty.send_line("name bob").unwrap();
-    pty.exp_string(&format!("bob@{}> ", server.addr)).unwrap();
+    ready(&mut pty, &format!("bob@{}> ", server.addr));
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
     let history = std::fs::read_to_string(home.path().join(".local/share/file-client/history")).unwrap();

@@ -2,21 +2,15 @@
 //! resume, several files and globs, local commands, JSON, and what it does
 //! when the server misbehaves.
 
-use std::process::Command;
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use file_share_e2e::{binary, blake3_hex, pseudo_random, run_client, FakeServer, ServerProcess, Share};
-use rexpect::session::spawn_command;
+use file_share_e2e::{
+    blake3_hex, pseudo_random, pty_client, ready, run_client, type_keys, FakeServer, ServerProcess, Share,
+};
 
 fn args(addr: &str, rest: &[&str]) -> Vec<String> {
     std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
-}
-
-fn pty_client(addr: &str, dir: &std::path::Path, home: &std::path::Path) -> rexpect::session::PtySession {
-    let mut command = Command::new(binary("file-client"));
-    command.arg(addr).current_dir(dir).env("HOME", home).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
-    spawn_command(command, Some(20_000)).expect("spawn file-client in a pty")
 }
 
 #[test]
@@ -28,32 +22,43 @@ fn tab_completes_remote_names_and_up_recalls_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
     let prompt = format!("Client01@{}> ", server.addr);
-    pty.exp_string(&prompt).unwrap();
-    // A remote name, fetched from the server as the user presses Tab.
-    // What shows is only the redrawn tail, so the outcome proves the completion.
-    pty.send("get hel\t").unwrap();
-    pty.flush().unwrap();
+    ready(&mut pty, &prompt);
+    // A remote name, fetched from the server as the user presses Tab. What
+    // shows is only the redrawn tail, so the outcome proves the completion.
+    type_keys(&mut pty, "get hel\t");
     pty.exp_string("lo.txt").unwrap();
     pty.send_line("").unwrap();
     pty.exp_string("got 'hello.txt' (6 bytes").unwrap();
     // Into a folder, and a command name.
-    pty.send("get docs/g\t").unwrap();
-    pty.flush().unwrap();
+    ready(&mut pty, &prompt);
+    type_keys(&mut pty, "get docs/g\t");
     pty.exp_string("uide.txt").unwrap();
     pty.send_line("").unwrap();
     pty.exp_string("got 'guide.txt'").unwrap();
-    pty.send("sta\t").unwrap();
-    pty.flush().unwrap();
+    ready(&mut pty, &prompt);
+    type_keys(&mut pty, "sta\t");
     pty.exp_string("tus").unwrap();
     pty.send_line("").unwrap();
     pty.exp_string("clients 1/3").unwrap();
     // Up arrow brings the last line back.
+    ready(&mut pty, &prompt);
     pty.send_line("ping").unwrap();
     pty.exp_string("ping ACK").unwrap();
-    pty.send("\x1b[A").unwrap();
-    pty.flush().unwrap();
+    ready(&mut pty, &prompt);
+    type_keys(&mut pty, "\x1b[A");
+    pty.exp_string("ping").unwrap();
     pty.send_line("").unwrap();
     pty.exp_string("ping ACK").unwrap();
+    // Ctrl+C at the prompt throws the line away; the client stays.
+    ready(&mut pty, &prompt);
+    type_keys(&mut pty, "garbage");
+    pty.exp_string("garbage").unwrap();
+    pty.send_control('c').unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("pong").unwrap();
+    let seen = pty.exp_string("ACK").unwrap();
+    assert!(seen.ends_with("pong "), "the cleared line was sent: {seen:?}");
+    ready(&mut pty, &prompt);
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
     assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hello\n");
@@ -88,14 +93,14 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
     });
     let dir = tempfile::tempdir().unwrap();
     let mut pty = pty_client(&fake.addr.to_string(), dir.path(), dir.path());
-    pty.exp_string("Fake01@").unwrap();
+    ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
     pty.send_line("get big.bin").unwrap();
     // The bar says so once nothing has moved for 5 s.
     pty.exp_string("stalled").unwrap();
     pty.send_control('c').unwrap();
     pty.exp_string("cancelled: partial download kept as ./big.bin.part; get -c big.bin resumes").unwrap();
     // The session goes on (on a new connection, since 12 MiB were still due).
-    pty.exp_string("Fake02@").unwrap();
+    ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
     assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), half as u64);
     assert!(!dir.path().join("big.bin").exists());
 
@@ -104,6 +109,7 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
     assert_eq!(resumed_rx.recv().unwrap(), half);
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data);
     assert!(!dir.path().join("big.bin.part").exists());
+    ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }

@@ -296,3 +296,19 @@ fn a_reply_that_never_comes_times_out() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "connection: the server stopped answering (nothing for 1s)\n");
 }
+
+#[test]
+fn cat_writes_files_to_stdout_byte_for_byte() {
+    let share = Share::new();
+    let data = pseudo_random(3 << 20, 44);
+    share.add("bin/a.bin", &data);
+    share.add("bin/b.txt", b"tail\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "cat bin/*"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut expected = data;
+    expected.extend_from_slice(b"tail\n");
+    assert!(out.stdout == expected);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "cat writes no files");
+}

@@ -25,6 +25,8 @@ pub enum Command {
         /// Remote names or globs.
         names: Vec<String>,
     },
+    /// `cat <name>...`: files to standard output.
+    Cat(Vec<String>),
     /// `put <local> [remote]` or `put <local|glob>...`.
     Put {
         /// Local files or globs.
@@ -77,6 +79,12 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "get [-f] [-c] <name|glob>...",
         summary: "download into the local folder, verified with BLAKE3; -f overwrites, -c resumes a .part file",
         example: "get -c \"big file.iso\" docs/*.txt",
+    },
+    CommandHelp {
+        name: "cat",
+        usage: "cat <name|glob>...",
+        summary: "write remote files to standard output (checked with BLAKE3 at the end)",
+        example: "cat notes.txt",
     },
     CommandHelp {
         name: "put",
@@ -180,6 +188,10 @@ impl Command {
             "lcd" => Ok(Command::Lcd(at_most_one("lcd [dir]")?)),
             "lpwd" if arg.is_empty() => Ok(Command::Lpwd),
             "get" => Self::parse_get(words()?),
+            "cat" => match words()? {
+                names if names.is_empty() => Err(ClientError::Usage("cat <name|glob>...".into())),
+                names => Ok(Command::Cat(names)),
+            },
             "put" => Self::parse_put(words()?),
             _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.to_string())),
         }
@@ -310,6 +322,7 @@ mod tests {
         assert_eq!(parse("lcd"), Command::Lcd(None));
         assert_eq!(parse("lls /tmp"), Command::Lls(Some("/tmp".into())));
         assert_eq!(parse("lpwd"), Command::Lpwd);
+        assert_eq!(parse("cat 'a b' c"), Command::Cat(vec!["a b".into(), "c".into()]));
     }
 
     #[test]
@@ -342,7 +355,7 @@ mod tests {
 
     #[test]
     fn misuse_is_a_usage_error() {
-        for bad in ["get", "get -f", "get -x a", "put", "put \"open", "status now", "list a b", "help a b"] {
+        for bad in ["get", "get -f", "get -x a", "cat", "put", "put \"open", "status now", "list a b", "help a b"] {
             assert!(matches!(Command::parse(bad), Err(ClientError::Usage(_))), "{bad}");
         }
     }

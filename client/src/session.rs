@@ -110,6 +110,11 @@ impl Session {
                     print(out, &report)?;
                 }
             }
+            Command::Cat(names) => {
+                for name in self.expand_remote(&names)? {
+                    self.cat(&name, out)?;
+                }
+            }
             Command::Put { locals, remote } => {
                 let files = expand_local(&locals)?;
                 for file in &files {
@@ -254,7 +259,7 @@ impl Session {
         };
         let started = Instant::now();
         let mut progress = Progress::new(self.settings.progress, "get", base, offset + len, offset);
-        let mut sink = HashingWriter { file, hasher };
+        let mut sink = HashingSink { out: &mut file, hasher };
         self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
         let result = self.conn.read_body_into(len, &mut sink, &mut |step| {
@@ -279,7 +284,8 @@ impl Session {
                 return Err(ClientError::Cancelled(format!(": {kept}")));
             }
         }
-        if Digest(*sink.hasher.finalize().as_bytes()) != expected {
+        let digest = Digest(*sink.hasher.finalize().as_bytes());
+        if digest != expected {
             let _ = fs::remove_file(&part);
             let how = if offset > 0 { "after resuming " } else { "" };
             return Err(ClientError::Local(format!(
@@ -287,8 +293,8 @@ impl Session {
                 escape(name)
             )));
         }
-        sink.file.sync_all().map_err(|e| local_err("cannot write", e))?;
-        drop(sink);
+        file.sync_all().map_err(|e| local_err("cannot write", e))?;
+        drop(file);
         if force {
             fs::rename(&part, &target).map_err(|e| local_err("cannot rename", e))?;
         } else {
@@ -305,6 +311,34 @@ impl Session {
         let total = offset + len;
         let resumed = if offset > 0 { format!(", resumed at {offset}") } else { String::new() };
         Ok(format!("got '{}' ({total} bytes{resumed}, {}, BLAKE3 verified)\n", escape(base), rate(len, started)))
+    }
+
+    /// `cat`: the file's bytes to `out` as they arrive; the hash is checked at
+    /// the end, when the bytes are already out, so a mismatch is reported as
+    /// a failed command.
+    fn cat(&mut self, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
+        self.conn.send(&Request::Get(name.to_string()))?;
+        let header = self.conn.read_reply_header()?;
+        let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
+        let expected = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
+        let mut sink = HashingSink { out, hasher: blake3::Hasher::new() };
+        self.interrupted.store(false, Ordering::SeqCst);
+        let interrupted = Arc::clone(&self.interrupted);
+        let result = self.conn.read_body_into(len, &mut sink, &mut |_| !interrupted.load(Ordering::SeqCst));
+        match result {
+            Ok(_) => {}
+            Err(BodyError::Write(e)) => return Err(ClientError::Local(format!("cannot write output: {e}"))),
+            Err(BodyError::Read(e)) => return Err(e),
+            Err(BodyError::Cancelled { remaining }) => {
+                self.abandon_body(remaining)?;
+                return Err(ClientError::Cancelled(String::new()));
+            }
+        }
+        sink.out.flush().map_err(|e| ClientError::Local(format!("cannot write output: {e}")))?;
+        if expected != Some(Digest(*sink.hasher.finalize().as_bytes())) {
+            return Err(ClientError::Local(format!("'{}' did not match its BLAKE3 hash", escape(name))));
+        }
+        Ok(())
     }
 
     /// After a cancelled download: read the rest if it is small, else start over
@@ -535,21 +569,21 @@ fn parse_duration(text: &str) -> u64 {
         .sum()
 }
 
-/// Writes to the `.part` file and hashes on the way.
-struct HashingWriter {
-    file: File,
+/// Writes to any output and hashes on the way.
+struct HashingSink<'a> {
+    out: &'a mut dyn Write,
     hasher: blake3::Hasher,
 }
 
-impl Write for HashingWriter {
+impl Write for HashingSink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.out.flush()
     }
 }
 

@@ -250,7 +250,7 @@ impl Session {
             return Err(ClientError::Connection("server's get reply has no valid blake3 field".into()));
         };
         let file = if offset > 0 { OpenOptions::new().append(true).open(&part) } else { File::create(&part) };
-        let file = match file {
+        let mut file = match file {
             Ok(file) => file,
             Err(e) => {
                 self.conn.skip_body(len)?;

@@ -1,0 +1,256 @@
+//! `file-bench`: the load tool behind `bench/run.sh`. It speaks the real
+//! protocol (and RESP, to drive redis the same way), checks every reply, and
+//! prints one line of results. Every loop is bounded in time and stops by
+//! itself. Nothing here runs under `cargo test`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+/// Load generator for file-server benchmarks.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Echo round trips (`ping` → `ping ACK`) from N clients at once.
+    Echo {
+        /// Server address.
+        addr: SocketAddr,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// PING round trips against redis, driven the same way.
+    Redis {
+        /// Server address.
+        addr: SocketAddr,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// connect → greeting → exit → close cycles, one after another.
+    Sessions {
+        /// Server address.
+        addr: SocketAddr,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Refused connections per second from `threads` flooders (the server must be full).
+    Flood {
+        /// Server address.
+        addr: SocketAddr,
+        /// Flooding threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Opens N sessions, reads their greetings, holds them for the given time.
+    Idle {
+        /// Server address.
+        addr: SocketAddr,
+        /// Sessions to hold.
+        #[arg(long)]
+        clients: usize,
+        /// Seconds to hold them once all are open.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Args::parse().mode {
+        Mode::Echo { addr, clients, seconds } => round_trips(addr, clients, seconds, Protocol::Echo),
+        Mode::Redis { addr, clients, seconds } => round_trips(addr, clients, seconds, Protocol::Redis),
+        Mode::Sessions { addr, seconds } => sessions(addr, seconds),
+        Mode::Flood { addr, threads, seconds } => flood(addr, threads, seconds),
+        Mode::Idle { addr, clients, seconds } => idle(addr, clients, seconds),
+    };
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("file-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Protocol {
+    Echo,
+    Redis,
+}
+
+/// Reads the greeting header and body; `Err` if the server refused.
+fn read_greeting(reader: &mut BufReader<TcpStream>) -> Result<(), String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| format!("greeting: {e}"))?;
+    let len: usize = line
+        .strip_prefix("OK ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("refused: {}", line.trim_end()))?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).map_err(|e| format!("greeting: {e}"))
+}
+
+/// Reads the next reply's header line, skipping events (others joining and
+/// leaving) before it.
+fn reply_header(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<(), String> {
+    loop {
+        line.clear();
+        reader.read_line(line).map_err(|e| format!("reply: {e}"))?;
+        let Some(len) = line.strip_prefix("EVT ") else { return Ok(()) };
+        let len: u64 = len.trim_end().parse().map_err(|_| format!("bad event {line:?}"))?;
+        std::io::copy(&mut reader.by_ref().take(len), &mut std::io::sink()).map_err(|e| format!("event: {e}"))?;
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<(BufReader<TcpStream>, TcpStream), String> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    Ok((reader, stream))
+}
+
+/// One client's loop: request, check the reply, record the latency in µs.
+fn client_loop(addr: SocketAddr, protocol: Protocol, deadline: Instant) -> Result<Vec<u32>, String> {
+    let (mut reader, mut stream) = connect(addr)?;
+    let (request, expected): (&[u8], &[u8]) = match protocol {
+        Protocol::Echo => {
+            read_greeting(&mut reader)?;
+            (b"ping\n", b"ping ACK\n")
+        }
+        Protocol::Redis => (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
+    };
+    let mut reply = vec![0; expected.len()];
+    let mut header = String::new();
+    let mut latencies = Vec::with_capacity(1 << 16);
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        stream.write_all(request).map_err(|e| format!("send: {e}"))?;
+        if let Protocol::Echo = protocol {
+            reply_header(&mut reader, &mut header)?;
+            if header != "OK 9\n" {
+                return Err(format!("unexpected reply {header:?}"));
+            }
+        }
+        reader.read_exact(&mut reply).map_err(|e| format!("reply: {e}"))?;
+        if reply != expected {
+            return Err(format!("unexpected reply {:?}", String::from_utf8_lossy(&reply)));
+        }
+        latencies.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    if let Protocol::Echo = protocol {
+        let _ = stream.write_all(b"exit\n");
+    }
+    Ok(latencies)
+}
+
+fn round_trips(addr: SocketAddr, clients: usize, seconds: f64, protocol: Protocol) -> Result<String, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let workers: Vec<_> = (0..clients).map(|_| thread::spawn(move || client_loop(addr, protocol, deadline))).collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.join().map_err(|_| "a client thread panicked".to_string())??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    Ok(format!(
+        "requests={} rps={:.0} p50_us={} p99_us={} p999_us={}",
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        pct(0.999)
+    ))
+}
+
+fn sessions(addr: SocketAddr, seconds: f64) -> Result<String, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut cycles = 0u64;
+    while Instant::now() < deadline {
+        let (mut reader, mut stream) = connect(addr)?;
+        read_greeting(&mut reader)?;
+        stream.write_all(b"exit\n").map_err(|e| e.to_string())?;
+        // Wait for the close: the slot is free then.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).map_err(|e| format!("exit: {e}"))?;
+        if rest != b"OK 4\nbye\n" {
+            return Err(format!("unexpected goodbye {:?}", String::from_utf8_lossy(&rest)));
+        }
+        cycles += 1;
+    }
+    Ok(format!("cycles={cycles} per_sec={:.0}", cycles as f64 / started.elapsed().as_secs_f64()))
+}
+
+fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let refused = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (refused, failed) = (Arc::clone(&refused), Arc::clone(&failed));
+            thread::spawn(move || {
+                while Instant::now() < deadline {
+                    let Ok((mut reader, _stream)) = connect(addr) else { continue };
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(_) if line == "ERR 503 Server is full\n" => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => failed.store(true, Ordering::Relaxed),
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err("a flood connection was admitted or got an unexpected reply (is the server full?)".into());
+    }
+    let n = refused.load(Ordering::Relaxed);
+    Ok(format!("refused={n} per_sec={:.0}", n as f64 / started.elapsed().as_secs_f64()))
+}
+
+fn idle(addr: SocketAddr, clients: usize, seconds: f64) -> Result<String, String> {
+    let mut held = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (mut reader, stream) = connect(addr)?;
+        read_greeting(&mut reader)?;
+        held.push(stream);
+    }
+    println!("holding={clients}");
+    let _ = std::io::stdout().flush();
+    thread::sleep(Duration::from_secs_f64(seconds));
+    Ok(format!("held={}", held.len()))
+}

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Benchmarks file-server against its peers on loopback, in one run, and prints
+# a Markdown table of medians (RUNS runs each, default 3). Installs the peers
+# from Debian packages when missing, starts each on a loopback port with its
+# own config in a temporary folder, and stops only what it started, by pid.
+#
+#   bash bench/run.sh            # RUNS=3 SIZE=1G SECONDS_EACH=5 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+SIZE=${SIZE:-1G}
+SECS=${SECONDS_EACH:-5}
+BASE_PORT=${BASE_PORT:-24100}
+
+need=()
+for pair in iperf3:iperf3 nginx:nginx-light redis-server:redis-server curl:curl python3:python3; do
+  command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q -p file-server -p file-client -p file-bench
+BIN=$PWD/target/release
+
+WORK=$(mktemp -d)
+SHM=$(mktemp -d -p /dev/shm)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK" "$SHM"
+}
+trap cleanup EXIT
+
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f}")' "$@"; }
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }   # field NAME < "a=1 NAME=2"
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+echo "preparing a $SIZE file" >&2
+chmod 755 "$WORK"   # nginx's worker runs as an unprivileged user
+mkdir -p "$WORK/share"
+head -c "$SIZE" /dev/urandom > "$WORK/share/big.bin"
+BYTES=$(stat -c %s "$WORK/share/big.bin")
+cat "$WORK/share/big.bin" > /dev/null   # warm the page cache
+
+# --- file-server --------------------------------------------------------
+start_server() {   # start_server PORT ARGS...
+  local port=$1; shift
+  RUST_LOG=warn "$BIN/file-server" --bind 127.0.0.1 --port "$port" --repo "$WORK/share" "$@" > "$WORK/fs-$port.out" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_port "$port"
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+FS=$BASE_PORT
+start_server "$FS" --max-clients 64
+"$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin" > /dev/null   # hash once (cached after)
+
+mbps() { python3 -c "print(f'{$BYTES/$1/1e6:.1f}')"; }
+timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }
+
+declare -a get_null get_shm iperf nginx_curl
+for _ in $(seq "$RUNS"); do
+  get_null+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin")")")
+  rm -f "$SHM/big.bin"
+  get_shm+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get big.bin")")")
+done
+rm -f "$SHM/big.bin"
+
+# --- iperf3: the loopback limit ----------------------------------------
+IP=$((BASE_PORT + 1))
+iperf3 -s -p "$IP" -B 127.0.0.1 > /dev/null 2>&1 &
+IPERF_PID=$!; PIDS+=("$IPERF_PID"); wait_port "$IP"
+for _ in $(seq "$RUNS"); do
+  bps=$(iperf3 -c 127.0.0.1 -p "$IP" -n "$BYTES" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  iperf+=("$(python3 -c "print(f'{$bps/8/1e6:.1f}')")")
+done
+stop_pid "$IPERF_PID"
+
+# --- nginx with sendfile, fetched by curl --------------------------------
+NG=$((BASE_PORT + 2))
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server { listen 127.0.0.1:$NG; root $WORK/share; }
+}
+CONF
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NG"
+got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$NG/big.bin")
+[ "$got" = "200 $BYTES" ] || { echo "nginx did not serve the file: $got" >&2; exit 1; }
+for _ in $(seq "$RUNS"); do
+  nginx_curl+=("$(mbps "$(timed curl -s -o /dev/null "http://127.0.0.1:$NG/big.bin")")")
+done
+stop_pid "$NGINX_PID"
+
+# --- request/response: echo vs redis PING, same load tool ---------------------
+RD=$((BASE_PORT + 3))
+redis-server --bind 127.0.0.1 --port "$RD" --save '' --appendonly no --daemonize no > /dev/null &
+REDIS_PID=$!; PIDS+=("$REDIS_PID"); wait_port "$RD"
+declare -A echo_rps echo_p99 redis_rps redis_p99 echo_p50 redis_p50 echo_p999 redis_p999
+for c in 1 3 64; do
+  e_rps=(); e50=(); e99=(); e999=(); r_rps=(); r50=(); r99=(); r999=()
+  for _ in $(seq "$RUNS"); do
+    out=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients "$c" --seconds "$SECS")
+    e_rps+=("$(field rps <<< "$out")"); e50+=("$(field p50_us <<< "$out")"); e99+=("$(field p99_us <<< "$out")"); e999+=("$(field p999_us <<< "$out")")
+    out=$("$BIN/file-bench" redis "127.0.0.1:$RD" --clients "$c" --seconds "$SECS")
+    r_rps+=("$(field rps <<< "$out")"); r50+=("$(field p50_us <<< "$out")"); r99+=("$(field p99_us <<< "$out")"); r999+=("$(field p999_us <<< "$out")")
+  done
+  echo_rps[$c]=$(median "${e_rps[@]}"); echo_p50[$c]=$(median "${e50[@]}"); echo_p99[$c]=$(median "${e99[@]}"); echo_p999[$c]=$(median "${e999[@]}")
+  redis_rps[$c]=$(median "${r_rps[@]}"); redis_p50[$c]=$(median "${r50[@]}"); redis_p99[$c]=$(median "${r99[@]}"); redis_p999[$c]=$(median "${r999[@]}")
+done
+stop_pid "$REDIS_PID"
+
+# --- sessions -------------------------------------------------------------
+cycles=()
+for _ in $(seq "$RUNS"); do cycles+=("$("$BIN/file-bench" sessions "127.0.0.1:$FS" --seconds "$SECS" | field per_sec)"); done
+
+# --- memory: idle, 3 clients, during a get ---------------------------------------
+stop_pid "$SERVER_PID"
+start_server "$FS" --max-clients 3
+rss_idle=$(rss_kib "$SERVER_PID")
+"$BIN/file-bench" idle "127.0.0.1:$FS" --clients 3 --seconds 2 > "$WORK/idle3" &
+HOLD=$!; PIDS+=("$HOLD")
+until grep -q holding "$WORK/idle3" 2>/dev/null; do sleep 0.05; done
+rss_3=$(rss_kib "$SERVER_PID")
+wait "$HOLD"
+before=$(rss_kib "$SERVER_PID")
+"$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin" > /dev/null &
+GET=$!; PIDS+=("$GET")
+peak=$before
+while kill -0 "$GET" 2>/dev/null; do r=$(rss_kib "$SERVER_PID" || echo 0); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.02; done
+wait "$GET" || true
+growth=$((peak - before))
+
+# --- refusals under a flood, and the admitted clients' echo p99 -----------------
+calm=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" | field p99_us)
+"$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" > "$WORK/under-flood" &
+ADMITTED=$!; PIDS+=("$ADMITTED")
+sleep 0.5   # let the 3 echo clients take every slot before flooding
+refusals=$("$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds "$(python3 -c "print($SECS-1)")" | field per_sec)
+wait "$ADMITTED"
+flooded=$(field p99_us < "$WORK/under-flood")
+stop_pid "$SERVER_PID"
+
+# --- 1,000 idle clients -----------------------------------------------------------
+start_server "$FS" --max-clients 1000
+base=$(rss_kib "$SERVER_PID")
+"$BIN/file-bench" idle "127.0.0.1:$FS" --clients 1000 --seconds 2 > "$WORK/idle1000" &
+HOLD=$!; PIDS+=("$HOLD")
+until grep -q holding "$WORK/idle1000" 2>/dev/null; do sleep 0.05; done
+rss_1000=$(rss_kib "$SERVER_PID")
+wait "$HOLD"
+stop_pid "$SERVER_PID"
+
+# --- report --------------------------------------------------------------------
+G=$(median "${get_null[@]}"); GS=$(median "${get_shm[@]}"); I=$(median "${iperf[@]}"); N=$(median "${nginx_curl[@]}")
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+cat <<REPORT
+## Run of $(date -u +%Y-%m-%d) on $(nproc) cores, Linux $(uname -r); medians of $RUNS runs
+
+### get throughput ($SIZE, warm page cache)
+| what | MB/s | vs iperf3 | vs nginx+curl |
+|---|---|---|---|
+| file-client cat → /dev/null | $G | $(ratio "$G" "$I") | $(ratio "$G" "$N") |
+| file-client get → tmpfs | $GS | $(ratio "$GS" "$I") | $(ratio "$GS" "$N") |
+| nginx (sendfile) + curl → /dev/null | $N | $(ratio "$N" "$I") | 1.00 |
+| iperf3 single stream (-n $SIZE) | $I | 1.00 | |
+
+### Request/response (file-bench, ${SECS}s per run)
+| clients | echo req/s | redis PING req/s | ratio | echo p50/p99/p99.9 µs | redis p50/p99/p99.9 µs |
+|---|---|---|---|---|---|
+REPORT
+for c in 1 3 64; do
+  echo "| $c | ${echo_rps[$c]} | ${redis_rps[$c]} | $(ratio "${echo_rps[$c]}" "${redis_rps[$c]}") | ${echo_p50[$c]} / ${echo_p99[$c]} / ${echo_p999[$c]} | ${redis_p50[$c]} / ${redis_p99[$c]} / ${redis_p999[$c]} |"
+done
+cat <<REPORT
+
+### Sessions
+| what | value |
+|---|---|
+| connect → greeting → exit cycles/s | $(median "${cycles[@]}") |
+| refusals/s under a 2-thread flood (cap 3 reached) | $refusals |
+| admitted clients' echo p99, calm → during flood (µs) | $calm → $flooded ($(ratio "$flooded" "$calm")×) |
+
+### Memory (server RSS)
+| what | KiB |
+|---|---|
+| idle | $rss_idle |
+| 3 clients | $rss_3 |
+| 1,000 idle clients (--max-clients 1000) | $rss_1000 ($(( (rss_1000 - base) / 1000 )) KiB per client) |
+| growth during a $SIZE get | $growth |
+REPORT

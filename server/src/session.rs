@@ -23,7 +23,7 @@ use crate::registry::{Activity, Registration};
 use crate::repo::{self, RepoError};
 use crate::server::Context;
 use crate::slots::Slot;
-use crate::writer::{self, Outgoing};
+use crate::writer::{self, Outgoing, WriteHalf};
 
 /// Events a session can have queued before more are dropped.
 pub const EVENT_QUEUE: usize = 1000;
@@ -67,16 +67,21 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
     };
     let (replies, replies_rx) = bounded(REPLY_QUEUE);
     let info = session.info();
+    let half = WriteHalf::new(for_writer);
     let writer = thread::Builder::new()
         .name(format!("writer-{}", session.name()))
         .stack_size(writer::WRITER_STACK_SIZE)
-        .spawn(move || writer::run(for_writer, first, replies_rx, events_rx, info));
+        .spawn({
+            let half = Arc::clone(&half);
+            move || writer::run(half, first, replies_rx, events_rx, info)
+        });
     let Ok(writer) = writer else {
         tracing::error!(client = %session.name(), "cannot start a writer thread; dropping the connection");
         return;
     };
 
-    let mut handler = Handler { reader: RequestReader::new(stream), replies, ctx, session, timeout_shortened: false };
+    let mut handler =
+        Handler { reader: RequestReader::new(stream), replies, half, ctx, session, timeout_shortened: false };
     let reason = if stopping { "server shutting down".to_string() } else { handler.run() };
     let Handler { reader, replies, session, .. } = handler;
     drop(replies);
@@ -103,6 +108,7 @@ fn greeting(name: &str) -> Outgoing {
 struct Handler {
     reader: RequestReader,
     replies: Sender<Outgoing>,
+    half: Arc<WriteHalf>,
     ctx: Arc<Context>,
     session: Registration,
     /// The read timeout is below the idle timeout and must be restored.
@@ -359,6 +365,12 @@ impl Handler {
     }
 
     fn send(&self, msg: Outgoing) {
+        if let Outgoing::Message(bytes) = &msg {
+            if self.half.write_now(bytes) {
+                return;
+            }
+        }
+        self.half.note_queued();
         // Fails only when the writer has ended on a broken connection; the
         // next read then fails too and ends the session.
         let _ = self.replies.send(msg);

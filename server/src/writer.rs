@@ -9,11 +9,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use common::Header;
 use crossbeam_channel::{select, Receiver};
+use parking_lot::Mutex;
 
 use crate::registry::{Activity, SessionInfo};
 use crate::repo::Download;
@@ -48,25 +50,72 @@ impl Outgoing {
     }
 }
 
+/// The socket's write side, shared by the writer thread and the reader's
+/// fast path: a small reply with nothing queued ahead of it is written by the
+/// reader at once, saving a hand-off between threads per request. Whoever
+/// writes holds the lock for the whole message, so nothing lands inside a
+/// reply, and `queued` (messages handed to the writer thread and not yet
+/// written) keeps replies in order.
+pub struct WriteHalf {
+    stream: Mutex<TcpStream>,
+    queued: AtomicUsize,
+}
+
+impl WriteHalf {
+    /// Wraps the socket; the first message (the greeting) counts as queued.
+    pub fn new(stream: TcpStream) -> Arc<WriteHalf> {
+        Arc::new(WriteHalf { stream: Mutex::new(stream), queued: AtomicUsize::new(1) })
+    }
+
+    /// Writes `bytes` now if nothing is queued ahead of them; `false` means
+    /// the caller must queue them for the writer thread instead. A failed
+    /// write shuts the socket down, which ends the session.
+    pub fn write_now(&self, bytes: &[u8]) -> bool {
+        let mut stream = self.stream.lock();
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        if stream.write_all(bytes).is_err() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        true
+    }
+
+    /// A message is being handed to the writer thread.
+    pub fn note_queued(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Writes until the reader hangs up its side of `replies`, then writes the
 /// events still queued and returns. On a write error it shuts the socket
-/// down, which wakes the reader.
-/// `first` (the greeting) is written before anything else, events included.
+/// down, which wakes the reader. `first` (the greeting) is written before
+/// anything else, events included.
 pub fn run(
-    mut stream: TcpStream,
+    half: Arc<WriteHalf>,
     first: Outgoing,
     replies: Receiver<Outgoing>,
     events: Receiver<String>,
     session: Arc<SessionInfo>,
 ) {
-    let result = write_outgoing(&mut stream, first, &session).and_then(|()| loop {
+    let reply = |msg: Outgoing| {
+        let mut stream = half.stream.lock();
+        let result = write_outgoing(&mut stream, msg, &session);
+        half.queued.fetch_sub(1, Ordering::SeqCst);
+        result
+    };
+    let event = |text: &str| {
+        let mut stream = half.stream.lock();
+        write_event(&mut stream, text).and_then(|()| report_missed(&mut stream, &events, &session))
+    };
+    let result = reply(first).and_then(|()| loop {
         let step = select! {
             recv(replies) -> msg => match msg {
-                Ok(msg) => write_outgoing(&mut stream, msg, &session),
-                Err(_) => break events.try_iter().try_for_each(|e| write_event(&mut stream, &e)),
+                Ok(msg) => reply(msg),
+                Err(_) => break events.try_iter().try_for_each(|e| event(&e)),
             },
-            recv(events) -> event => match event {
-                Ok(text) => write_event(&mut stream, &text).and_then(|()| report_missed(&mut stream, &events, &session)),
+            recv(events) -> text => match text {
+                Ok(text) => event(&text),
                 Err(_) => Ok(()),
             },
         };
@@ -76,7 +125,7 @@ pub fn run(
     });
     if let Err(e) = result {
         tracing::debug!(client = %session.name(), "write failed: {e}");
-        let _ = stream.shutdown(Shutdown::Both);
+        let _ = half.stream.lock().shutdown(Shutdown::Both);
     }
 }
 

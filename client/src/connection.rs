@@ -125,7 +125,8 @@ impl EventSink {
 /// What the reader thread passes on.
 enum Incoming {
     Header(Header),
-    Chunk(Vec<u8>),
+    /// A buffer of `CHUNK_SIZE` bytes, the first `.1` of them filled.
+    Chunk(Vec<u8>, usize),
     Event(String),
     Closed(String),
 }
@@ -195,7 +196,7 @@ impl Connection {
         let (tx, incoming) = unbounded();
         let (recycle, pool) = bounded(CHUNKS_IN_FLIGHT);
         for _ in 0..CHUNKS_IN_FLIGHT {
-            let _ = recycle.send(Vec::with_capacity(CHUNK_SIZE));
+            let _ = recycle.send(vec![0; CHUNK_SIZE]);
         }
         let (on_event, direct) = match events {
             EventSink::InBand(f) => (Some(f), None),
@@ -294,7 +295,7 @@ impl Connection {
                     return Err(ClientError::Remote { code, message: escape(&message).into_owned() })
                 }
                 Incoming::Header(header) => return Ok(header),
-                Incoming::Chunk(_) | Incoming::Closed(_) => {
+                Incoming::Chunk(..) | Incoming::Closed(_) => {
                     return Err(ClientError::Connection("reply out of order".into()));
                 }
             }
@@ -336,13 +337,13 @@ impl Connection {
         let mut done = 0;
         while done < len {
             let mut tick = || observe(Transfer::Waiting);
-            let chunk = match self.next_incoming_ticking(&mut tick).map_err(BodyError::Read)? {
-                Some(Incoming::Chunk(chunk)) => chunk,
+            let (chunk, filled) = match self.next_incoming_ticking(&mut tick).map_err(BodyError::Read)? {
+                Some(Incoming::Chunk(chunk, filled)) => (chunk, filled),
                 Some(_) => return Err(BodyError::Read(ClientError::Connection("reply body cut short".into()))),
                 None => return Err(BodyError::Cancelled { remaining: len - done }),
             };
-            done += chunk.len() as u64;
-            let written = out.write_all(&chunk);
+            done += filled as u64;
+            let written = out.write_all(&chunk[..filled]);
             let _ = self.recycle.send(chunk);
             if let Err(e) = written {
                 self.skip_body(len - done).map_err(BodyError::Read)?;
@@ -454,19 +455,16 @@ fn forward_body(
         // Waits for the caller to give a chunk back: the download's memory is bounded.
         let Ok(mut chunk) = pool.recv() else { return Err("closed".into()) };
         let want = CHUNK_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
-        chunk.clear();
-        chunk.resize(want, 0);
         let n = loop {
-            match reader.read(&mut chunk) {
+            match reader.read(&mut chunk[..want]) {
                 Ok(0) => return Err("server closed the connection mid-reply".into()),
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("reading reply: {e}")),
             }
         };
-        chunk.truncate(n);
         left -= n as u64;
-        if tx.send(Incoming::Chunk(chunk)).is_err() {
+        if tx.send(Incoming::Chunk(chunk, n)).is_err() {
             return Err("closed".into());
         }
     }

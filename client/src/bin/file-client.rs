@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -127,7 +128,13 @@ fn run_batch(args: &Args) -> u8 {
     } else {
         Box::new(args.commands.clone().into_iter().map(Ok))
     };
-    let mut stdout = io::stdout();
+    // Replies go straight to the file descriptor: `cat` of a large file
+    // should not pass through the line-buffered stdout. Everything written
+    // is flushed per command, so events printed through stdout stay in order.
+    let mut stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(io::stdout()),
+    };
     for line in lines {
         let line = match line {
             Ok(line) => line,

@@ -57,6 +57,18 @@ start_server() {   # start_server PORT ARGS...
   wait_port "$port"
 }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# Holds N idle sessions on the server and prints its RSS once all are open.
+rss_with_idle_clients() {
+  local n=$1 out="$WORK/idle-$1" hold
+  "$BIN/file-bench" idle "127.0.0.1:$FS" --clients "$n" --seconds 2 > "$out" &
+  hold=$!; PIDS+=("$hold")
+  until grep -q holding "$out" 2>/dev/null; do
+    kill -0 "$hold" 2>/dev/null || { echo "file-bench idle failed" >&2; exit 1; }
+    sleep 0.05
+  done
+  rss_kib "$SERVER_PID"
+  wait "$hold"
+}
 
 FS=$BASE_PORT
 start_server "$FS" --max-clients 64
@@ -139,11 +151,7 @@ for _ in $(seq "$RUNS"); do cycles+=("$("$BIN/file-bench" sessions "127.0.0.1:$F
 stop_pid "$SERVER_PID"
 start_server "$FS" --max-clients 3
 rss_idle=$(rss_kib "$SERVER_PID")
-"$BIN/file-bench" idle "127.0.0.1:$FS" --clients 3 --seconds 2 > "$WORK/idle3" &
-HOLD=$!; PIDS+=("$HOLD")
-until grep -q holding "$WORK/idle3" 2>/dev/null; do sleep 0.05; done
-rss_3=$(rss_kib "$SERVER_PID")
-wait "$HOLD"
+rss_3=$(rss_with_idle_clients 3)
 before=$(rss_kib "$SERVER_PID")
 "$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin" > /dev/null &
 GET=$!; PIDS+=("$GET")
@@ -154,10 +162,14 @@ growth=$((peak - before))
 
 # --- refusals under a flood, and the admitted clients' echo p99 -----------------
 calm=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" | field p99_us)
-"$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" > "$WORK/under-flood" &
+"$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" > "$WORK/under-flood" 2> "$WORK/under-flood.err" &
 ADMITTED=$!; PIDS+=("$ADMITTED")
-sleep 0.5   # let the 3 echo clients take every slot before flooding
-refusals=$("$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds "$(python3 -c "print($SECS-1)")" | field per_sec)
+# The flood starts once the 3 echo clients hold every slot.
+until grep -q connected "$WORK/under-flood.err" 2>/dev/null; do
+  kill -0 "$ADMITTED" 2>/dev/null || { echo "echo clients failed: $(cat "$WORK/under-flood.err")" >&2; exit 1; }
+  sleep 0.05
+done
+refusals=$("$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds "$(python3 -c "print(max($SECS-1, 1))")" | field per_sec)
 wait "$ADMITTED"
 flooded=$(field p99_us < "$WORK/under-flood")
 stop_pid "$SERVER_PID"
@@ -165,11 +177,7 @@ stop_pid "$SERVER_PID"
 # --- 1,000 idle clients -----------------------------------------------------------
 start_server "$FS" --max-clients 1000
 base=$(rss_kib "$SERVER_PID")
-"$BIN/file-bench" idle "127.0.0.1:$FS" --clients 1000 --seconds 2 > "$WORK/idle1000" &
-HOLD=$!; PIDS+=("$HOLD")
-until grep -q holding "$WORK/idle1000" 2>/dev/null; do sleep 0.05; done
-rss_1000=$(rss_kib "$SERVER_PID")
-wait "$HOLD"
+rss_1000=$(rss_with_idle_clients 1000)
 stop_pid "$SERVER_PID"
 
 # --- report --------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -136,7 +136,13 @@ fn connect(addr: SocketAddr) -> Result<(BufReader<TcpStream>, TcpStream), String
 }
 
 /// One client's loop: request, check the reply, record the latency in µs.
-fn client_loop(addr: SocketAddr, protocol: Protocol, deadline: Instant) -> Result<Vec<u32>, String> {
+/// `admitted` hears once the client is connected (and greeted).
+fn client_loop(
+    addr: SocketAddr,
+    protocol: Protocol,
+    deadline: Instant,
+    admitted: mpsc::Sender<()>,
+) -> Result<Vec<u32>, String> {
     let (mut reader, mut stream) = connect(addr)?;
     let (request, expected): (&[u8], &[u8]) = match protocol {
         Protocol::Echo => {
@@ -145,6 +151,7 @@ fn client_loop(addr: SocketAddr, protocol: Protocol, deadline: Instant) -> Resul
         }
         Protocol::Redis => (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
     };
+    let _ = admitted.send(());
     let mut reply = vec![0; expected.len()];
     let mut header = String::new();
     let mut latencies = Vec::with_capacity(1 << 16);
@@ -172,7 +179,18 @@ fn client_loop(addr: SocketAddr, protocol: Protocol, deadline: Instant) -> Resul
 fn round_trips(addr: SocketAddr, clients: usize, seconds: f64, protocol: Protocol) -> Result<String, String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
-    let workers: Vec<_> = (0..clients).map(|_| thread::spawn(move || client_loop(addr, protocol, deadline))).collect();
+    let (admitted, all_in) = mpsc::channel();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let admitted = admitted.clone();
+            thread::spawn(move || client_loop(addr, protocol, deadline, admitted))
+        })
+        .collect();
+    drop(admitted);
+    // Tells a script on stderr once every client holds its session.
+    if all_in.iter().take(clients).count() == clients {
+        eprintln!("connected={clients}");
+    }
     let mut all = Vec::new();
     for worker in workers {
         all.extend(worker.join().map_err(|_| "a client thread panicked".to_string())??);

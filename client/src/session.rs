@@ -241,14 +241,7 @@ impl Session {
         } else {
             Request::Get(name.to_string())
         };
-        self.conn.send(&request)?;
-        let header = self.conn.read_reply_header()?;
-        let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
-        let expected = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
-        let Some(expected) = expected else {
-            self.conn.skip_body(len)?;
-            return Err(ClientError::Connection("server's get reply has no valid blake3 field".into()));
-        };
+        let (len, expected) = self.request_download(&request)?;
         let file = if offset > 0 { OpenOptions::new().append(true).open(&part) } else { File::create(&part) };
         let mut file = match file {
             Ok(file) => file,
@@ -313,14 +306,27 @@ impl Session {
         Ok(format!("got '{}' ({total} bytes{resumed}, {}, BLAKE3 verified)\n", escape(base), rate(len, started)))
     }
 
+    /// Sends `get` or `resume` and reads the reply's header: the body's length
+    /// and the whole file's hash. A reply without a valid hash is refused
+    /// (its body skipped), since nothing could be verified.
+    fn request_download(&mut self, request: &Request) -> Result<(u64, Digest), ClientError> {
+        self.conn.send(request)?;
+        let header = self.conn.read_reply_header()?;
+        let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
+        match header.field("blake3").and_then(|d| d.parse::<Digest>().ok()) {
+            Some(digest) => Ok((len, digest)),
+            None => {
+                self.conn.skip_body(len)?;
+                Err(ClientError::Connection("server's get reply has no valid blake3 field".into()))
+            }
+        }
+    }
+
     /// `cat`: the file's bytes to `out` as they arrive; the hash is checked at
     /// the end, when the bytes are already out, so a mismatch is reported as
     /// a failed command.
     fn cat(&mut self, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
-        self.conn.send(&Request::Get(name.to_string()))?;
-        let header = self.conn.read_reply_header()?;
-        let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
-        let expected = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
+        let (len, expected) = self.request_download(&Request::Get(name.to_string()))?;
         let mut sink = HashingSink { out, hasher: blake3::Hasher::new() };
         self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
@@ -335,7 +341,7 @@ impl Session {
             }
         }
         sink.out.flush().map_err(|e| ClientError::Local(format!("cannot write output: {e}")))?;
-        if expected != Some(Digest(*sink.hasher.finalize().as_bytes())) {
+        if Digest(*sink.hasher.finalize().as_bytes()) != expected {
             return Err(ClientError::Local(format!("'{}' did not match its BLAKE3 hash", escape(name))));
         }
         Ok(())

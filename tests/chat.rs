@@ -138,3 +138,21 @@ fn a_client_that_never_reads_delays_nobody_and_later_learns_what_it_missed() {
     assert_eq!(events[1000], "1002 notices were dropped because this client was not reading them\n");
     assert_eq!(sleeper.request("awake").text(), "awake ACK\n");
 }
+
+#[test]
+fn a_reply_never_overtakes_an_event_sent_before_its_request() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let mut listener = server.raw();
+    let mut talker = server.raw();
+    listener.expect_event("Client02 joined (2 online)\n");
+    for i in 0..300 {
+        // The say has been delivered to the listener's outbox when its OK returns;
+        // the listener's next reply must come after that event.
+        assert_eq!(talker.request(&format!("say {i}")).header, "OK 0 recipients=1");
+        listener.send_line("ping");
+        let (events, reply) = listener.events_then_reply();
+        assert_eq!(events, [format!("[Client02] {i}\n")], "round {i}");
+        assert_eq!(reply.text(), "ping ACK\n");
+    }
+}

@@ -67,7 +67,7 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
     };
     let (replies, replies_rx) = bounded(REPLY_QUEUE);
     let info = session.info();
-    let half = WriteHalf::new(for_writer);
+    let half = WriteHalf::new(for_writer, events_rx.clone());
     let writer = thread::Builder::new()
         .name(format!("writer-{}", session.name()))
         .stack_size(writer::WRITER_STACK_SIZE)
@@ -366,7 +366,7 @@ impl Handler {
 
     fn send(&self, msg: Outgoing) {
         if let Outgoing::Message(bytes) = &msg {
-            if self.half.write_now(bytes) {
+            if self.half.write_now(bytes, &self.session) {
                 return;
             }
         }

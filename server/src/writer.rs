@@ -54,28 +54,36 @@ impl Outgoing {
 /// fast path: a small reply with nothing queued ahead of it is written by the
 /// reader at once, saving a hand-off between threads per request. Whoever
 /// writes holds the lock for the whole message, so nothing lands inside a
-/// reply, and `queued` (messages handed to the writer thread and not yet
-/// written) keeps replies in order.
+/// reply; `queued` (messages handed to the writer thread and not yet written)
+/// keeps replies in order, and the fast path writes the events already
+/// waiting before its reply, so a reply never overtakes an earlier event.
 pub struct WriteHalf {
     stream: Mutex<TcpStream>,
     queued: AtomicUsize,
+    events: Receiver<String>,
 }
 
 impl WriteHalf {
     /// Wraps the socket; the first message (the greeting) counts as queued.
-    pub fn new(stream: TcpStream) -> Arc<WriteHalf> {
-        Arc::new(WriteHalf { stream: Mutex::new(stream), queued: AtomicUsize::new(1) })
+    pub fn new(stream: TcpStream, events: Receiver<String>) -> Arc<WriteHalf> {
+        Arc::new(WriteHalf { stream: Mutex::new(stream), queued: AtomicUsize::new(1), events })
     }
 
-    /// Writes `bytes` now if nothing is queued ahead of them; `false` means
-    /// the caller must queue them for the writer thread instead. A failed
-    /// write shuts the socket down, which ends the session.
-    pub fn write_now(&self, bytes: &[u8]) -> bool {
+    /// Writes `bytes` now, after any events waiting, if nothing is queued
+    /// ahead of them; `false` means the caller must queue them for the writer
+    /// thread instead. A failed write shuts the socket down, which ends the session.
+    pub fn write_now(&self, bytes: &[u8], session: &SessionInfo) -> bool {
         let mut stream = self.stream.lock();
         if self.queued.load(Ordering::SeqCst) != 0 {
             return false;
         }
-        if stream.write_all(bytes).is_err() {
+        let written = self
+            .events
+            .try_iter()
+            .try_for_each(|text| write_event(&mut stream, &text))
+            .and_then(|()| report_missed(&mut stream, &self.events, session))
+            .and_then(|()| stream.write_all(bytes));
+        if written.is_err() {
             let _ = stream.shutdown(Shutdown::Both);
         }
         true

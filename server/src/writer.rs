@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::Header;
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 use parking_lot::Mutex;
 
 use crate::registry::{Activity, SessionInfo};
@@ -73,20 +73,30 @@ impl WriteHalf {
     /// ahead of them; `false` means the caller must queue them for the writer
     /// thread instead. A failed write shuts the socket down, which ends the session.
     pub fn write_now(&self, bytes: &[u8], session: &SessionInfo) -> bool {
+        // Only the writer thread lowers `queued`: if it is not zero now, the
+        // reply must queue whatever happens next, so do not wait for the lock.
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
         let mut stream = self.stream.lock();
         if self.queued.load(Ordering::SeqCst) != 0 {
             return false;
         }
-        let written = self
-            .events
-            .try_iter()
-            .try_for_each(|text| write_event(&mut stream, &text))
-            .and_then(|()| report_missed(&mut stream, &self.events, session))
-            .and_then(|()| stream.write_all(bytes));
+        let written = self.write_waiting_events(&mut stream, session).and_then(|()| stream.write_all(bytes));
         if written.is_err() {
             let _ = stream.shutdown(Shutdown::Both);
         }
         true
+    }
+
+    /// Writes the events waiting in the outbox, then the missed-notices
+    /// report if any were dropped. Called with the lock held.
+    fn write_waiting_events(&self, stream: &mut TcpStream, session: &SessionInfo) -> io::Result<()> {
+        self.events.try_iter().try_for_each(|text| write_event(stream, &text))?;
+        match session.take_missed() {
+            0 => Ok(()),
+            n => write_event(stream, &format!("{n} notices were dropped because this client was not reading them\n")),
+        }
     }
 
     /// A message is being handed to the writer thread.
@@ -106,46 +116,38 @@ pub fn run(
     events: Receiver<String>,
     session: Arc<SessionInfo>,
 ) {
-    let reply = |msg: Outgoing| {
+    let mut ready = Select::new();
+    ready.recv(&replies);
+    ready.recv(&events);
+    // The greeting goes first, before any event.
+    let greeted = write_outgoing(&mut half.stream.lock(), first, &session);
+    half.queued.fetch_sub(1, Ordering::SeqCst);
+    let result = greeted.and_then(|()| loop {
+        // Messages are taken off the channels only while the lock is held, so
+        // the reader's fast path can never slip a reply past one taken here.
         let mut stream = half.stream.lock();
-        let result = write_outgoing(&mut stream, msg, &session);
-        half.queued.fetch_sub(1, Ordering::SeqCst);
-        result
-    };
-    let event = |text: &str| {
-        let mut stream = half.stream.lock();
-        write_event(&mut stream, text).and_then(|()| report_missed(&mut stream, &events, &session))
-    };
-    let result = reply(first).and_then(|()| loop {
-        let step = select! {
-            recv(replies) -> msg => match msg {
-                Ok(msg) => reply(msg),
-                Err(_) => break events.try_iter().try_for_each(|e| event(&e)),
-            },
-            recv(events) -> text => match text {
-                Ok(text) => event(&text),
-                Err(_) => Ok(()),
-            },
-        };
-        if let Err(e) = step {
-            break Err(e);
+        let step = half.write_waiting_events(&mut stream, &session).and_then(|()| {
+            let msg = match replies.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Empty) => return Ok(true),
+                Err(TryRecvError::Disconnected) => return Ok(false),
+            };
+            let written = write_outgoing(&mut stream, msg, &session);
+            half.queued.fetch_sub(1, Ordering::SeqCst);
+            written.map(|()| true)
+        });
+        drop(stream);
+        match step {
+            Ok(true) => {
+                ready.ready();
+            }
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
         }
     });
     if let Err(e) = result {
         tracing::debug!(client = %session.name(), "write failed: {e}");
         let _ = half.stream.lock().shutdown(Shutdown::Both);
-    }
-}
-
-/// Once the outbox has drained, tells the client how many notices were
-/// dropped while it was full.
-fn report_missed(stream: &mut TcpStream, events: &Receiver<String>, session: &SessionInfo) -> io::Result<()> {
-    if !events.is_empty() {
-        return Ok(());
-    }
-    match session.take_missed() {
-        0 => Ok(()),
-        n => write_event(stream, &format!("{n} notices were dropped because this client was not reading them\n")),
     }
 }
 

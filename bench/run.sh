@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks file-server against its peers on loopback, in one run, and prints
-# a Markdown table of medians (RUNS runs each, default 3). Installs the peers
+# Benchmarks file-server against its peers (iperf3, nginx, vsftpd, redis) on
+# loopback, in one run, and prints a Markdown table of medians (RUNS runs
+# each, default 3). Installs the peers
 # from Debian packages when missing, starts each on a loopback port with its
 # own config in a temporary folder, and stops only what it started, by pid.
 #
@@ -14,7 +15,7 @@ SECS=${SECONDS_EACH:-5}
 BASE_PORT=${BASE_PORT:-24100}
 
 need=()
-for pair in iperf3:iperf3 nginx:nginx-light redis-server:redis-server curl:curl python3:python3; do
+for pair in iperf3:iperf3 nginx:nginx-light redis-server:redis-server vsftpd:vsftpd curl:curl python3:python3; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,6 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
 
 cargo build --release -q -p file-server -p file-client -p file-bench
 BIN=$PWD/target/release
@@ -77,23 +79,10 @@ start_server "$FS" --max-clients 64
 mbps() { python3 -c "print(f'{$BYTES/$1/1e6:.1f}')"; }
 timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }
 
-declare -a get_null get_shm iperf nginx_curl
-for _ in $(seq "$RUNS"); do
-  get_null+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin")")")
-  rm -f "$SHM/big.bin"
-  get_shm+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get big.bin")")")
-done
-rm -f "$SHM/big.bin"
-
 # --- iperf3: the loopback limit ----------------------------------------
 IP=$((BASE_PORT + 1))
 iperf3 -s -p "$IP" -B 127.0.0.1 > /dev/null 2>&1 &
 IPERF_PID=$!; PIDS+=("$IPERF_PID"); wait_port "$IP"
-for _ in $(seq "$RUNS"); do
-  bps=$(iperf3 -c 127.0.0.1 -p "$IP" -n "$BYTES" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
-  iperf+=("$(python3 -c "print(f'{$bps/8/1e6:.1f}')")")
-done
-stop_pid "$IPERF_PID"
 
 # --- nginx with sendfile, fetched by curl --------------------------------
 NG=$((BASE_PORT + 2))
@@ -120,10 +109,49 @@ CONF
 NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NG"
 got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$NG/big.bin")
 [ "$got" = "200 $BYTES" ] || { echo "nginx did not serve the file: $got" >&2; exit 1; }
-for _ in $(seq "$RUNS"); do
+
+# --- vsftpd (sendfile), fetched by curl over FTP ---------------------------
+VS=$((BASE_PORT + 4))
+mkdir -p "$WORK/vsftpd/empty"
+cat > "$WORK/vsftpd/vsftpd.conf" <<CONF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$VS
+background=NO
+anonymous_enable=YES
+anon_root=$WORK/share
+no_anon_password=YES
+local_enable=NO
+write_enable=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=$((BASE_PORT + 10))
+pasv_max_port=$((BASE_PORT + 19))
+secure_chroot_dir=$WORK/vsftpd/empty
+xferlog_enable=NO
+seccomp_sandbox=NO
+use_sendfile=YES
+CONF
+"$VSFTPD" "$WORK/vsftpd/vsftpd.conf" > "$WORK/vsftpd/out" 2>&1 &
+VSFTPD_PID=$!; PIDS+=("$VSFTPD_PID"); wait_port "$VS"
+got=$(curl -s -o /dev/null -w '%{response_code} %{size_download}' "ftp://127.0.0.1:$VS/big.bin")
+[ "$got" = "226 $BYTES" ] || { echo "vsftpd did not serve the file: $got $(cat "$WORK/vsftpd/out")" >&2; exit 1; }
+
+# --- get: one round of every contender per run, so drift hits all alike ------
+declare -a get_null get_shm iperf nginx_curl vsftpd_curl
+for run in $(seq "$RUNS"); do
+  echo "get round $run/$RUNS" >&2
+  get_null+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin")")")
+  rm -f "$SHM/big.bin"
+  get_shm+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get big.bin")")")
+  rm -f "$SHM/big.bin"
+  bps=$(iperf3 -c 127.0.0.1 -p "$IP" -n "$BYTES" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+  iperf+=("$(python3 -c "print(f'{$bps/8/1e6:.1f}')")")
   nginx_curl+=("$(mbps "$(timed curl -s -o /dev/null "http://127.0.0.1:$NG/big.bin")")")
+  vsftpd_curl+=("$(mbps "$(timed curl -s -o /dev/null "ftp://127.0.0.1:$VS/big.bin")")")
 done
-stop_pid "$NGINX_PID"
+stop_pid "$IPERF_PID"; stop_pid "$NGINX_PID"; stop_pid "$VSFTPD_PID"
 
 # --- request/response: echo vs redis PING, same load tool ---------------------
 RD=$((BASE_PORT + 3))
@@ -182,6 +210,7 @@ stop_pid "$SERVER_PID"
 
 # --- report --------------------------------------------------------------------
 G=$(median "${get_null[@]}"); GS=$(median "${get_shm[@]}"); I=$(median "${iperf[@]}"); N=$(median "${nginx_curl[@]}")
+V=$(median "${vsftpd_curl[@]}")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 cat <<REPORT
 ## Run of $(date -u +%Y-%m-%d) on $(nproc) cores, Linux $(uname -r); medians of $RUNS runs
@@ -192,6 +221,7 @@ cat <<REPORT
 | file-client cat → /dev/null | $G | $(ratio "$G" "$I") | $(ratio "$G" "$N") |
 | file-client get → tmpfs | $GS | $(ratio "$GS" "$I") | $(ratio "$GS" "$N") |
 | nginx (sendfile) + curl → /dev/null | $N | $(ratio "$N" "$I") | 1.00 |
+| vsftpd (sendfile) + curl → /dev/null | $V | $(ratio "$V" "$I") | $(ratio "$V" "$N") |
 | iperf3 single stream (-n $SIZE) | $I | 1.00 | |
 
 ### Request/response (file-bench, ${SECS}s per run)

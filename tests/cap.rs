@@ -62,3 +62,31 @@ fn a_client_that_hangs_up_without_exit_frees_its_slot() {
     assert!(c.read_to_eof().is_empty());
     assert_eq!(server.raw().greeting, "OK 41 proto=1 name=Client02");
 }
+
+/// Niceness of each of the server's threads, by thread name.
+fn thread_niceness(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // pid (comm) state ppid ... ; field 19 is the niceness.
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            Some((name.to_string(), rest.split(' ').nth(16)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_accepting_thread_yields_the_cpu_to_admitted_sessions() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &["--max-clients", "2"]);
+    let mut client = server.raw();
+    assert_eq!(client.request("ping").text(), "ping ACK\n");
+    let threads = thread_niceness(server.pid());
+    // The main thread accepts (and refuses); sessions run on the pool and writer threads.
+    let main = threads.iter().find(|(name, _)| name == "file-server").expect("main thread");
+    assert_eq!(main.1, 10, "accepting thread: {threads:?}");
+    let sessions: Vec<_> = threads.iter().filter(|(name, _)| name != "file-server").collect();
+    assert!(sessions.len() >= 3, "pool and writer threads: {threads:?}");
+    assert!(sessions.iter().all(|(_, nice)| *nice == 0), "session threads: {threads:?}");
+}

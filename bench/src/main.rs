@@ -237,10 +237,21 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
         .map(|_| {
             let (refused, failed) = (Arc::clone(&refused), Arc::clone(&failed));
             thread::spawn(move || {
-                while Instant::now() < deadline {
-                    let Ok((mut reader, _stream)) = connect(addr) else { continue };
+                // A connect can wait out a SYN retry (1 s and more) when the
+                // server's backlog is full: every wait ends by the deadline,
+                // and what happens after it does not count.
+                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                    let Ok(stream) = TcpStream::connect_timeout(&addr, left) else { continue };
+                    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                    if stream.set_read_timeout(Some(left)).is_err() {
+                        continue;
+                    }
                     let mut line = String::new();
-                    match reader.read_line(&mut line) {
+                    let result = BufReader::new(stream).read_line(&mut line);
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    match result {
                         Ok(_) if line == "ERR 503 Server is full\n" => {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }

@@ -1,7 +1,7 @@
 //! The accept side: admits connections while slots are free, refuses the rest
 //! with `ERR 503 Server is full`, and runs the graceful shutdown.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -130,12 +130,14 @@ impl Server {
     /// Accepts connections until shut down, then lets sessions finish for up
     /// to the grace period, closes the rest and returns.
     pub fn run(self) {
-        for conn in self.listener.incoming() {
+        lower_accept_priority();
+        loop {
+            let accepted = self.listener.accept();
             if self.ctx.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            match conn {
-                Ok(stream) => self.admit(stream),
+            match accepted {
+                Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -160,20 +162,29 @@ impl Server {
         tracing::info!("stopped");
     }
 
-    fn admit(&self, mut stream: TcpStream) {
-        let addr = match stream.peer_addr() {
-            Ok(addr) => addr,
-            Err(_) => return, // already gone
-        };
+    fn admit(&self, stream: TcpStream, addr: SocketAddr) {
         let Some(slot) = self.slots.try_acquire() else {
             tracing::info!(%addr, "refused: server is full ({} clients)", self.ctx.config.max_clients);
-            // A fresh socket's send buffer takes this line without blocking;
-            // non-blocking makes sure a hostile peer cannot stall accepting.
-            let _ = stream.set_nonblocking(true);
-            let _ = stream.write_all(Header::err(Code::Unavailable, "Server is full").encode().as_bytes());
+            // A fresh socket's send buffer takes this line at once; not
+            // waiting makes sure a hostile peer cannot stall accepting.
+            let refusal = Header::err(Code::Unavailable, "Server is full").encode();
+            let _ = rustix::net::send(&stream, refusal.as_bytes(), rustix::net::SendFlags::DONTWAIT);
             return;
         };
         let ctx = Arc::clone(&self.ctx);
         self.pool.execute(move || session::serve(stream, addr, slot, ctx));
+    }
+}
+
+/// Niceness of the accepting thread (sessions run at the default, 0).
+const ACCEPT_NICENESS: i32 = 10;
+
+/// Runs the calling (accepting) thread at a lower priority than the sessions,
+/// which it started before: under a flood of connections to a full server,
+/// refusing them must not take the CPU from the clients already admitted.
+/// Measured in docs/BENCHMARKS.md. Linux keeps a niceness per thread.
+fn lower_accept_priority() {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ACCEPT_NICENESS) {
+        tracing::debug!("cannot lower the accepting thread's priority: {e}");
     }
 }

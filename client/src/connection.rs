@@ -1,8 +1,14 @@
 //! The client's side of the wire: connect, send a request, read the reply.
 //!
+//! A reader thread owns the socket's read side between replies, so events
+//! show up while no command runs. A reply's body is read on the caller's
+//! thread: the reader thread lends it the socket and waits to get it back,
+//! so a download goes from the socket through one buffer to its file with
+//! no hand-off per chunk.
+//!
 //! Everything the server says is treated as untrusted: header lines, events
-//! and text bodies have hard size limits, a download's memory is bounded by
-//! the chunks in flight, and events go to an [`EventSink`] that prints them
+//! and text bodies have hard size limits, a download's memory is one
+//! [`CHUNK_SIZE`] buffer, and events go to an [`EventSink`] that prints them
 //! escaped.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -23,15 +29,14 @@ pub const MAX_TEXT_BODY: u64 = 16 * 1024 * 1024;
 /// Largest event body the client accepts.
 pub const MAX_EVENT_BODY: u64 = 64 * 1024;
 
-/// Size of the chunks a body is handed over in.
-const CHUNK_SIZE: usize = 256 * 1024;
+/// Size of the buffer a body is read through.
+pub const CHUNK_SIZE: usize = 256 * 1024;
 
-/// Chunks in flight between the reader thread and the caller: bounds the
-/// memory a download uses however fast the server sends.
-const CHUNKS_IN_FLIGHT: usize = 8;
-
-/// How long to wait for a message before checking for a stall or a cancel.
+/// How long a body read waits before checking for a stall or a cancel.
 const TICK: Duration = Duration::from_millis(500);
+
+/// The socket's read side, as the reader thread and a body's reader pass it.
+type ReadSide = BufReader<TcpStream>;
 
 /// Why a body transfer stopped early.
 #[derive(Debug)]
@@ -64,6 +69,24 @@ pub enum Transfer {
     Moved(u64),
     /// Nothing arrived for a moment.
     Waiting,
+}
+
+/// Where a reply body's bytes go, a buffer at a time.
+pub trait BodySink {
+    /// Takes `buf[..filled]`, the next bytes of the body, and returns a
+    /// buffer (of any length) to receive the bytes after them into.
+    ///
+    /// # Errors
+    /// When the bytes cannot be stored.
+    fn store(&mut self, buf: Vec<u8>, filled: usize) -> io::Result<Vec<u8>>;
+}
+
+/// Any writer: the bytes are written and the buffer comes straight back.
+impl<W: Write + ?Sized> BodySink for W {
+    fn store(&mut self, buf: Vec<u8>, filled: usize) -> io::Result<Vec<u8>> {
+        self.write_all(&buf[..filled])?;
+        Ok(buf)
+    }
 }
 
 /// What the server said on connect.
@@ -125,21 +148,31 @@ impl EventSink {
 /// What the reader thread passes on.
 enum Incoming {
     Header(Header),
-    /// A buffer of `CHUNK_SIZE` bytes, the first `.1` of them filled.
-    Chunk(Vec<u8>, usize),
+    /// The read side, lent for the body of the `OK` header just passed on.
+    Body(ReadSide),
     Event(String),
     Closed(String),
+}
+
+/// A reply body still to be read, with the read side lent for it.
+struct Body {
+    reader: ReadSide,
+    left: u64,
 }
 
 /// An open session with a server.
 ///
 /// A reader thread owns the socket's read side: it parses every message,
-/// prints or forwards events, and hands reply headers and body chunks over a
-/// channel, so events are seen even while no command runs.
+/// prints or forwards events, and hands reply headers over a channel, so
+/// events are seen even while no command runs. For a body it lends the read
+/// side to this side until the body has been read (see [`Body`]).
 pub struct Connection {
     writer: TcpStream,
     incoming: Receiver<Incoming>,
-    recycle: Sender<Vec<u8>>,
+    /// The body of the last `OK` header, while it is being read.
+    body: Option<Body>,
+    /// Where a body's read side goes back to the reader thread.
+    lend_back: Sender<ReadSide>,
     peer: SocketAddr,
     timeout: Duration,
     on_event: Option<PrintEvent>,
@@ -194,10 +227,7 @@ impl Connection {
         let peer = stream.peer_addr().map_err(|e| ClientError::connection("connect", e))?;
         let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
         let (tx, incoming) = unbounded();
-        let (recycle, pool) = bounded(CHUNKS_IN_FLIGHT);
-        for _ in 0..CHUNKS_IN_FLIGHT {
-            let _ = recycle.send(vec![0; CHUNK_SIZE]);
-        }
+        let (lend_back, returned) = bounded(1);
         let (on_event, direct) = match events {
             EventSink::InBand(f) => (Some(f), None),
             EventSink::Direct(f) => (None, Some(f)),
@@ -206,9 +236,9 @@ impl Connection {
         let quiet = Arc::clone(&closing);
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &pool, direct, &quiet))
+            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &returned, direct, &quiet))
             .map_err(|e| ClientError::Local(format!("cannot start a thread: {e}")))?;
-        let mut conn = Connection { writer: stream, incoming, recycle, peer, timeout, on_event, closing };
+        let mut conn = Connection { writer: stream, incoming, body: None, lend_back, peer, timeout, on_event, closing };
         match conn.read_reply_header() {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
@@ -246,35 +276,18 @@ impl Connection {
         &mut self.writer
     }
 
+    /// The next message; nothing for the timeout is an error.
     fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
-        self.next_incoming_ticking(&mut || true).map(|m| m.expect("not cancelled"))
+        match self.incoming.recv_timeout(self.timeout) {
+            Ok(Incoming::Closed(reason)) => Err(ClientError::Connection(reason)),
+            Ok(msg) => Ok(msg),
+            Err(RecvTimeoutError::Timeout) => Err(self.silent()),
+            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Connection("server closed the connection".into())),
+        }
     }
 
-    /// The next message; while none comes, calls `tick` about once a second
-    /// (`false` from it cancels: `Ok(None)`). Nothing for the timeout is an error.
-    fn next_incoming_ticking(&mut self, tick: &mut dyn FnMut() -> bool) -> Result<Option<Incoming>, ClientError> {
-        let started = Instant::now();
-        loop {
-            let left = self.timeout.saturating_sub(started.elapsed());
-            match self.incoming.recv_timeout(left.min(TICK)) {
-                Ok(Incoming::Closed(reason)) => return Err(ClientError::Connection(reason)),
-                Ok(msg) => return Ok(Some(msg)),
-                Err(RecvTimeoutError::Timeout) if left > TICK => {
-                    if !tick() {
-                        return Ok(None);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(ClientError::Connection(format!(
-                        "the server stopped answering (nothing for {}s)",
-                        self.timeout.as_secs()
-                    )))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ClientError::Connection("server closed the connection".into()))
-                }
-            }
-        }
+    fn silent(&self) -> ClientError {
+        ClientError::Connection(format!("the server stopped answering (nothing for {}s)", self.timeout.as_secs()))
     }
 
     /// Reads the next reply header, handing any events before it to the
@@ -284,6 +297,9 @@ impl Connection {
     /// [`ClientError::Remote`] for `ERR`, [`ClientError::Connection`] when the
     /// connection fails, the header is not valid or no reply comes in time.
     pub fn read_reply_header(&mut self) -> Result<Header, ClientError> {
+        if self.body.is_some() {
+            return Err(ClientError::Connection("reply out of order: a body was not read".into()));
+        }
         loop {
             match self.next_incoming()? {
                 Incoming::Event(text) => {
@@ -294,8 +310,19 @@ impl Connection {
                 Incoming::Header(Header::Err { code, message }) => {
                     return Err(ClientError::Remote { code, message: escape(&message).into_owned() })
                 }
-                Incoming::Header(header) => return Ok(header),
-                Incoming::Chunk(..) | Incoming::Closed(_) => {
+                Incoming::Header(header) => {
+                    if let Header::Ok { len, .. } = header {
+                        if len > 0 {
+                            // The reader thread lends the read side right after the header.
+                            let Ok(Incoming::Body(reader)) = self.incoming.recv() else {
+                                return Err(ClientError::Connection("server closed the connection".into()));
+                            };
+                            self.body = Some(Body { reader, left: len });
+                        }
+                    }
+                    return Ok(header);
+                }
+                Incoming::Body(_) | Incoming::Closed(_) => {
                     return Err(ClientError::Connection("reply out of order".into()));
                 }
             }
@@ -313,55 +340,94 @@ impl Connection {
             )));
         }
         let mut body = Vec::with_capacity(len as usize);
-        self.read_body_into(len, &mut body, &mut |_| true).map_err(BodyError::into_client_error)?;
+        self.read_body_into(&mut body, &mut |_| true).map_err(BodyError::into_client_error)?;
         String::from_utf8(body).map_err(|_| ClientError::Connection("server sent a reply that is not UTF-8".into()))
     }
 
-    /// Streams a body of `len` bytes into `out`. `observe` hears of every
-    /// step ([`Transfer::Moved`] with the bytes done, or [`Transfer::Waiting`]
-    /// about once a second while nothing comes) and returns `false` to cancel.
-    /// A body that stalls for the timeout is an error; one that keeps moving
-    /// never is.
+    /// Streams the body of the last `OK` header into `out` and returns its
+    /// length. `observe` hears of every step ([`Transfer::Moved`] with the
+    /// bytes done, or [`Transfer::Waiting`] about twice a second while nothing
+    /// comes) and returns `false` to cancel. A body that stalls for the
+    /// timeout is an error; one that keeps moving never is.
     ///
     /// # Errors
     /// [`BodyError::Read`] when the connection fails or ends early,
     /// [`BodyError::Write`] when `out` fails (the rest of the body is then
     /// skipped, so the session stays usable), [`BodyError::Cancelled`] when
-    /// `observe` said so (the rest of the body is still to come).
+    /// `observe` said so (the rest of the body is still to come: read it with
+    /// [`Connection::skip_body`] or close the connection).
     pub fn read_body_into(
         &mut self,
-        len: u64,
-        out: &mut dyn Write,
+        out: &mut dyn BodySink,
         observe: &mut dyn FnMut(Transfer) -> bool,
     ) -> Result<u64, BodyError> {
-        let mut done = 0;
-        while done < len {
-            let mut tick = || observe(Transfer::Waiting);
-            let (chunk, filled) = match self.next_incoming_ticking(&mut tick).map_err(BodyError::Read)? {
-                Some(Incoming::Chunk(chunk, filled)) => (chunk, filled),
-                Some(_) => return Err(BodyError::Read(ClientError::Connection("reply body cut short".into()))),
-                None => return Err(BodyError::Cancelled { remaining: len - done }),
-            };
-            done += filled as u64;
-            let written = out.write_all(&chunk[..filled]);
-            let _ = self.recycle.send(chunk);
-            if let Err(e) = written {
-                self.skip_body(len - done).map_err(BodyError::Read)?;
-                return Err(BodyError::Write(e));
+        let Some(mut body) = self.body.take() else { return Ok(0) };
+        let mut buf = vec![0; CHUNK_SIZE.min(usize::try_from(body.left).unwrap_or(CHUNK_SIZE))];
+        let _ = body.reader.get_ref().set_read_timeout(Some(TICK));
+        let (mut done, mut heard, mut write_error) = (0, Instant::now(), None);
+        let failure = loop {
+            if body.left == 0 {
+                break None;
             }
-            if !observe(Transfer::Moved(done)) && done < len {
-                return Err(BodyError::Cancelled { remaining: len - done });
+            let want = buf.len().min(usize::try_from(body.left).unwrap_or(usize::MAX));
+            match body.reader.read(&mut buf[..want]) {
+                Ok(0) => break Some(ClientError::Connection("server closed the connection mid-reply".into())),
+                Ok(n) => {
+                    body.left -= n as u64;
+                    done += n as u64;
+                    heard = Instant::now();
+                    if write_error.is_some() {
+                        continue; // skipping the rest
+                    }
+                    match out.store(std::mem::take(&mut buf), n) {
+                        Ok(next) if !next.is_empty() => buf = next,
+                        Ok(_) => buf = vec![0; CHUNK_SIZE],
+                        Err(e) => {
+                            buf = vec![0; CHUNK_SIZE];
+                            write_error = Some(e);
+                            continue;
+                        }
+                    }
+                    if !observe(Transfer::Moved(done)) && body.left > 0 {
+                        return Err(self.keep_for_later(body));
+                    }
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if heard.elapsed() >= self.timeout {
+                        break Some(self.silent());
+                    }
+                    if write_error.is_none() && !observe(Transfer::Waiting) {
+                        return Err(self.keep_for_later(body));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(ClientError::Connection(format!("reading reply: {e}"))),
             }
+        };
+        // After a failure the reader thread finds the connection broken and says so.
+        let _ = body.reader.get_ref().set_read_timeout(None);
+        let _ = self.lend_back.send(body.reader);
+        match (failure, write_error) {
+            (Some(e), _) => Err(BodyError::Read(e)),
+            (None, Some(e)) => Err(BodyError::Write(e)),
+            (None, None) => Ok(done),
         }
-        Ok(done)
     }
 
-    /// Reads and drops `len` body bytes, e.g. after the local side failed.
+    /// A cancelled body stays lent until it is skipped or the connection closes.
+    fn keep_for_later(&mut self, body: Body) -> BodyError {
+        let remaining = body.left;
+        self.body = Some(body);
+        BodyError::Cancelled { remaining }
+    }
+
+    /// Reads and drops the rest of the current body, e.g. after the local
+    /// side failed or a cancel.
     ///
     /// # Errors
     /// [`ClientError::Connection`] when the connection fails.
-    pub fn skip_body(&mut self, len: u64) -> Result<(), ClientError> {
-        self.read_body_into(len, &mut io::sink(), &mut |_| true).map(|_| ()).map_err(BodyError::into_client_error)
+    pub fn skip_body(&mut self) -> Result<(), ClientError> {
+        self.read_body_into(&mut io::sink(), &mut |_| true).map(|_| ()).map_err(BodyError::into_client_error)
     }
 }
 
@@ -389,9 +455,9 @@ impl Drop for Connection {
 /// The reader thread: parses messages until the connection ends, passing
 /// each on. Sends `Closed` with the reason as its last word.
 fn read_messages(
-    mut reader: BufReader<TcpStream>,
+    mut reader: ReadSide,
     tx: &Sender<Incoming>,
-    pool: &Receiver<Vec<u8>>,
+    returned: &Receiver<ReadSide>,
     mut direct: Option<PrintEventFromThread>,
     closing: &AtomicBool,
 ) {
@@ -425,8 +491,13 @@ fn read_messages(
                 if tx.send(Incoming::Header(header)).is_err() {
                     return;
                 }
-                if let Err(reason) = forward_body(&mut reader, len, tx, pool) {
-                    break reason;
+                if len > 0 {
+                    // The caller reads the body, then gives the read side back.
+                    if tx.send(Incoming::Body(reader)).is_err() {
+                        return;
+                    }
+                    let Ok(back) = returned.recv() else { return };
+                    reader = back;
                 }
             }
             err => {
@@ -444,35 +515,8 @@ fn read_messages(
     let _ = tx.send(Incoming::Closed(reason));
 }
 
-fn forward_body(
-    reader: &mut BufReader<TcpStream>,
-    len: u64,
-    tx: &Sender<Incoming>,
-    pool: &Receiver<Vec<u8>>,
-) -> Result<(), String> {
-    let mut left = len;
-    while left > 0 {
-        // Waits for the caller to give a chunk back: the download's memory is bounded.
-        let Ok(mut chunk) = pool.recv() else { return Err("closed".into()) };
-        let want = CHUNK_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = loop {
-            match reader.read(&mut chunk[..want]) {
-                Ok(0) => return Err("server closed the connection mid-reply".into()),
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("reading reply: {e}")),
-            }
-        };
-        left -= n as u64;
-        if tx.send(Incoming::Chunk(chunk, n)).is_err() {
-            return Err("closed".into());
-        }
-    }
-    Ok(())
-}
-
 /// One header line, at most [`MAX_HEADER_LEN`] bytes.
-fn read_header_line(reader: &mut BufReader<TcpStream>) -> Result<String, String> {
+fn read_header_line(reader: &mut ReadSide) -> Result<String, String> {
     let mut line = Vec::with_capacity(128);
     let limit = MAX_HEADER_LEN as u64 + 2;
     reader.take(limit).read_until(b'\n', &mut line).map_err(|e| format!("reading reply: {e}"))?;

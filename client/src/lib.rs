@@ -12,8 +12,10 @@
 //!   bodies and events in, with size limits.
 //! - [`command`]: [`Command`], parsing what the user types.
 //! - [`session`]: [`Session`], running a command and printing its result.
+//! - [`background`]: writing a download to its file on a second thread.
 //! - [`error`]: [`ClientError`] and the exit status of each kind.
 
+pub mod background;
 pub mod command;
 pub mod complete;
 pub mod connection;

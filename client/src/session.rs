@@ -12,8 +12,9 @@ use common::text::{escape, escape_multiline};
 use common::{Code, Digest, Header, ListEntry, ListEntryKind, Request};
 use serde_json::json;
 
+use crate::background::BackgroundWriter;
 use crate::command::{help_text, is_glob, quote_word, Command};
-use crate::connection::{BodyError, Connection, Greeting, Transfer};
+use crate::connection::{BodyError, BodySink, Connection, Greeting, Transfer};
 use crate::error::ClientError;
 use crate::progress::{Progress, ProgressMode};
 
@@ -243,19 +244,18 @@ impl Session {
         };
         let (len, expected) = self.request_download(&request)?;
         let file = if offset > 0 { OpenOptions::new().append(true).open(&part) } else { File::create(&part) };
-        let mut file = match file {
-            Ok(file) => file,
+        let mut writer = match file.and_then(|file| BackgroundWriter::new(file, hasher)) {
+            Ok(writer) => writer,
             Err(e) => {
-                self.conn.skip_body(len)?;
+                self.conn.skip_body()?;
                 return Err(local_err("cannot create", e));
             }
         };
         let started = Instant::now();
         let mut progress = Progress::new(self.settings.progress, "get", base, offset + len, offset);
-        let mut sink = HashingSink { out: &mut file, hasher };
         self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
-        let result = self.conn.read_body_into(len, &mut sink, &mut |step| {
+        let result = self.conn.read_body_into(&mut writer, &mut |step| {
             match step {
                 Transfer::Moved(n) => progress.set(offset + n),
                 Transfer::Waiting => progress.tick(),
@@ -277,8 +277,10 @@ impl Session {
                 return Err(ClientError::Cancelled(format!(": {kept}")));
             }
         }
-        let digest = Digest(*sink.hasher.finalize().as_bytes());
+        let (file, hasher) = writer.finish().map_err(|e| local_err("cannot write", e))?;
+        let digest = Digest(*hasher.finalize().as_bytes());
         if digest != expected {
+            drop(file);
             let _ = fs::remove_file(&part);
             let how = if offset > 0 { "after resuming " } else { "" };
             return Err(ClientError::Local(format!(
@@ -316,7 +318,7 @@ impl Session {
         match header.field("blake3").and_then(|d| d.parse::<Digest>().ok()) {
             Some(digest) => Ok((len, digest)),
             None => {
-                self.conn.skip_body(len)?;
+                self.conn.skip_body()?;
                 Err(ClientError::Connection("server's get reply has no valid blake3 field".into()))
             }
         }
@@ -326,11 +328,12 @@ impl Session {
     /// the end, when the bytes are already out, so a mismatch is reported as
     /// a failed command.
     fn cat(&mut self, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
-        let (len, expected) = self.request_download(&Request::Get(name.to_string()))?;
-        let mut sink = HashingSink { out, hasher: blake3::Hasher::new() };
+        let (_, expected) = self.request_download(&Request::Get(name.to_string()))?;
+        let mut out = out;
+        let mut sink = HashingSink { out: &mut out, hasher: blake3::Hasher::new() };
         self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
-        let result = self.conn.read_body_into(len, &mut sink, &mut |_| !interrupted.load(Ordering::SeqCst));
+        let result = self.conn.read_body_into(&mut sink, &mut |_| !interrupted.load(Ordering::SeqCst));
         match result {
             Ok(_) => {}
             Err(BodyError::Write(e)) => return Err(ClientError::Local(format!("cannot write output: {e}"))),
@@ -340,8 +343,9 @@ impl Session {
                 return Err(ClientError::Cancelled(String::new()));
             }
         }
-        sink.out.flush().map_err(|e| ClientError::Local(format!("cannot write output: {e}")))?;
-        if Digest(*sink.hasher.finalize().as_bytes()) != expected {
+        let digest = Digest(*sink.hasher.finalize().as_bytes());
+        out.flush().map_err(|e| ClientError::Local(format!("cannot write output: {e}")))?;
+        if digest != expected {
             return Err(ClientError::Local(format!("'{}' did not match its BLAKE3 hash", escape(name))));
         }
         Ok(())
@@ -351,7 +355,7 @@ impl Session {
     /// on a fresh connection rather than wait for it.
     fn abandon_body(&mut self, remaining: u64) -> Result<(), ClientError> {
         if remaining <= DRAIN_LIMIT {
-            self.conn.skip_body(remaining)
+            self.conn.skip_body()
         } else {
             self.reconnect()
         }
@@ -575,21 +579,16 @@ fn parse_duration(text: &str) -> u64 {
         .sum()
 }
 
-/// Writes to any output and hashes on the way.
+/// Hashes a body's bytes on their way to where they go.
 struct HashingSink<'a> {
-    out: &'a mut dyn Write,
+    out: &'a mut dyn BodySink,
     hasher: blake3::Hasher,
 }
 
-impl Write for HashingSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+impl BodySink for HashingSink<'_> {
+    fn store(&mut self, buf: Vec<u8>, filled: usize) -> io::Result<Vec<u8>> {
+        self.hasher.update(&buf[..filled]);
+        self.out.store(buf, filled)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -418,8 +418,7 @@ impl Session {
                 self.reconnect()?;
                 return Err(ClientError::Cancelled(format!(": upload of '{}' abandoned", escape(&remote))));
             }
-            // io::copy from a file to a socket is sendfile on Linux.
-            let n = io::copy(&mut (&mut file).take(UPLOAD_CHUNK.min(size - sent)), self.conn.upload_sink())
+            let n = common::sendfile::send_file(self.conn.upload_sink(), &mut file, UPLOAD_CHUNK.min(size - sent))
                 .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
             if n == 0 {
                 // The file shrank while being sent: the server waits for more

@@ -1,6 +1,7 @@
 //! The wire protocol spoken between `file-server` and `file-client`, and the
-//! error types both sides branch on. Pure code: no sockets, no threads, so
-//! every rule here is unit-tested on bytes alone.
+//! error types both sides branch on. Pure code, no sockets or threads, so
+//! every rule here is unit-tested on bytes alone; the one exception is
+//! [`sendfile`], the zero-copy file sending both sides use.
 //!
 //! A session is a sequence of request lines from the client, each answered by
 //! exactly one reply; the server may also send events between replies. The
@@ -15,12 +16,14 @@
 //! - [`digest`]: [`Digest`], the BLAKE3 hash carried in `get` and `put`.
 //! - [`nick`]: the rules for display names chosen with `name`.
 //! - [`text`]: escaping server text for a terminal, and parsing sizes such as `10M`.
+//! - [`sendfile`]: a file's bytes to a socket without a copy (`get`, `put`).
 
 pub mod digest;
 pub mod nick;
 pub mod path;
 pub mod reply;
 pub mod request;
+pub mod sendfile;
 pub mod text;
 
 pub use digest::Digest;

@@ -7,7 +7,7 @@
 //! `sendfile(2)`: the bytes go from the page cache to the socket without
 //! passing through this process.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -182,18 +182,7 @@ fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) 
 fn send_file(stream: &mut TcpStream, mut file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
     let mut sent = 0;
     while sent < len {
-        let chunk = SEND_CHUNK.min(len - sent);
-        let n = match rustix::fs::sendfile(&*stream, &file, None, chunk as usize) {
-            Ok(n) => n as u64,
-            Err(rustix::io::Errno::INTR) => continue,
-            // The socket's write timeout passed with nothing sent.
-            Err(rustix::io::Errno::AGAIN) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))
-            }
-            // A file system that cannot feed sendfile: copy through a buffer.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => io::copy(&mut (&mut file).take(chunk), stream)?,
-            Err(e) => return Err(e.into()),
-        };
+        let n = common::sendfile::send_file(stream, &mut file, SEND_CHUNK.min(len - sent))?;
         if n == 0 {
             // The file shrank after its length was announced: the reply cannot
             // be completed, so the connection must end.

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -171,7 +171,9 @@ fn client_loop(
         latencies.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     if let Protocol::Echo = protocol {
-        let _ = stream.write_all(b"exit\n");
+        // Waits for the close: the slot is free then, for whatever runs next.
+        stream.write_all(b"exit\n").map_err(|e| format!("exit: {e}"))?;
+        reader.read_to_end(&mut Vec::new()).map_err(|e| format!("exit: {e}"))?;
     }
     Ok(latencies)
 }
@@ -232,7 +234,7 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let refused = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(std::sync::Mutex::new(None));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (refused, failed) = (Arc::clone(&refused), Arc::clone(&failed));
@@ -255,7 +257,8 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
                         Ok(_) if line == "ERR 503 Server is full\n" => {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => failed.store(true, Ordering::Relaxed),
+                        Ok(_) => *failed.lock().unwrap() = Some(format!("got {line:?}")),
+                        Err(e) => *failed.lock().unwrap() = Some(format!("read failed: {e}")),
                     }
                 }
             })
@@ -264,8 +267,8 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
     for worker in workers {
         let _ = worker.join();
     }
-    if failed.load(Ordering::Relaxed) {
-        return Err("a flood connection was admitted or got an unexpected reply (is the server full?)".into());
+    if let Some(what) = failed.lock().unwrap().take() {
+        return Err(format!("a flood connection was admitted or got an unexpected reply: {what}"));
     }
     let n = refused.load(Ordering::Relaxed);
     Ok(format!("refused={n} per_sec={:.0}", n as f64 / started.elapsed().as_secs_f64()))

@@ -20,6 +20,9 @@ use parking_lot::Mutex;
 /// How many departed clients `status` remembers.
 pub const RECENT_DEPARTURES: usize = 5;
 
+/// Notices a session can have waiting before more are dropped.
+pub const EVENT_QUEUE: usize = 1000;
+
 /// What a session is doing right now, for `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Activity {
@@ -57,7 +60,8 @@ pub struct SessionInfo {
     pub connected_at: DateTime<Local>,
     /// A handle on the socket so shutdown can unblock its threads.
     stream: TcpStream,
-    /// Notices for this client; the session's writer sends them between replies.
+    /// Notices for this client; the session's writer sends them between
+    /// replies. At most [`EVENT_QUEUE`] wait; more are dropped and counted.
     events: Sender<String>,
     /// Notices dropped because `events` was full; reported once there is room.
     missed: AtomicU64,
@@ -126,14 +130,15 @@ impl SessionInfo {
         phase.told_to_stop
     }
 
-    /// Queues a notice, a line of text; never blocks. Returns false when the
-    /// queue is full.
+    /// Queues a notice, a line of text; never blocks. Returns false when
+    /// [`EVENT_QUEUE`] notices are waiting already (broadcasts are made under
+    /// the registry's lock, so the bound is exact for them).
     pub fn notify(&self, text: impl Into<String>) -> bool {
         let mut text = text.into();
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        let sent = self.events.try_send(text).is_ok();
+        let sent = self.events.len() < EVENT_QUEUE && self.events.send(text).is_ok();
         if !sent {
             self.missed.fetch_add(1, Ordering::Relaxed);
         }

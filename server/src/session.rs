@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::text::escape;
 use common::{Code, Digest, Header, RemotePath, Request, PROTOCOL_VERSION};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::connection::{Line, RequestReader};
 use crate::registry::{Activity, Registration};
@@ -24,9 +24,6 @@ use crate::repo::{self, RepoError};
 use crate::server::Context;
 use crate::slots::Slot;
 use crate::writer::{self, Outgoing, WriteHalf};
-
-/// Events a session can have queued before more are dropped.
-pub const EVENT_QUEUE: usize = 1000;
 
 /// Replies the reader may queue ahead of the writer (pipelined requests).
 const REPLY_QUEUE: usize = 8;
@@ -54,7 +51,9 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
         tracing::error!(%addr, "cannot duplicate the socket; dropping the connection");
         return;
     };
-    let (events_tx, events_rx) = bounded(EVENT_QUEUE);
+    // Unbounded, so an idle session costs no queue memory up front (a bounded
+    // channel allocates all its slots); `notify` enforces the bound.
+    let (events_tx, events_rx) = unbounded();
     let session = ctx.registry.register(addr, for_registry, events_tx);
     tracing::info!(client = %session.name(), %addr, "connected ({}/{})", ctx.registry.len(), ctx.config.max_clients);
 

@@ -143,20 +143,24 @@ got=$(curl -s -o /dev/null -w '%{response_code} %{size_download}' "ftp://127.0.0
 [ "$got" = "226 $BYTES" ] || { echo "vsftpd did not serve the file: $got $(cat "$WORK/vsftpd/out")" >&2; exit 1; }
 
 # --- get: one round of every contender per run, so drift hits all alike ------
-declare -a get_null get_shm iperf nginx_curl nginx_shm vsftpd_curl
+declare -a get_null get_shm iperf iperf_zc nginx_curl nginx_shm vsftpd_curl
+iperf_mbps() {   # iperf_mbps [-Z]: one 1-stream run of $BYTES, received MB/s
+  iperf3 -c 127.0.0.1 -p "$IP" -n "$BYTES" -J "$@" |
+    python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8e6))'
+}
 for run in $(seq "$RUNS"); do
   echo "get round $run/$RUNS" >&2
   get_null+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q -c "cat big.bin")")")
   rm -f "$SHM/big.bin"
   get_shm+=("$(mbps "$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get big.bin")")")
   rm -f "$SHM/big.bin"
-  bps=$(iperf3 -c 127.0.0.1 -p "$IP" -n "$BYTES" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
-  iperf+=("$(python3 -c "print(f'{$bps/8/1e6:.1f}')")")
+  iperf+=("$(iperf_mbps)")
+  iperf_zc+=("$(iperf_mbps -Z)")
   nginx_curl+=("$(mbps "$(timed curl -s -o /dev/null "http://127.0.0.1:$NG/big.bin")")")
   nginx_shm+=("$(mbps "$(timed curl -s -o "$SHM/big.bin" "http://127.0.0.1:$NG/big.bin")")")
   rm -f "$SHM/big.bin"
   vsftpd_curl+=("$(mbps "$(timed curl -s -o /dev/null "ftp://127.0.0.1:$VS/big.bin")")")
-  echo "  MB/s: cat ${get_null[-1]}, get ${get_shm[-1]}, iperf3 ${iperf[-1]}, nginx ${nginx_curl[-1]}, nginx→tmpfs ${nginx_shm[-1]}, vsftpd ${vsftpd_curl[-1]}" >&2
+  echo "  MB/s: cat ${get_null[-1]}, get ${get_shm[-1]}, iperf3 ${iperf[-1]}, iperf3 -Z ${iperf_zc[-1]}, nginx ${nginx_curl[-1]}, nginx→tmpfs ${nginx_shm[-1]}, vsftpd ${vsftpd_curl[-1]}" >&2
 done
 stop_pid "$IPERF_PID"; stop_pid "$NGINX_PID"; stop_pid "$VSFTPD_PID"
 
@@ -220,7 +224,7 @@ stop_pid "$SERVER_PID"
 
 # --- report --------------------------------------------------------------------
 G=$(median "${get_null[@]}"); GS=$(median "${get_shm[@]}"); I=$(median "${iperf[@]}"); N=$(median "${nginx_curl[@]}")
-NS=$(median "${nginx_shm[@]}")
+NS=$(median "${nginx_shm[@]}"); IZ=$(median "${iperf_zc[@]}")
 V=$(median "${vsftpd_curl[@]}")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 cat <<REPORT
@@ -235,6 +239,7 @@ cat <<REPORT
 | nginx (sendfile) + curl → tmpfs | $NS | $(ratio "$NS" "$I") | 1.00 (tmpfs) |
 | vsftpd (sendfile) + curl → /dev/null | $V | $(ratio "$V" "$I") | $(ratio "$V" "$N") |
 | iperf3 single stream (-n $SIZE) | $I | 1.00 | |
+| iperf3 single stream, sendfile (-Z -n $SIZE) | $IZ | $(ratio "$IZ" "$I") | |
 
 ### Request/response (file-bench, ${SECS}s per run)
 | clients | echo req/s | redis PING req/s | ratio | echo p50/p99/p99.9 µs | redis p50/p99/p99.9 µs |

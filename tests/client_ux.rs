@@ -115,6 +115,35 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
 }
 
 #[test]
+fn ctrl_c_while_the_server_prepares_the_reply_cancels_at_once() {
+    let (asked_tx, asked_rx) = mpsc::channel();
+    let asked_tx = Mutex::new(asked_tx);
+    let fake = FakeServer::start(move |n, mut conn| {
+        while let Some(line) = conn.read_line() {
+            if n == 1 && line == "get huge.iso" {
+                // No answer, as while a server hashes a big file the first time.
+                let _ = asked_tx.lock().unwrap().send(());
+            } else if line == "exit" {
+                conn.send_text("bye\n");
+                return;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&fake.addr.to_string(), dir.path(), dir.path());
+    ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
+    pty.send_line("get huge.iso").unwrap();
+    asked_rx.recv().unwrap();
+    pty.send_control('c').unwrap();
+    pty.exp_string("cancelled: the server had not answered yet").unwrap();
+    // The session goes on, on a new connection; nothing was written.
+    ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
+    assert!(!dir.path().join("huge.iso").exists() && !dir.path().join("huge.iso.part").exists());
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}
+
+#[test]
 fn a_resume_that_does_not_match_is_discarded_and_fails() {
     let data = pseudo_random(1 << 20, 42);
     let hash = blake3_hex(&data);

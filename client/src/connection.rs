@@ -276,13 +276,27 @@ impl Connection {
         &mut self.writer
     }
 
-    /// The next message; nothing for the timeout is an error.
-    fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
-        match self.incoming.recv_timeout(self.timeout) {
-            Ok(Incoming::Closed(reason)) => Err(ClientError::Connection(reason)),
-            Ok(msg) => Ok(msg),
-            Err(RecvTimeoutError::Timeout) => Err(self.silent()),
-            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Connection("server closed the connection".into())),
+    /// The next message, or `None` once `cancel` says so (it is asked about
+    /// twice a second while nothing comes); nothing for the timeout is an error.
+    fn next_incoming(&mut self, cancel: &dyn Fn() -> bool) -> Result<Option<Incoming>, ClientError> {
+        let started = Instant::now();
+        loop {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(self.silent());
+            }
+            match self.incoming.recv_timeout(left.min(TICK)) {
+                Ok(Incoming::Closed(reason)) => return Err(ClientError::Connection(reason)),
+                Ok(msg) => return Ok(Some(msg)),
+                Err(RecvTimeoutError::Timeout) => {
+                    if cancel() {
+                        return Ok(None);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ClientError::Connection("server closed the connection".into()))
+                }
+            }
         }
     }
 
@@ -297,11 +311,23 @@ impl Connection {
     /// [`ClientError::Remote`] for `ERR`, [`ClientError::Connection`] when the
     /// connection fails, the header is not valid or no reply comes in time.
     pub fn read_reply_header(&mut self) -> Result<Header, ClientError> {
+        self.read_reply_header_unless(&|| false).map(|header| header.expect("never cancelled"))
+    }
+
+    /// As [`Connection::read_reply_header`], but stops waiting once `cancel`
+    /// says so: `Ok(None)`. The reply is then still to come (a server can take
+    /// a while to hash a big file before it answers `get`), so the connection
+    /// can only be closed.
+    ///
+    /// # Errors
+    /// As [`Connection::read_reply_header`].
+    pub fn read_reply_header_unless(&mut self, cancel: &dyn Fn() -> bool) -> Result<Option<Header>, ClientError> {
         if self.body.is_some() {
             return Err(ClientError::Connection("reply out of order: a body was not read".into()));
         }
         loop {
-            match self.next_incoming()? {
+            let Some(incoming) = self.next_incoming(cancel)? else { return Ok(None) };
+            match incoming {
                 Incoming::Event(text) => {
                     if let Some(print) = &mut self.on_event {
                         print(&text);
@@ -320,7 +346,7 @@ impl Connection {
                             self.body = Some(Body { reader, left: len });
                         }
                     }
-                    return Ok(header);
+                    return Ok(Some(header));
                 }
                 Incoming::Body(_) | Incoming::Closed(_) => {
                     return Err(ClientError::Connection("reply out of order".into()));

@@ -84,6 +84,9 @@ impl Session {
     /// # Errors
     /// [`ClientError`] for a failed command; see [`ClientError::ends_session`].
     pub fn execute(&mut self, line: &str, out: &mut dyn Write) -> Result<Flow, ClientError> {
+        // A Ctrl+C from here on cancels this command, even one pressed while
+        // the server is still preparing its reply.
+        self.interrupted.store(false, Ordering::SeqCst);
         match Command::parse(line)? {
             Command::Nothing => {}
             Command::Help(command) => print(out, &help_text(command.as_deref())?)?,
@@ -253,7 +256,6 @@ impl Session {
         };
         let started = Instant::now();
         let mut progress = Progress::new(self.settings.progress, "get", base, offset + len, offset);
-        self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
         let result = self.conn.read_body_into(&mut writer, &mut |step| {
             match step {
@@ -313,7 +315,13 @@ impl Session {
     /// (its body skipped), since nothing could be verified.
     fn request_download(&mut self, request: &Request) -> Result<(u64, Digest), ClientError> {
         self.conn.send(request)?;
-        let header = self.conn.read_reply_header()?;
+        let interrupted = Arc::clone(&self.interrupted);
+        let Some(header) = self.conn.read_reply_header_unless(&|| interrupted.load(Ordering::SeqCst))? else {
+            // Ctrl+C before the reply (the server may still be hashing a big
+            // file): only a new connection gets out of waiting for it.
+            self.reconnect()?;
+            return Err(ClientError::Cancelled(": the server had not answered yet".into()));
+        };
         let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
         match header.field("blake3").and_then(|d| d.parse::<Digest>().ok()) {
             Some(digest) => Ok((len, digest)),
@@ -331,7 +339,6 @@ impl Session {
         let (_, expected) = self.request_download(&Request::Get(name.to_string()))?;
         let mut out = out;
         let mut sink = HashingSink { out: &mut out, hasher: blake3::Hasher::new() };
-        self.interrupted.store(false, Ordering::SeqCst);
         let interrupted = Arc::clone(&self.interrupted);
         let result = self.conn.read_body_into(&mut sink, &mut |_| !interrupted.load(Ordering::SeqCst));
         match result {
@@ -408,7 +415,6 @@ impl Session {
         }
         let started = Instant::now();
         let mut progress = Progress::new(self.settings.progress, "put", &remote, size, 0);
-        self.interrupted.store(false, Ordering::SeqCst);
         let mut sent = 0;
         while sent < size {
             if self.interrupted.load(Ordering::SeqCst) {

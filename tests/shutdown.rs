@@ -101,3 +101,40 @@ fn an_upload_in_flight_finishes_during_the_grace_period() {
     assert_eq!(server.wait_exit(TEST_TIMEOUT).code(), Some(0));
     assert!(std::fs::read(share.path().join("late.bin")).unwrap() == data);
 }
+
+#[test]
+fn sigterm_still_shuts_down_once_the_terminal_is_gone() {
+    // Started from a terminal that was then closed: stderr is a broken pipe,
+    // so every log line and the signal handler's message fail to write.
+    let share = Share::new();
+    let mut child = std::process::Command::new(file_share_e2e::binary("file-server"))
+        .args(["--bind", "127.0.0.1", "--port", "0", "--repo"])
+        .arg(share.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start file-server");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr: std::net::SocketAddr = line.strip_prefix("listening on ").unwrap().trim().parse().unwrap();
+    drop(child.stderr.take());
+    // Sessions still work (their log lines go nowhere).
+    let mut client = file_share_e2e::RawClient::connect(addr);
+    assert_eq!(client.request("ping").text(), "ping ACK\n");
+    drop(client);
+
+    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait()));
+    match rx.recv_timeout(TEST_TIMEOUT) {
+        Ok(exit) => assert_eq!(exit.unwrap().code(), Some(0)),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            panic!("file-server ignored SIGTERM once its stderr was gone");
+        }
+    }
+}

@@ -44,6 +44,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A server outlives the terminal it was started from: once stderr is
+        // gone, log lines are lost, but no thread may fail over it.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -89,11 +92,13 @@ fn main() -> ExitCode {
     };
     let signals = AtomicUsize::new(0);
     let installed = ctrlc::set_handler(move || {
+        // Not eprintln!, which panics when stderr is gone (the terminal was
+        // closed: SIGHUP), and then nothing would shut the server down.
         if signals.fetch_add(1, Ordering::SeqCst) == 0 {
-            eprintln!("file-server: shutting down (again to quit at once)");
+            let _ = writeln!(std::io::stderr(), "file-server: shutting down (again to quit at once)");
             handle.trigger();
         } else {
-            eprintln!("file-server: quitting now");
+            let _ = writeln!(std::io::stderr(), "file-server: quitting now");
             std::process::exit(130);
         }
     });

@@ -115,6 +115,7 @@ fn sigterm_still_shuts_down_once_the_terminal_is_gone() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start file-server");
+    let mut guard = KillOnDrop { pid: child.id(), exited: false };
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
@@ -125,16 +126,25 @@ fn sigterm_still_shuts_down_once_the_terminal_is_gone() {
     assert_eq!(client.request("ping").text(), "ping ACK\n");
     drop(client);
 
-    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = std::process::Command::new("kill").arg("-TERM").arg(guard.pid.to_string()).status().unwrap();
     assert!(status.success());
     let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
     std::thread::spawn(move || tx.send(child.wait()));
-    match rx.recv_timeout(TEST_TIMEOUT) {
-        Ok(exit) => assert_eq!(exit.unwrap().code(), Some(0)),
-        Err(_) => {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-            panic!("file-server ignored SIGTERM once its stderr was gone");
+    let exit = rx.recv_timeout(TEST_TIMEOUT).expect("file-server ignored SIGTERM once its stderr was gone");
+    guard.exited = true;
+    assert_eq!(exit.unwrap().code(), Some(0));
+}
+
+/// Kills a server by pid if the test ends before the server has exited.
+struct KillOnDrop {
+    pid: u32,
+    exited: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
         }
     }
 }

@@ -6,8 +6,8 @@
 //! [`Server::run`]; tests do the same in-process or run the binary.
 //!
 //! # Layout
-//! - [`server`]: [`Server`], the accept loop, admission and graceful shutdown;
-//!   [`Config`]; [`ShutdownHandle`].
+//! - [`server`]: [`Server`], the accept loop (at a lower priority than the
+//!   sessions), admission and graceful shutdown; [`Config`]; [`ShutdownHandle`].
 //! - [`slots`]: the cap, as RAII slot tokens.
 //! - [`pool`]: the fixed set of session threads.
 //! - [`session`]: one client's read side: parse a request, act, queue the reply.

@@ -1,5 +1,6 @@
 //! The accept side: admits connections while slots are free, refuses the rest
-//! with `ERR 503 Server is full`, and runs the graceful shutdown.
+//! with `ERR 503 Server is full`, and runs the graceful shutdown. It runs at a
+//! lower priority than the sessions, so refusing a flood does not slow them.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

@@ -20,7 +20,15 @@ for pair in iperf3:iperf3 nginx:nginx-light redis-server:redis-server vsftpd:vsf
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
+  # The packages would start system services (nginx on :80, vsftpd on :21,
+  # redis) on every address; this script starts its own, on loopback only.
+  policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  if [ -n "$ours" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)

@@ -47,6 +47,7 @@ cleanup() {
 trap cleanup EXIT
 
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f}")' "$@"; }
+median2() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.2f}")' "$@"; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }   # field NAME < "a=1 NAME=2"
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
@@ -208,19 +209,25 @@ wait "$GET" || true
 growth=$((peak - before))
 
 # --- refusals under a flood, and the admitted clients' echo p99 -----------------
-calm=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" | field p99_us)
-# They run a second longer than the flood, which starts once they are in, so
-# the flood never finds a free slot.
-"$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$(python3 -c "print($SECS + 1)")" > "$WORK/under-flood" 2> "$WORK/under-flood.err" &
-ADMITTED=$!; PIDS+=("$ADMITTED")
-# The flood starts once the 3 echo clients hold every slot.
-until grep -q connected "$WORK/under-flood.err" 2>/dev/null; do
-  kill -0 "$ADMITTED" 2>/dev/null || { echo "echo clients failed: $(cat "$WORK/under-flood.err")" >&2; exit 1; }
-  sleep 0.05
+calms=(); floods=(); refused=(); flood_ratios=()
+for _ in $(seq "$RUNS"); do
+  calm=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$SECS" | field p99_us)
+  # They run a second longer than the flood, which starts once they are in, so
+  # the flood never finds a free slot.
+  rm -f "$WORK/under-flood.err"
+  "$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds "$(python3 -c "print($SECS + 1)")" > "$WORK/under-flood" 2> "$WORK/under-flood.err" &
+  ADMITTED=$!; PIDS+=("$ADMITTED")
+  until grep -q connected "$WORK/under-flood.err" 2>/dev/null; do
+    kill -0 "$ADMITTED" 2>/dev/null || { echo "echo clients failed: $(cat "$WORK/under-flood.err")" >&2; exit 1; }
+    sleep 0.05
+  done
+  refused+=("$("$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds "$SECS" | field per_sec)")
+  wait "$ADMITTED"
+  flooded=$(field p99_us < "$WORK/under-flood")
+  calms+=("$calm"); floods+=("$flooded")
+  flood_ratios+=("$(python3 -c "print($flooded / $calm)")")
+  echo "  flood: calm p99 $calm µs, flooded $flooded µs, ${refused[-1]} refusals/s" >&2
 done
-refusals=$("$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds "$SECS" | field per_sec)
-wait "$ADMITTED"
-flooded=$(field p99_us < "$WORK/under-flood")
 stop_pid "$SERVER_PID"
 
 # --- 1,000 idle clients -----------------------------------------------------------
@@ -264,8 +271,8 @@ cat <<REPORT
 | what | value |
 |---|---|
 | connect → greeting → exit cycles/s | $(median "${cycles[@]}") |
-| refusals/s under a 2-thread flood (cap 3 reached) | $refusals |
-| admitted clients' echo p99, calm → during flood (µs) | $calm → $flooded ($(ratio "$flooded" "$calm")×) |
+| refusals/s under a 2-thread flood (cap 3 reached) | $(median "${refused[@]}") |
+| admitted clients' echo p99, calm → during flood (µs) | $(median "${calms[@]}") → $(median "${floods[@]}"); median of the per-run ratios $(median2 "${flood_ratios[@]}")× |
 
 ### Memory (server RSS)
 | what | KiB |

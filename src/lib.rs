@@ -51,6 +51,29 @@ impl ServerProcess {
     pub fn start_on(bind: &str, repo: &Path, extra: &[&str]) -> ServerProcess {
         let log_dir = tempfile::tempdir().expect("tempdir");
         let log = log_dir.path().join("server.log");
+        let stderr = Stdio::from(File::create(&log).expect("log file"));
+        Self::spawn(bind, repo, extra, stderr, log, log_dir)
+    }
+
+    /// Like [`ServerProcess::start`], but its stderr is a pipe closed once it
+    /// listens, as after the terminal it was started from went away: every
+    /// write to stderr fails. [`ServerProcess::log`] is then empty.
+    pub fn start_with_stderr_closed(repo: &Path) -> ServerProcess {
+        let log_dir = tempfile::tempdir().expect("tempdir");
+        let log = log_dir.path().join("none.log");
+        let mut server = Self::spawn("127.0.0.1", repo, &[], Stdio::piped(), log, log_dir);
+        drop(server.child.as_mut().and_then(|child| child.stderr.take()));
+        server
+    }
+
+    fn spawn(
+        bind: &str,
+        repo: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+        log: PathBuf,
+        log_dir: tempfile::TempDir,
+    ) -> ServerProcess {
         let mut child = Command::new(binary("file-server"))
             .args(["--bind", bind, "--port", "0", "--repo"])
             .arg(repo)
@@ -58,7 +81,7 @@ impl ServerProcess {
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(File::create(&log).expect("log file"))
+            .stderr(stderr)
             .spawn()
             .expect("start file-server");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));

@@ -107,44 +107,11 @@ fn sigterm_still_shuts_down_once_the_terminal_is_gone() {
     // Started from a terminal that was then closed: stderr is a broken pipe,
     // so every log line and the signal handler's message fail to write.
     let share = Share::new();
-    let mut child = std::process::Command::new(file_share_e2e::binary("file-server"))
-        .args(["--bind", "127.0.0.1", "--port", "0", "--repo"])
-        .arg(share.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start file-server");
-    let mut guard = KillOnDrop { pid: child.id(), exited: false };
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let addr: std::net::SocketAddr = line.strip_prefix("listening on ").unwrap().trim().parse().unwrap();
-    drop(child.stderr.take());
+    let mut server = ServerProcess::start_with_stderr_closed(share.path());
     // Sessions still work (their log lines go nowhere).
-    let mut client = file_share_e2e::RawClient::connect(addr);
+    let mut client = server.raw();
     assert_eq!(client.request("ping").text(), "ping ACK\n");
     drop(client);
-
-    let status = std::process::Command::new("kill").arg("-TERM").arg(guard.pid.to_string()).status().unwrap();
-    assert!(status.success());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    let exit = rx.recv_timeout(TEST_TIMEOUT).expect("file-server ignored SIGTERM once its stderr was gone");
-    guard.exited = true;
-    assert_eq!(exit.unwrap().code(), Some(0));
-}
-
-/// Kills a server by pid if the test ends before the server has exited.
-struct KillOnDrop {
-    pid: u32,
-    exited: bool,
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
-        }
-    }
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(TEST_TIMEOUT).code(), Some(0), "SIGTERM once stderr was gone");
 }

@@ -259,7 +259,7 @@ impl RawClient {
         assert!(line.ends_with('\n'), "connection closed; got {line:?}");
         let header = line.trim_end().to_string();
         let len = match header.split(' ').collect::<Vec<_>>().as_slice() {
-            ["OK", len, ..] | ["EVT", len] => len.parse::<usize>().expect("length"),
+            ["OK", len, ..] | ["EVT", len, ..] => len.parse::<usize>().expect("length"),
             ["ERR", ..] => 0,
             _ => panic!("bad header {header:?}"),
         };
@@ -275,7 +275,10 @@ impl RawClient {
             self.reader.read_line(&mut line).expect("read header");
             let line = line.trim_end().to_string();
             match line.strip_prefix("EVT ") {
-                Some(len) => drop(self.read_exact(len.parse().expect("event length"))),
+                Some(rest) => {
+                    let len = rest.split(' ').next().and_then(|n| n.parse().ok()).expect("event length");
+                    drop(self.read_exact(len));
+                }
                 None => return line,
             }
         }

@@ -495,7 +495,7 @@ fn read_messages(
             Err(reason) => break reason,
         };
         match header {
-            Header::Event { len } => {
+            Header::Event { len, .. } => {
                 if len > MAX_EVENT_BODY {
                     break format!("server sent an event of {len} bytes; limit is {MAX_EVENT_BODY}");
                 }

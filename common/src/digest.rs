@@ -1,6 +1,7 @@
 //! The content hash named in `get` replies and `put` requests.
 
 use std::fmt;
+use std::io::{self, Read};
 use std::str::FromStr;
 
 /// A 32-byte BLAKE3 hash, written on the wire as 64 lowercase hex digits.
@@ -11,6 +12,23 @@ pub struct Digest(pub [u8; 32]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a BLAKE3 hash (64 hex digits): '{0}'")]
 pub struct DigestParseError(pub String);
+
+impl Digest {
+    /// The hash of everything `reader` yields (a file from its current
+    /// position to its end).
+    ///
+    /// # Errors
+    /// As the reader's.
+    pub fn of_reader(reader: impl Read) -> io::Result<Digest> {
+        Ok(Digest::from(blake3::Hasher::new().update_reader(reader)?.finalize()))
+    }
+}
+
+impl From<blake3::Hash> for Digest {
+    fn from(hash: blake3::Hash) -> Digest {
+        Digest(*hash.as_bytes())
+    }
+}
 
 impl FromStr for Digest {
     type Err = DigestParseError;
@@ -52,6 +70,13 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(text.parse::<Digest>().unwrap(), d);
         assert_eq!(text.to_uppercase().parse::<Digest>().unwrap(), d);
+    }
+
+    #[test]
+    fn a_readers_hash_is_blake3_of_its_bytes() {
+        let data = vec![42u8; 100_000];
+        assert_eq!(Digest::of_reader(&data[..]).unwrap(), Digest::from(blake3::hash(&data)));
+        assert_eq!(Digest::of_reader(io::empty()).unwrap().to_string(), blake3::hash(b"").to_hex().as_str());
     }
 
     #[test]

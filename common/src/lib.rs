@@ -10,13 +10,18 @@
 //! # Layout
 //! - [`request`]: [`Request`], one line from the client, with `parse`/`encode`.
 //! - [`reply`]: [`Header`], the first line of everything the server sends, the
-//!   [`Code`] of an error, and [`ListEntry`], one line of a `list` body.
+//!   [`Code`] of an error, [`Event`], a notice with its fields, and
+//!   [`ListEntry`], one line of a `list` body.
+//! - [`status`]: [`Status`], the server's state as data (`info`) and as text (`status`).
 //! - [`path`]: [`RemotePath`], a name a client asked for, checked so it can
 //!   only ever name something inside the shared folder.
 //! - [`digest`]: [`Digest`], the BLAKE3 hash carried in `get` and `put`.
 //! - [`nick`]: the rules for display names chosen with `name`.
-//! - [`text`]: escaping server text for a terminal, and parsing sizes such as `10M`.
+//! - [`text`]: escaping server text for a terminal, parsing sizes such as `10M`,
+//!   durations for people, percent-encoded field values.
 //! - [`sendfile`]: a file's bytes to a socket without a copy (`get`, `put`).
+
+#![forbid(unsafe_code)]
 
 pub mod digest;
 pub mod nick;
@@ -24,13 +29,15 @@ pub mod path;
 pub mod reply;
 pub mod request;
 pub mod sendfile;
+pub mod status;
 pub mod text;
 
 pub use digest::Digest;
 pub use nick::{validate_nick, NickError};
 pub use path::{PathError, RemotePath};
-pub use reply::{Code, Header, HeaderError, ListEntry, ListEntryKind};
+pub use reply::{Code, Event, Header, HeaderError, ListEntry, ListEntryKind};
 pub use request::{Request, RequestError};
+pub use status::Status;
 
 /// Version announced in the greeting (`proto=1`); bumped on incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

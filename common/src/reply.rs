@@ -2,8 +2,9 @@
 //!
 //! - `OK <len> [key=value ...]` then exactly `<len>` bytes of body;
 //! - `ERR <code> <message>`, no body;
-//! - `EVT <len>` then `<len>` bytes: a notice the server sends on its own,
-//!   always between replies, never inside one.
+//! - `EVT <len> [key=value ...]` then `<len>` bytes: a notice the server
+//!   sends on its own, always between replies, never inside one; presence
+//!   notices carry fields (`event=left name=alice`) a program can match.
 
 use std::fmt;
 
@@ -82,6 +83,8 @@ pub enum Header {
     Event {
         /// Body length in bytes.
         len: u64,
+        /// `key=value` pairs, in order (see [`Event`]).
+        fields: Vec<(String, String)>,
     },
 }
 
@@ -110,11 +113,11 @@ impl Header {
         Header::Err { code, message: escape(message.as_ref()).into_owned() }
     }
 
-    /// The value of field `key` of an `OK` header.
+    /// The value of field `key` of an `OK` or `EVT` header.
     pub fn field(&self, key: &str) -> Option<&str> {
         match self {
-            Header::Ok { fields, .. } => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
-            _ => None,
+            Header::Ok { fields, .. } | Header::Event { fields, .. } => find_field(fields, key),
+            Header::Err { .. } => None,
         }
     }
 
@@ -122,17 +125,9 @@ impl Header {
     /// whitespace; the server only puts numbers, hashes and names it made there.
     pub fn encode(&self) -> String {
         match self {
-            Header::Ok { len, fields } => {
-                let mut line = format!("OK {len}");
-                for (k, v) in fields {
-                    debug_assert!(!v.contains(char::is_whitespace), "field {k} has whitespace");
-                    line.push_str(&format!(" {k}={v}"));
-                }
-                line.push('\n');
-                line
-            }
+            Header::Ok { len, fields } => format!("OK {len}{}\n", encode_fields(fields)),
             Header::Err { code, message } => format!("ERR {} {}\n", code.number(), escape(message)),
-            Header::Event { len } => format!("EVT {len}\n"),
+            Header::Event { len, fields } => format!("EVT {len}{}\n", encode_fields(fields)),
         }
     }
 
@@ -144,28 +139,88 @@ impl Header {
         let line = line.trim_end_matches(['\n', '\r']);
         let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
         let number = |text: &str| text.parse::<u64>().map_err(|_| HeaderError::BadNumber(escape(line).into_owned()));
+        let len_and_fields = || -> Result<(u64, Vec<(String, String)>), HeaderError> {
+            let mut words = rest.split(' ');
+            let len = number(words.next().unwrap_or(""))?;
+            Ok((len, parse_fields(words)?))
+        };
         match kind {
-            "OK" => {
-                let mut words = rest.split(' ');
-                let len = number(words.next().unwrap_or(""))?;
-                let fields = words
-                    .filter(|w| !w.is_empty())
-                    .map(|w| match w.split_once('=') {
-                        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-                        _ => Err(HeaderError::BadField(escape(w).into_owned())),
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Header::Ok { len, fields })
-            }
+            "OK" => len_and_fields().map(|(len, fields)| Header::Ok { len, fields }),
             "ERR" => {
                 let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
                 let code =
                     u16::try_from(number(code)?).map_err(|_| HeaderError::BadNumber(escape(line).into_owned()))?;
                 Ok(Header::Err { code: Code::from_number(code), message: message.to_string() })
             }
-            "EVT" => Ok(Header::Event { len: number(rest)? }),
+            "EVT" => len_and_fields().map(|(len, fields)| Header::Event { len, fields }),
             _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
         }
+    }
+}
+
+fn find_field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn encode_fields(fields: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in fields {
+        debug_assert!(!v.contains(char::is_whitespace), "field {k} has whitespace");
+        out.push_str(&format!(" {k}={v}"));
+    }
+    out
+}
+
+fn parse_fields<'a>(words: impl Iterator<Item = &'a str>) -> Result<Vec<(String, String)>, HeaderError> {
+    words
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(HeaderError::BadField(escape(w).into_owned())),
+        })
+        .collect()
+}
+
+/// A notice from the server: its text (one line, with its `\n`) and the
+/// fields of its `EVT` header. Chat lines, shutdown and timeout notices have
+/// no fields; presence notices have `event=joined|left|renamed`, `name=` (the
+/// client's name, the new one for `renamed`), `online=` (joined, left) and
+/// `from=` (renamed), so a program never has to read the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The sentence, ending in `\n`.
+    pub text: String,
+    /// `key=value` pairs of the header.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Event {
+    /// A notice without fields; a `\n` is added when missing.
+    pub fn notice(text: impl Into<String>) -> Event {
+        let mut text = text.into();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Event { text, fields: Vec::new() }
+    }
+
+    /// The same notice with one more field.
+    pub fn with(mut self, key: &str, value: impl ToString) -> Event {
+        self.fields.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The value of field `key`.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        find_field(&self.fields, key)
+    }
+
+    /// Header and text, as sent.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = Header::Event { len: self.text.len() as u64, fields: self.fields.clone() };
+        let mut bytes = header.encode().into_bytes();
+        bytes.extend_from_slice(self.text.as_bytes());
+        bytes
     }
 }
 
@@ -231,7 +286,8 @@ mod tests {
             Header::Ok { len: 1 << 40, fields: vec![("blake3".into(), "ab".repeat(32)), ("size".into(), "9".into())] },
             Header::err(Code::NotFound, "no such file 'x y.txt'"),
             Header::err(Code::Other(418), "teapot"),
-            Header::Event { len: 17 },
+            Header::Event { len: 17, fields: Vec::new() },
+            Header::Event { len: 9, fields: vec![("event".into(), "left".into()), ("name".into(), "bob".into())] },
         ];
         for h in cases {
             assert_eq!(Header::parse(&h.encode()), Ok(h.clone()), "{h:?}");
@@ -263,6 +319,17 @@ mod tests {
         assert!(matches!(Header::parse("ERR 70000 big"), Err(HeaderError::BadNumber(_))));
         assert!(matches!(Header::parse("OK 1 junk"), Err(HeaderError::BadField(_))));
         assert!(matches!(Header::parse("EVT"), Err(HeaderError::BadNumber(_))));
+    }
+
+    #[test]
+    fn events_encode_their_fields_and_only_presence_ones_have_any() {
+        let plain = Event::notice("server shutting down");
+        assert_eq!(plain.encode(), b"EVT 21\nserver shutting down\n");
+        let left = Event::notice("bob left (1 online)").with("event", "left").with("name", "bob").with("online", 1);
+        assert_eq!(left.encode(), b"EVT 20 event=left name=bob online=1\nbob left (1 online)\n");
+        let header = Header::parse("EVT 20 event=left name=bob online=1\n").unwrap();
+        assert_eq!(header.field("event"), Some("left"));
+        assert_eq!(header.field("online"), Some("1"));
     }
 
     #[test]

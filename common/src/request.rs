@@ -12,8 +12,10 @@ use crate::text::escape;
 /// One request line, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// `status`: uptime, clients, what each is doing.
+    /// `status`: uptime, clients, what each is doing, as text for people.
     Status,
+    /// `info`: the same as `status`, as data for programs (see [`crate::status`]).
+    Info,
     /// `list [dir]`: the folder's entries, sorted by name.
     List(String),
     /// `get <name>`: the file's bytes.
@@ -97,6 +99,7 @@ impl Request {
         };
         match keyword.to_ascii_lowercase().as_str() {
             "status" => no_arg("status", Request::Status),
+            "info" => no_arg("info", Request::Info),
             "help" => no_arg("help", Request::Help),
             "exit" => no_arg("exit", Request::Exit),
             "list" => Ok(Request::List(arg.to_string())),
@@ -144,6 +147,7 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Request::Status => f.write_str("status"),
+            Request::Info => f.write_str("info"),
             Request::List(dir) if dir.is_empty() => f.write_str("list"),
             Request::List(dir) => write!(f, "list {dir}"),
             Request::Get(name) => write!(f, "get {name}"),
@@ -183,6 +187,7 @@ mod tests {
     fn every_request_round_trips() {
         let cases = [
             Request::Status,
+            Request::Info,
             Request::List(String::new()),
             Request::List("docs".into()),
             Request::Get("a file with spaces.txt".into()),

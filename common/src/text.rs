@@ -1,5 +1,6 @@
 //! Small text helpers both programs need: making untrusted text safe to print,
-//! and reading human sizes from the command line.
+//! reading human sizes from the command line, writing durations for people,
+//! and percent-encoding a value so it fits a `key=value` field.
 
 use std::borrow::Cow;
 
@@ -62,6 +63,51 @@ pub fn parse_size(s: &str) -> Result<u64, SizeParseError> {
     number.checked_mul(1u64 << shift).ok_or_else(err)
 }
 
+/// `1h 02m 03s`, `4m 05s`, `7s`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m {sec:02}s"),
+        (h, min, sec) => format!("{h}h {min:02}m {sec:02}s"),
+    }
+}
+
+/// Makes `value` fit a `key=value` field: every byte that is not an ASCII
+/// letter, digit or one of `-._~/:@+,[]` becomes `%XX` (so spaces, `=`, `%`,
+/// control characters and non-ASCII text all survive the trip).
+pub fn encode_value(value: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:@+,[]".contains(&b);
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if plain(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reverses [`encode_value`]; `None` for a broken `%` escape or bytes that
+/// are not UTF-8.
+pub fn decode_value(field: &str) -> Option<String> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = field.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +135,27 @@ mod tests {
     fn bad_sizes_are_errors() {
         for bad in ["", "M", "-1", "1.5G", "10X", "99999999999999999999", "16777216T"] {
             assert!(parse_size(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_secs(7)), "7s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
+    }
+
+    #[test]
+    fn field_values_round_trip() {
+        for value in ["plain.txt", "big file.iso", "a=b%c", "docs/ü ñ.txt", "tab\there\n", "", "[::1]:80"] {
+            let encoded = encode_value(value);
+            assert!(!encoded.contains([' ', '=', '\n', '\t']), "{encoded}");
+            assert_eq!(decode_value(&encoded).as_deref(), Some(value));
+        }
+        assert_eq!(encode_value("big file.iso"), "big%20file.iso");
+        for broken in ["%", "%4", "%zz", "%ff"] {
+            assert_eq!(decode_value(broken), None, "{broken}");
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Reading request lines off a socket with a hard length limit.
+//! Reading request lines off a session's transport with a hard length limit.
 //!
 //! The limit is enforced while reading, so a client that sends an endless line
 //! costs at most [`MAX_LINE_LEN`] bytes of memory before it is cut off.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::net::TcpStream;
 
 use common::MAX_LINE_LEN;
+
+use crate::transport::Transport;
 
 /// Size of the read buffer: large enough that an upload's body arrives in few reads.
 const READ_BUFFER: usize = 64 * 1024;
@@ -24,20 +25,20 @@ pub enum Line {
     Eof,
 }
 
-/// The read half of a session's socket.
+/// The read half of a session's connection.
 pub struct RequestReader {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Transport>,
     line: Vec<u8>,
 }
 
 impl RequestReader {
-    /// Wraps the socket's read side.
-    pub fn new(stream: TcpStream) -> RequestReader {
-        RequestReader { reader: BufReader::with_capacity(READ_BUFFER, stream), line: Vec::with_capacity(256) }
+    /// Wraps the connection's read side.
+    pub fn new(transport: Transport) -> RequestReader {
+        RequestReader { reader: BufReader::with_capacity(READ_BUFFER, transport), line: Vec::with_capacity(256) }
     }
 
-    /// The socket, e.g. to change its read timeout.
-    pub fn stream(&self) -> &TcpStream {
+    /// The connection, e.g. to change its read timeout.
+    pub fn transport(&self) -> &Transport {
         self.reader.get_ref()
     }
 
@@ -52,7 +53,7 @@ impl RequestReader {
     /// the part of a line read so far is kept, so calling again resumes it.
     ///
     /// # Errors
-    /// Whatever the socket reports.
+    /// Whatever the connection reports.
     pub fn read_line(&mut self) -> io::Result<Line> {
         loop {
             let available = match self.reader.fill_buf() {
@@ -104,7 +105,7 @@ impl RequestReader {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn reader_for(input: &[u8]) -> RequestReader {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -112,7 +113,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         client.write_all(input).unwrap();
         drop(client);
-        RequestReader::new(server)
+        RequestReader::new(Transport::plain(server))
     }
 
     #[test]

@@ -5,26 +5,46 @@
 //! The binary (`src/bin/file-server.rs`) parses arguments, binds, and calls
 //! [`Server::run`]; tests do the same in-process or run the binary.
 //!
+//! A request travels down this list: [`server`] accepts the connection and
+//! wraps it in a [`transport`]; [`session`] reads its request lines
+//! ([`connection`]), hands each to [`cmd`], which works on the [`repo`] and
+//! [`presence`] and answers with a reply value, and the session sends that
+//! reply through its [`writer`].
+//!
 //! # Layout
 //! - [`server`]: [`Server`], the accept loop (at a lower priority than the
-//!   sessions), admission and graceful shutdown; [`Config`]; [`ShutdownHandle`].
+//!   sessions), admission and the graceful shutdown; [`ShutdownHandle`].
+//! - [`config`]: [`Config`], the settings, and [`Shared`], what every session reaches.
+//! - [`transport`]: the byte stream a session runs over (plain TCP; TLS is
+//!   next), its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
 //! - [`slots`]: the cap, as RAII slot tokens.
 //! - [`pool`]: the fixed set of session threads.
-//! - [`session`]: one client's read side: parse a request, act, queue the reply.
-//! - [`writer`]: one client's write side: replies and events, files via `sendfile`.
+//! - [`session`]: one client over the line protocol: read a line, apply, send, keep time.
 //! - [`connection`]: reading request lines with a hard length limit.
-//! - [`registry`]: who is connected and what they do, for `status` and shutdown.
+//! - [`writer`]: one client's write side: replies and events, whole and in order.
+//! - [`cmd`]: the commands, as values: a request in, a reply out, no connection.
+//! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
+//! - [`activity`]: a session's idle clock and what it is doing, for `status`.
+//! - [`shutdown`]: whether shutdown has begun, and whether a reader is mid-command.
 //! - [`repo`]: the shared folder behind a `cap-std` handle: listing, downloads
 //!   with cached BLAKE3 hashes, uploads that appear only when complete.
 
+#![forbid(unsafe_code)]
+
+pub mod activity;
+pub mod cmd;
+pub mod config;
 pub mod connection;
 pub mod pool;
-pub mod registry;
+pub mod presence;
 pub mod repo;
 pub mod server;
 pub mod session;
+pub mod shutdown;
 pub mod slots;
+pub mod transport;
 pub mod writer;
 
+pub use config::{Config, Shared};
 pub use repo::Repo;
-pub use server::{Config, Server, ShutdownHandle};
+pub use server::{Server, ShutdownHandle};

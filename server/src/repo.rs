@@ -215,10 +215,8 @@ impl Repo {
         let digest = match cached {
             Some(d) => d,
             None => {
-                let mut hasher = blake3::Hasher::new();
-                hasher.update_reader(&mut file).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
+                let digest = Digest::of_reader(&mut file).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
                 file.seek(SeekFrom::Start(0)).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
-                let digest = Digest(*hasher.finalize().as_bytes());
                 let mut hashes = self.hashes.lock();
                 if hashes.len() >= HASH_CACHE_ENTRIES {
                     hashes.clear();
@@ -295,7 +293,7 @@ impl Upload<'_> {
     /// [`RepoError::HashMismatch`] when the bytes are not what was announced,
     /// [`RepoError::Exists`] when another upload took the name meanwhile.
     pub fn commit(mut self, expected: &Digest) -> Result<u64, RepoError> {
-        if Digest(*self.hasher.finalize().as_bytes()) != *expected {
+        if Digest::from(self.hasher.finalize()) != *expected {
             return Err(RepoError::HashMismatch(self.target.to_string()));
         }
         self.file.sync_all().map_err(|e| RepoError::from_io(e, &self.target, "cannot write"))?;

@@ -4,64 +4,26 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Code, Header};
+use common::{Code, Event, Header};
 
+use crate::config::{Config, Shared};
 use crate::pool::ThreadPool;
-use crate::registry::Registry;
+use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::session;
 use crate::slots::Slots;
+use crate::transport::Transport;
 
 /// How long the last step of shutdown waits for sessions whose sockets were closed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Settings that shape every session.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Sessions admitted at once; the next connection is refused.
-    pub max_clients: usize,
-    /// Whether `put` is allowed.
-    pub allow_uploads: bool,
-    /// Largest upload accepted, in bytes.
-    pub max_upload_size: u64,
-    /// A client silent this long (and with no transfer moving) is disconnected.
-    pub idle_timeout: Duration,
-    /// How long transfers may go on after a shutdown signal.
-    pub grace: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            max_clients: 3,
-            allow_uploads: false,
-            max_upload_size: 1 << 30,
-            idle_timeout: Duration::from_secs(300),
-            grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What every session shares.
-pub struct Context {
-    /// The settings.
-    pub config: Config,
-    /// The shared folder.
-    pub repo: Repo,
-    /// Who is connected.
-    pub registry: Arc<Registry>,
-    /// Set once shutdown has begun; no command starts after it.
-    pub stopping: Arc<AtomicBool>,
-}
-
 /// A bound server, ready to [`Server::run`].
 pub struct Server {
     listener: TcpListener,
-    ctx: Arc<Context>,
+    shared: Arc<Shared>,
     slots: Arc<Slots>,
     pool: ThreadPool,
 }
@@ -69,7 +31,7 @@ pub struct Server {
 /// Starts a graceful shutdown from another thread (a signal handler, a test).
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    stopping: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     wake: SocketAddr,
 }
 
@@ -77,7 +39,7 @@ impl ShutdownHandle {
     /// Stops accepting and begins the graceful shutdown; `run` then returns
     /// once sessions have ended or the grace period is over.
     pub fn trigger(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.shared.stopping.set();
         // `accept` has no timeout: wake it with a connection of our own.
         let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
     }
@@ -96,13 +58,8 @@ impl Server {
             })?;
         }
         let pool = ThreadPool::new(config.max_clients)?;
-        let ctx = Arc::new(Context {
-            registry: Arc::new(Registry::new(config.max_clients)),
-            config: config.clone(),
-            repo,
-            stopping: Arc::new(AtomicBool::new(false)),
-        });
-        Ok(Server { listener, slots: Arc::new(Slots::new(config.max_clients)), ctx, pool })
+        let slots = Arc::new(Slots::new(config.max_clients));
+        Ok(Server { listener, slots, shared: Arc::new(Shared::new(config, repo)), pool })
     }
 
     /// The address actually bound.
@@ -125,7 +82,7 @@ impl Server {
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
             });
         }
-        Ok(ShutdownHandle { stopping: Arc::clone(&self.ctx.stopping), wake })
+        Ok(ShutdownHandle { shared: Arc::clone(&self.shared), wake })
     }
 
     /// Accepts connections until shut down, then lets sessions finish for up
@@ -134,7 +91,7 @@ impl Server {
         lower_accept_priority();
         loop {
             let accepted = self.listener.accept();
-            if self.ctx.stopping.load(Ordering::SeqCst) {
+            if self.shared.stopping.is_set() {
                 break;
             }
             match accepted {
@@ -146,16 +103,16 @@ impl Server {
                 }
             }
         }
-        let Server { listener, ctx, slots, pool } = self;
+        let Server { listener, shared, slots, pool } = self;
         drop(listener);
-        let active = ctx.registry.len();
-        tracing::info!("shutting down: {active} session(s) open, {}s grace", ctx.config.grace.as_secs());
-        ctx.registry.announce_shutdown(ctx.config.grace);
-        if !slots.wait_all_free(Instant::now() + ctx.config.grace) {
-            tracing::warn!("grace period over; closing {} session(s)", ctx.registry.len());
-            ctx.registry.close_all();
+        let (presence, grace) = (&shared.presence, shared.config.grace);
+        tracing::info!("shutting down: {} session(s) open, {}s grace", presence.len(), grace.as_secs());
+        announce_shutdown(presence, grace);
+        if !slots.wait_all_free(Instant::now() + grace) {
+            tracing::warn!("grace period over; closing {} session(s)", presence.len());
+            presence.sessions().iter().for_each(|s| s.closer.close());
             if !slots.wait_all_free(Instant::now() + CLOSE_WAIT) {
-                tracing::error!("{} session(s) did not end after their sockets were closed", ctx.registry.len());
+                tracing::error!("{} session(s) did not end after their connections were closed", presence.len());
                 return;
             }
         }
@@ -164,16 +121,25 @@ impl Server {
     }
 
     fn admit(&self, stream: TcpStream, addr: SocketAddr) {
+        let transport = Transport::plain(stream);
         let Some(slot) = self.slots.try_acquire() else {
-            tracing::info!(%addr, "refused: server is full ({} clients)", self.ctx.config.max_clients);
-            // A fresh socket's send buffer takes this line at once; not
-            // waiting makes sure a hostile peer cannot stall accepting.
-            let refusal = Header::err(Code::Unavailable, "Server is full").encode();
-            let _ = rustix::net::send(&stream, refusal.as_bytes(), rustix::net::SendFlags::DONTWAIT);
+            tracing::info!(%addr, "refused: server is full ({} clients)", self.shared.config.max_clients);
+            transport.send_now(Header::err(Code::Unavailable, "Server is full").encode().as_bytes());
             return;
         };
-        let ctx = Arc::clone(&self.ctx);
-        self.pool.execute(move || session::serve(stream, addr, slot, ctx));
+        let shared = Arc::clone(&self.shared);
+        self.pool.execute(move || session::serve(transport, addr, slot, shared));
+    }
+}
+
+/// First step of a graceful shutdown, after `stopping` is set: tells every
+/// client, and wakes the readers that are waiting for a command so they end;
+/// sessions in the middle of a command or transfer finish it first.
+fn announce_shutdown(presence: &Presence, grace: Duration) {
+    let notice = format!("server shutting down; transfers in progress have {}s to finish", grace.as_secs());
+    for session in presence.sessions() {
+        session.notify(Event::notice(notice.clone()));
+        session.gate.tell_to_stop(&session.closer);
     }
 }
 

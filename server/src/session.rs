@@ -1,64 +1,53 @@
-//! One client's session: admitted, greeted, then a loop of request lines
-//! until `exit`, end of input, an idle timeout or shutdown.
+//! One client's session over the line protocol: admitted, greeted, then a
+//! loop of request lines until `exit`, end of input, an idle timeout or
+//! shutdown. The loop only reads lines, hands each to [`crate::cmd`], sends
+//! the reply and keeps time; what a command does is decided there.
 //!
 //! The [`Handler`] runs on a pool thread and owns the read half of the
-//! socket; it queues replies for the session's writer thread (see
+//! connection; replies go out through the session's [`WriteHalf`] (see
 //! [`crate::writer`]). Leaving the session, by any path, gives back the
-//! registry entry and the slot before the socket closes, so a client that
+//! registration and the slot before the connection closes, so a client that
 //! has seen the connection close can count on its slot being free.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::Ordering;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::text::escape;
-use common::{Code, Digest, Header, RemotePath, Request, PROTOCOL_VERSION};
+use common::status::Activity;
+use common::{Code, Event, Header, Request, PROTOCOL_VERSION};
 use crossbeam_channel::{bounded, unbounded, Sender};
 
+use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::config::Shared;
 use crate::connection::{Line, RequestReader};
-use crate::registry::{Activity, Registration};
-use crate::repo::{self, RepoError};
-use crate::server::Context;
+use crate::presence::Registration;
 use crate::slots::Slot;
+use crate::transport::{Closer, Transport};
 use crate::writer::{self, Outgoing, WriteHalf};
 
 /// Replies the reader may queue ahead of the writer (pipelined requests).
 const REPLY_QUEUE: usize = 8;
 
-/// The `help` reply.
-pub const HELP: &str = "\
-status                      uptime, connected clients and what each is doing
-list [dir]                  files and folders with size and modification time
-get <name>                  download a file; the reply carries its BLAKE3 hash
-resume <offset> <name>      the rest of a file from byte <offset>, with the whole file's hash
-put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
-name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
-say <text>                  send a line to every other connected client
-help                        this list
-exit                        say goodbye and close the connection
-anything else               echoed back with \" ACK\"
-";
-
 /// Runs a session to its end on the current thread.
-pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(ctx.config.idle_timeout));
-    let clones = (stream.try_clone(), stream.try_clone());
-    let (Ok(for_registry), Ok(for_writer)) = clones else {
-        tracing::error!(%addr, "cannot duplicate the socket; dropping the connection");
+pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Shared>) {
+    transport.set_nodelay();
+    let _ = transport.set_write_timeout(shared.config.idle_timeout);
+    let clones = (transport.try_clone(), transport.try_clone());
+    let (Ok(for_closer), Ok(for_writer)) = clones else {
+        tracing::error!(%addr, "cannot duplicate the connection; dropping it");
         return;
     };
     // Unbounded, so an idle session costs no queue memory up front (a bounded
     // channel allocates all its slots); `notify` enforces the bound.
     let (events_tx, events_rx) = unbounded();
-    let session = ctx.registry.register(addr, for_registry, events_tx);
-    tracing::info!(client = %session.name(), %addr, "connected ({}/{})", ctx.registry.len(), ctx.config.max_clients);
+    let presence = &shared.presence;
+    let session = presence.register(addr, Closer::new(for_closer), events_tx);
+    tracing::info!(client = %session.name(), %addr, "connected ({}/{})", presence.len(), shared.config.max_clients);
 
     // A session admitted just as shutdown began is told so and ends at once.
-    let stopping = ctx.stopping.load(Ordering::SeqCst);
+    let stopping = shared.stopping.is_set();
     let first = if stopping {
         Outgoing::reply(&Header::err(Code::Unavailable, "server is shutting down"), b"")
     } else {
@@ -79,18 +68,18 @@ pub fn serve(stream: TcpStream, addr: SocketAddr, slot: Slot, ctx: Arc<Context>)
         return;
     };
 
-    let mut handler =
-        Handler { reader: RequestReader::new(stream), replies, half, ctx, session, timeout_shortened: false };
+    let out = Replies { half, queue: replies };
+    let mut handler = Handler { reader: RequestReader::new(transport), out, shared, session, timeout_shortened: false };
     let reason = if stopping { "server shutting down".to_string() } else { handler.run() };
-    let Handler { reader, replies, session, .. } = handler;
-    drop(replies);
+    let Handler { reader, out, session, .. } = handler;
+    drop(out);
     if writer.join().is_err() {
         tracing::error!(client = %session.name(), "writer thread panicked");
     }
     tracing::info!(client = %session.name(), "disconnected: {reason}");
     drop(session);
     drop(slot);
-    let _ = reader.stream().shutdown(Shutdown::Both);
+    reader.transport().shutdown(Shutdown::Both);
 }
 
 /// The first message of a session: protocol version and assigned name.
@@ -106,9 +95,8 @@ fn greeting(name: &str) -> Outgoing {
 /// The per-client state of the reading side.
 struct Handler {
     reader: RequestReader,
-    replies: Sender<Outgoing>,
-    half: Arc<WriteHalf>,
-    ctx: Arc<Context>,
+    out: Replies,
+    shared: Arc<Shared>,
     session: Registration,
     /// The read timeout is below the idle timeout and must be restored.
     timeout_shortened: bool,
@@ -122,7 +110,7 @@ enum Next {
 
 impl Handler {
     fn run(&mut self) -> String {
-        if let Err(e) = self.reader.stream().set_read_timeout(Some(self.ctx.config.idle_timeout)) {
+        if let Err(e) = self.reader.transport().set_read_timeout(self.shared.config.idle_timeout) {
             return format!("cannot set a read timeout: {e}");
         }
         loop {
@@ -134,25 +122,26 @@ impl Handler {
             let text = match line {
                 Line::Eof => return "end of input".into(),
                 Line::TooLong => {
-                    self.send_err(
+                    let limit = common::MAX_LINE_LEN;
+                    self.refuse(Refusal::new(
                         Code::BadRequest,
-                        format!("request line longer than {} bytes; closing", common::MAX_LINE_LEN),
-                    );
+                        format!("request line longer than {limit} bytes; closing"),
+                    ));
                     return "request line too long".into();
                 }
                 Line::NotUtf8 => {
-                    self.send_err(Code::BadRequest, "request is not valid UTF-8");
+                    self.refuse(Refusal::new(Code::BadRequest, "request is not valid UTF-8"));
                     continue;
                 }
                 Line::Text(text) => text,
             };
-            self.session.touch();
-            if !self.session.begin_command(&self.ctx.stopping) {
-                self.send_err(Code::Unavailable, "server is shutting down");
+            self.session.clock.touch();
+            if !self.session.gate.begin_command(&self.shared.stopping) {
+                self.refuse(Refusal::new(Code::Unavailable, "server is shutting down"));
                 return "server shutting down".into();
             }
             let next = self.execute(&text);
-            let told_to_stop = self.session.end_command();
+            let told_to_stop = self.session.gate.end_command();
             if let Next::Close(reason) = next {
                 return reason.into();
             }
@@ -165,24 +154,25 @@ impl Handler {
     /// The next line, or `None` once the client has been silent (and no
     /// transfer has moved) for the idle timeout.
     fn next_line(&mut self) -> io::Result<Option<Line>> {
-        let idle_timeout = self.ctx.config.idle_timeout;
+        let idle_timeout = self.shared.config.idle_timeout;
         loop {
             match self.reader.read_line() {
                 Ok(line) => {
                     if self.timeout_shortened {
-                        self.reader.stream().set_read_timeout(Some(idle_timeout))?;
+                        self.reader.transport().set_read_timeout(idle_timeout)?;
                         self.timeout_shortened = false;
                     }
                     return Ok(Some(line));
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    let remaining = idle_timeout.saturating_sub(self.session.idle_for());
+                    let remaining = idle_timeout.saturating_sub(self.session.clock.idle_for());
                     if remaining.is_zero() {
-                        self.session.notify(format!("idle for {}s; disconnecting", idle_timeout.as_secs()));
+                        let notice = format!("idle for {}s; disconnecting", idle_timeout.as_secs());
+                        self.session.notify(Event::notice(notice));
                         return Ok(None);
                     }
                     // A transfer kept the session alive: wait only for the rest.
-                    self.reader.stream().set_read_timeout(Some(remaining.max(Duration::from_millis(10))))?;
+                    self.reader.transport().set_read_timeout(remaining.max(Duration::from_millis(10)))?;
                     self.timeout_shortened = true;
                 }
                 Err(e) => return Err(e),
@@ -190,203 +180,84 @@ impl Handler {
         }
     }
 
+    /// Runs one request line and sends its reply.
     fn execute(&mut self, line: &str) -> Next {
         let request = match Request::parse(line) {
             Ok(request) => request,
-            Err(e) => {
-                self.send_err(Code::BadRequest, e.to_string());
-                return Next::Continue;
-            }
+            Err(e) => return self.out.deliver(Reply::Refused(e.into()), &self.session),
         };
         tracing::info!(client = %self.session.name(), "{}", request.summary());
         // A download's activity belongs to the writer, which sends it later.
         let tracked = !matches!(request, Request::Get(_) | Request::Resume { .. });
         if tracked {
-            self.session.set_activity(Activity::Command(request.summary()));
+            self.session.clock.set_activity(Activity::Command(request.summary()));
         }
-        let next = match request {
-            Request::Put { size, digest, name } => self.put(size, &digest, &name),
-            Request::Exit => {
-                self.send_text("bye\n");
-                Next::Close("exit")
+        let caller = Caller { shared: &self.shared, session: &self.session };
+        let next = match cmd::apply(request, caller) {
+            Reply::Receive(mut incoming) => {
+                self.out.send(Outgoing::reply(&Header::ok(0), b""), &self.session);
+                match incoming.receive(self.reader.body()) {
+                    Ok(()) => self.out.deliver(incoming.finish(), &self.session),
+                    Err(_) => Next::Close("connection lost during upload"),
+                }
             }
-            Request::Status => {
-                let text = self.ctx.registry.status(self.session.id);
-                let (uptime, clients, max) = self.ctx.registry.counts();
-                let fields = [("uptime", uptime.as_secs()), ("clients", clients as u64), ("max", max as u64)];
-                let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                self.send(Outgoing::reply(&Header::Ok { len: text.len() as u64, fields }, text.as_bytes()));
-                Next::Continue
-            }
-            Request::List(dir) => {
-                self.list(&dir);
-                Next::Continue
-            }
-            Request::Get(name) => {
-                self.get(&name, 0);
-                Next::Continue
-            }
-            Request::Resume { offset, name } => {
-                self.get(&name, offset);
-                Next::Continue
-            }
-            Request::Help => {
-                self.send_text(HELP);
-                Next::Continue
-            }
-            Request::Name(nick) => {
-                self.rename(&nick);
-                Next::Continue
-            }
-            Request::Say(text) => {
-                let line = format!("[{}] {}", self.session.name(), escape(&text));
-                let recipients = self.ctx.registry.broadcast_from(self.session.id, &line);
-                let header = Header::Ok { len: 0, fields: vec![("recipients".into(), recipients.to_string())] };
-                self.send(Outgoing::reply(&header, b""));
-                Next::Continue
-            }
-            Request::Echo(text) => {
-                self.send_text(&format!("{text} ACK\n"));
-                Next::Continue
-            }
+            reply => self.out.deliver(reply, &self.session),
         };
         if tracked {
-            self.session.set_activity(Activity::Idle);
+            self.session.clock.set_activity(Activity::Idle);
         }
         next
     }
 
-    fn rename(&mut self, nick: &str) {
-        if let Err(e) = common::validate_nick(nick) {
-            return self.send_err(Code::BadRequest, format!("{e}: '{}'", escape(nick)));
-        }
-        match self.ctx.registry.rename(self.session.id, nick) {
-            Ok(old) => {
-                tracing::info!(client = %old, "is now {nick}");
-                self.send_text(&format!("you are now {nick}\n"));
-            }
-            Err(e) => self.send_err(Code::Exists, e.to_string()),
-        }
+    fn refuse(&self, refusal: Refusal) {
+        self.out.deliver(Reply::Refused(refusal), &self.session);
     }
+}
 
-    fn list(&mut self, dir: &str) {
-        let listing = RemotePath::parse(dir)
-            .map_err(|e| (e.code(), format!("{e}: '{}'", escape(dir))))
-            .and_then(|path| self.ctx.repo.list(&path).map_err(|e| (e.code(), e.to_string())));
-        match listing {
-            Ok(entries) => {
-                let body: String = entries.iter().map(|e| e.encode()).collect();
-                self.send_text(&body);
+/// Where a session's replies go: written at once by the reader when nothing
+/// is queued ahead of them, else queued for the writer thread.
+struct Replies {
+    half: Arc<WriteHalf>,
+    queue: Sender<Outgoing>,
+}
+
+impl Replies {
+    /// Sends a command's reply; says whether the session goes on.
+    fn deliver(&self, reply: Reply<'_>, session: &Registration) -> Next {
+        let ok = |header: Header, body: &[u8]| Outgoing::reply(&header, body);
+        let (msg, next) = match reply {
+            Reply::Ok { fields, body } => (ok(Header::Ok { len: body.len() as u64, fields }, &body), Next::Continue),
+            Reply::Refused(refusal) => {
+                if refusal.code == Code::Internal {
+                    tracing::error!(client = %session.name(), "{}", refusal.message);
+                }
+                (ok(refusal.header(), b""), Next::Continue)
             }
-            Err((code, message)) => self.send_err(code, message),
-        }
-    }
-
-    /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
-    /// always the whole file's, so a resumed download can be checked.
-    fn get(&mut self, name: &str, offset: u64) {
-        let path = match RemotePath::parse_file(name) {
-            Ok(path) => path,
-            Err(e) => return self.send_err(e.code(), format!("{e}: '{}'", escape(name))),
-        };
-        let mut download = match self.ctx.repo.open_download(&path) {
-            Ok(download) => download,
-            Err(e) => return self.send_repo_err(&e),
-        };
-        if offset > download.len {
-            let message = format!("'{path}' has only {} bytes; cannot resume from {offset}", download.len);
-            return self.send_err(Code::BadRequest, message);
-        }
-        let mut fields = vec![("blake3".into(), download.digest.to_string())];
-        if offset > 0 {
-            if let Err(e) = std::io::Seek::seek(&mut download.file, std::io::SeekFrom::Start(offset)) {
-                return self.send_repo_err(&RepoError::Io { context: format!("cannot read '{path}'"), source: e });
+            Reply::File(file) => {
+                let header = file.header.encode().into_bytes();
+                (Outgoing::File { header, download: file.download, name: file.name }, Next::Continue)
             }
-            fields.push(("offset".into(), offset.to_string()));
-            fields.push(("size".into(), download.len.to_string()));
-            download.len -= offset;
-        }
-        let header = Header::Ok { len: download.len, fields };
-        self.send(Outgoing::File { header: header.encode().into_bytes(), download, name: path.to_string() });
-    }
-
-    fn put(&mut self, size: u64, digest: &Digest, name: &str) -> Next {
-        let config = &self.ctx.config;
-        if !config.allow_uploads {
-            self.send_err(
-                Code::Forbidden,
-                "uploads are disabled on this server (it was started without --allow-uploads)",
-            );
-            return Next::Continue;
-        }
-        let path = match RemotePath::parse_file(name) {
-            Ok(path) => path,
-            Err(e) => {
-                self.send_err(e.code(), format!("{e}: '{}'", escape(name)));
-                return Next::Continue;
+            Reply::Close { body, reason } => (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason)),
+            Reply::Receive(_) => {
+                // Only the session loop reads an upload's bytes; it takes this
+                // reply before it gets here.
+                let refusal = Refusal::new(Code::Internal, "an upload cannot be received here");
+                (ok(refusal.header(), b""), Next::Close("internal error"))
             }
         };
-        if size > config.max_upload_size {
-            self.send_err(
-                Code::TooLarge,
-                format!(
-                    "'{path}' is {size} bytes; this server accepts uploads of at most {} bytes",
-                    config.max_upload_size
-                ),
-            );
-            return Next::Continue;
-        }
-        let ctx = Arc::clone(&self.ctx);
-        let mut upload = match ctx.repo.begin_upload(&path) {
-            Ok(upload) => upload,
-            Err(e) => {
-                self.send_repo_err(&e);
-                return Next::Continue;
-            }
-        };
-        self.send(Outgoing::reply(&Header::ok(0), b""));
-        self.session.set_activity(Activity::Receiving(path.to_string(), size));
-        let started = Instant::now();
-        let session = &self.session;
-        if let Err(e) = repo::receive(self.reader.body(), &mut upload, size, |n| session.set_transferred(n)) {
-            tracing::warn!(client = %self.session.name(), "upload of '{path}' abandoned after {} of {size} bytes: {e}", upload.written());
-            return Next::Close("connection lost during upload");
-        }
-        match upload.commit(digest) {
-            Ok(n) => {
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(client = %self.session.name(), "stored '{path}': {n} bytes in {secs:.3}s");
-                self.send_text(&format!("stored '{path}' ({n} bytes)\n"));
-            }
-            Err(e) => self.send_repo_err(&e),
-        }
-        Next::Continue
+        self.send(msg, session);
+        next
     }
 
-    fn send(&self, msg: Outgoing) {
+    fn send(&self, msg: Outgoing, session: &Registration) {
         if let Outgoing::Message(bytes) = &msg {
-            if self.half.write_now(bytes, &self.session) {
+            if self.half.write_now(bytes, session) {
                 return;
             }
         }
         self.half.note_queued();
         // Fails only when the writer has ended on a broken connection; the
         // next read then fails too and ends the session.
-        let _ = self.replies.send(msg);
-    }
-
-    fn send_text(&self, text: &str) {
-        self.send(Outgoing::reply(&Header::ok(text.len() as u64), text.as_bytes()));
-    }
-
-    fn send_err(&self, code: Code, message: impl AsRef<str>) {
-        self.send(Outgoing::reply(&Header::err(code, message), b""));
-    }
-
-    fn send_repo_err(&self, err: &RepoError) {
-        if let RepoError::Io { .. } = err {
-            tracing::error!(client = %self.session.name(), "{err}");
-        }
-        self.send_err(err.code(), err.to_string());
+        let _ = self.queue.send(msg);
     }
 }

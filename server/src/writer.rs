@@ -1,24 +1,27 @@
-//! The write half of a session: one thread per session that owns the socket's
-//! sending side and writes, whole and in order, the replies its reader queues
-//! and the events other parts of the server send it.
+//! The write half of a session: a thread per session that writes, whole and
+//! in order, the replies its reader queues and the events other parts of the
+//! server send it, so a session receives events while it is idle.
 //!
-//! Because only this thread writes, an event can never land inside a reply,
-//! and a session receives events while it is idle. Files are sent with
-//! `sendfile(2)`: the bytes go from the page cache to the socket without
-//! passing through this process.
+//! Two writers share the connection's sending side, under one lock held for
+//! a whole message: this thread, and the reader's fast path, which writes a
+//! small reply itself when nothing is queued ahead of it (see [`WriteHalf`]).
+//! So an event never lands inside a reply. Files go through the transport's
+//! `send_file` (`sendfile(2)` on plain TCP).
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::Header;
+use common::status::Activity;
+use common::{Event, Header};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use parking_lot::Mutex;
 
-use crate::registry::{Activity, SessionInfo};
+use crate::presence::SessionInfo;
 use crate::repo::Download;
+use crate::transport::Transport;
 
 /// Bytes sent per `sendfile` call between progress updates.
 const SEND_CHUNK: u64 = 4 * 1024 * 1024;
@@ -50,7 +53,7 @@ impl Outgoing {
     }
 }
 
-/// The socket's write side, shared by the writer thread and the reader's
+/// The connection's write side, shared by the writer thread and the reader's
 /// fast path: a small reply with nothing queued ahead of it is written by the
 /// reader at once, saving a hand-off between threads per request. Whoever
 /// writes holds the lock for the whole message, so nothing lands inside a
@@ -58,20 +61,20 @@ impl Outgoing {
 /// keeps replies in order, and the fast path writes the events already
 /// waiting before its reply, so a reply never overtakes an earlier event.
 pub struct WriteHalf {
-    stream: Mutex<TcpStream>,
+    stream: Mutex<Transport>,
     queued: AtomicUsize,
-    events: Receiver<String>,
+    events: Receiver<Event>,
 }
 
 impl WriteHalf {
-    /// Wraps the socket; the first message (the greeting) counts as queued.
-    pub fn new(stream: TcpStream, events: Receiver<String>) -> Arc<WriteHalf> {
-        Arc::new(WriteHalf { stream: Mutex::new(stream), queued: AtomicUsize::new(1), events })
+    /// Wraps the connection; the first message (the greeting) counts as queued.
+    pub fn new(transport: Transport, events: Receiver<Event>) -> Arc<WriteHalf> {
+        Arc::new(WriteHalf { stream: Mutex::new(transport), queued: AtomicUsize::new(1), events })
     }
 
     /// Writes `bytes` now, after any events waiting, if nothing is queued
     /// ahead of them; `false` means the caller must queue them for the writer
-    /// thread instead. A failed write shuts the socket down, which ends the session.
+    /// thread instead. A failed write shuts the connection down, which ends the session.
     pub fn write_now(&self, bytes: &[u8], session: &SessionInfo) -> bool {
         // Only the writer thread lowers `queued`: if it is not zero now, the
         // reply must queue whatever happens next, so do not wait for the lock.
@@ -84,18 +87,22 @@ impl WriteHalf {
         }
         let written = self.write_waiting_events(&mut stream, session).and_then(|()| stream.write_all(bytes));
         if written.is_err() {
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown(Shutdown::Both);
         }
         true
     }
 
     /// Writes the events waiting in the outbox, then the missed-notices
     /// report if any were dropped. Called with the lock held.
-    fn write_waiting_events(&self, stream: &mut TcpStream, session: &SessionInfo) -> io::Result<()> {
-        self.events.try_iter().try_for_each(|text| write_event(stream, &text))?;
+    fn write_waiting_events(&self, stream: &mut Transport, session: &SessionInfo) -> io::Result<()> {
+        self.events.try_iter().try_for_each(|event| stream.write_all(&event.encode()))?;
         match session.take_missed() {
             0 => Ok(()),
-            n => write_event(stream, &format!("{n} notices were dropped because this client was not reading them\n")),
+            n => {
+                let notice =
+                    Event::notice(format!("{n} notices were dropped because this client was not reading them"));
+                stream.write_all(&notice.encode())
+            }
         }
     }
 
@@ -106,14 +113,14 @@ impl WriteHalf {
 }
 
 /// Writes until the reader hangs up its side of `replies`, then writes the
-/// events still queued and returns. On a write error it shuts the socket
+/// events still queued and returns. On a write error it shuts the connection
 /// down, which wakes the reader. `first` (the greeting) is written before
 /// anything else, events included.
 pub fn run(
     half: Arc<WriteHalf>,
     first: Outgoing,
     replies: Receiver<Outgoing>,
-    events: Receiver<String>,
+    events: Receiver<Event>,
     session: Arc<SessionInfo>,
 ) {
     let mut ready = Select::new();
@@ -147,25 +154,20 @@ pub fn run(
     });
     if let Err(e) = result {
         tracing::debug!(client = %session.name(), "write failed: {e}");
-        let _ = half.stream.lock().shutdown(Shutdown::Both);
+        half.stream.lock().shutdown(Shutdown::Both);
     }
 }
 
-fn write_event(stream: &mut TcpStream, text: &str) -> io::Result<()> {
-    let mut bytes = Header::Event { len: text.len() as u64 }.encode().into_bytes();
-    bytes.extend_from_slice(text.as_bytes());
-    stream.write_all(&bytes)
-}
-
-fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) -> io::Result<()> {
+fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo) -> io::Result<()> {
     match msg {
         Outgoing::Message(bytes) => stream.write_all(&bytes),
         Outgoing::File { header, download, name } => {
             let started = Instant::now();
-            session.set_activity(Activity::Sending(name.clone(), download.len));
+            let clock = &session.clock;
+            clock.set_activity(Activity::Get { file: name.clone(), size: download.len, done: 0 });
             let result =
                 stream.write_all(&header).and_then(|()| send_file(stream, download.file, download.len, session));
-            session.set_activity(Activity::Idle);
+            clock.set_activity(Activity::Idle);
             let sent = result?;
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(
@@ -179,17 +181,17 @@ fn write_outgoing(stream: &mut TcpStream, msg: Outgoing, session: &SessionInfo) 
     }
 }
 
-fn send_file(stream: &mut TcpStream, mut file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
+fn send_file(stream: &mut Transport, mut file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
     let mut sent = 0;
     while sent < len {
-        let n = common::sendfile::send_file(stream, &mut file, SEND_CHUNK.min(len - sent))?;
+        let n = stream.send_file(&mut file, SEND_CHUNK.min(len - sent))?;
         if n == 0 {
             // The file shrank after its length was announced: the reply cannot
             // be completed, so the connection must end.
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
         }
         sent += n;
-        session.set_transferred(sent);
+        session.clock.set_transferred(sent);
     }
     Ok(sent)
 }

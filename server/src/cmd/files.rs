@@ -1,0 +1,249 @@
+//! The commands on the share: `list`, `get` and `resume`, `put`.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::time::Instant;
+
+use common::status::Activity;
+use common::{Code, Digest, Header, RemotePath};
+
+use super::{Caller, Refusal, Reply};
+use crate::presence::SessionInfo;
+use crate::repo::{Download, RepoError, Upload};
+
+/// A `get` or `resume` reply: the header, then `download.len` bytes of the file.
+pub struct FileReply {
+    /// `OK <len> blake3=...`, with `offset=` and `size=` when resuming.
+    pub header: Header,
+    /// The opened file, positioned at the first byte to send.
+    pub download: Download,
+    /// Its name in the share, for `status` and logs.
+    pub name: String,
+}
+
+/// `list [dir]`: one line per visible entry, sorted by name.
+pub fn list<'a>(caller: Caller<'_>, dir: &str) -> Result<Reply<'a>, Refusal> {
+    let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
+    let entries = caller.shared.repo.list(&path)?;
+    Ok(Reply::text(entries.iter().map(|e| e.encode()).collect::<String>()))
+}
+
+/// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
+/// always the whole file's, so a resumed download can be checked.
+pub fn get<'a>(caller: Caller<'_>, name: &str, offset: u64) -> Result<Reply<'a>, Refusal> {
+    let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
+    let mut download = caller.shared.repo.open_download(&path)?;
+    if offset > download.len {
+        let message = format!("'{path}' has only {} bytes; cannot resume from {offset}", download.len);
+        return Err(Refusal::new(Code::BadRequest, message));
+    }
+    let mut fields = vec![("blake3".into(), download.digest.to_string())];
+    if offset > 0 {
+        download
+            .file
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| RepoError::Io { context: format!("cannot read '{path}'"), source: e })?;
+        fields.push(("offset".into(), offset.to_string()));
+        fields.push(("size".into(), download.len.to_string()));
+        download.len -= offset;
+    }
+    let header = Header::Ok { len: download.len, fields };
+    Ok(Reply::File(FileReply { header, download, name: path.to_string() }))
+}
+
+/// `put <size> <blake3> <name>`: every check that can be made before the
+/// bytes are sent (uploads on, the name, the size, the folder, the name
+/// free), then a temporary file to receive them.
+pub fn put<'a>(caller: Caller<'a>, size: u64, digest: Digest, name: &str) -> Result<Reply<'a>, Refusal> {
+    let config = &caller.shared.config;
+    if !config.allow_uploads {
+        let message = "uploads are disabled on this server (it was started without --allow-uploads)";
+        return Err(Refusal::new(Code::Forbidden, message));
+    }
+    let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
+    if size > config.max_upload_size {
+        let max = config.max_upload_size;
+        let message = format!("'{path}' is {size} bytes; this server accepts uploads of at most {max} bytes");
+        return Err(Refusal::new(Code::TooLarge, message));
+    }
+    let upload = caller.shared.repo.begin_upload(&path)?;
+    let name = path.to_string();
+    Ok(Reply::Receive(Box::new(Incoming {
+        upload,
+        size,
+        digest,
+        name,
+        session: caller.session,
+        started: Instant::now(),
+    })))
+}
+
+/// An accepted upload waiting for its bytes. Dropped before [`Incoming::finish`],
+/// nothing is stored.
+pub struct Incoming<'a> {
+    upload: Upload<'a>,
+    size: u64,
+    digest: Digest,
+    name: String,
+    session: &'a SessionInfo,
+    started: Instant,
+}
+
+impl Incoming<'_> {
+    /// Bytes announced.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads exactly the announced bytes from `from`, showing the progress
+    /// in `status` and counting it as a sign of life.
+    ///
+    /// # Errors
+    /// When the connection fails or ends early, or the disk fails; the
+    /// session cannot go on (the rest of the bytes would be read as requests).
+    pub fn receive(&mut self, from: &mut impl Read) -> io::Result<()> {
+        let clock = &self.session.clock;
+        clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
+        let result = crate::repo::receive(from, &mut self.upload, self.size, |n| clock.set_transferred(n));
+        if let Err(e) = &result {
+            let (name, written, size) = (&self.name, self.upload.written(), self.size);
+            tracing::warn!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {e}");
+        }
+        result
+    }
+
+    /// Checks the hash and stores the file under its name.
+    pub fn finish(self) -> Reply<'static> {
+        match self.upload.commit(&self.digest) {
+            Ok(n) => {
+                let secs = self.started.elapsed().as_secs_f64();
+                tracing::info!(client = %self.session.name(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
+                Reply::text(format!("stored '{}' ({n} bytes)\n", self.name))
+            }
+            Err(e) => Reply::Refused(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::super::testing::{ok_text, refused, Bench};
+    use super::super::{apply_line, Reply};
+    use crate::config::Config;
+    use common::Digest;
+
+    fn uploads_on() -> Config {
+        Config { allow_uploads: true, max_upload_size: 100, ..Config::default() }
+    }
+
+    #[test]
+    fn list_shows_visible_entries_and_refuses_bad_names() {
+        let bench = Bench::new(Config::default());
+        bench.add("b.txt", b"bb");
+        bench.add("docs/a.txt", b"a");
+        bench.add(".hidden", b"h");
+        let (me, _) = bench.join(1);
+        let listing = ok_text(apply_line("list", bench.caller(&me)));
+        let names: Vec<&str> = listing.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+        assert_eq!(names, ["b.txt", "docs/"]);
+        assert!(listing.starts_with("f 2 "), "{listing}");
+        assert_eq!(ok_text(apply_line("list docs", bench.caller(&me))).lines().count(), 1);
+        assert_eq!(refused(apply_line("list ../etc", bench.caller(&me))).0, 403);
+        assert_eq!(refused(apply_line("list nope", bench.caller(&me))).0, 404);
+        assert_eq!(refused(apply_line("list b.txt", bench.caller(&me))), (400, "'b.txt' is not a folder".into()));
+    }
+
+    #[test]
+    fn get_gives_the_file_with_its_hash_and_resume_the_rest() {
+        let bench = Bench::new(Config::default());
+        bench.add("a b.txt", b"hello world");
+        let (me, _) = bench.join(1);
+        let Reply::File(mut whole) = apply_line("get a b.txt", bench.caller(&me)) else { panic!("no file") };
+        assert_eq!(whole.header.field("blake3"), Some(blake3::hash(b"hello world").to_hex().as_str()));
+        let mut bytes = String::new();
+        whole.download.file.read_to_string(&mut bytes).unwrap();
+        assert_eq!((bytes.as_str(), whole.download.len, whole.name.as_str()), ("hello world", 11, "a b.txt"));
+
+        let Reply::File(mut rest) = apply_line("resume 6 a b.txt", bench.caller(&me)) else { panic!("no file") };
+        assert_eq!(
+            rest.header.encode(),
+            format!("OK 5 blake3={} offset=6 size=11\n", Digest::from(blake3::hash(b"hello world")))
+        );
+        bytes.clear();
+        rest.download.file.read_to_string(&mut bytes).unwrap();
+        assert_eq!(bytes, "world");
+        let (code, message) = refused(apply_line("resume 12 a b.txt", bench.caller(&me)));
+        assert_eq!((code, message.as_str()), (400, "'a b.txt' has only 11 bytes; cannot resume from 12"));
+    }
+
+    #[test]
+    fn get_refuses_what_it_cannot_send() {
+        let bench = Bench::new(Config::default());
+        bench.add("docs/a.txt", b"a");
+        let (me, _) = bench.join(1);
+        let caller = bench.caller(&me);
+        assert_eq!(refused(apply_line("get nope.txt", caller)), (404, "no such file 'nope.txt'".into()));
+        assert_eq!(refused(apply_line("get docs", caller)), (400, "'docs' is not a regular file".into()));
+        assert_eq!(
+            refused(apply_line("get ../../etc/passwd", caller)),
+            (403, "'..' is not allowed in names: '../../etc/passwd'".into())
+        );
+        assert_eq!(refused(apply_line("get a\\b", caller)).0, 400);
+    }
+
+    #[test]
+    fn put_stores_verified_bytes_and_refuses_before_any_byte() {
+        let bench = Bench::new(uploads_on());
+        bench.add("taken.txt", b"x");
+        let (me, _) = bench.join(1);
+        let caller = bench.caller(&me);
+        let data = b"uploaded bytes";
+        let line = format!("put {} {} new.txt", data.len(), Digest::from(blake3::hash(data)));
+        let Reply::Receive(mut incoming) = apply_line(&line, caller) else { panic!("not accepted") };
+        assert_eq!(incoming.size(), data.len() as u64);
+        assert!(!bench.dir.path().join("new.txt").exists(), "invisible until complete");
+        incoming.receive(&mut &data[..]).unwrap();
+        assert_eq!(ok_text(incoming.finish()), "stored 'new.txt' (14 bytes)\n");
+        assert_eq!(std::fs::read(bench.dir.path().join("new.txt")).unwrap(), data);
+
+        let hash = Digest::from(blake3::hash(b"x"));
+        assert_eq!(
+            refused(apply_line(&format!("put 1 {hash} taken.txt"), caller)),
+            (409, "'taken.txt' exists already".into())
+        );
+        assert_eq!(refused(apply_line(&format!("put 101 {hash} big.bin"), caller)).0, 413);
+        assert_eq!(refused(apply_line(&format!("put 1 {hash} nodir/x"), caller)).0, 404);
+        assert_eq!(refused(apply_line(&format!("put 1 {hash} .hidden"), caller)).0, 403);
+    }
+
+    #[test]
+    fn a_put_that_does_not_match_its_hash_or_ends_early_leaves_nothing() {
+        let bench = Bench::new(uploads_on());
+        let (me, _) = bench.join(1);
+        let caller = bench.caller(&me);
+        let wrong = Digest([0; 32]);
+        let Reply::Receive(mut incoming) = apply_line(&format!("put 3 {wrong} x.bin"), caller) else { panic!() };
+        incoming.receive(&mut &b"abc"[..]).unwrap();
+        assert_eq!(
+            refused(incoming.finish()),
+            (400, "upload of 'x.bin' does not match its hash; nothing was stored".into())
+        );
+        let Reply::Receive(mut short) = apply_line(&format!("put 3 {wrong} y.bin"), caller) else { panic!() };
+        assert!(short.receive(&mut &b"ab"[..]).is_err());
+        drop(short);
+        let left: Vec<_> = std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().collect();
+        assert!(left.is_empty(), "temporary files removed");
+        assert!(!bench.dir.path().join("x.bin").exists() && !bench.dir.path().join("y.bin").exists());
+    }
+
+    #[test]
+    fn put_is_forbidden_without_uploads() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(1);
+        let line = format!("put 1 {} x", Digest([0; 32]));
+        let (code, message) = refused(apply_line(&line, bench.caller(&me)));
+        assert_eq!(code, 403);
+        assert!(message.contains("--allow-uploads"), "{message}");
+    }
+}

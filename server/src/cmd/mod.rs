@@ -1,0 +1,255 @@
+//! Commands as values: a [`Request`] and the [`Caller`] (the server's shared
+//! state and the session asking) go in, a [`Reply`] comes out. Nothing here
+//! touches a connection, so every command is tested against a temporary
+//! share alone, and any front end (the line protocol today, HTTP or TFTP
+//! tomorrow) runs the same commands and words its replies from the same values.
+//!
+//! Every failure becomes a [`Refusal`], made in one place from the errors of
+//! names, the share and the request parser.
+//!
+//! # Layout
+//! - this file: [`apply`], [`Reply`], [`Refusal`], and the commands that only talk
+//!   (`help`, `exit`, echo).
+//! - [`files`]: `list`, `get`, `resume`, `put` on the share.
+//! - [`people`]: `status`, `info`, `name`, `say`.
+
+pub mod files;
+pub mod people;
+
+use common::text::escape;
+use common::{Code, Header, PathError, Request, RequestError};
+
+use crate::config::Shared;
+use crate::presence::{NameTaken, SessionInfo};
+use crate::repo::RepoError;
+
+pub use files::{FileReply, Incoming};
+
+/// The `help` reply.
+pub const HELP: &str = "\
+status                      uptime, connected clients and what each is doing
+info                        the same as status, as key=value records for programs
+list [dir]                  files and folders with size and modification time
+get <name>                  download a file; the reply carries its BLAKE3 hash
+resume <offset> <name>      the rest of a file from byte <offset>, with the whole file's hash
+put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
+name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
+say <text>                  send a line to every other connected client
+help                        this list
+exit                        say goodbye and close the connection
+anything else               echoed back with \" ACK\"
+";
+
+/// Who runs a command: the server's shared state and the session asking.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    /// The settings, the share, who is connected.
+    pub shared: &'a Shared,
+    /// The session the request came from.
+    pub session: &'a SessionInfo,
+}
+
+/// What a command answers.
+pub enum Reply<'a> {
+    /// Success: `OK` with these header fields and body.
+    Ok {
+        /// `key=value` pairs for the header.
+        fields: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// The request was refused; the session goes on.
+    Refused(Refusal),
+    /// A file to send: the header, then its bytes.
+    File(FileReply),
+    /// An upload may begin: the client is told to go ahead, the front end
+    /// reads the announced bytes into [`Incoming`], whose `finish` gives the
+    /// final reply.
+    Receive(Box<Incoming<'a>>),
+    /// A last text reply, then the session ends for `reason`.
+    Close {
+        /// The reply's body.
+        body: String,
+        /// Why the session ends, for the log.
+        reason: &'static str,
+    },
+}
+
+impl Reply<'_> {
+    /// `OK` with a text body and no fields.
+    pub fn text(body: impl Into<String>) -> Reply<'static> {
+        Reply::Ok { fields: Vec::new(), body: body.into().into_bytes() }
+    }
+}
+
+/// A refused request: the code and the sentence of its `ERR` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What kind of failure.
+    pub code: Code,
+    /// One line for the user; says what failed and on what.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
+
+    /// A name that breaks the naming rules, quoted as the client sent it.
+    pub fn bad_name(err: &PathError, name: &str) -> Refusal {
+        Refusal::new(err.code(), format!("{err}: '{}'", escape(name)))
+    }
+
+    /// The `ERR` header.
+    pub fn header(&self) -> Header {
+        Header::err(self.code, &self.message)
+    }
+}
+
+impl From<RepoError> for Refusal {
+    fn from(err: RepoError) -> Refusal {
+        Refusal::new(err.code(), err.to_string())
+    }
+}
+
+impl From<RequestError> for Refusal {
+    fn from(err: RequestError) -> Refusal {
+        Refusal::new(Code::BadRequest, err.to_string())
+    }
+}
+
+impl From<NameTaken> for Refusal {
+    fn from(err: NameTaken) -> Refusal {
+        Refusal::new(Code::Exists, err.to_string())
+    }
+}
+
+impl<'a> From<Refusal> for Reply<'a> {
+    fn from(refusal: Refusal) -> Reply<'a> {
+        Reply::Refused(refusal)
+    }
+}
+
+/// Runs one request for `caller`.
+pub fn apply<'a>(request: Request, caller: Caller<'a>) -> Reply<'a> {
+    let outcome = match request {
+        Request::Status => Ok(people::status(caller)),
+        Request::Info => Ok(people::info(caller)),
+        Request::List(dir) => files::list(caller, &dir),
+        Request::Get(name) => files::get(caller, &name, 0),
+        Request::Resume { offset, name } => files::get(caller, &name, offset),
+        Request::Put { size, digest, name } => files::put(caller, size, digest, &name),
+        Request::Name(nick) => people::rename(caller, &nick),
+        Request::Say(text) => Ok(people::say(caller, &text)),
+        Request::Help => Ok(Reply::text(HELP)),
+        Request::Exit => Ok(Reply::Close { body: "bye\n".into(), reason: "exit" }),
+        Request::Echo(text) => Ok(Reply::text(format!("{text} ACK\n"))),
+    };
+    outcome.unwrap_or_else(Reply::Refused)
+}
+
+/// Parses a request line and runs it; a line that misuses a command is refused.
+pub fn apply_line<'a>(line: &str, caller: Caller<'a>) -> Reply<'a> {
+    match Request::parse(line) {
+        Ok(request) => apply(request, caller),
+        Err(e) => Reply::Refused(e.into()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A server's shared state on a temporary share, with sessions that have
+    //! no connection: enough to run any command.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use common::Event;
+    use crossbeam_channel::{unbounded, Receiver};
+
+    use super::{Caller, Reply};
+    use crate::config::{Config, Shared};
+    use crate::presence::Registration;
+    use crate::repo::Repo;
+    use crate::transport::Closer;
+
+    /// A share in a temporary folder and the server state around it.
+    pub struct Bench {
+        pub dir: tempfile::TempDir,
+        pub shared: Shared,
+    }
+
+    impl Bench {
+        pub fn new(config: Config) -> Bench {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repo::open(dir.path()).unwrap();
+            if config.allow_uploads {
+                repo.prepare_uploads().unwrap();
+            }
+            Bench { shared: Shared::new(config, repo), dir }
+        }
+
+        pub fn add(&self, name: &str, content: &[u8]) {
+            let path = self.dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+
+        /// A registered session and the notices it receives.
+        pub fn join(&self, port: u16) -> (Registration, Receiver<Event>) {
+            let (tx, rx) = unbounded();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            (Arc::clone(&self.shared.presence).register(addr, Closer::default(), tx), rx)
+        }
+
+        pub fn caller<'a>(&'a self, session: &'a Registration) -> Caller<'a> {
+            Caller { shared: &self.shared, session }
+        }
+    }
+
+    /// The body of an `OK` reply as text; panics on any other reply.
+    pub fn ok_text(reply: Reply<'_>) -> String {
+        match reply {
+            Reply::Ok { body, .. } => String::from_utf8(body).unwrap(),
+            Reply::Refused(r) => panic!("refused: {} {}", r.code, r.message),
+            _ => panic!("not a text reply"),
+        }
+    }
+
+    /// The refusal of a reply; panics on any other reply.
+    pub fn refused(reply: Reply<'_>) -> (u16, String) {
+        match reply {
+            Reply::Refused(r) => (r.code.number(), r.message),
+            _ => panic!("not refused"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{ok_text, refused, Bench};
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn echo_help_and_exit() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(1);
+        assert_eq!(ok_text(apply_line("Hello Server!", bench.caller(&me))), "Hello Server! ACK\n");
+        assert_eq!(ok_text(apply_line("HELP", bench.caller(&me))), HELP);
+        match apply_line("exit", bench.caller(&me)) {
+            Reply::Close { body, reason } => assert_eq!((body.as_str(), reason), ("bye\n", "exit")),
+            _ => panic!("exit must close"),
+        };
+    }
+
+    #[test]
+    fn a_misused_command_is_refused_with_its_usage() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(1);
+        assert_eq!(refused(apply_line("status please", bench.caller(&me))), (400, "'status' takes no argument".into()));
+        assert_eq!(refused(apply_line("get", bench.caller(&me))), (400, "missing argument: usage: get <name>".into()));
+    }
+}

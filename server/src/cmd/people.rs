@@ -1,0 +1,98 @@
+//! The commands about who is here: `status` (for people), `info` (the same
+//! as data), `name`, `say`.
+
+use common::text::escape;
+use common::{Code, Event};
+
+use super::{Caller, Refusal, Reply};
+
+/// `status`: the text a person reads; the header carries the counts.
+pub fn status<'a>(caller: Caller<'_>) -> Reply<'a> {
+    let status = caller.shared.presence.status(caller.session.id);
+    let fields = [("uptime", status.uptime_secs), ("clients", status.clients), ("max", status.max_clients)];
+    Reply::Ok {
+        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        body: status.render().into_bytes(),
+    }
+}
+
+/// `info`: the same state as `key=value` records (see `common::status`).
+pub fn info<'a>(caller: Caller<'_>) -> Reply<'a> {
+    Reply::text(caller.shared.presence.status(caller.session.id).encode())
+}
+
+/// `name <nick>`: a new display name, unique among those connected; the
+/// others are told.
+pub fn rename<'a>(caller: Caller<'_>, nick: &str) -> Result<Reply<'a>, Refusal> {
+    common::validate_nick(nick).map_err(|e| Refusal::new(Code::BadRequest, format!("{e}: '{}'", escape(nick))))?;
+    let old = caller.shared.presence.rename(caller.session.id, nick)?;
+    tracing::info!(client = %old, "is now {nick}");
+    Ok(Reply::text(format!("you are now {nick}\n")))
+}
+
+/// `say <text>`: the line goes to everyone else, with the sender's name;
+/// the reply says how many got it.
+pub fn say<'a>(caller: Caller<'_>, text: &str) -> Reply<'a> {
+    let name = caller.session.name();
+    let event = Event::notice(format!("[{name}] {}", escape(text))).with("event", "say").with("name", &name);
+    let recipients = caller.shared.presence.broadcast_from(caller.session.id, &event);
+    Reply::Ok { fields: vec![("recipients".into(), recipients.to_string())], body: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::Status;
+
+    use super::super::testing::{ok_text, refused, Bench};
+    use super::super::{apply_line, Reply};
+    use crate::config::Config;
+
+    #[test]
+    fn status_and_info_tell_the_same_state() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(5000);
+        let (_other, _) = bench.join(5001);
+        let Reply::Ok { fields, body } = apply_line("status", bench.caller(&me)) else { panic!() };
+        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(fields[1..], ["clients=2", "max=3"]);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("\n  Client01 (you)  127.0.0.1:5000  connected "), "{text}");
+        assert!(text.contains("\n  Client02  127.0.0.1:5001  connected "), "{text}");
+
+        let info = Status::parse(&ok_text(apply_line("info", bench.caller(&me)))).unwrap();
+        assert_eq!((info.clients, info.max_clients), (2, 3));
+        assert_eq!(
+            info.sessions.iter().map(|s| (s.name.as_str(), s.you)).collect::<Vec<_>>(),
+            [("Client01", true), ("Client02", false)]
+        );
+        assert_eq!(info.render().lines().nth(2), text.lines().nth(2));
+    }
+
+    #[test]
+    fn name_is_validated_unique_and_announced() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(1);
+        let (other, other_events) = bench.join(2);
+        assert_eq!(ok_text(apply_line("name alice", bench.caller(&me))), "you are now alice\n");
+        assert_eq!(other_events.try_recv().unwrap().text, "Client01 is now alice\n");
+        assert_eq!(refused(apply_line("name ALICE", bench.caller(&other))), (409, "the name 'ALICE' is taken".into()));
+        assert_eq!(refused(apply_line("name Client07", bench.caller(&other))).0, 400);
+        assert_eq!(refused(apply_line("name a b", bench.caller(&other))).0, 400);
+    }
+
+    #[test]
+    fn say_reaches_everyone_else_escaped() {
+        let bench = Bench::new(Config::default());
+        let (me, my_events) = bench.join(1);
+        let (_a, a_events) = bench.join(2);
+        let (_b, b_events) = bench.join(3);
+        let Reply::Ok { fields, body } = apply_line("say hi\x1b[2J there", bench.caller(&me)) else { panic!() };
+        assert_eq!((fields, body), (vec![("recipients".to_string(), "2".to_string())], Vec::new()));
+        for events in [&a_events, &b_events] {
+            let said = events.try_iter().last().unwrap();
+            assert_eq!(said.text, "[Client01] hi\\x1b[2J there\n");
+            assert_eq!((said.field("event"), said.field("name")), (Some("say"), Some("Client01")));
+        }
+        assert!(my_events.try_iter().all(|e| e.field("event") != Some("say")), "not to the sender");
+    }
+}

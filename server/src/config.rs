@@ -1,0 +1,57 @@
+//! The settings that shape every session, and [`Shared`], what every
+//! session of a server reaches: the settings, the shared folder, who is
+//! connected, and whether shutdown has begun. Commands see the server only
+//! through it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::presence::Presence;
+use crate::repo::Repo;
+use crate::shutdown::Stopping;
+
+/// Settings that shape every session.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sessions admitted at once; the next connection is refused.
+    pub max_clients: usize,
+    /// Whether `put` is allowed.
+    pub allow_uploads: bool,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_size: u64,
+    /// A client silent this long (and with no transfer moving) is disconnected.
+    pub idle_timeout: Duration,
+    /// How long transfers may go on after a shutdown signal.
+    pub grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_clients: 3,
+            allow_uploads: false,
+            max_upload_size: 1 << 30,
+            idle_timeout: Duration::from_secs(300),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every session shares.
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// The shared folder.
+    pub repo: Repo,
+    /// Who is connected.
+    pub presence: Arc<Presence>,
+    /// Set once shutdown has begun.
+    pub stopping: Stopping,
+}
+
+impl Shared {
+    /// The state for a server with `config` sharing `repo`, nobody connected yet.
+    pub fn new(config: Config, repo: Repo) -> Shared {
+        Shared { presence: Arc::new(Presence::new(config.max_clients)), config, repo, stopping: Stopping::default() }
+    }
+}

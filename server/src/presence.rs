@@ -1,0 +1,326 @@
+//! Who is connected: names, chat and presence notices, and who left
+//! recently. Every session is registered here for as long as it lasts
+//! ([`Registration`] removes it on every path out).
+//!
+//! The list sits behind one `parking_lot::Mutex`, taken when a session
+//! arrives, leaves or renames itself, for a broadcast and for a status
+//! snapshot. Notices are queued under that lock, so every client sees joins,
+//! renames and departures in one order. What changes during transfers
+//! (progress, the idle clock) lives in each session's own [`Clock`] and
+//! never takes the shared lock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Local, SecondsFormat};
+use common::status::{Departure, SessionStatus, Status};
+use common::Event;
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use crate::activity::Clock;
+use crate::shutdown::Gate;
+use crate::transport::Closer;
+
+/// How many departed clients `status` remembers.
+pub const RECENT_DEPARTURES: usize = 5;
+
+/// Notices a session can have waiting before more are dropped.
+pub const EVENT_QUEUE: usize = 1000;
+
+/// One connected client, shared by its reader and writer threads and the list.
+pub struct SessionInfo {
+    /// Unique for the server's lifetime; gives the first name, `ClientNN`.
+    pub id: u64,
+    /// The display name: `ClientNN` until the client picks one with `name`.
+    /// Changed only under the list's lock, which keeps names unique.
+    name: Mutex<String>,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// When it was admitted.
+    pub connected_at: DateTime<Local>,
+    /// Notices for this client; the session's writer sends them between
+    /// replies. At most [`EVENT_QUEUE`] wait; more are dropped and counted.
+    events: Sender<Event>,
+    /// Notices dropped because `events` was full; reported once there is room.
+    missed: AtomicU64,
+    /// The idle clock and what the session is doing.
+    pub clock: Clock,
+    /// Whether the reader is inside a command, for shutdown.
+    pub gate: Gate,
+    /// Ends the session's connection, for shutdown.
+    pub closer: Closer,
+}
+
+impl SessionInfo {
+    /// The current display name.
+    pub fn name(&self) -> String {
+        self.name.lock().clone()
+    }
+
+    /// How many notices were dropped since the last call, and resets the count.
+    pub fn take_missed(&self) -> u64 {
+        self.missed.swap(0, Ordering::Relaxed)
+    }
+
+    /// Queues a notice; never blocks. Returns false when [`EVENT_QUEUE`]
+    /// notices are waiting already (broadcasts are made under the list's
+    /// lock, so the bound is exact for them).
+    pub fn notify(&self, event: Event) -> bool {
+        let sent = self.events.len() < EVENT_QUEUE && self.events.send(event).is_ok();
+        if !sent {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+struct Departed {
+    name: String,
+    addr: SocketAddr,
+    left_at: DateTime<Local>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: BTreeMap<u64, Arc<SessionInfo>>,
+    departed: VecDeque<Departed>,
+    next_id: u64,
+}
+
+impl Inner {
+    /// Queues `event` for everyone but `from`; returns how many got it.
+    fn broadcast(&self, from: u64, event: &Event) -> usize {
+        let mut recipients = 0;
+        for session in self.sessions.values().filter(|s| s.id != from) {
+            session.notify(event.clone());
+            recipients += 1;
+        }
+        recipients
+    }
+}
+
+/// Another connected client has the name asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the name '{0}' is taken")]
+pub struct NameTaken(pub String);
+
+/// The server's list of sessions.
+pub struct Presence {
+    inner: Mutex<Inner>,
+    started: Instant,
+    max_clients: usize,
+}
+
+impl Presence {
+    /// An empty list for a server admitting `max_clients` at once.
+    pub fn new(max_clients: usize) -> Presence {
+        Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
+    }
+
+    /// Adds an admitted client, names it and tells the others. The returned
+    /// guard removes it again when dropped, on every path out of the session.
+    pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Event>) -> Registration {
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let name = format!("Client{id:02}");
+        let info = Arc::new(SessionInfo {
+            id,
+            name: Mutex::new(name.clone()),
+            addr,
+            connected_at: Local::now(),
+            events,
+            missed: AtomicU64::new(0),
+            clock: Clock::new(self.started),
+            gate: Gate::default(),
+            closer,
+        });
+        inner.sessions.insert(id, Arc::clone(&info));
+        let online = inner.sessions.len();
+        let joined = Event::notice(format!("{name} joined ({online} online)"))
+            .with("event", "joined")
+            .with("name", &name)
+            .with("online", online);
+        inner.broadcast(id, &joined);
+        Registration { presence: Arc::clone(self), info }
+    }
+
+    /// Gives session `id` a new display name, unique (ignoring case) among
+    /// connected clients, and tells the others. Returns the old name.
+    ///
+    /// # Errors
+    /// [`NameTaken`] when another connected client has that name.
+    pub fn rename(&self, id: u64, new: &str) -> Result<String, NameTaken> {
+        let inner = self.inner.lock();
+        let taken = inner.sessions.values().any(|s| s.id != id && s.name.lock().eq_ignore_ascii_case(new));
+        if taken {
+            return Err(NameTaken(new.to_string()));
+        }
+        let Some(session) = inner.sessions.get(&id) else { return Err(NameTaken(new.to_string())) };
+        let old = std::mem::replace(&mut *session.name.lock(), new.to_string());
+        if old != new {
+            let renamed = Event::notice(format!("{old} is now {new}"))
+                .with("event", "renamed")
+                .with("from", &old)
+                .with("name", new);
+            inner.broadcast(id, &renamed);
+        }
+        Ok(old)
+    }
+
+    /// Sends `event` to every connected client but `from`; never blocks.
+    /// Returns how many clients it was sent to.
+    pub fn broadcast_from(&self, from: u64, event: &Event) -> usize {
+        self.inner.lock().broadcast(from, event)
+    }
+
+    /// How many sessions are registered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().sessions.len()
+    }
+
+    /// True when no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every registered session, e.g. for shutdown to reach them all.
+    pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+        self.inner.lock().sessions.values().cloned().collect()
+    }
+
+    /// The state as session `me` sees it: the data behind `status` and `info`.
+    pub fn status(&self, me: u64) -> Status {
+        let inner = self.inner.lock();
+        let rfc3339 = |t: &DateTime<Local>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let sessions = inner
+            .sessions
+            .values()
+            .map(|s| SessionStatus {
+                name: s.name(),
+                you: s.id == me,
+                addr: s.addr.to_string(),
+                connected_at: rfc3339(&s.connected_at),
+                idle_secs: s.clock.idle_for().as_secs(),
+                activity: s.clock.activity(),
+            })
+            .collect();
+        let departed = inner
+            .departed
+            .iter()
+            .rev()
+            .map(|d| Departure { name: d.name.clone(), addr: d.addr.to_string(), left_at: rfc3339(&d.left_at) })
+            .collect();
+        Status {
+            uptime_secs: self.started.elapsed().as_secs(),
+            clients: inner.sessions.len() as u64,
+            max_clients: self.max_clients as u64,
+            sessions,
+            departed,
+        }
+    }
+}
+
+/// A registered session; dropping it records the departure and tells the others.
+pub struct Registration {
+    presence: Arc<Presence>,
+    info: Arc<SessionInfo>,
+}
+
+impl std::ops::Deref for Registration {
+    type Target = SessionInfo;
+    fn deref(&self) -> &SessionInfo {
+        &self.info
+    }
+}
+
+impl Registration {
+    /// The shared half, for the session's writer thread.
+    pub fn info(&self) -> Arc<SessionInfo> {
+        Arc::clone(&self.info)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut inner = self.presence.inner.lock();
+        inner.sessions.remove(&self.info.id);
+        let name = self.info.name();
+        let online = inner.sessions.len();
+        let left = Event::notice(format!("{name} left ({online} online)"))
+            .with("event", "left")
+            .with("name", &name)
+            .with("online", online);
+        inner.broadcast(self.info.id, &left);
+        inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
+        while inner.departed.len() > RECENT_DEPARTURES {
+            inner.departed.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::{unbounded, Receiver};
+
+    fn join(presence: &Arc<Presence>, port: u16) -> (Registration, Receiver<Event>) {
+        let (tx, rx) = unbounded();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        (presence.register(addr, Closer::default(), tx), rx)
+    }
+
+    #[test]
+    fn presence_notices_carry_fields_and_departures_are_remembered() {
+        let presence = Arc::new(Presence::new(3));
+        let (first, first_events) = join(&presence, 1000);
+        let (second, _) = join(&presence, 1001);
+        let joined = first_events.try_recv().unwrap();
+        assert_eq!(joined.text, "Client02 joined (2 online)\n");
+        assert_eq!((joined.field("event"), joined.field("name")), (Some("joined"), Some("Client02")));
+        presence.rename(second.id, "bob").unwrap();
+        let renamed = first_events.try_recv().unwrap();
+        assert_eq!((renamed.field("from"), renamed.field("name")), (Some("Client02"), Some("bob")));
+        assert_eq!(presence.rename(first.id, "BOB"), Err(NameTaken("BOB".into())));
+        drop(second);
+        let left = first_events.try_recv().unwrap();
+        assert_eq!(left.text, "bob left (1 online)\n");
+        assert_eq!(
+            (left.field("event"), left.field("name"), left.field("online")),
+            (Some("left"), Some("bob"), Some("1"))
+        );
+        let status = presence.status(first.id);
+        assert_eq!((status.clients, status.max_clients, status.sessions.len()), (1, 3, 1));
+        assert!(status.sessions[0].you);
+        assert_eq!(status.departed[0].name, "bob");
+        assert_eq!(status.departed[0].addr, "127.0.0.1:1001");
+    }
+
+    #[test]
+    fn a_full_outbox_drops_and_counts() {
+        let presence = Arc::new(Presence::new(2));
+        let (sleeper, _events) = join(&presence, 1000);
+        for i in 0..EVENT_QUEUE {
+            assert!(sleeper.notify(Event::notice(format!("{i}"))));
+        }
+        assert!(!sleeper.notify(Event::notice("one too many")));
+        assert_eq!(sleeper.take_missed(), 1);
+        assert_eq!(sleeper.take_missed(), 0);
+    }
+
+    #[test]
+    fn only_the_last_departures_are_kept_most_recent_first() {
+        let presence = Arc::new(Presence::new(10));
+        let (stayer, _) = join(&presence, 999);
+        for port in 0..RECENT_DEPARTURES as u16 + 2 {
+            drop(join(&presence, 2000 + port));
+        }
+        let departed = presence.status(stayer.id).departed;
+        assert_eq!(departed.len(), RECENT_DEPARTURES);
+        assert_eq!(departed[0].addr, format!("127.0.0.1:{}", 2000 + RECENT_DEPARTURES + 1));
+    }
+}

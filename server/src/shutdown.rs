@@ -1,0 +1,88 @@
+//! What a graceful shutdown needs to know: whether it has begun
+//! ([`Stopping`], one per server) and, per session, whether its reader is in
+//! the middle of a command ([`Gate`]). Shutdown wakes idle readers at once
+//! and lets busy ones finish; the gate makes sure no command starts after
+//! shutdown has passed a session by.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::transport::Closer;
+
+/// Set once shutdown has begun; no command starts after it.
+#[derive(Debug, Default)]
+pub struct Stopping(AtomicBool);
+
+impl Stopping {
+    /// Shutdown has begun.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Begins shutdown; true the first time.
+    pub fn set(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+}
+
+/// A session's reader as shutdown sees it. Both sides change it under one
+/// lock, so a reader either is woken by shutdown or sees it was told.
+#[derive(Debug, Default)]
+pub struct Gate(Mutex<Phase>);
+
+#[derive(Debug, Default)]
+struct Phase {
+    /// Running a command: shutdown lets it finish.
+    busy: bool,
+    /// Shutdown has queued its notice for this session.
+    told_to_stop: bool,
+}
+
+impl Gate {
+    /// Marks the reader as running a command, unless the server is stopping:
+    /// then returns false and the session must end.
+    pub fn begin_command(&self, stopping: &Stopping) -> bool {
+        let mut phase = self.0.lock();
+        if stopping.is_set() {
+            return false;
+        }
+        phase.busy = true;
+        true
+    }
+
+    /// The reader finished its command. Returns true when shutdown passed by
+    /// meanwhile and left this session to end by itself; otherwise shutdown,
+    /// if it comes, wakes the idle reader.
+    pub fn end_command(&self) -> bool {
+        let mut phase = self.0.lock();
+        phase.busy = false;
+        phase.told_to_stop
+    }
+
+    /// Shutdown passes by: an idle reader is woken through `closer` (it then
+    /// sees end of input); a busy one is left to finish its command.
+    pub fn tell_to_stop(&self, closer: &Closer) {
+        let mut phase = self.0.lock();
+        phase.told_to_stop = true;
+        if !phase.busy {
+            closer.stop_reading();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_command_starts_after_shutdown_and_a_busy_one_learns_of_it() {
+        let (stopping, gate) = (Stopping::default(), Gate::default());
+        assert!(gate.begin_command(&stopping));
+        assert!(stopping.set());
+        assert!(!stopping.set(), "only the first call begins shutdown");
+        gate.tell_to_stop(&Closer::default());
+        assert!(gate.end_command(), "the busy reader is told when its command ends");
+        assert!(!gate.begin_command(&stopping));
+    }
+}

@@ -10,6 +10,8 @@
 //! - [`FakeServer`]: a hand-driven server for replies the real one never sends.
 //! - [`pseudo_random`], [`eventually`]: test data and bounded waiting.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

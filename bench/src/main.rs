@@ -3,6 +3,8 @@
 //! prints one line of results. Every loop is bounded in time and stops by
 //! itself. Nothing here runs under `cargo test`.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;

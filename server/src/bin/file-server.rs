@@ -1,4 +1,8 @@
-//! `file-server`: share a folder on the local network.
+//! `file-server`: share a folder on the local network. Parses arguments,
+//! binds, and runs the library's [`Server`]; errors become exit statuses in
+//! one place ([`StartError::exit_code`]).
+
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -40,8 +44,39 @@ struct Args {
     grace: u64,
 }
 
+/// Why the server could not start or run, and the exit status each gets.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// The command line asks for something impossible: a missing folder, a
+    /// port in use. Status 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The machine refused something it should give (threads, signals). Status 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StartError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            StartError::Usage(_) => ExitCode::from(2),
+            StartError::Failed(_) => ExitCode::from(1),
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Not eprintln!, which panics when stderr is gone.
+            let _ = writeln!(std::io::stderr(), "file-server: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // A server outlives the terminal it was started from: once stderr is
@@ -53,22 +88,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+}
 
-    let repo = match Repo::open(&args.repo) {
-        Ok(repo) => repo,
-        Err(e) => {
-            eprintln!("file-server: cannot share '{}': {e} (it must be an existing folder)", args.repo.display());
-            return ExitCode::from(2);
-        }
-    };
+/// Shares the folder until a signal stops the server.
+fn run(args: Args) -> Result<(), StartError> {
+    init_logging();
+    let repo = Repo::open(&args.repo).map_err(|e| {
+        StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
+    })?;
     let addr = SocketAddr::new(args.bind, args.port);
-    let listener = match TcpListener::bind(addr) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("file-server: cannot listen on {addr}: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let listener = TcpListener::bind(addr).map_err(|e| StartError::Usage(format!("cannot listen on {addr}: {e}")))?;
     let config = Config {
         max_clients: args.max_clients as usize,
         allow_uploads: args.allow_uploads,
@@ -76,22 +105,12 @@ fn main() -> ExitCode {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         grace: Duration::from_secs(args.grace),
     };
-    let server = match Server::new(listener, repo, config) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("file-server: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (local, handle) = match (server.local_addr(), server.shutdown_handle()) {
-        (Ok(local), Ok(handle)) => (local, handle),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("file-server: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let failed = |e: std::io::Error| StartError::Failed(e.to_string());
+    let server = Server::new(listener, repo, config).map_err(failed)?;
+    let local = server.local_addr().map_err(failed)?;
+    let handle = server.shutdown_handle().map_err(failed)?;
     let signals = AtomicUsize::new(0);
-    let installed = ctrlc::set_handler(move || {
+    ctrlc::set_handler(move || {
         // Not eprintln!, which panics when stderr is gone (the terminal was
         // closed: SIGHUP), and then nothing would shut the server down.
         if signals.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -101,11 +120,8 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "file-server: quitting now");
             std::process::exit(130);
         }
-    });
-    if let Err(e) = installed {
-        eprintln!("file-server: cannot install the signal handler: {e}");
-        return ExitCode::from(1);
-    }
+    })
+    .map_err(|e| StartError::Failed(format!("cannot install the signal handler: {e}")))?;
     tracing::info!(
         "sharing '{}' on {local}, at most {} clients, uploads {}",
         args.repo.display(),
@@ -116,5 +132,5 @@ fn main() -> ExitCode {
     let _ = writeln!(stdout, "listening on {local}");
     let _ = stdout.flush();
     server.run();
-    ExitCode::SUCCESS
+    Ok(())
 }

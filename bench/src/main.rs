@@ -123,8 +123,10 @@ fn reply_header(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<
     loop {
         line.clear();
         reader.read_line(line).map_err(|e| format!("reply: {e}"))?;
-        let Some(len) = line.strip_prefix("EVT ") else { return Ok(()) };
-        let len: u64 = len.trim_end().parse().map_err(|_| format!("bad event {line:?}"))?;
+        let Some(rest) = line.strip_prefix("EVT ") else { return Ok(()) };
+        // `EVT <len> [key=value ...]`
+        let len = rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+        let len = len.ok_or_else(|| format!("bad event {line:?}"))?;
         std::io::copy(&mut reader.by_ref().take(len), &mut std::io::sink()).map_err(|e| format!("event: {e}"))?;
     }
 }

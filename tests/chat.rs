@@ -156,3 +156,21 @@ fn a_reply_never_overtakes_an_event_sent_before_its_request() {
         assert_eq!(reply.text(), "ping ACK\n");
     }
 }
+
+#[test]
+fn presence_events_carry_fields_a_program_can_match() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let mut watcher = server.raw();
+    let mut other = server.raw();
+    assert_eq!(
+        watcher.expect_event("Client02 joined (2 online)\n").header,
+        "EVT 27 event=joined name=Client02 online=2"
+    );
+    other.request("name bob");
+    assert_eq!(watcher.expect_event("Client02 is now bob\n").header, "EVT 20 event=renamed from=Client02 name=bob");
+    other.request("say hi");
+    assert_eq!(watcher.expect_event("[bob] hi\n").header, "EVT 9 event=say name=bob");
+    other.request("exit");
+    assert_eq!(watcher.expect_event("bob left (1 online)\n").header, "EVT 20 event=left name=bob online=1");
+}

@@ -62,3 +62,29 @@ fn a_batch_that_ends_without_exit_still_leaves_cleanly() {
     // The departure is announced after the session's end is logged.
     assert!(server.log().contains("disconnected: exit"), "{}", server.log());
 }
+
+#[test]
+fn a_closed_stdout_is_a_normal_end() {
+    // `file-client -c "cat big.bin" | head -c 10`: head leaves after 10 bytes.
+    let share = Share::new();
+    let data = file_share_e2e::pseudo_random(8 << 20, 9);
+    share.add("big.bin", &data);
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(file_share_e2e::binary("file-client"))
+        .args([server.addr.to_string().as_str(), "-c", "cat big.bin", "-c", "never"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first, data[..10]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -296,7 +296,8 @@ fn a_reply_too_large_or_unparseable_ends_the_session_with_status_1() {
     let fake = FakeServer::start(|_, mut conn| {
         while let Some(line) = conn.read_line() {
             match line.as_str() {
-                "status" => conn.send(b"OK 99999999999999\n"),
+                // What file-client sends for `status`.
+                "info" => conn.send(b"OK 99999999999999\n"),
                 _ => conn.send(b"HTTP/1.1 200 OK\n"),
             }
         }

@@ -210,3 +210,31 @@ fn status_shows_a_download_in_progress_with_its_percentage() {
         .unwrap_or_else(|| panic!("no percentage in {line:?}"));
     assert!(line.contains("get big.bin ") && percent < 100, "{line}");
 }
+
+#[test]
+fn info_is_status_as_data_and_the_client_prints_the_same_table() {
+    let share = sample_share();
+    let server = ServerProcess::start(share.path(), &["--max-clients", "4"]);
+    let mut c = server.raw();
+    c.request("name alice");
+    let info = c.request("info");
+    let lines: Vec<String> = info.text().lines().map(str::to_string).collect();
+    assert!(lines[0].starts_with("server uptime="), "{lines:?}");
+    assert!(lines[0].ends_with(" clients=1 max=4"), "{lines:?}");
+    assert!(lines[1].starts_with("client name=alice you=yes addr=127.0.0.1:"), "{lines:?}");
+    assert!(lines[1].ends_with(" doing=command command=status"), "{lines:?}");
+    assert_eq!(lines.len(), 2);
+
+    // The client's table is the server's `status` text, from the same value.
+    let out = server.client(share.path(), &["status"]);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = c.request("status").text();
+    // alice's line up to her idle time (which may tick), "(you)" aside.
+    let line_of = |text: &str, who: &str| {
+        let line = text.lines().find(|l| l.contains(who)).expect(who).replace(" (you)", "");
+        line.split("  idle").next().unwrap().to_string()
+    };
+    assert_eq!(line_of(&printed, "alice"), line_of(&text, "alice"));
+    assert!(printed.contains("(you)") && printed.starts_with("uptime "), "{printed}");
+    assert!(printed.contains("\nclients 2/4\n"), "{printed}");
+}

@@ -12,16 +12,17 @@
 //! escaped.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::text::escape;
-use common::{Code, Header, Request, DEFAULT_PORT, MAX_HEADER_LEN};
+use common::{Code, Event, Header, Request, MAX_HEADER_LEN};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::ClientError;
+use crate::transport::Transport;
 
 /// Largest text body (status, list, help, echo) the client accepts.
 pub const MAX_TEXT_BODY: u64 = 16 * 1024 * 1024;
@@ -35,8 +36,8 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 /// How long a body read waits before checking for a stall or a cancel.
 const TICK: Duration = Duration::from_millis(500);
 
-/// The socket's read side, as the reader thread and a body's reader pass it.
-type ReadSide = BufReader<TcpStream>;
+/// The connection's read side, as the reader thread and a body's reader pass it.
+type ReadSide = BufReader<Transport>;
 
 /// Why a body transfer stopped early.
 #[derive(Debug)]
@@ -98,11 +99,11 @@ pub struct Greeting {
     pub protocol: String,
 }
 
-/// Prints an event's text on the caller's thread.
-pub type PrintEvent = Box<dyn FnMut(&str)>;
+/// Prints an event on the caller's thread.
+pub type PrintEvent = Box<dyn FnMut(&Event)>;
 
-/// Prints an event's text from the reader thread.
-pub type PrintEventFromThread = Box<dyn FnMut(&str) + Send>;
+/// Prints an event from the reader thread.
+pub type PrintEventFromThread = Box<dyn FnMut(&Event) + Send>;
 
 /// Where events go.
 pub enum EventSink {
@@ -117,28 +118,27 @@ pub enum EventSink {
 impl EventSink {
     /// The same sink, but the first departure notice of `previous` (this
     /// client's name on a connection just closed) is not shown: after a
-    /// reconnect, a user should not be told they left.
+    /// reconnect, a user should not be told they left. The notice is known
+    /// by its fields (`event=left name=...`), not its sentence.
     pub fn skipping_departure_of(self, previous: Option<String>) -> EventSink {
         let Some(name) = previous else { return self };
-        let mut pending = Some(format!("{name} left ("));
-        let mut keep = move |text: &str| -> bool {
-            match &pending {
-                Some(prefix) if text.starts_with(prefix.as_str()) => {
-                    pending = None;
-                    false
-                }
-                _ => true,
+        let mut pending = Some(name);
+        let mut keep = move |event: &Event| -> bool {
+            let departure = event.field("event") == Some("left") && event.field("name") == pending.as_deref();
+            if departure {
+                pending = None;
             }
+            !departure
         };
         match self {
-            EventSink::InBand(mut print) => EventSink::InBand(Box::new(move |text| {
-                if keep(text) {
-                    print(text);
+            EventSink::InBand(mut print) => EventSink::InBand(Box::new(move |event| {
+                if keep(event) {
+                    print(event);
                 }
             })),
-            EventSink::Direct(mut print) => EventSink::Direct(Box::new(move |text| {
-                if keep(text) {
-                    print(text);
+            EventSink::Direct(mut print) => EventSink::Direct(Box::new(move |event| {
+                if keep(event) {
+                    print(event);
                 }
             })),
         }
@@ -150,7 +150,7 @@ enum Incoming {
     Header(Header),
     /// The read side, lent for the body of the `OK` header just passed on.
     Body(ReadSide),
-    Event(String),
+    Event(Event),
     Closed(String),
 }
 
@@ -167,7 +167,7 @@ struct Body {
 /// events are seen even while no command runs. For a body it lends the read
 /// side to this side until the body has been read (see [`Body`]).
 pub struct Connection {
-    writer: TcpStream,
+    writer: Transport,
     incoming: Receiver<Incoming>,
     /// The body of the last `OK` header, while it is being read.
     body: Option<Body>,
@@ -180,51 +180,15 @@ pub struct Connection {
     closing: Arc<AtomicBool>,
 }
 
-/// Turns `host`, `host:port`, `1.2.3.4`, `[::1]:port` or `::1` into addresses.
-///
-/// # Errors
-/// [`ClientError::Connect`] when the name does not resolve.
-pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>, ClientError> {
-    let fail = |reason: String| ClientError::Connect { addr: addr.to_string(), reason };
-    let with_port = if addr.parse::<std::net::IpAddr>().is_ok() {
-        // A bare IP; an IPv6 one needs brackets to take a port.
-        SocketAddr::new(addr.parse().map_err(|_| fail("bad address".into()))?, DEFAULT_PORT).to_string()
-    } else if addr.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
-        addr.to_string()
-    } else {
-        format!("{addr}:{DEFAULT_PORT}")
-    };
-    let addrs: Vec<SocketAddr> = with_port.to_socket_addrs().map_err(|e| fail(e.to_string()))?.collect();
-    if addrs.is_empty() {
-        return Err(fail("the name has no addresses".into()));
-    }
-    Ok(addrs)
-}
-
 impl Connection {
     /// Connects, trying each address in turn, and reads the greeting.
     ///
     /// # Errors
-    /// [`ClientError::Full`] when the server is at its cap, [`ClientError::Connect`]
-    /// when no address answers, [`ClientError::Connection`] on a bad greeting.
+    /// [`ClientError::NotAdmitted`] when the server refuses the session (it
+    /// is full, or shutting down), [`ClientError::Connect`] when no address
+    /// answers, [`ClientError::Connection`] on a bad greeting.
     pub fn open(addr: &str, timeout: Duration, events: EventSink) -> Result<(Connection, Greeting), ClientError> {
-        let mut last_error = None;
-        let mut stream = None;
-        for candidate in resolve(addr)? {
-            match TcpStream::connect_timeout(&candidate, timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let Some(stream) = stream else {
-            let reason = last_error.map_or_else(|| "no address answered".to_string(), |e| e.to_string());
-            return Err(ClientError::Connect { addr: addr.to_string(), reason });
-        };
-        let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().map_err(|e| ClientError::connection("connect", e))?;
+        let (stream, peer) = Transport::connect(addr, timeout)?;
         let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
         let (tx, incoming) = unbounded();
         let (lend_back, returned) = bounded(1);
@@ -248,9 +212,8 @@ impl Connection {
                 }
                 Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
-            Err(ClientError::Remote { code: Code::Unavailable, message }) if message.contains("full") => {
-                Err(ClientError::Full)
-            }
+            // 503 in place of the greeting: not admitted (full, shutting down).
+            Err(ClientError::Remote { code: Code::Unavailable, message }) => Err(ClientError::NotAdmitted(message)),
             Err(ClientError::Remote { message, .. }) => {
                 Err(ClientError::Connection(format!("server refused: {message}")))
             }
@@ -271,8 +234,8 @@ impl Connection {
         self.writer.write_all(request.encode().as_bytes()).map_err(|e| ClientError::connection("sending request", e))
     }
 
-    /// The socket's write side, for an upload's body.
-    pub fn upload_sink(&mut self) -> &mut TcpStream {
+    /// The connection's write side, for an upload's body.
+    pub fn upload_sink(&mut self) -> &mut Transport {
         &mut self.writer
     }
 
@@ -328,9 +291,9 @@ impl Connection {
         loop {
             let Some(incoming) = self.next_incoming(cancel)? else { return Ok(None) };
             match incoming {
-                Incoming::Event(text) => {
+                Incoming::Event(event) => {
                     if let Some(print) = &mut self.on_event {
-                        print(&text);
+                        print(&event);
                     }
                 }
                 Incoming::Header(Header::Err { code, message }) => {
@@ -408,6 +371,11 @@ impl Connection {
                     match out.store(std::mem::take(&mut buf), n) {
                         Ok(next) if !next.is_empty() => buf = next,
                         Ok(_) => buf = vec![0; CHUNK_SIZE],
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            // Nothing will read the rest (`| head`): stop now,
+                            // the session is ending.
+                            return Err(self.keep_for_later(body, BodyError::Write(e)));
+                        }
                         Err(e) => {
                             buf = vec![0; CHUNK_SIZE];
                             write_error = Some(e);
@@ -415,7 +383,8 @@ impl Connection {
                         }
                     }
                     if !observe(Transfer::Moved(done)) && body.left > 0 {
-                        return Err(self.keep_for_later(body));
+                        let remaining = body.left;
+                        return Err(self.keep_for_later(body, BodyError::Cancelled { remaining }));
                     }
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
@@ -423,7 +392,8 @@ impl Connection {
                         break Some(self.silent());
                     }
                     if write_error.is_none() && !observe(Transfer::Waiting) {
-                        return Err(self.keep_for_later(body));
+                        let remaining = body.left;
+                        return Err(self.keep_for_later(body, BodyError::Cancelled { remaining }));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -440,11 +410,10 @@ impl Connection {
         }
     }
 
-    /// A cancelled body stays lent until it is skipped or the connection closes.
-    fn keep_for_later(&mut self, body: Body) -> BodyError {
-        let remaining = body.left;
+    /// A body left unread stays lent until it is skipped or the connection closes.
+    fn keep_for_later(&mut self, body: Body, why: BodyError) -> BodyError {
         self.body = Some(body);
-        BodyError::Cancelled { remaining }
+        why
     }
 
     /// Reads and drops the rest of the current body, e.g. after the local
@@ -468,7 +437,7 @@ impl Connection {
     pub fn close(&mut self) {
         self.closing.store(true, Ordering::SeqCst);
         // Wakes the reader thread, which then ends.
-        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+        self.writer.close();
     }
 }
 
@@ -495,7 +464,7 @@ fn read_messages(
             Err(reason) => break reason,
         };
         match header {
-            Header::Event { len, .. } => {
+            Header::Event { len, fields } => {
                 if len > MAX_EVENT_BODY {
                     break format!("server sent an event of {len} bytes; limit is {MAX_EVENT_BODY}");
                 }
@@ -503,11 +472,11 @@ fn read_messages(
                 if (&mut reader).take(len).read_to_end(&mut body).map_or(true, |n| n as u64 != len) {
                     break "server closed the connection mid-event".into();
                 }
-                let text = String::from_utf8_lossy(&body).into_owned();
+                let event = Event { text: String::from_utf8_lossy(&body).into_owned(), fields };
                 match &mut direct {
-                    Some(print) => print(&text),
+                    Some(print) => print(&event),
                     None => {
-                        if tx.send(Incoming::Event(text)).is_err() {
+                        if tx.send(Incoming::Event(event)).is_err() {
                             return;
                         }
                     }
@@ -535,7 +504,7 @@ fn read_messages(
     };
     if let Some(print) = &mut direct {
         if !closing.load(Ordering::SeqCst) {
-            print(&format!("connection closed: {reason}"));
+            print(&Event::notice(format!("connection closed: {reason}")));
         }
     }
     let _ = tx.send(Incoming::Closed(reason));

@@ -8,7 +8,7 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_IO: u8 = 1;
 /// Exit status: a command was typed wrongly.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit status: the server was full.
+/// Exit status: the server did not admit this client (full, or shutting down).
 pub const EXIT_FULL: u8 = 3;
 /// Exit status: the server refused or failed a command.
 pub const EXIT_REMOTE: u8 = 4;
@@ -24,9 +24,10 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// The server is at its cap.
-    #[error("Server is full")]
-    Full,
+    /// The server refused the session in place of its greeting (`ERR 503`):
+    /// it is full, or shutting down. Its message, escaped.
+    #[error("{0}")]
+    NotAdmitted(String),
     /// The connection failed or the server broke the protocol; the session is over.
     #[error("connection: {0}")]
     Connection(String),
@@ -47,6 +48,10 @@ pub enum ClientError {
     /// The user pressed Ctrl+C during a transfer.
     #[error("cancelled{0}")]
     Cancelled(String),
+    /// Standard output was closed by its reader (`| head`): a normal end,
+    /// as for ripgrep and coreutils.
+    #[error("output closed")]
+    OutputClosed,
 }
 
 impl ClientError {
@@ -57,7 +62,8 @@ impl ClientError {
             | ClientError::Connection(_)
             | ClientError::Local(_)
             | ClientError::Cancelled(_) => EXIT_IO,
-            ClientError::Full => EXIT_FULL,
+            ClientError::NotAdmitted(_) => EXIT_FULL,
+            ClientError::OutputClosed => EXIT_OK,
             ClientError::Remote { .. } => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,
         }
@@ -65,7 +71,23 @@ impl ClientError {
 
     /// True when the connection is unusable after this error.
     pub fn ends_session(&self) -> bool {
-        matches!(self, ClientError::Connect { .. } | ClientError::Full | ClientError::Connection(_))
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::NotAdmitted(_)
+                | ClientError::Connection(_)
+                | ClientError::OutputClosed
+        )
+    }
+
+    /// Writing to standard output (or wherever output goes) failed: a closed
+    /// pipe ends the run normally, anything else is a local error.
+    pub fn output(err: &std::io::Error) -> ClientError {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            ClientError::OutputClosed
+        } else {
+            ClientError::Local(format!("cannot write output: {err}"))
+        }
     }
 
     pub(crate) fn connection(context: &str, err: std::io::Error) -> ClientError {

@@ -8,20 +8,41 @@
 //! checked against the BLAKE3 hash in the reply, then moved into place.
 //!
 //! # Layout
-//! - [`connection`]: [`Connection`], the socket: requests out, reply headers,
-//!   bodies and events in, with size limits.
-//! - [`command`]: [`Command`], parsing what the user types.
-//! - [`session`]: [`Session`], running a command and printing its result.
+//! - [`cli`]: [`cli::Args`] and [`cli::run`], what the binary calls: connect,
+//!   then the prompt or the batch runner.
+//! - [`repl`]: the prompt (line editing, history, events above the line).
+//! - [`batch`]: `-c` commands or piped stdin; the first failure ends the run.
+//! - [`complete`]: tab completion of commands, remote names and local paths.
+//! - [`command`]: [`Command`], parsing what the user types, and the help table.
+//! - [`session`]: [`Session`], running one command line; reconnecting.
+//! - [`download`]: `get` (to a verified, resumable `.part` file) and `cat`.
+//! - [`upload`]: `put`, with local globs.
+//! - [`local`]: `lls`, `lcd`, `lpwd`.
+//! - [`render`]: what is printed: tables, JSON, transfer reports.
+//! - [`progress`]: progress bars.
+//! - [`connection`]: [`Connection`]: requests out; reply headers, bodies and
+//!   events in, with size limits; a reader thread for events.
+//! - [`transport`]: the byte stream to the server (plain TCP; TLS is next).
 //! - [`background`]: writing a download to its file on a second thread.
 //! - [`error`]: [`ClientError`] and the exit status of each kind.
 
+#![forbid(unsafe_code)]
+
 pub mod background;
+pub mod batch;
+pub mod cli;
 pub mod command;
 pub mod complete;
 pub mod connection;
+pub mod download;
 pub mod error;
+pub mod local;
 pub mod progress;
+pub mod render;
+pub mod repl;
 pub mod session;
+pub mod transport;
+pub mod upload;
 
 pub use command::Command;
 pub use connection::{Connection, Greeting};

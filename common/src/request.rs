@@ -164,9 +164,11 @@ impl fmt::Display for Request {
 
 impl Request {
     /// A short description for logs and `status`: the command with its name
-    /// escaped, never the upload's hash.
+    /// escaped, never the upload's hash. `info` reads as `status`: it is the
+    /// same question, and what `file-client` asks when its user types `status`.
     pub fn summary(&self) -> String {
         match self {
+            Request::Info => "status".to_string(),
             Request::Put { size, name, .. } => format!("put {} ({size} bytes)", escape(name)),
             Request::Echo(_) => "echo".to_string(),
             Request::Say(_) => "say".to_string(),

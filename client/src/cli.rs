@@ -1,0 +1,108 @@
+//! The command line: [`Args`], and [`run`], which connects and hands over to
+//! the prompt ([`crate::repl`]) or the batch runner ([`crate::batch`]).
+//! Every failure becomes an exit status here (see [`crate::error`]).
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use common::text::escape;
+use common::Event;
+
+use crate::command::quote_word;
+use crate::connection::{Connection, EventSink};
+use crate::error::{ClientError, EXIT_USAGE};
+use crate::progress::ProgressMode;
+use crate::session::{Opener, Session, Settings};
+
+/// Connect to a file-server: list, get and put files, chat with who is online.
+#[derive(Parser, Debug)]
+#[command(
+    name = "file-client",
+    version,
+    about,
+    after_help = "Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, \
+                  4 a command failed on the server."
+)]
+pub struct Args {
+    /// Server address: HOST, HOST:PORT, IP or [IPv6]:PORT.
+    #[arg(default_value = "127.0.0.1:12345")]
+    pub addr: String,
+    /// Run this command, then exit (repeatable; the first failure stops the run).
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    pub commands: Vec<String>,
+    /// Folder that downloads are written to.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub download_dir: PathBuf,
+    /// Seconds to wait for the connection and for a reply that stops coming.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Display name to take on connect (as the `name` command).
+    #[arg(long, value_name = "NICK")]
+    pub name: Option<String>,
+    /// `status` and `list` print JSON, one object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short = 'q', conflicts_with = "progress")]
+    pub quiet: bool,
+    /// Progress bars even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+/// Runs the client as the arguments say; the process's exit status.
+pub fn run(args: &Args) -> u8 {
+    if !args.download_dir.is_dir() {
+        eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
+        return EXIT_USAGE;
+    }
+    if args.commands.is_empty() && io::stdin().is_terminal() {
+        crate::repl::run(args)
+    } else {
+        crate::batch::run(args)
+    }
+}
+
+/// An event as both modes show it: one escaped line.
+pub fn event_line(event: &Event) -> String {
+    format!("{}\n", escape(event.text.trim_end_matches('\n')))
+}
+
+/// Makes the event sink for each (re)connection.
+pub type SinkFactory = Box<dyn Fn() -> EventSink>;
+
+/// Connects and, with `--name`, takes the name; reports failures itself and
+/// gives the exit status.
+pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
+    let (addr, timeout) = (args.addr.clone(), Duration::from_secs(args.timeout));
+    let mut opener: Opener =
+        Box::new(move |previous| Connection::open(&addr, timeout, sinks().skipping_departure_of(previous)));
+    let (conn, greeting) = match opener(None) {
+        Ok(opened) => opened,
+        // The server's own words for a refusal (`Server is full`).
+        Err(ClientError::NotAdmitted(message)) => {
+            eprintln!("{message}");
+            return Err(ClientError::NotAdmitted(message).exit_code());
+        }
+        Err(e) => {
+            eprintln!("file-client: {e}");
+            return Err(e.exit_code());
+        }
+    };
+    let progress = match (args.quiet, args.progress) {
+        (true, _) => ProgressMode::Never,
+        (_, true) => ProgressMode::Always,
+        _ => ProgressMode::Auto,
+    };
+    let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json };
+    let mut session = Session::new(conn, greeting, settings, opener);
+    if let Some(nick) = &args.name {
+        if let Err(e) = session.execute(&format!("name {}", quote_word(nick)), &mut io::sink()) {
+            eprintln!("{e}");
+            return Err(e.exit_code());
+        }
+    }
+    Ok(session)
+}

@@ -1,0 +1,133 @@
+//! What the client prints: listings as a table or JSON lines, `status` as
+//! JSON, transfer reports. Everything from the server is escaped before it
+//! reaches a terminal.
+
+use std::io::Write;
+use std::time::{Instant, SystemTime};
+
+use common::status::Status;
+use common::text::escape;
+use common::{Header, ListEntry, ListEntryKind};
+use serde_json::json;
+
+use crate::error::ClientError;
+
+/// A listing as a table (size, modified, name; folders end in `/`) or JSON lines.
+pub fn entries(entries: &[ListEntry], json: bool) -> String {
+    let mut out = String::new();
+    for e in entries {
+        if json {
+            let kind = if e.kind == ListEntryKind::Dir { "dir" } else { "file" };
+            let line = json!({ "name": e.name, "type": kind, "size": e.size, "modified": e.modified });
+            out.push_str(&format!("{line}\n"));
+        } else {
+            let (size, slash) = match e.kind {
+                ListEntryKind::File => (e.size.to_string(), ""),
+                ListEntryKind::Dir => ("-".to_string(), "/"),
+            };
+            out.push_str(&format!("{size:>12}  {}  {}{slash}\n", escape(&e.modified), escape(&e.name)));
+        }
+    }
+    out
+}
+
+/// `status --json`: one object, stable field names, sizes in bytes, times in
+/// RFC 3339; `activity` reads as in the table (`get big.iso 41%`).
+pub fn status_json(status: &Status) -> String {
+    let sessions: Vec<_> = status
+        .sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "you": s.you,
+                "address": s.addr,
+                "connected_at": s.connected_at,
+                "idle_secs": s.idle_secs,
+                "activity": s.activity.describe(),
+            })
+        })
+        .collect();
+    let departed: Vec<_> =
+        status.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
+    let line = json!({
+        "uptime_secs": status.uptime_secs,
+        "clients": status.clients,
+        "max_clients": status.max_clients,
+        "sessions": sessions,
+        "recently_left": departed,
+    });
+    format!("{line}\n")
+}
+
+/// Writes `text` and flushes.
+///
+/// # Errors
+/// [`ClientError::OutputClosed`] when the reader of the output went away,
+/// [`ClientError::Local`] for any other failure.
+pub fn print(out: &mut dyn Write, text: &str) -> Result<(), ClientError> {
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| ClientError::output(&e))
+}
+
+/// A reply the client did not expect here ends the session.
+pub fn unexpected(header: &Header) -> ClientError {
+    ClientError::Connection(format!("unexpected reply {}", escape(header.encode().trim_end())))
+}
+
+/// `12.3 MB/s` for `bytes` moved since `since`.
+pub fn rate(bytes: u64, since: Instant) -> String {
+    format!("{:.1} MB/s", bytes as f64 / since.elapsed().as_secs_f64().max(1e-9) / 1e6)
+}
+
+/// RFC 3339 in UTC to the second, as listings show times.
+pub fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::status::{Activity, Departure, SessionStatus};
+
+    #[test]
+    fn status_json_has_stable_fields() {
+        let status = Status {
+            uptime_secs: 65,
+            clients: 1,
+            max_clients: 3,
+            sessions: vec![SessionStatus {
+                name: "alice".into(),
+                you: true,
+                addr: "127.0.0.1:5000".into(),
+                connected_at: "2026-11-21T09:00:00Z".into(),
+                idle_secs: 3723,
+                activity: Activity::Get { file: "big file.iso".into(), size: 100, done: 41 },
+            }],
+            departed: vec![Departure {
+                name: "Client01".into(),
+                addr: "127.0.0.1:4999".into(),
+                left_at: "2026-11-21T08:59:00Z".into(),
+            }],
+        };
+        let value: serde_json::Value = serde_json::from_str(&status_json(&status)).unwrap();
+        assert_eq!(value["uptime_secs"], 65);
+        assert_eq!(value["max_clients"], 3);
+        assert_eq!(value["sessions"][0]["name"], "alice");
+        assert_eq!(value["sessions"][0]["you"], true);
+        assert_eq!(value["sessions"][0]["idle_secs"], 3723);
+        assert_eq!(value["sessions"][0]["activity"], "get big file.iso 41%");
+        assert_eq!(value["recently_left"][0]["left_at"], "2026-11-21T08:59:00Z");
+    }
+
+    #[test]
+    fn names_are_escaped_in_tables_but_not_in_json() {
+        let entry = ListEntry {
+            kind: ListEntryKind::File,
+            size: 5,
+            modified: "2026-11-21T09:00:00Z".into(),
+            name: "evil\u{1b}[2J".into(),
+        };
+        assert_eq!(entries(std::slice::from_ref(&entry), false), "           5  2026-11-21T09:00:00Z  evil\\x1b[2J\n");
+        assert!(entries(&[entry], true).contains("\"name\":\"evil\\u001b[2J\""));
+    }
+}

@@ -1,0 +1,105 @@
+//! Uploads: `put`. The file is hashed first, so the request can announce
+//! its size and BLAKE3 and the server can refuse before a byte is sent; the
+//! bytes then go with the transport's `send_file` (`sendfile(2)` on TCP).
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::text::escape;
+use common::{Digest, Header, Request};
+
+use crate::command::is_glob;
+use crate::error::ClientError;
+use crate::progress::Progress;
+use crate::render::{self, unexpected};
+use crate::session::Session;
+
+/// Bytes sent per `sendfile` call during an upload, between progress updates.
+const UPLOAD_CHUNK: u64 = 1024 * 1024;
+
+impl Session {
+    /// `put`: uploads `local` as `remote` (default: its file name); the report line.
+    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>) -> Result<String, ClientError> {
+        let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
+        let remote = match remote {
+            Some(r) => r.to_string(),
+            None => local.file_name().and_then(|n| n.to_str()).map(str::to_string).ok_or_else(|| {
+                ClientError::Usage(format!("put: '{}' has no usable file name; give a remote name", local.display()))
+            })?,
+        };
+        let mut file = File::open(local).map_err(|e| local_err("cannot open", e))?;
+        let meta = file.metadata().map_err(|e| local_err("cannot read", e))?;
+        if !meta.is_file() {
+            return Err(ClientError::Local(format!("'{}' is not a regular file", local.display())));
+        }
+        let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
+        let size = meta.len();
+        self.conn.send(&Request::Put { size, digest, name: remote.clone() })?;
+        match self.conn.read_reply_header()? {
+            Header::Ok { len: 0, .. } => {}
+            other => return Err(unexpected(&other)),
+        }
+        let started = Instant::now();
+        self.send_body(&mut file, size, local, &remote)?;
+        let body = match self.conn.read_reply_header()? {
+            Header::Ok { len, .. } => self.conn.read_text_body(len)?,
+            other => return Err(unexpected(&other)),
+        };
+        Ok(format!("{} ({})\n", escape(body.trim_end()), render::rate(size, started)))
+    }
+
+    /// Sends exactly `size` bytes of `file` with a progress bar; Ctrl+C
+    /// abandons the upload.
+    fn send_body(&mut self, file: &mut File, size: u64, local: &Path, remote: &str) -> Result<(), ClientError> {
+        let mut progress = Progress::new(self.settings.progress, "put", remote, size, 0);
+        let mut sent = 0;
+        while sent < size {
+            if self.is_interrupted() {
+                progress.abandon();
+                // The server waits for the rest of the bytes; only a new
+                // connection gets out of that. It discards the partial upload.
+                self.reconnect()?;
+                return Err(ClientError::Cancelled(format!(": upload of '{}' abandoned", escape(remote))));
+            }
+            let n = self
+                .conn
+                .upload_sink()
+                .send_file(file, UPLOAD_CHUNK.min(size - sent))
+                .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
+            if n == 0 {
+                // The file shrank while being sent: the server waits for more
+                // bytes than there are, so the session cannot go on.
+                return Err(ClientError::Connection(format!("'{}' shrank while being sent", local.display())));
+            }
+            sent += n;
+            progress.set(sent);
+        }
+        progress.finish();
+        Ok(())
+    }
+}
+
+/// Local files named by `put` words, globs expanded.
+///
+/// # Errors
+/// [`ClientError::Usage`] for a bad glob, [`ClientError::Local`] for one
+/// that matches no file.
+pub fn expand_local(words: &[String]) -> Result<Vec<PathBuf>, ClientError> {
+    let mut files = Vec::new();
+    for word in words {
+        if !is_glob(word) {
+            files.push(PathBuf::from(word));
+            continue;
+        }
+        let paths = glob::glob(word).map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
+        let before = files.len();
+        files.extend(paths.filter_map(Result::ok).filter(|p| p.is_file()));
+        if files.len() == before {
+            return Err(ClientError::Local(format!("no local files match '{}'", escape(word))));
+        }
+    }
+    Ok(files)
+}

@@ -1,8 +1,8 @@
-//! The command line: [`Args`], and [`run`], which connects and hands over to
-//! the prompt ([`crate::repl`]) or the batch runner ([`crate::batch`]).
-//! Every failure becomes an exit status here (see [`crate::error`]).
+//! The command line: [`Args`], and [`connect`], which opens the session the
+//! prompt ([`crate::repl`]) or the batch runner ([`crate::batch`]) then
+//! drives; [`crate::run`] picks which.
 
-use std::io::{self, IsTerminal};
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use common::Event;
 
 use crate::command::quote_word;
 use crate::connection::{Connection, EventSink};
-use crate::error::{ClientError, EXIT_USAGE};
+use crate::error::ClientError;
 use crate::progress::ProgressMode;
 use crate::session::{Opener, Session, Settings};
 
@@ -50,19 +50,6 @@ pub struct Args {
     /// Progress bars even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
-}
-
-/// Runs the client as the arguments say; the process's exit status.
-pub fn run(args: &Args) -> u8 {
-    if !args.download_dir.is_dir() {
-        eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
-        return EXIT_USAGE;
-    }
-    if args.commands.is_empty() && io::stdin().is_terminal() {
-        crate::repl::run(args)
-    } else {
-        crate::batch::run(args)
-    }
 }
 
 /// An event as both modes show it: one escaped line.

@@ -8,8 +8,9 @@
 //! checked against the BLAKE3 hash in the reply, then moved into place.
 //!
 //! # Layout
-//! - [`cli`]: [`cli::Args`] and [`cli::run`], what the binary calls: connect,
-//!   then the prompt or the batch runner.
+//! - [`run`] (here): what the binary calls with the parsed [`cli::Args`]:
+//!   the prompt on a terminal, the batch runner otherwise.
+//! - [`cli`]: [`cli::Args`], and connecting as they say.
 //! - [`repl`]: the prompt (line editing, history, events above the line).
 //! - [`batch`]: `-c` commands or piped stdin; the first failure ends the run.
 //! - [`complete`]: tab completion of commands, remote names and local paths.
@@ -44,7 +45,22 @@ pub mod session;
 pub mod transport;
 pub mod upload;
 
+use std::io::{self, IsTerminal};
+
 pub use command::Command;
 pub use connection::{Connection, Greeting};
 pub use error::ClientError;
 pub use session::{Flow, Session};
+
+/// Runs the client as the arguments say; the process's exit status.
+pub fn run(args: &cli::Args) -> u8 {
+    if !args.download_dir.is_dir() {
+        eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
+        return error::EXIT_USAGE;
+    }
+    if args.commands.is_empty() && io::stdin().is_terminal() {
+        repl::run(args)
+    } else {
+        batch::run(args)
+    }
+}

@@ -111,12 +111,7 @@ impl Session {
                     self.cat(&name, out)?;
                 }
             }
-            Command::Put { locals, remote } => {
-                for file in crate::upload::expand_local(&locals)? {
-                    let report = self.put(&file, remote.as_deref())?;
-                    print(out, &report)?;
-                }
-            }
+            Command::Put { locals, remote } => self.put_all(&locals, remote.as_deref(), out)?,
             Command::Lls(dir) => print(out, &crate::local::listing(dir.as_deref().unwrap_or("."))?)?,
             Command::Lcd(dir) => print(out, &crate::local::change_dir(dir.as_deref())?)?,
             Command::Lpwd => print(out, &crate::local::current_dir_line()?)?,

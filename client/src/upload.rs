@@ -3,7 +3,7 @@
 //! bytes then go with the transport's `send_file` (`sendfile(2)` on TCP).
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,6 +20,20 @@ use crate::session::Session;
 const UPLOAD_CHUNK: u64 = 1024 * 1024;
 
 impl Session {
+    /// `put <local|glob>... [remote]`: uploads each file, printing a report line each.
+    pub(crate) fn put_all(
+        &mut self,
+        locals: &[String],
+        remote: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
+        for file in expand_local(locals)? {
+            let report = self.put(&file, remote)?;
+            render::print(out, &report)?;
+        }
+        Ok(())
+    }
+
     /// `put`: uploads `local` as `remote` (default: its file name); the report line.
     pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>) -> Result<String, ClientError> {
         let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));

@@ -400,14 +400,19 @@ impl Connection {
                 Err(e) => break Some(ClientError::Connection(format!("reading reply: {e}"))),
             }
         };
-        // After a failure the reader thread finds the connection broken and says so.
-        let _ = body.reader.get_ref().set_read_timeout(None);
-        let _ = self.lend_back.send(body.reader);
+        self.give_back(body);
         match (failure, write_error) {
             (Some(e), _) => Err(BodyError::Read(e)),
             (None, Some(e)) => Err(BodyError::Write(e)),
             (None, None) => Ok(done),
         }
+    }
+
+    /// Returns the read side to the reader thread once a body is read (or
+    /// failed: the reader thread then finds the connection broken and says so).
+    fn give_back(&mut self, body: Body) {
+        let _ = body.reader.get_ref().set_read_timeout(None);
+        let _ = self.lend_back.send(body.reader);
     }
 
     /// A body left unread stays lent until it is skipped or the connection closes.

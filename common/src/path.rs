@@ -35,14 +35,20 @@ pub enum PathError {
     /// NUL or another control character.
     #[error("control characters are not allowed in names")]
     ControlChar,
+    /// A component longer than any file system takes.
+    #[error("a part of the name is longer than {MAX_COMPONENT_LEN} bytes")]
+    TooLong,
 }
+
+/// Longest component of a name, in bytes: what Linux file systems take.
+pub const MAX_COMPONENT_LEN: usize = 255;
 
 impl PathError {
     /// The reply code a server sends for this refusal.
     pub fn code(&self) -> Code {
         match self {
             PathError::Absolute | PathError::ParentDir | PathError::Hidden => Code::Forbidden,
-            PathError::Empty | PathError::Backslash | PathError::ControlChar => Code::BadRequest,
+            PathError::Empty | PathError::Backslash | PathError::ControlChar | PathError::TooLong => Code::BadRequest,
         }
     }
 }
@@ -73,6 +79,7 @@ impl RemotePath {
                 "" | "." => {}
                 ".." => return Err(PathError::ParentDir),
                 p if p.starts_with('.') => return Err(PathError::Hidden),
+                p if p.len() > MAX_COMPONENT_LEN => return Err(PathError::TooLong),
                 p => components.push(p.to_string()),
             }
         }
@@ -142,6 +149,7 @@ mod tests {
 
     #[test]
     fn escapes_and_tricks_are_refused() {
+        let long = "x".repeat(256);
         let cases = [
             ("../etc/passwd", PathError::ParentDir),
             ("docs/../../x", PathError::ParentDir),
@@ -153,11 +161,14 @@ mod tests {
             ("a\x1b[1m", PathError::ControlChar),
             (".hidden", PathError::Hidden),
             ("docs/.uploads/x", PathError::Hidden),
+            (long.as_str(), PathError::TooLong),
         ];
         for (text, want) in cases {
             assert_eq!(RemotePath::parse(text), Err(want), "{text:?}");
         }
         assert_eq!(RemotePath::parse_file("./"), Err(PathError::Empty));
+        let longest = "y".repeat(MAX_COMPONENT_LEN);
+        assert_eq!(RemotePath::parse(&format!("d/{longest}")).unwrap().file_name(), Some(longest.as_str()));
     }
 
     #[test]

@@ -19,12 +19,18 @@ pub enum Code {
     Forbidden,
     /// 404: no such file or folder.
     NotFound,
+    /// 408: a request line did not arrive in time.
+    Timeout,
     /// 409: the name exists already.
     Exists,
     /// 413: larger than the server accepts.
     TooLarge,
+    /// 429: too many requests of a kind in a short time.
+    TooMany,
     /// 500: the server failed.
     Internal,
+    /// 507: the server's disk is full.
+    InsufficientStorage,
     /// 503: the server is full or shutting down.
     Unavailable,
     /// A code this version does not know.
@@ -38,9 +44,12 @@ impl Code {
             Code::BadRequest => 400,
             Code::Forbidden => 403,
             Code::NotFound => 404,
+            Code::Timeout => 408,
             Code::Exists => 409,
             Code::TooLarge => 413,
+            Code::TooMany => 429,
             Code::Internal => 500,
+            Code::InsufficientStorage => 507,
             Code::Unavailable => 503,
             Code::Other(n) => n,
         }
@@ -52,9 +61,12 @@ impl Code {
             400 => Code::BadRequest,
             403 => Code::Forbidden,
             404 => Code::NotFound,
+            408 => Code::Timeout,
             409 => Code::Exists,
             413 => Code::TooLarge,
+            429 => Code::TooMany,
             500 => Code::Internal,
+            507 => Code::InsufficientStorage,
             503 => Code::Unavailable,
             n => Code::Other(n),
         }

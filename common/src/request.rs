@@ -108,7 +108,7 @@ impl Request {
             "resume" => {
                 let bad = || RequestError::MissingArgument { usage: "resume <offset> <name>" };
                 let (offset, name) = arg.split_once(char::is_whitespace).ok_or_else(bad)?;
-                let offset = offset.parse().map_err(|_| bad())?;
+                let offset = parse_count(offset).ok_or_else(bad)?;
                 Ok(Request::Resume { offset, name: name.trim().to_string() })
             }
             "put" => Self::parse_put(arg),
@@ -126,7 +126,7 @@ impl Request {
         let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next()) else {
             return Err(bad);
         };
-        let size = size.parse().map_err(|_| bad.clone())?;
+        let size = parse_count(size).ok_or_else(|| bad.clone())?;
         let digest = digest.parse().map_err(|_| bad.clone())?;
         let name = name.trim();
         if name.is_empty() {
@@ -139,6 +139,15 @@ impl Request {
     pub fn encode(&self) -> String {
         format!("{self}\n")
     }
+}
+
+/// A byte count as the protocol writes it: decimal digits only (`u64::from_str`
+/// would also take `+5`).
+fn parse_count(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 impl fmt::Display for Request {
@@ -229,10 +238,12 @@ mod tests {
         assert!(matches!(Request::parse("name"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("resume 12"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("resume x name"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("resume +5 name"), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("say  "), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
         assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));
-        for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest())] {
+        let plus = format!("put +5 {} name", digest());
+        for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest()), &plus] {
             assert!(matches!(Request::parse(bad), Err(RequestError::BadPut { .. })), "{bad}");
         }
     }

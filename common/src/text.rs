@@ -63,6 +63,19 @@ pub fn parse_size(s: &str) -> Result<u64, SizeParseError> {
     number.checked_mul(1u64 << shift).ok_or_else(err)
 }
 
+/// At most `max` characters of `text`, with `…` and the number of
+/// characters left out when it is cut: for logs, where a hostile name of
+/// 4 KiB (16 KiB escaped) must not be written whole.
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => {
+            let rest = text[end..].chars().count();
+            Cow::Owned(format!("{}… ({rest} more characters)", &text[..end]))
+        }
+    }
+}
+
 /// `1h 02m 03s`, `4m 05s`, `7s`.
 pub fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
@@ -136,6 +149,13 @@ mod tests {
         for bad in ["", "M", "-1", "1.5G", "10X", "99999999999999999999", "16777216T"] {
             assert!(parse_size(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn long_text_is_shortened_on_a_character_boundary() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("ééééé", 2), "éé… (3 more characters)");
+        assert_eq!(shorten(&"x".repeat(5000), 300).len(), 300 + "… (4700 more characters)".len());
     }
 
     #[test]

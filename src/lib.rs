@@ -219,7 +219,12 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and reads the greeting (which may be `ERR 503 ...`).
     pub fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).expect("connect");
+        RawClient::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Reads the greeting on a connection made some other way (from another
+    /// source address, say).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         stream.set_read_timeout(Some(TEST_TIMEOUT)).expect("timeout");
         let mut client =
             RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), stream, greeting: String::new() };

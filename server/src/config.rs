@@ -21,6 +21,10 @@ pub struct Config {
     pub max_upload_size: u64,
     /// A client silent this long (and with no transfer moving) is disconnected.
     pub idle_timeout: Duration,
+    /// A request line must be complete this long after its first byte.
+    pub line_timeout: Duration,
+    /// Sessions one address may hold at once; 0 is no limit.
+    pub max_per_ip: usize,
     /// How long transfers may go on after a shutdown signal.
     pub grace: Duration,
 }
@@ -32,6 +36,8 @@ impl Default for Config {
             allow_uploads: false,
             max_upload_size: 1 << 30,
             idle_timeout: Duration::from_secs(300),
+            line_timeout: Duration::from_secs(10),
+            max_per_ip: 0,
             grace: Duration::from_secs(10),
         }
     }

@@ -1,9 +1,13 @@
-//! Reading request lines off a session's transport with a hard length limit.
+//! Reading request lines off a session's transport with a hard length limit
+//! and a time limit.
 //!
-//! The limit is enforced while reading, so a client that sends an endless line
-//! costs at most [`MAX_LINE_LEN`] bytes of memory before it is cut off.
+//! The length limit is enforced while reading, so a client that sends an
+//! endless line costs at most [`MAX_LINE_LEN`] bytes of memory before it is
+//! cut off. The time limit counts from a line's first byte, so a client that
+//! trickles a byte at a time cannot hold its session (and slot) for ever.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
 
 use common::MAX_LINE_LEN;
 
@@ -21,6 +25,9 @@ pub enum Line {
     NotUtf8,
     /// More than [`MAX_LINE_LEN`] bytes without a line end; the connection must close.
     TooLong,
+    /// The line was not complete within the line timeout of its first byte;
+    /// the connection must close.
+    TooSlow,
     /// The client closed its side.
     Eof,
 }
@@ -29,12 +36,39 @@ pub enum Line {
 pub struct RequestReader {
     reader: BufReader<Transport>,
     line: Vec<u8>,
+    /// How long a line may take from its first byte to its end.
+    line_timeout: Duration,
+    /// When the first byte of the line being read arrived.
+    started: Option<Instant>,
+    /// The read timeout between lines, to restore once a line is complete.
+    wait: Duration,
+    /// The read timeout is shorter than `wait`: a line is under way.
+    shortened: bool,
 }
 
 impl RequestReader {
-    /// Wraps the connection's read side.
-    pub fn new(transport: Transport) -> RequestReader {
-        RequestReader { reader: BufReader::with_capacity(READ_BUFFER, transport), line: Vec::with_capacity(256) }
+    /// Wraps the connection's read side; a line must be complete
+    /// `line_timeout` after its first byte.
+    pub fn new(transport: Transport, line_timeout: Duration) -> RequestReader {
+        RequestReader {
+            reader: BufReader::with_capacity(READ_BUFFER, transport),
+            line: Vec::with_capacity(256),
+            line_timeout,
+            started: None,
+            wait: Duration::MAX,
+            shortened: false,
+        }
+    }
+
+    /// How long [`RequestReader::read_line`] waits for a line to begin before
+    /// it reports a timeout.
+    ///
+    /// # Errors
+    /// When the connection's timeout cannot be set.
+    pub fn set_wait(&mut self, wait: Duration) -> io::Result<()> {
+        self.wait = wait;
+        self.shortened = false;
+        self.reader.get_ref().set_read_timeout(wait)
     }
 
     /// The connection, e.g. to change its read timeout.
@@ -49,8 +83,9 @@ impl RequestReader {
 
     /// Reads the next request line.
     ///
-    /// A read timeout surfaces as an error of kind `WouldBlock` or `TimedOut`;
-    /// the part of a line read so far is kept, so calling again resumes it.
+    /// Nothing arriving for the wait (see [`RequestReader::set_wait`]) is an
+    /// error of kind `WouldBlock` or `TimedOut`; a line begun and not ended
+    /// in time is [`Line::TooSlow`].
     ///
     /// # Errors
     /// Whatever the connection reports.
@@ -59,6 +94,12 @@ impl RequestReader {
             let available = match self.reader.fill_buf() {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if self.started.is_some() && is_timeout(&e) => {
+                    if self.line_time_left()?.is_none() {
+                        return Ok(self.abandon_line());
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             if available.is_empty() {
@@ -79,12 +120,52 @@ impl RequestReader {
             // +1 leaves room for the `\r` of a CRLF line of exactly the limit.
             if self.line.len() > MAX_LINE_LEN + 1 {
                 self.line.clear();
+                self.end_line()?;
                 return Ok(Line::TooLong);
+            }
+            self.started.get_or_insert_with(Instant::now);
+            if self.line_time_left()?.is_none() {
+                return Ok(self.abandon_line());
             }
         }
     }
 
+    /// The time the line under way has left, with the read timeout cut to
+    /// it; `None` once it is over.
+    fn line_time_left(&mut self) -> io::Result<Option<Duration>> {
+        let elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
+        let left = self.line_timeout.saturating_sub(elapsed);
+        if left.is_zero() {
+            return Ok(None);
+        }
+        if left < self.wait {
+            self.reader.get_ref().set_read_timeout(left)?;
+            self.shortened = true;
+        }
+        Ok(Some(left))
+    }
+
+    /// A line took too long: it is dropped.
+    fn abandon_line(&mut self) -> Line {
+        self.line.clear();
+        let _ = self.end_line();
+        Line::TooSlow
+    }
+
+    /// A line is over: the wait between lines applies again.
+    fn end_line(&mut self) -> io::Result<()> {
+        self.started = None;
+        if self.shortened {
+            self.shortened = false;
+            self.reader.get_ref().set_read_timeout(self.wait)?;
+        }
+        Ok(())
+    }
+
     fn finish_line(&mut self) -> Line {
+        if let Err(e) = self.end_line() {
+            tracing::debug!("cannot restore the read timeout: {e}");
+        }
         if self.line.last() == Some(&b'\r') {
             self.line.pop();
         }
@@ -101,6 +182,11 @@ impl RequestReader {
     }
 }
 
+/// A read that gave up waiting.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +199,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         client.write_all(input).unwrap();
         drop(client);
-        RequestReader::new(Transport::plain(server))
+        RequestReader::new(Transport::plain(server), Duration::from_secs(10))
     }
 
     #[test]
@@ -138,6 +224,44 @@ mod tests {
     fn an_endless_line_is_cut_off() {
         let mut r = reader_for(&vec![b'x'; 1 << 20]);
         assert_eq!(r.read_line().unwrap(), Line::TooLong);
+    }
+
+    #[test]
+    fn a_trickled_line_is_cut_off_at_the_line_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut r = RequestReader::new(Transport::plain(server), Duration::from_millis(300));
+        r.set_wait(Duration::from_secs(20)).unwrap();
+        client.write_all(b"status\n").unwrap();
+        assert_eq!(r.read_line().unwrap(), Line::Text("status".into()));
+        // One byte every 50 ms: each arrives well within the wait, but the
+        // line as a whole takes longer than its timeout.
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..40 {
+                if client.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            client
+        });
+        let started = Instant::now();
+        assert_eq!(r.read_line().unwrap(), Line::TooSlow);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "{took:?}");
+        drop(trickle.join().unwrap());
+    }
+
+    #[test]
+    fn a_line_begun_and_stalled_is_cut_off_too() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut r = RequestReader::new(Transport::plain(server), Duration::from_millis(200));
+        r.set_wait(Duration::from_secs(20)).unwrap();
+        client.write_all(b"get half").unwrap();
+        assert_eq!(r.read_line().unwrap(), Line::TooSlow, "long before the 20 s wait");
     }
 
     #[test]

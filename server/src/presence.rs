@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,8 +28,22 @@ use crate::transport::Closer;
 /// How many departed clients `status` remembers.
 pub const RECENT_DEPARTURES: usize = 5;
 
+/// A notice as it waits in outboxes: one broadcast is one allocation,
+/// shared by every outbox it is queued in.
+pub type Notice = Arc<Event>;
+
 /// Notices a session can have waiting before more are dropped.
 pub const EVENT_QUEUE: usize = 1000;
+
+/// Bytes of notices a session can have waiting before more are dropped: a
+/// client that never reads costs at most this much memory.
+pub const EVENT_QUEUE_BYTES: usize = 256 * 1024;
+
+/// Bytes of `say` text (as sent, escaped) a session may send at once ...
+pub const SAY_BURST: u64 = 64 * 1024;
+
+/// ... and per second after that.
+pub const SAY_PER_SEC: u64 = 16 * 1024;
 
 /// One connected client, shared by its reader and writer threads and the list.
 pub struct SessionInfo {
@@ -44,9 +58,13 @@ pub struct SessionInfo {
     pub connected_at: DateTime<Local>,
     /// Notices for this client; the session's writer sends them between
     /// replies. At most [`EVENT_QUEUE`] wait; more are dropped and counted.
-    events: Sender<Event>,
+    events: Sender<Notice>,
     /// Notices dropped because `events` was full; reported once there is room.
     missed: AtomicU64,
+    /// Bytes of notice text waiting in `events`.
+    queued_bytes: AtomicUsize,
+    /// What this client may still `say` now.
+    say_budget: Mutex<Budget>,
     /// The idle clock and what the session is doing.
     pub clock: Clock,
     /// Whether the reader is inside a command, for shutdown.
@@ -67,14 +85,58 @@ impl SessionInfo {
     }
 
     /// Queues a notice; never blocks. Returns false when [`EVENT_QUEUE`]
-    /// notices are waiting already (broadcasts are made under the list's
-    /// lock, so the bound is exact for them).
-    pub fn notify(&self, event: Event) -> bool {
-        let sent = self.events.len() < EVENT_QUEUE && self.events.send(event).is_ok();
-        if !sent {
+    /// notices or [`EVENT_QUEUE_BYTES`] bytes are waiting already
+    /// (broadcasts are made under the list's lock, so the bounds are exact
+    /// for them); the notice is then dropped and counted.
+    pub fn notify(&self, event: impl Into<Notice>) -> bool {
+        let event = event.into();
+        let len = event.text.len();
+        let room = self.events.len() < EVENT_QUEUE
+            && self.queued_bytes.load(Ordering::Relaxed).saturating_add(len) <= EVENT_QUEUE_BYTES;
+        let sent = room && self.events.send(event).is_ok();
+        if sent {
+            self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        } else {
             self.missed.fetch_add(1, Ordering::Relaxed);
         }
         sent
+    }
+
+    /// The writer sent a notice of `len` bytes of text: room for more.
+    pub fn notice_sent(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len.min(self.queued_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
+    /// Takes `bytes` from this client's `say` allowance; false (and nothing
+    /// taken) when it has not that much left.
+    pub fn spend_say(&self, bytes: u64) -> bool {
+        self.say_budget.lock().spend(bytes)
+    }
+}
+
+/// An allowance that refills with time (a token bucket), in bytes.
+#[derive(Debug)]
+struct Budget {
+    left: u64,
+    at: Instant,
+}
+
+impl Budget {
+    fn full() -> Budget {
+        Budget { left: SAY_BURST, at: Instant::now() }
+    }
+
+    fn spend(&mut self, bytes: u64) -> bool {
+        let earned = (self.at.elapsed().as_secs_f64() * SAY_PER_SEC as f64) as u64;
+        if earned > 0 {
+            self.left = self.left.saturating_add(earned).min(SAY_BURST);
+            self.at = Instant::now();
+        }
+        if bytes > self.left {
+            return false;
+        }
+        self.left -= bytes;
+        true
     }
 }
 
@@ -93,10 +155,11 @@ struct Inner {
 
 impl Inner {
     /// Queues `event` for everyone but `from`; returns how many got it.
-    fn broadcast(&self, from: u64, event: &Event) -> usize {
+    fn broadcast(&self, from: u64, event: Event) -> usize {
+        let event = Notice::new(event);
         let mut recipients = 0;
         for session in self.sessions.values().filter(|s| s.id != from) {
-            session.notify(event.clone());
+            session.notify(Arc::clone(&event));
             recipients += 1;
         }
         recipients
@@ -123,7 +186,7 @@ impl Presence {
 
     /// Adds an admitted client, names it and tells the others. The returned
     /// guard removes it again when dropped, on every path out of the session.
-    pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Event>) -> Registration {
+    pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Notice>) -> Registration {
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -135,6 +198,8 @@ impl Presence {
             connected_at: Local::now(),
             events,
             missed: AtomicU64::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            say_budget: Mutex::new(Budget::full()),
             clock: Clock::new(self.started),
             gate: Gate::default(),
             closer,
@@ -145,7 +210,7 @@ impl Presence {
             .with("event", "joined")
             .with("name", &name)
             .with("online", online);
-        inner.broadcast(id, &joined);
+        inner.broadcast(id, joined);
         Registration { presence: Arc::clone(self), info }
     }
 
@@ -167,14 +232,14 @@ impl Presence {
                 .with("event", "renamed")
                 .with("from", &old)
                 .with("name", new);
-            inner.broadcast(id, &renamed);
+            inner.broadcast(id, renamed);
         }
         Ok(old)
     }
 
     /// Sends `event` to every connected client but `from`; never blocks.
     /// Returns how many clients it was sent to.
-    pub fn broadcast_from(&self, from: u64, event: &Event) -> usize {
+    pub fn broadcast_from(&self, from: u64, event: Event) -> usize {
         self.inner.lock().broadcast(from, event)
     }
 
@@ -255,7 +320,7 @@ impl Drop for Registration {
             .with("event", "left")
             .with("name", &name)
             .with("online", online);
-        inner.broadcast(self.info.id, &left);
+        inner.broadcast(self.info.id, left);
         inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
@@ -268,7 +333,7 @@ mod tests {
     use super::*;
     use crossbeam_channel::{unbounded, Receiver};
 
-    fn join(presence: &Arc<Presence>, port: u16) -> (Registration, Receiver<Event>) {
+    fn join(presence: &Arc<Presence>, port: u16) -> (Registration, Receiver<Notice>) {
         let (tx, rx) = unbounded();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         (presence.register(addr, Closer::default(), tx), rx)
@@ -310,6 +375,32 @@ mod tests {
         assert!(!sleeper.notify(Event::notice("one too many")));
         assert_eq!(sleeper.take_missed(), 1);
         assert_eq!(sleeper.take_missed(), 0);
+    }
+
+    #[test]
+    fn the_outbox_is_bounded_in_bytes_too_and_sending_makes_room() {
+        let presence = Arc::new(Presence::new(2));
+        let (sleeper, _events) = join(&presence, 1000);
+        let big = "x".repeat(16 * 1024);
+        let fits = EVENT_QUEUE_BYTES / (big.len() + 1);
+        for _ in 0..fits {
+            assert!(sleeper.notify(Event::notice(big.clone())));
+        }
+        assert!(!sleeper.notify(Event::notice(big.clone())), "{fits} notices of 16 KiB fill it");
+        sleeper.notice_sent(big.len() + 1);
+        assert!(sleeper.notify(Event::notice(big)), "room again once one is sent");
+    }
+
+    #[test]
+    fn say_has_an_allowance_that_refills() {
+        let mut budget = Budget::full();
+        assert!(budget.spend(SAY_BURST));
+        assert!(!budget.spend(1), "spent");
+        budget.at -= std::time::Duration::from_secs(1);
+        assert!(budget.spend(SAY_PER_SEC), "a second's worth again");
+        assert!(!budget.spend(SAY_PER_SEC));
+        budget.at -= std::time::Duration::from_secs(3600);
+        assert!(budget.spend(SAY_BURST) && !budget.spend(1), "never more than the burst");
     }
 
     #[test]

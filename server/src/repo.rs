@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{Code, Digest, ListEntry, ListEntryKind, RemotePath};
 use parking_lot::Mutex;
@@ -47,6 +47,9 @@ pub enum RepoError {
     /// The uploaded bytes do not hash to what the client announced.
     #[error("upload of '{0}' does not match its hash; nothing was stored")]
     HashMismatch(String),
+    /// The disk is full (or the user's quota is used up).
+    #[error("no space left on the server's disk for '{0}'; nothing was stored")]
+    NoSpace(String),
     /// Anything else the file system said.
     #[error("{context}: {source}")]
     Io {
@@ -66,16 +69,24 @@ impl RepoError {
             RepoError::NotAFile(_) | RepoError::NotADir(_) | RepoError::HashMismatch(_) => Code::BadRequest,
             RepoError::Exists(_) => Code::Exists,
             RepoError::Io { .. } => Code::Internal,
+            RepoError::NoSpace(_) => Code::InsufficientStorage,
         }
     }
 
-    fn from_io(err: io::Error, path: &RemotePath, context: &str) -> RepoError {
+    /// What a failed file system call on `path` means for the client;
+    /// `context` says what was being done, for errors it cannot name.
+    pub fn from_io(err: io::Error, path: &RemotePath, context: &str) -> RepoError {
         let name = common::text::escape(&path.as_relative()).into_owned();
+        // A symlink loop is, to the client, a name that leads nowhere.
+        if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return RepoError::NotFound(name);
+        }
         match err.kind() {
             io::ErrorKind::NotFound => RepoError::NotFound(name),
             io::ErrorKind::PermissionDenied => RepoError::Forbidden(name),
             io::ErrorKind::NotADirectory => RepoError::NotFound(name),
             io::ErrorKind::AlreadyExists => RepoError::Exists(name),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => RepoError::NoSpace(name),
             _ => RepoError::Io { context: format!("{context} '{name}'"), source: err },
         }
     }
@@ -101,6 +112,24 @@ struct FileKey {
     size: u64,
     mtime: i64,
     mtime_nsec: i64,
+    /// Changes on every write and cannot be set back (unlike the mtime,
+    /// which `cp -p` or `touch -d` restore).
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
+        }
+    }
 }
 
 /// The shared folder.
@@ -189,39 +218,30 @@ impl Repo {
     /// Opens a file for `get` and hashes it (from the cache when the file is
     /// unchanged since it was last hashed).
     ///
+    /// The open never waits: a FIFO (or one swapped in for the file a moment
+    /// before) is opened non-blocking, and what was opened is checked, not
+    /// the name, so only a regular file is ever read.
+    ///
     /// # Errors
     /// [`RepoError`] when the file does not exist, is not a regular file,
     /// leads out of the share or cannot be read.
     pub fn open_download(&self, path: &RemotePath) -> Result<Download, RepoError> {
-        let rel = path.as_relative();
-        // Checked before opening so a FIFO or device never blocks the session.
-        let meta = self.root.metadata(&rel).map_err(|e| RepoError::from_io(e, path, "cannot open"))?;
-        if !meta.is_file() {
-            return Err(RepoError::NotAFile(path.to_string()));
-        }
-        let mut file = self.root.open(&rel).map_err(|e| RepoError::from_io(e, path, "cannot open"))?.into_std();
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let opened = self.root.open_with(path.as_relative(), &options);
+        let mut file = opened.map_err(|e| RepoError::from_io(e, path, "cannot open"))?.into_std();
         let meta = file.metadata().map_err(|e| RepoError::from_io(e, path, "cannot stat"))?;
         if !meta.is_file() {
             return Err(RepoError::NotAFile(path.to_string()));
         }
-        let key = FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        };
+        let key = FileKey::of(&meta);
         let cached = self.hashes.lock().get(&key).copied();
         let digest = match cached {
             Some(d) => d,
             None => {
                 let digest = Digest::of_reader(&mut file).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
                 file.seek(SeekFrom::Start(0)).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
-                let mut hashes = self.hashes.lock();
-                if hashes.len() >= HASH_CACHE_ENTRIES {
-                    hashes.clear();
-                }
-                hashes.insert(key, digest);
+                remember(&mut self.hashes.lock(), key, digest);
                 digest
             }
         };
@@ -269,6 +289,19 @@ impl Repo {
     }
 }
 
+/// Adds a hash to the cache. A full cache forgets the hashes of its smaller
+/// half of files: a big file's hash costs the most to make again, so many
+/// small downloads never push it out.
+fn remember(hashes: &mut HashMap<FileKey, Digest>, key: FileKey, digest: Digest) {
+    if hashes.len() >= HASH_CACHE_ENTRIES {
+        let mut sizes: Vec<u64> = hashes.keys().map(|k| k.size).collect();
+        sizes.sort_unstable();
+        let median = sizes[sizes.len() / 2];
+        hashes.retain(|k, _| k.size > median);
+    }
+    hashes.insert(key, digest);
+}
+
 /// An upload in progress. Written bytes are hashed as they arrive; dropped
 /// without [`Upload::commit`], the temporary file is removed.
 pub struct Upload<'a> {
@@ -285,6 +318,11 @@ impl Upload<'_> {
     /// Bytes received so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// The name the upload will have.
+    pub fn target(&self) -> &RemotePath {
+        &self.target
     }
 
     /// Checks the hash, flushes to disk and links the file into place.
@@ -334,29 +372,139 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Reads exactly `len` bytes from `from` into `upload`, reporting progress.
+/// Reads exactly `len` bytes from `from` into `to`, reporting progress (the
+/// bytes read so far). When writing fails (the disk is full), the rest is
+/// still read, so the connection stays in step and the client can be told
+/// why: `Ok(Some(error))`.
 ///
 /// # Errors
-/// When the connection fails or ends before `len` bytes, or the disk fails.
+/// When the connection fails or ends before `len` bytes.
 pub fn receive(
     from: &mut impl Read,
-    upload: &mut Upload<'_>,
+    to: &mut impl Write,
     len: u64,
     mut progress: impl FnMut(u64),
-) -> io::Result<()> {
+) -> io::Result<Option<io::Error>> {
     let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    let (mut done, mut failed) = (0, None);
+    while done < len {
+        let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
         let n = match from.read(&mut buf[..want]) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        upload.write_all(&buf[..n])?;
-        left -= n as u64;
-        progress(upload.written());
+        if failed.is_none() {
+            failed = to.write_all(&buf[..n]).err();
+        }
+        done += n as u64;
+        progress(done);
     }
-    Ok(())
+    Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    fn digest_of(repo: &Repo, name: &str) -> Digest {
+        repo.open_download(&RemotePath::parse(name).unwrap()).unwrap().digest
+    }
+
+    #[test]
+    fn a_file_rewritten_with_its_size_and_mtime_restored_is_hashed_again() {
+        let (dir, repo) = share();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"first").unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert_eq!(digest_of(&repo, "a.txt"), Digest::from(blake3::hash(b"first")));
+        // As `cp -p` or an editor that restores the time would leave it.
+        std::fs::write(&path, b"other").unwrap();
+        File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        assert_eq!(digest_of(&repo, "a.txt"), Digest::from(blake3::hash(b"other")));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_instead_of_blocking() {
+        let (dir, repo) = share();
+        let fifo = cap_std::fs::Dir::open_ambient_dir(dir.path(), ambient_authority()).unwrap();
+        rustix::fs::mknodat(&fifo, "pipe", rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
+            .unwrap();
+        let err = repo.open_download(&RemotePath::parse("pipe").unwrap()).unwrap_err();
+        assert!(matches!(err, RepoError::NotAFile(_)), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_loop_is_not_found() {
+        let (dir, repo) = share();
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let err = repo.open_download(&RemotePath::parse("a").unwrap()).unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err}");
+    }
+
+    #[test]
+    fn a_full_cache_forgets_small_files_first() {
+        let (dir, repo) = share();
+        std::fs::write(dir.path().join("big.bin"), vec![7u8; 100_000]).unwrap();
+        std::fs::write(dir.path().join("small.txt"), b"s").unwrap();
+        digest_of(&repo, "big.bin");
+        let big = *repo.hashes.lock().keys().next().unwrap();
+        let mut key = big;
+        for i in 0..HASH_CACHE_ENTRIES as u64 * 2 {
+            key.ino = u64::MAX - i;
+            key.size = i % 50;
+            remember(&mut repo.hashes.lock(), key, Digest([0; 32]));
+        }
+        let hashes = repo.hashes.lock();
+        assert!(hashes.len() <= HASH_CACHE_ENTRIES);
+        assert!(hashes.contains_key(&big), "the big file's hash is kept");
+    }
+
+    /// Takes `room` bytes, then fails as a full disk does.
+    struct Disk {
+        room: usize,
+        took: Vec<u8>,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.took.len() + buf.len() > self.room {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            self.took.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn receiving_reads_every_byte_even_when_the_disk_fills() {
+        let data = vec![1u8; 1_000_000];
+        let mut input = io::Cursor::new(data.clone());
+        let mut disk = Disk { room: 300_000, took: Vec::new() };
+        let mut seen = 0;
+        let failed = receive(&mut input, &mut disk, data.len() as u64, |n| seen = n).unwrap();
+        assert_eq!(failed.map(|e| e.kind()), Some(io::ErrorKind::StorageFull));
+        assert_eq!((input.position(), seen), (1_000_000, 1_000_000), "the connection stays in step");
+        let path = RemotePath::parse("x.bin").unwrap();
+        let err = RepoError::from_io(io::Error::from(io::ErrorKind::StorageFull), &path, "cannot write");
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (Code::InsufficientStorage, "no space left on the server's disk for 'x.bin'; nothing was stored")
+        );
+        let mut short = io::Cursor::new(vec![0u8; 10]);
+        assert!(receive(&mut short, &mut io::sink(), 11, |_| {}).is_err(), "a short body is a lost connection");
+    }
 }

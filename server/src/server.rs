@@ -14,7 +14,7 @@ use crate::pool::ThreadPool;
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::session;
-use crate::slots::Slots;
+use crate::slots::{PerAddress, Slots};
 use crate::transport::Transport;
 
 /// How long the last step of shutdown waits for sessions whose sockets were closed.
@@ -25,6 +25,8 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     slots: Arc<Slots>,
+    per_address: PerAddress,
+    refusals: Refusals,
     pool: ThreadPool,
 }
 
@@ -48,9 +50,11 @@ impl ShutdownHandle {
 impl Server {
     /// Prepares a server on an already-bound listener (port 0 works).
     ///
+    /// Session threads start as sessions arrive, not here.
+    ///
     /// # Errors
-    /// When the session threads cannot be started, or uploads are allowed and
-    /// the share's `.uploads/` folder cannot be prepared.
+    /// When the pool's spawner thread cannot be started, or uploads are
+    /// allowed and the share's `.uploads/` folder cannot be prepared.
     pub fn new(listener: TcpListener, repo: Repo, config: Config) -> io::Result<Server> {
         if config.allow_uploads {
             repo.prepare_uploads().map_err(|e| {
@@ -59,7 +63,9 @@ impl Server {
         }
         let pool = ThreadPool::new(config.max_clients)?;
         let slots = Arc::new(Slots::new(config.max_clients));
-        Ok(Server { listener, slots, shared: Arc::new(Shared::new(config, repo)), pool })
+        let per_address = PerAddress::new(config.max_per_ip);
+        let shared = Arc::new(Shared::new(config, repo));
+        Ok(Server { listener, slots, per_address, refusals: Refusals::default(), shared, pool })
     }
 
     /// The address actually bound.
@@ -87,7 +93,7 @@ impl Server {
 
     /// Accepts connections until shut down, then lets sessions finish for up
     /// to the grace period, closes the rest and returns.
-    pub fn run(self) {
+    pub fn run(mut self) {
         lower_accept_priority();
         loop {
             let accepted = self.listener.accept();
@@ -103,16 +109,23 @@ impl Server {
                 }
             }
         }
-        let Server { listener, shared, slots, pool } = self;
+        self.refusals.flush();
+        let Server { listener, shared, slots, pool, .. } = self;
         drop(listener);
         let (presence, grace) = (&shared.presence, shared.config.grace);
         tracing::info!("shutting down: {} session(s) open, {}s grace", presence.len(), grace.as_secs());
         announce_shutdown(presence, grace);
         if !slots.wait_all_free(Instant::now() + grace) {
             tracing::warn!("grace period over; closing {} session(s)", presence.len());
+            shared.stopping.end_grace();
             presence.sessions().iter().for_each(|s| s.closer.close());
             if !slots.wait_all_free(Instant::now() + CLOSE_WAIT) {
-                tracing::error!("{} session(s) did not end after their connections were closed", presence.len());
+                // Stuck in the file system, say: do not wait for them.
+                tracing::error!(
+                    "{} session(s) did not end after their connections were closed; leaving them",
+                    presence.len()
+                );
+                pool.detach();
                 return;
             }
         }
@@ -120,15 +133,89 @@ impl Server {
         tracing::info!("stopped");
     }
 
-    fn admit(&self, stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
         let transport = Transport::plain(stream);
         let Some(slot) = self.slots.try_acquire() else {
-            tracing::info!(%addr, "refused: server is full ({} clients)", self.shared.config.max_clients);
+            self.refusals.note(Refusal::Full);
             transport.send_now(Header::err(Code::Unavailable, "Server is full").encode().as_bytes());
             return;
         };
+        let Some(address) = self.per_address.try_acquire(addr.ip()) else {
+            self.refusals.note(Refusal::PerAddress);
+            let (ip, limit) = (addr.ip().to_canonical(), self.per_address.limit());
+            let message = format!("too many connections from {ip} (at most {limit} per address)");
+            transport.send_now(Header::err(Code::Unavailable, message).encode().as_bytes());
+            return;
+        };
+        let reserved = match self.pool.reserve() {
+            Ok(reserved) => reserved,
+            Err(e) => {
+                tracing::error!(%addr, "cannot start a session: {e}");
+                let refusal = Header::err(Code::Unavailable, "the server cannot start a session now; try again later");
+                transport.send_now(refusal.encode().as_bytes());
+                return;
+            }
+        };
+        self.refusals.flush();
         let shared = Arc::clone(&self.shared);
-        self.pool.execute(move || session::serve(transport, addr, slot, shared));
+        let slot = slot.with_address(address);
+        self.pool.execute(reserved, move || session::serve(transport, addr, slot, shared));
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// Every slot is taken.
+    Full,
+    /// Its address holds `--max-per-ip` sessions already.
+    PerAddress,
+}
+
+/// Refusals counted and logged at most once a second: a flood of
+/// connections must not cost a log line (and disk) each.
+#[derive(Default)]
+struct Refusals {
+    full: u64,
+    per_address: u64,
+    /// When the counts began; `None` while none are counted.
+    since: Option<Instant>,
+}
+
+impl Refusals {
+    /// How often a summary is logged while refusals go on.
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn note(&mut self, why: Refusal) {
+        match why {
+            Refusal::Full => self.full += 1,
+            Refusal::PerAddress => self.per_address += 1,
+        }
+        match self.since {
+            // The first refusal after a quiet spell is logged at once.
+            None => {
+                self.since = Some(Instant::now());
+                self.flush();
+            }
+            Some(since) if since.elapsed() >= Self::EVERY => self.flush(),
+            Some(_) => {}
+        }
+    }
+
+    /// Logs what was counted, if anything, and starts counting afresh.
+    fn flush(&mut self) {
+        if self.full + self.per_address > 0 {
+            let secs = self.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            let (full, per_address) = (self.full, self.per_address);
+            tracing::info!(
+                "refused {full} connection(s) as full, {per_address} over the per-address limit, in {secs:.1}s"
+            );
+            self.since = Some(Instant::now());
+        } else {
+            self.since = None;
+        }
+        self.full = 0;
+        self.per_address = 0;
     }
 }
 

@@ -21,7 +21,7 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::cmd::{self, Caller, Refusal, Reply};
 use crate::config::Shared;
-use crate::connection::{Line, RequestReader};
+use crate::connection::{is_timeout, Line, RequestReader};
 use crate::presence::Registration;
 use crate::slots::Slot;
 use crate::transport::{Closer, Transport};
@@ -30,13 +30,20 @@ use crate::writer::{self, Outgoing, WriteHalf};
 /// Replies the reader may queue ahead of the writer (pipelined requests).
 const REPLY_QUEUE: usize = 8;
 
+/// What a client admitted but not served (no thread, no descriptor) is told.
+const CANNOT_SERVE: &str = "the server cannot start a session now; try again later";
+
+/// Most characters of client-chosen text (a name in an error) in one log line.
+const LOGGED_TEXT: usize = 300;
+
 /// Runs a session to its end on the current thread.
 pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Shared>) {
     transport.set_nodelay();
     let _ = transport.set_write_timeout(shared.config.idle_timeout);
     let clones = (transport.try_clone(), transport.try_clone());
     let (Ok(for_closer), Ok(for_writer)) = clones else {
-        tracing::error!(%addr, "cannot duplicate the connection; dropping it");
+        tracing::error!(%addr, "cannot duplicate the connection (out of file descriptors?); refusing it");
+        transport.send_now(Header::err(Code::Unavailable, CANNOT_SERVE).encode().as_bytes());
         return;
     };
     // Unbounded, so an idle session costs no queue memory up front (a bounded
@@ -55,7 +62,7 @@ pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Sha
     };
     let (replies, replies_rx) = bounded(REPLY_QUEUE);
     let info = session.info();
-    let half = WriteHalf::new(for_writer, events_rx.clone());
+    let half = WriteHalf::new(for_writer, events_rx.clone(), shared.config.idle_timeout);
     let writer = thread::Builder::new()
         .name(format!("writer-{}", session.name()))
         .stack_size(writer::WRITER_STACK_SIZE)
@@ -64,13 +71,18 @@ pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Sha
             move || writer::run(half, first, replies_rx, events_rx, info)
         });
     let Ok(writer) = writer else {
-        tracing::error!(client = %session.name(), "cannot start a writer thread; dropping the connection");
+        tracing::error!(client = %session.name(), "cannot start a writer thread; refusing the connection");
+        transport.send_now(Header::err(Code::Unavailable, CANNOT_SERVE).encode().as_bytes());
         return;
     };
 
     let out = Replies { half, queue: replies };
-    let mut handler = Handler { reader: RequestReader::new(transport), out, shared, session, timeout_shortened: false };
-    let reason = if stopping { "server shutting down".to_string() } else { handler.run() };
+    let reader = RequestReader::new(transport, shared.config.line_timeout);
+    let mut handler = Handler { reader, out, shared, session, timeout_shortened: false };
+    let mut reason = if stopping { "server shutting down".to_string() } else { handler.run() };
+    if handler.shared.stopping.grace_is_over() {
+        reason = format!("closed at the end of the grace period ({reason})");
+    }
     let Handler { reader, out, session, .. } = handler;
     drop(out);
     if writer.join().is_err() {
@@ -110,7 +122,7 @@ enum Next {
 
 impl Handler {
     fn run(&mut self) -> String {
-        if let Err(e) = self.reader.transport().set_read_timeout(self.shared.config.idle_timeout) {
+        if let Err(e) = self.reader.set_wait(self.shared.config.idle_timeout) {
             return format!("cannot set a read timeout: {e}");
         }
         loop {
@@ -128,6 +140,12 @@ impl Handler {
                         format!("request line longer than {limit} bytes; closing"),
                     ));
                     return "request line too long".into();
+                }
+                Line::TooSlow => {
+                    let secs = self.shared.config.line_timeout.as_secs_f64();
+                    let message = format!("request line not complete within {secs}s of its first byte; closing");
+                    self.refuse(Refusal::new(Code::Timeout, message));
+                    return "request line too slow".into();
                 }
                 Line::NotUtf8 => {
                     self.refuse(Refusal::new(Code::BadRequest, "request is not valid UTF-8"));
@@ -159,12 +177,12 @@ impl Handler {
             match self.reader.read_line() {
                 Ok(line) => {
                     if self.timeout_shortened {
-                        self.reader.transport().set_read_timeout(idle_timeout)?;
+                        self.reader.set_wait(idle_timeout)?;
                         self.timeout_shortened = false;
                     }
                     return Ok(Some(line));
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e) if is_timeout(&e) => {
                     let remaining = idle_timeout.saturating_sub(self.session.clock.idle_for());
                     if remaining.is_zero() {
                         let notice = format!("idle for {}s; disconnecting", idle_timeout.as_secs());
@@ -172,7 +190,7 @@ impl Handler {
                         return Ok(None);
                     }
                     // A transfer kept the session alive: wait only for the rest.
-                    self.reader.transport().set_read_timeout(remaining.max(Duration::from_millis(10)))?;
+                    self.reader.set_wait(remaining.max(Duration::from_millis(10)))?;
                     self.timeout_shortened = true;
                 }
                 Err(e) => return Err(e),
@@ -186,12 +204,10 @@ impl Handler {
             Ok(request) => request,
             Err(e) => return self.out.deliver(Reply::Refused(e.into()), &self.session),
         };
-        tracing::info!(client = %self.session.name(), "{}", request.summary());
-        // A download's activity belongs to the writer, which sends it later.
-        let tracked = !matches!(request, Request::Get(_) | Request::Resume { .. });
-        if tracked {
-            self.session.clock.set_activity(Activity::Command(request.summary()));
-        }
+        let summary = request.summary();
+        tracing::debug!(client = %self.session.name(), "{summary}");
+        // Shown while the command runs (a first `get` hashes the file).
+        self.session.clock.set_activity(Activity::Command(summary));
         let caller = Caller { shared: &self.shared, session: &self.session };
         let next = match cmd::apply(request, caller) {
             Reply::Receive(mut incoming) => {
@@ -201,11 +217,11 @@ impl Handler {
                     Err(_) => Next::Close("connection lost during upload"),
                 }
             }
+            // From here the download's activity belongs to the writer.
+            reply @ Reply::File(_) => return self.out.deliver(reply, &self.session),
             reply => self.out.deliver(reply, &self.session),
         };
-        if tracked {
-            self.session.clock.set_activity(Activity::Idle);
-        }
+        self.session.clock.set_activity(Activity::Idle);
         next
     }
 
@@ -229,7 +245,7 @@ impl Replies {
             Reply::Ok { fields, body } => (ok(Header::Ok { len: body.len() as u64, fields }, &body), Next::Continue),
             Reply::Refused(refusal) => {
                 if refusal.code == Code::Internal {
-                    tracing::error!(client = %session.name(), "{}", refusal.message);
+                    tracing::error!(client = %session.name(), "{}", common::text::shorten(&refusal.message, LOGGED_TEXT));
                 }
                 (ok(refusal.header(), b""), Next::Continue)
             }

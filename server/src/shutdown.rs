@@ -12,17 +12,30 @@ use crate::transport::Closer;
 
 /// Set once shutdown has begun; no command starts after it.
 #[derive(Debug, Default)]
-pub struct Stopping(AtomicBool);
+pub struct Stopping {
+    begun: AtomicBool,
+    grace_over: AtomicBool,
+}
 
 impl Stopping {
     /// Shutdown has begun.
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.begun.load(Ordering::SeqCst)
     }
 
     /// Begins shutdown; true the first time.
     pub fn set(&self) -> bool {
-        !self.0.swap(true, Ordering::SeqCst)
+        !self.begun.swap(true, Ordering::SeqCst)
+    }
+
+    /// The grace period is over: the sessions left are being cut.
+    pub fn end_grace(&self) {
+        self.grace_over.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether sessions ending now were cut at the end of the grace period.
+    pub fn grace_is_over(&self) -> bool {
+        self.grace_over.load(Ordering::SeqCst)
     }
 }
 

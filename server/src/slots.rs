@@ -1,12 +1,19 @@
-//! The cap on concurrent sessions, as a channel holding one token per slot.
+//! The caps on concurrent sessions: the server's (`--max-clients`), as a
+//! channel holding one token per slot, and each address's (`--max-per-ip`),
+//! as a count per address.
 //!
 //! Taking a token is atomic (`try_recv`), so two connections can never both
 //! take the last slot, and the token comes back in [`Slot`]'s `Drop`, so a
-//! session frees its slot on every path out, a panic included.
+//! session frees its slot on every path out, a panic included. An address's
+//! count is taken and given back the same way, under one lock.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
 
 /// The pool of session slots.
 pub struct Slots {
@@ -15,9 +22,10 @@ pub struct Slots {
     capacity: usize,
 }
 
-/// A taken slot; dropping it frees the slot.
+/// A taken slot; dropping it frees the slot (and its address's share).
 pub struct Slot {
     give_back: Sender<()>,
+    address: Option<AddressSlot>,
 }
 
 impl Slots {
@@ -32,7 +40,7 @@ impl Slots {
 
     /// Takes a slot if one is free, without waiting.
     pub fn try_acquire(&self) -> Option<Slot> {
-        self.free.try_recv().ok().map(|()| Slot { give_back: self.give_back.clone() })
+        self.free.try_recv().ok().map(|()| Slot { give_back: self.give_back.clone(), address: None })
     }
 
     /// Waits until every slot is free (every session ended) or `deadline`
@@ -41,11 +49,68 @@ impl Slots {
         let mut held = Vec::with_capacity(self.capacity);
         while held.len() < self.capacity {
             match self.free.recv_deadline(deadline) {
-                Ok(()) => held.push(Slot { give_back: self.give_back.clone() }),
+                Ok(()) => held.push(Slot { give_back: self.give_back.clone(), address: None }),
                 Err(_) => return false,
             }
         }
         true
+    }
+}
+
+impl Slot {
+    /// The same slot, also holding its address's share until it is dropped.
+    pub fn with_address(mut self, address: AddressSlot) -> Slot {
+        self.address = Some(address);
+        self
+    }
+}
+
+/// How many sessions each address holds, against a limit per address.
+pub struct PerAddress {
+    limit: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One session's share of its address's limit; dropping it gives it back.
+pub struct AddressSlot {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// At most `limit` sessions per address; 0 is no limit.
+    pub fn new(limit: usize) -> PerAddress {
+        PerAddress { limit, held: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// The limit, 0 for none.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes a share for `ip` if it holds fewer than the limit (always, without
+    /// a limit). An IPv4 address seen through an IPv6 socket counts as itself.
+    pub fn try_acquire(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut held = self.held.lock();
+        let count = held.entry(ip).or_insert(0);
+        if self.limit > 0 && *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { held: Arc::clone(&self.held), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock();
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -83,6 +148,23 @@ mod tests {
         .join();
         assert!(result.is_err());
         assert!(slots.try_acquire().is_some());
+    }
+
+    #[test]
+    fn an_address_gets_its_share_and_no_more() {
+        let per = PerAddress::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let first = per.try_acquire(a).expect("first");
+        let _second = per.try_acquire(mapped).expect("second, the same address through IPv6");
+        assert!(per.try_acquire(a).is_none(), "third from one address");
+        assert!(per.try_acquire("10.0.0.2".parse().unwrap()).is_some(), "others unaffected");
+        drop(first);
+        assert!(per.try_acquire(a).is_some(), "given back on drop");
+        let unlimited = PerAddress::new(0);
+        let held: Vec<_> = (0..100).map(|_| unlimited.try_acquire(a).unwrap()).collect();
+        drop(held);
+        assert!(unlimited.held.lock().is_empty(), "counts of zero are forgotten");
     }
 
     #[test]

@@ -12,19 +12,23 @@ use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::status::Activity;
 use common::{Event, Header};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use parking_lot::Mutex;
 
-use crate::presence::SessionInfo;
+use crate::presence::{Notice, SessionInfo};
 use crate::repo::Download;
 use crate::transport::Transport;
 
 /// Bytes sent per `sendfile` call between progress updates.
 const SEND_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// How long one send of a download waits for the peer before the writer
+/// looks at how long nothing has moved.
+const STALL_TICK: Duration = Duration::from_secs(1);
 
 /// Stack size of a writer thread.
 pub const WRITER_STACK_SIZE: usize = 128 * 1024;
@@ -63,13 +67,17 @@ impl Outgoing {
 pub struct WriteHalf {
     stream: Mutex<Transport>,
     queued: AtomicUsize,
-    events: Receiver<Event>,
+    events: Receiver<Notice>,
+    /// A download whose peer takes nothing for this long is dropped.
+    stall: Duration,
 }
 
 impl WriteHalf {
-    /// Wraps the connection; the first message (the greeting) counts as queued.
-    pub fn new(transport: Transport, events: Receiver<Event>) -> Arc<WriteHalf> {
-        Arc::new(WriteHalf { stream: Mutex::new(transport), queued: AtomicUsize::new(1), events })
+    /// Wraps the connection; the first message (the greeting) counts as
+    /// queued. `stall` is how long a peer may go without taking a
+    /// download's bytes (the connection's write timeout).
+    pub fn new(transport: Transport, events: Receiver<Notice>, stall: Duration) -> Arc<WriteHalf> {
+        Arc::new(WriteHalf { stream: Mutex::new(transport), queued: AtomicUsize::new(1), events, stall })
     }
 
     /// Writes `bytes` now, after any events waiting, if nothing is queued
@@ -95,7 +103,10 @@ impl WriteHalf {
     /// Writes the events waiting in the outbox, then the missed-notices
     /// report if any were dropped. Called with the lock held.
     fn write_waiting_events(&self, stream: &mut Transport, session: &SessionInfo) -> io::Result<()> {
-        self.events.try_iter().try_for_each(|event| stream.write_all(&event.encode()))?;
+        self.events.try_iter().try_for_each(|event| {
+            session.notice_sent(event.text.len());
+            stream.write_all(&event.encode())
+        })?;
         match session.take_missed() {
             0 => Ok(()),
             n => {
@@ -120,14 +131,14 @@ pub fn run(
     half: Arc<WriteHalf>,
     first: Outgoing,
     replies: Receiver<Outgoing>,
-    events: Receiver<Event>,
+    events: Receiver<Notice>,
     session: Arc<SessionInfo>,
 ) {
     let mut ready = Select::new();
     ready.recv(&replies);
     ready.recv(&events);
     // The greeting goes first, before any event.
-    let greeted = write_outgoing(&mut half.stream.lock(), first, &session);
+    let greeted = write_outgoing(&mut half.stream.lock(), first, &session, half.stall);
     half.queued.fetch_sub(1, Ordering::SeqCst);
     let result = greeted.and_then(|()| loop {
         // Messages are taken off the channels only while the lock is held, so
@@ -139,7 +150,7 @@ pub fn run(
                 Err(TryRecvError::Empty) => return Ok(true),
                 Err(TryRecvError::Disconnected) => return Ok(false),
             };
-            let written = write_outgoing(&mut stream, msg, &session);
+            let written = write_outgoing(&mut stream, msg, &session, half.stall);
             half.queued.fetch_sub(1, Ordering::SeqCst);
             written.map(|()| true)
         });
@@ -158,7 +169,7 @@ pub fn run(
     }
 }
 
-fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo) -> io::Result<()> {
+fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, stall: Duration) -> io::Result<()> {
     match msg {
         Outgoing::Message(bytes) => stream.write_all(&bytes),
         Outgoing::File { header, download, name } => {
@@ -166,7 +177,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo) 
             let clock = &session.clock;
             clock.set_activity(Activity::Get { file: name.clone(), size: download.len, done: 0 });
             let result =
-                stream.write_all(&header).and_then(|()| send_file(stream, download.file, download.len, session));
+                stream.write_all(&header).and_then(|()| send_file(stream, download.file, download.len, session, stall));
             clock.set_activity(Activity::Idle);
             let sent = result?;
             let secs = started.elapsed().as_secs_f64();
@@ -181,17 +192,40 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo) 
     }
 }
 
-fn send_file(stream: &mut Transport, mut file: std::fs::File, len: u64, session: &SessionInfo) -> io::Result<u64> {
-    let mut sent = 0;
-    while sent < len {
-        let n = stream.send_file(&mut file, SEND_CHUNK.min(len - sent))?;
-        if n == 0 {
-            // The file shrank after its length was announced: the reply cannot
-            // be completed, so the connection must end.
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+/// Sends `len` bytes of `file`. The peer may take them as slowly as it
+/// likes, but once it has taken nothing for `stall` (the idle timeout) the
+/// download is dropped: sends wait [`STALL_TICK`] at a time, so a trickle
+/// of partial sends cannot hide that nothing moves.
+fn send_file(
+    stream: &mut Transport,
+    mut file: std::fs::File,
+    len: u64,
+    session: &SessionInfo,
+    stall: Duration,
+) -> io::Result<u64> {
+    stream.set_write_timeout(STALL_TICK)?;
+    let (mut sent, mut moved) = (0, Instant::now());
+    let result = loop {
+        if sent == len {
+            break Ok(sent);
         }
-        sent += n;
-        session.clock.set_transferred(sent);
-    }
-    Ok(sent)
+        match stream.send_file(&mut file, SEND_CHUNK.min(len - sent)) {
+            // The file shrank after its length was announced: the reply
+            // cannot be completed, so the connection must end.
+            Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
+            Ok(n) => {
+                sent += n;
+                moved = Instant::now();
+                session.clock.set_transferred(sent);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && moved.elapsed() < stall => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let secs = stall.as_secs();
+                break Err(io::Error::new(io::ErrorKind::TimedOut, format!("the peer took nothing for {secs}s")));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    stream.set_write_timeout(stall)?;
+    result
 }

@@ -46,3 +46,14 @@ fn bad_option_values_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn a_cap_the_system_cannot_serve_is_refused_at_start() {
+    let repo = tempfile::tempdir().unwrap();
+    let out = file_server(&["--repo", repo.path().to_str().unwrap(), "--port", "0", "--max-clients", "100000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "it never listened");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("file-server: --max-clients 100000 needs about "), "{err}");
+}

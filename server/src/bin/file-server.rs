@@ -39,6 +39,12 @@ struct Args {
     /// Seconds a silent client stays connected.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Seconds a request line may take from its first byte to its end.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    line_timeout: u64,
+    /// Sessions one address may hold at once (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_per_ip: u32,
     /// Seconds transfers may go on after Ctrl+C or SIGTERM.
     #[arg(long, default_value_t = 10)]
     grace: u64,
@@ -91,8 +97,51 @@ fn init_logging() {
 }
 
 /// Shares the folder until a signal stops the server.
+/// Open files a session may hold at once: its connection, two more handles
+/// on it (writer, shutdown), and the file it sends or receives.
+const FILES_PER_SESSION: u64 = 4;
+
+/// Memory mappings a session's two threads take (stack and guard page each),
+/// with room for their allocations.
+const MAPPINGS_PER_SESSION: u64 = 5;
+
+/// Files and mappings the server needs besides its sessions.
+const RESERVED: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one, then checks that
+/// `max_clients` sessions can be served: a cap the system cannot honour is
+/// refused now, not discovered by the client who finds it.
+fn check_capacity(max_clients: u64) -> Result<(), StartError> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut files = getrlimit(Resource::Nofile);
+    if files.current < files.maximum {
+        files.current = files.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, files) {
+            tracing::debug!("cannot raise the open-file limit: {e}");
+        }
+    }
+    let allowed = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let needed = max_clients * FILES_PER_SESSION + RESERVED;
+    if needed > allowed {
+        return Err(StartError::Usage(format!(
+            "--max-clients {max_clients} needs about {needed} open files, but this system allows {allowed} \
+             (ulimit -n); lower --max-clients or raise the limit"
+        )));
+    }
+    let mappings = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
+    let needed = max_clients * MAPPINGS_PER_SESSION + RESERVED;
+    match mappings {
+        Some(allowed) if needed > allowed => Err(StartError::Usage(format!(
+            "--max-clients {max_clients} needs about {needed} memory mappings, but this system allows {allowed} \
+             (vm.max_map_count); lower --max-clients or raise the limit"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn run(args: Args) -> Result<(), StartError> {
     init_logging();
+    check_capacity(u64::from(args.max_clients))?;
     let repo = Repo::open(&args.repo).map_err(|e| {
         StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
     })?;
@@ -103,6 +152,8 @@ fn run(args: Args) -> Result<(), StartError> {
         allow_uploads: args.allow_uploads,
         max_upload_size: args.max_upload_size,
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        line_timeout: Duration::from_secs(args.line_timeout),
+        max_per_ip: args.max_per_ip as usize,
         grace: Duration::from_secs(args.grace),
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());

@@ -74,6 +74,7 @@ pub fn put<'a>(caller: Caller<'a>, size: u64, digest: Digest, name: &str) -> Res
         name,
         session: caller.session,
         started: Instant::now(),
+        failed: None,
     })))
 }
 
@@ -86,6 +87,8 @@ pub struct Incoming<'a> {
     name: String,
     session: &'a SessionInfo,
     started: Instant,
+    /// Writing failed (the disk is full); the bytes were read all the same.
+    failed: Option<io::Error>,
 }
 
 impl Incoming<'_> {
@@ -95,24 +98,37 @@ impl Incoming<'_> {
     }
 
     /// Reads exactly the announced bytes from `from`, showing the progress
-    /// in `status` and counting it as a sign of life.
+    /// in `status` and counting it as a sign of life. A disk that fails
+    /// meanwhile is reported by [`Incoming::finish`]; the bytes are read all
+    /// the same, so the session goes on.
     ///
     /// # Errors
-    /// When the connection fails or ends early, or the disk fails; the
-    /// session cannot go on (the rest of the bytes would be read as requests).
+    /// When the connection fails or ends early; the session cannot go on
+    /// (the rest of the bytes would be read as requests).
     pub fn receive(&mut self, from: &mut impl Read) -> io::Result<()> {
         let clock = &self.session.clock;
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
         let result = crate::repo::receive(from, &mut self.upload, self.size, |n| clock.set_transferred(n));
-        if let Err(e) = &result {
-            let (name, written, size) = (&self.name, self.upload.written(), self.size);
-            tracing::warn!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {e}");
+        match result {
+            Ok(failed) => {
+                self.failed = failed;
+                Ok(())
+            }
+            Err(e) => {
+                let (name, written, size) = (&self.name, self.upload.written(), self.size);
+                tracing::warn!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {e}");
+                Err(e)
+            }
         }
-        result
     }
 
     /// Checks the hash and stores the file under its name.
     pub fn finish(self) -> Reply<'static> {
+        if let Some(e) = self.failed {
+            let err = RepoError::from_io(e, self.upload.target(), "cannot write");
+            tracing::warn!(client = %self.session.name(), "upload of '{}' failed: {err}", self.name);
+            return Reply::Refused(err.into());
+        }
         match self.upload.commit(&self.digest) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();

@@ -142,7 +142,7 @@ pub fn apply<'a>(request: Request, caller: Caller<'a>) -> Reply<'a> {
         Request::Resume { offset, name } => files::get(caller, &name, offset),
         Request::Put { size, digest, name } => files::put(caller, size, digest, &name),
         Request::Name(nick) => people::rename(caller, &nick),
-        Request::Say(text) => Ok(people::say(caller, &text)),
+        Request::Say(text) => people::say(caller, &text),
         Request::Help => Ok(Reply::text(HELP)),
         Request::Exit => Ok(Reply::Close { body: "bye\n".into(), reason: "exit" }),
         Request::Echo(text) => Ok(Reply::text(format!("{text} ACK\n"))),
@@ -166,12 +166,11 @@ pub(crate) mod testing {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use common::Event;
     use crossbeam_channel::{unbounded, Receiver};
 
     use super::{Caller, Reply};
     use crate::config::{Config, Shared};
-    use crate::presence::Registration;
+    use crate::presence::{Notice, Registration};
     use crate::repo::Repo;
     use crate::transport::Closer;
 
@@ -198,7 +197,7 @@ pub(crate) mod testing {
         }
 
         /// A registered session and the notices it receives.
-        pub fn join(&self, port: u16) -> (Registration, Receiver<Event>) {
+        pub fn join(&self, port: u16) -> (Registration, Receiver<Notice>) {
             let (tx, rx) = unbounded();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             (Arc::clone(&self.shared.presence).register(addr, Closer::default(), tx), rx)

@@ -5,6 +5,7 @@ use common::text::escape;
 use common::{Code, Event};
 
 use super::{Caller, Refusal, Reply};
+use crate::presence::{SAY_BURST, SAY_PER_SEC};
 
 /// `status`: the text a person reads; the header carries the counts.
 pub fn status<'a>(caller: Caller<'_>) -> Reply<'a> {
@@ -31,12 +32,19 @@ pub fn rename<'a>(caller: Caller<'_>, nick: &str) -> Result<Reply<'a>, Refusal> 
 }
 
 /// `say <text>`: the line goes to everyone else, with the sender's name;
-/// the reply says how many got it.
-pub fn say<'a>(caller: Caller<'_>, text: &str) -> Reply<'a> {
+/// the reply says how many got it. Each client may say [`SAY_BURST`] bytes
+/// at once and [`SAY_PER_SEC`] a second after that; beyond, nothing is sent.
+pub fn say<'a>(caller: Caller<'_>, text: &str) -> Result<Reply<'a>, Refusal> {
     let name = caller.session.name();
-    let event = Event::notice(format!("[{name}] {}", escape(text))).with("event", "say").with("name", &name);
-    let recipients = caller.shared.presence.broadcast_from(caller.session.id, &event);
-    Reply::Ok { fields: vec![("recipients".into(), recipients.to_string())], body: Vec::new() }
+    let line = format!("[{name}] {}", escape(text));
+    if !caller.session.spend_say(line.len() as u64) {
+        let (burst, rate) = (SAY_BURST / 1024, SAY_PER_SEC / 1024);
+        let message = format!("too much said too fast (at most {burst} KiB at once, {rate} KiB a second); not sent");
+        return Err(Refusal::new(Code::TooMany, message));
+    }
+    let event = Event::notice(line).with("event", "say").with("name", &name);
+    let recipients = caller.shared.presence.broadcast_from(caller.session.id, event);
+    Ok(Reply::Ok { fields: vec![("recipients".into(), recipients.to_string())], body: Vec::new() })
 }
 
 #[cfg(test)]
@@ -94,5 +102,27 @@ mod tests {
             assert_eq!((said.field("event"), said.field("name")), (Some("say"), Some("Client01")));
         }
         assert!(my_events.try_iter().all(|e| e.field("event") != Some("say")), "not to the sender");
+    }
+
+    #[test]
+    fn saying_too_much_too_fast_is_refused_and_nothing_is_sent() {
+        let bench = Bench::new(Config::default());
+        let (me, _) = bench.join(1);
+        let (_other, other_events) = bench.join(2);
+        // 4 KiB of control characters escape to 16 KiB a line.
+        let line = format!("say {}", "\x01".repeat(4000));
+        let mut sent = 0;
+        let refusal = loop {
+            match apply_line(&line, bench.caller(&me)) {
+                Reply::Ok { .. } => sent += 1,
+                reply => break refused(reply),
+            }
+            assert!(sent < 100, "never refused");
+        };
+        assert_eq!(refusal.0, 429);
+        assert!(refusal.1.contains("too much said too fast"), "{}", refusal.1);
+        assert!((3..=4).contains(&sent), "{sent} lines of 16 KiB within 64 KiB");
+        assert_eq!(other_events.try_iter().filter(|e| e.field("event") == Some("say")).count(), sent);
+        assert_eq!(ok_text(apply_line("ping", bench.caller(&me))), "ping ACK\n", "the session goes on");
     }
 }

@@ -13,8 +13,14 @@ use common::MAX_LINE_LEN;
 
 use crate::transport::Transport;
 
-/// Size of the read buffer: large enough that an upload's body arrives in few reads.
-const READ_BUFFER: usize = 64 * 1024;
+/// Size of the read buffer: one page, which holds a request line or several
+/// pipelined ones. An upload's body bypasses it (`BufReader` reads large
+/// requests straight into the caller's buffer once its own is empty). It is
+/// small on purpose: a `BufReader` over a [`Transport`] zeroes its whole
+/// buffer before the first read (stable Rust gives `Transport` no way to
+/// read into uninitialised memory), and at 64 KiB that was 64 KiB of
+/// resident memory per idle session.
+const READ_BUFFER: usize = 4096;
 
 /// One line as read from the client.
 #[derive(Debug, PartialEq, Eq)]

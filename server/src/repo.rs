@@ -156,7 +156,9 @@ impl Repo {
     }
 
     /// Makes the folder ready for uploads: creates `.uploads/` and removes
-    /// whatever an earlier run left there when it was killed mid-upload.
+    /// what an earlier run left there when it was killed mid-upload. A file
+    /// another running server is still writing (two servers may share one
+    /// folder) is locked by it, and left alone.
     ///
     /// # Errors
     /// When the folder cannot be created or cleaned (e.g. it is read-only).
@@ -165,7 +167,11 @@ impl Repo {
         let uploads = self.root.open_dir(UPLOAD_DIR)?;
         for entry in uploads.entries()? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let Ok(file) = uploads.open(entry.file_name()) else { continue };
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
                 uploads.remove_file(entry.file_name())?;
             }
         }
@@ -268,15 +274,7 @@ impl Repo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RepoError::from_io(e, path, "cannot check")),
         }
-        let temp =
-            format!("{UPLOAD_DIR}/{}-{}.part", std::process::id(), self.next_upload.fetch_add(1, Ordering::Relaxed));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        let file = self
-            .root
-            .open_with(&temp, &options)
-            .map_err(|e| RepoError::Io { context: format!("cannot create upload file in {UPLOAD_DIR}"), source: e })?
-            .into_std();
+        let (temp, file) = self.create_temporary()?;
         Ok(Upload {
             repo: self,
             target: path.clone(),
@@ -300,6 +298,28 @@ fn remember(hashes: &mut HashMap<FileKey, Digest>, key: FileKey, digest: Digest)
         hashes.retain(|k, _| k.size > median);
     }
     hashes.insert(key, digest);
+}
+
+impl Repo {
+    /// A new temporary file in `.uploads/`, locked for as long as it is
+    /// open, so another server sweeping the folder leaves it alone. One
+    /// that such a sweep removed between its creation and its lock is given
+    /// up for a new one.
+    fn create_temporary(&self) -> Result<(String, File), RepoError> {
+        let fail =
+            |e: io::Error| RepoError::Io { context: format!("cannot create upload file in {UPLOAD_DIR}"), source: e };
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        loop {
+            let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
+            let temp = format!("{UPLOAD_DIR}/{}-{n}.part", std::process::id());
+            let file = self.root.open_with(&temp, &options).map_err(fail)?.into_std();
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| fail(e.into()))?;
+            if file.metadata().map_err(fail)?.nlink() > 0 {
+                return Ok((temp, file));
+            }
+        }
+    }
 }
 
 /// An upload in progress. Written bytes are hashed as they arrive; dropped
@@ -449,6 +469,24 @@ mod tests {
         std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
         let err = repo.open_download(&RemotePath::parse("a").unwrap()).unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{err}");
+    }
+
+    #[test]
+    fn a_second_server_on_the_folder_leaves_the_first_ones_uploads_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Repo::open(dir.path()).unwrap();
+        first.prepare_uploads().unwrap();
+        std::fs::write(dir.path().join(UPLOAD_DIR).join("999-1.part"), b"left by a killed server").unwrap();
+        let mut upload = first.begin_upload(&RemotePath::parse("new.txt").unwrap()).unwrap();
+        upload.write_all(b"in flight").unwrap();
+
+        let second = Repo::open(dir.path()).unwrap();
+        second.prepare_uploads().unwrap();
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path().join(UPLOAD_DIR)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 1, "the stale one removed, the live one kept: {left:?}");
+        assert_eq!(upload.commit(&Digest::from(blake3::hash(b"in flight"))).unwrap(), 9);
+        assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"in flight");
     }
 
     #[test]

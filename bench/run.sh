@@ -228,6 +228,48 @@ for _ in $(seq "$RUNS"); do
   flood_ratios+=("$(python3 -c "print($flooded / $calm)")")
   echo "  flood: calm p99 $calm µs, flooded $flooded µs, ${refused[-1]} refusals/s" >&2
 done
+
+# --- the door on a busy machine --------------------------------------------------
+# Two CPU-bound processes keep both cores busy (as sessions hashing big files
+# would); with the cap (3) reached by three echo clients, two threads connect
+# and hang up at once, as fast as they can (a hostile peer does not wait for
+# its refusal), while 200 newcomers arrive at 20/s and time their greeting or
+# refusal. Each burner ends by itself (timeout) and is stopped by pid.
+door_calm=(); door_flooded=(); door_ratio=(); door_connects=(); probe_p50=(); probe_p99=(); probe_max=()
+for _ in $(seq "$RUNS"); do
+  timeout 30 python3 -c 'while True: pass' & B1=$!; PIDS+=("$B1")
+  timeout 30 python3 -c 'while True: pass' & B2=$!; PIDS+=("$B2")
+  calm=$("$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds 5 | field p99_us)
+  rm -f "$WORK/door.err"
+  "$BIN/file-bench" echo "127.0.0.1:$FS" --clients 3 --seconds 12 > "$WORK/door" 2> "$WORK/door.err" &
+  ADMITTED=$!; PIDS+=("$ADMITTED")
+  until grep -q connected "$WORK/door.err" 2>/dev/null; do
+    kill -0 "$ADMITTED" 2>/dev/null || { echo "echo clients failed: $(cat "$WORK/door.err")" >&2; exit 1; }
+    sleep 0.05
+  done
+  "$BIN/file-bench" flood "127.0.0.1:$FS" --threads 2 --seconds 11 --hang-up > "$WORK/door.flood" &
+  FLOOD=$!; PIDS+=("$FLOOD")
+  probes=$("$BIN/file-bench" probe "127.0.0.1:$FS" --count 200 --rate 20)
+  wait "$FLOOD"; wait "$ADMITTED"
+  stop_pid "$B1"; stop_pid "$B2"
+  flooded=$(field p99_us < "$WORK/door")
+  door_calm+=("$calm"); door_flooded+=("$flooded"); door_ratio+=("$(python3 -c "print($flooded / $calm)")")
+  door_connects+=("$(field per_sec < "$WORK/door.flood")")
+  probe_p50+=("$(echo "$probes" | field p50_ms)"); probe_p99+=("$(echo "$probes" | field p99_ms)")
+  probe_max+=("$(echo "$probes" | field max_ms)")
+  echo "  door: calm p99 $calm µs, flooded $flooded µs; newcomers $probes" >&2
+done
+stop_pid "$SERVER_PID"
+
+# --- a say flood at clients that never read ------------------------------------------
+start_server "$FS" --max-clients 200
+say_before=$(rss_kib "$SERVER_PID")
+"$BIN/file-bench" say "127.0.0.1:$FS" --sleepers 150 --count 1200 > "$WORK/say" &
+SAY=$!; PIDS+=("$SAY")
+say_peak=$say_before
+while kill -0 "$SAY" 2>/dev/null; do r=$(rss_kib "$SERVER_PID" || echo 0); [ "$r" -gt "$say_peak" ] && say_peak=$r; sleep 0.02; done
+wait "$SAY"
+say_result=$(cat "$WORK/say")
 stop_pid "$SERVER_PID"
 
 # --- 1,000 idle clients -----------------------------------------------------------
@@ -275,6 +317,9 @@ cat <<REPORT
 | connect → greeting → exit cycles/s | $(median "${cycles[@]}") |
 | refusals/s under a 2-thread flood (cap 3 reached) | $(median "${refused[@]}") |
 | admitted clients' echo p99, calm → during flood (µs) | $(median "${calms[@]}") → $(median "${floods[@]}"); median of the per-run ratios $(median2 "${flood_ratios[@]}")× |
+| busy machine (2 CPU-bound processes): connects/s of a 2-thread hang-up flood | $(median "${door_connects[@]}") |
+| busy machine: admitted clients' echo p99, calm → during that flood (µs) | $(median "${door_calm[@]}") → $(median "${door_flooded[@]}"); median of the per-run ratios $(median2 "${door_ratio[@]}")× |
+| busy machine: 200 newcomers at 20/s during that flood, time to greeting or refusal (ms, medians of runs) | p50 $(median "${probe_p50[@]}"), p99 $(median "${probe_p99[@]}"), max $(median "${probe_max[@]}"); worst max of any run $(python3 -c 'import sys; print(max(float(x) for x in sys.argv[1:]))' "${probe_max[@]}") |
 
 ### Memory (server RSS)
 | what | KiB |
@@ -284,4 +329,5 @@ cat <<REPORT
 | idle, --max-clients 1000 (after one session; threads start as sessions arrive) | $base |
 | 1,000 idle clients (--max-clients 1000) | $rss_1000 ($(( rss_1000 / 1000 )) KiB per client in all, $(( (rss_1000 - base) / 1000 )) KiB each beyond the idle server) |
 | growth during a $SIZE get | $growth |
+| say flood: 150 clients that never read, one saying 4 KiB of control characters 1,200 times ($say_result) | $say_before → peak $say_peak |
 REPORT

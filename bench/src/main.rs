@@ -64,6 +64,36 @@ enum Mode {
         /// Seconds to run.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Hang up as soon as connected, without waiting for the refusal, as
+        /// a hostile peer would: connections come as fast as the flooders can
+        /// make them (only connects are counted).
+        #[arg(long)]
+        hang_up: bool,
+    },
+    /// Newcomers at a steady rate: each connects and waits for its first
+    /// line (greeting or refusal); prints p50/p99/max of that wait in ms.
+    Probe {
+        /// Server address.
+        addr: SocketAddr,
+        /// Newcomers in all.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Newcomers per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+    },
+    /// A `say` flood at clients that never read: `sleepers` sessions are
+    /// opened and left unread, then one talker says 4 KiB of control
+    /// characters (16 KiB once escaped) `count` times as fast as it can.
+    Say {
+        /// Server address.
+        addr: SocketAddr,
+        /// Sessions that never read.
+        #[arg(long, default_value_t = 150)]
+        sleepers: usize,
+        /// Lines said.
+        #[arg(long, default_value_t = 1200)]
+        count: usize,
     },
     /// Opens N sessions, reads their greetings, holds them for the given time.
     Idle {
@@ -83,8 +113,10 @@ fn main() -> ExitCode {
         Mode::Echo { addr, clients, seconds } => round_trips(addr, clients, seconds, Protocol::Echo),
         Mode::Redis { addr, clients, seconds } => round_trips(addr, clients, seconds, Protocol::Redis),
         Mode::Sessions { addr, seconds } => sessions(addr, seconds),
-        Mode::Flood { addr, threads, seconds } => flood(addr, threads, seconds),
+        Mode::Flood { addr, threads, seconds, hang_up } => flood(addr, threads, seconds, hang_up),
         Mode::Idle { addr, clients, seconds } => idle(addr, clients, seconds),
+        Mode::Probe { addr, count, rate } => probe(addr, count, rate),
+        Mode::Say { addr, sleepers, count } => say_flood(addr, sleepers, count),
     };
     match result {
         Ok(line) => {
@@ -234,7 +266,7 @@ fn sessions(addr: SocketAddr, seconds: f64) -> Result<String, String> {
     Ok(format!("cycles={cycles} per_sec={:.0}", cycles as f64 / started.elapsed().as_secs_f64()))
 }
 
-fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, String> {
+fn flood(addr: SocketAddr, threads: usize, seconds: f64, hang_up: bool) -> Result<String, String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let refused = Arc::new(AtomicU64::new(0));
@@ -248,6 +280,10 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
                 // and what happens after it does not count.
                 while let Some(left) = deadline.checked_duration_since(Instant::now()) {
                     let Ok(stream) = TcpStream::connect_timeout(&addr, left) else { continue };
+                    if hang_up {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
                     if stream.set_read_timeout(Some(left)).is_err() {
                         continue;
@@ -276,6 +312,60 @@ fn flood(addr: SocketAddr, threads: usize, seconds: f64) -> Result<String, Strin
     }
     let n = refused.load(Ordering::Relaxed);
     Ok(format!("refused={n} per_sec={:.0}", n as f64 / started.elapsed().as_secs_f64()))
+}
+
+/// How long one newcomer waits for its greeting or refusal; each newcomer
+/// has its own thread, so one caught in a SYN retry does not delay the next.
+fn probe(addr: SocketAddr, count: u64, rate: f64) -> Result<String, String> {
+    let started = Instant::now();
+    let probes: Vec<_> = (0..count)
+        .map(|i| {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            thread::spawn(move || -> Result<f64, String> {
+                let began = Instant::now();
+                let stream =
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| format!("connect: {e}"))?;
+                stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).map_err(|e| format!("first line: {e}"))?;
+                if !(line.starts_with("OK ") || line.starts_with("ERR 503 ")) {
+                    return Err(format!("first line {line:?}"));
+                }
+                Ok(began.elapsed().as_secs_f64() * 1000.0)
+            })
+        })
+        .collect();
+    let mut waits = probes
+        .into_iter()
+        .map(|p| p.join().map_err(|_| "a probe panicked".to_string())?)
+        .collect::<Result<Vec<f64>, String>>()?;
+    waits.sort_by(f64::total_cmp);
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
+    Ok(format!("probes={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}", waits.len(), at(0.5), at(0.99), at(1.0)))
+}
+
+fn say_flood(addr: SocketAddr, sleepers: usize, count: usize) -> Result<String, String> {
+    let mut held = Vec::with_capacity(sleepers);
+    for _ in 0..sleepers {
+        let (mut reader, stream) = connect(addr)?;
+        read_greeting(&mut reader)?;
+        held.push(stream);
+    }
+    let (mut reader, mut stream) = connect(addr)?;
+    read_greeting(&mut reader)?;
+    let request = format!("say {}\n", "\u{1}".repeat(4000));
+    let (mut said, mut refused, mut line) = (0, 0, String::new());
+    for _ in 0..count {
+        stream.write_all(request.as_bytes()).map_err(|e| format!("say: {e}"))?;
+        reply_header(&mut reader, &mut line)?;
+        match line.split(' ').take(2).collect::<Vec<_>>().as_slice() {
+            ["OK", "0"] => said += 1,
+            ["ERR", "429"] => refused += 1,
+            _ => return Err(format!("say got {line:?}")),
+        }
+    }
+    Ok(format!("sleepers={} said={said} refused={refused}", held.len()))
 }
 
 fn idle(addr: SocketAddr, clients: usize, seconds: f64) -> Result<String, String> {

@@ -230,13 +230,18 @@ fn announce_shutdown(presence: &Presence, grace: Duration) {
     }
 }
 
-/// Niceness of the accepting thread (sessions run at the default, 0).
-const ACCEPT_NICENESS: i32 = 10;
+/// Niceness of the accepting thread (sessions run at the default, 0). At 10
+/// it fell behind on a busy machine (two CPU-bound processes): a flood of
+/// hung-up connects filled the listen queue and newcomers waited 1 s for a
+/// SYN retry; at 0 a flood doubled admitted clients' echo p99. 5 keeps both
+/// (docs/BENCHMARKS.md, "the door").
+const ACCEPT_NICENESS: i32 = 5;
 
-/// Runs the calling (accepting) thread at a lower priority than the sessions,
-/// which it started before: under a flood of connections to a full server,
-/// refusing them must not take the CPU from the clients already admitted.
-/// Measured in docs/BENCHMARKS.md. Linux keeps a niceness per thread.
+/// Runs the calling (accepting) thread at a lower priority than the sessions
+/// (their threads are started by the pool's spawner, made before this):
+/// under a flood of connections to a full server, refusing them must not
+/// take the CPU from the clients already admitted. Linux keeps a niceness
+/// per thread.
 fn lower_accept_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ACCEPT_NICENESS) {
         tracing::debug!("cannot lower the accepting thread's priority: {e}");

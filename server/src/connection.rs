@@ -199,10 +199,15 @@ mod tests {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
 
-    fn reader_for(input: &[u8]) -> RequestReader {
+    /// A connected pair on loopback: the client's end and the server's.
+    fn connected() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (client, listener.accept().unwrap().0)
+    }
+
+    fn reader_for(input: &[u8]) -> RequestReader {
+        let (mut client, server) = connected();
         client.write_all(input).unwrap();
         drop(client);
         RequestReader::new(Transport::plain(server), Duration::from_secs(10))
@@ -234,9 +239,7 @@ mod tests {
 
     #[test]
     fn a_trickled_line_is_cut_off_at_the_line_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (mut client, server) = connected();
         let mut r = RequestReader::new(Transport::plain(server), Duration::from_millis(300));
         r.set_wait(Duration::from_secs(20)).unwrap();
         client.write_all(b"status\n").unwrap();
@@ -261,9 +264,7 @@ mod tests {
 
     #[test]
     fn a_line_begun_and_stalled_is_cut_off_too() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (mut client, server) = connected();
         let mut r = RequestReader::new(Transport::plain(server), Duration::from_millis(200));
         r.set_wait(Duration::from_secs(20)).unwrap();
         client.write_all(b"get half").unwrap();

@@ -8,6 +8,8 @@
 //! - [`run_client`]: runs `file-client` with arguments and returns its output.
 //! - [`pty_client`], [`ready`], [`type_keys`]: `file-client` at a prompt in a pseudo-terminal.
 //! - [`FakeServer`]: a hand-driven server for replies the real one never sends.
+//! - [`SlowRelay`]: a TCP relay at a fixed rate, so a transfer lasts long
+//!   enough to be cancelled half-way.
 //! - [`pseudo_random`], [`eventually`]: test data and bounded waiting.
 
 #![forbid(unsafe_code)]
@@ -447,11 +449,20 @@ impl FakeConn {
     pub fn send_text(&mut self, text: &str) {
         self.send(format!("OK {}\n{text}", text.len()).as_bytes());
     }
+
+    /// Writes a framed download's reply: `OK 0 FIELDS bytes=<len of
+    /// data>`, then `data` in one `DATA` frame and `END ok`.
+    pub fn send_download(&mut self, fields: &str, data: &[u8]) {
+        self.send(format!("OK 0 {fields} bytes={}\nDATA {}\n", data.len(), data.len()).as_bytes());
+        self.send(data);
+        self.send(b"END ok\n");
+    }
 }
 
 impl FakeServer {
     /// Listens on `127.0.0.1:0`; `serve` gets each connection after its
-    /// greeting (`name=FakeNN`), with the connection's number from 1.
+    /// greeting (`name=FakeNN`) and the answer to `frames on`, with the
+    /// connection's number from 1.
     pub fn start(serve: impl Fn(usize, FakeConn) + Send + Sync + 'static) -> FakeServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -468,7 +479,12 @@ impl FakeServer {
                 let body = format!("welcome Fake{n:02}\n");
                 let greeting = format!("OK {} proto=1 name=Fake{n:02}\n{body}", body.len());
                 let _ = stream.write_all(greeting.as_bytes());
-                let reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                // file-client asks for framed transfers first thing.
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_ok() && first.trim_end() == "frames on" {
+                    let _ = stream.write_all(b"OK 0 frames=on\n");
+                }
                 let serve = std::sync::Arc::clone(&serve);
                 std::thread::spawn(move || serve(n, FakeConn { reader, stream }));
             }
@@ -478,6 +494,65 @@ impl FakeServer {
 }
 
 impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// A TCP relay on `127.0.0.1:0` to `target` that passes at most `rate`
+/// bytes a second each way: a slow network, so a test can act while a
+/// transfer is under way. Each connection ends when either side closes.
+pub struct SlowRelay {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowRelay {
+    /// Relays connections to `target` at `rate` bytes a second each way.
+    pub fn start(target: SocketAddr, rate: u64) -> SlowRelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(target)) else { continue };
+                let (client2, server2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                std::thread::spawn(move || pump(client, server, rate));
+                std::thread::spawn(move || pump(server2, client2, rate));
+            }
+        });
+        SlowRelay { addr, stop }
+    }
+}
+
+/// Copies `from` to `to` at `rate` bytes a second, 16 KiB at a time, until
+/// either ends; then shuts both down.
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: u64) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = Instant::now();
+    let mut passed = 0u64;
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        passed += n as u64;
+        // Pacing: ahead of the rate, wait until the clock catches up.
+        let due = Duration::from_secs_f64(passed as f64 / rate as f64);
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for SlowRelay {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);

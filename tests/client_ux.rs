@@ -75,16 +75,14 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
     let fake = FakeServer::start(move |n, mut conn| {
         while let Some(line) = conn.read_line() {
             if n == 1 && line == "get big.bin" {
-                // The first 20 MiB, then nothing: the transfer stalls.
-                conn.send(format!("OK {} blake3={hash}\n", served.len()).as_bytes());
+                // The first 20 MiB of one frame, then nothing: the transfer
+                // stalls, and a `cancel` is not answered either.
+                conn.send(format!("OK 0 blake3={hash} bytes={}\nDATA {}\n", served.len(), served.len()).as_bytes());
                 conn.send(&served[..half]);
             } else if let Some(offset) = line.strip_prefix("resume ").and_then(|r| r.strip_suffix(" big.bin")) {
                 let offset: usize = offset.parse().unwrap();
                 let _ = resumed_tx.lock().unwrap().send(offset);
-                let header =
-                    format!("OK {} blake3={hash} offset={offset} size={}\n", served.len() - offset, served.len());
-                conn.send(header.as_bytes());
-                conn.send(&served[offset..]);
+                conn.send_download(&format!("blake3={hash} offset={offset} size={}", served.len()), &served[offset..]);
             } else if line == "exit" {
                 conn.send_text("bye\n");
                 return;
@@ -99,7 +97,8 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
     pty.exp_string("stalled").unwrap();
     pty.send_control('c').unwrap();
     pty.exp_string("cancelled: partial download kept as ./big.bin.part; get -c big.bin resumes").unwrap();
-    // The session goes on (on a new connection, since 12 MiB were still due).
+    // The session goes on, on a new connection, since the server did not
+    // answer the cancel.
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
     assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), half as u64);
     assert!(!dir.path().join("big.bin").exists());
@@ -135,7 +134,8 @@ fn ctrl_c_while_the_server_prepares_the_reply_cancels_at_once() {
     pty.send_line("get huge.iso").unwrap();
     asked_rx.recv().unwrap();
     pty.send_control('c').unwrap();
-    pty.exp_string("cancelled: the server had not answered yet").unwrap();
+    // Asked to stop, the server says nothing: the client gives up on it.
+    pty.exp_string("cancelled: before the server answered").unwrap();
     // The session goes on, on a new connection; nothing was written.
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
     assert!(!dir.path().join("huge.iso").exists() && !dir.path().join("huge.iso.part").exists());
@@ -151,8 +151,7 @@ fn a_resume_that_does_not_match_is_discarded_and_fails() {
         while let Some(line) = conn.read_line() {
             if let Some(offset) = line.strip_prefix("resume ").and_then(|r| r.strip_suffix(" x.bin")) {
                 let offset: usize = offset.parse().unwrap();
-                conn.send(format!("OK {} blake3={hash} offset={offset}\n", data.len() - offset).as_bytes());
-                conn.send(&data[offset..]);
+                conn.send_download(&format!("blake3={hash} offset={offset}"), &data[offset..]);
             }
         }
     });
@@ -274,7 +273,7 @@ fn text_from_a_hostile_server_is_printed_harmlessly() {
                     conn.send(b"EVT 22\n\x1b]0;pwned\x07 \x1b[2J event\n");
                     conn.send_text("f 3 2026-11-21T00:00:00Z evil\x1b[31mname\x07\nf 3 2026-11-21T00:00:00Z .bashrc\n");
                 }
-                "get evil\x1b[31mname\x07" | "get .bashrc" => conn.send(b"OK 3 blake3=00\nabc"),
+                "get evil\x1b[31mname\x07" | "get .bashrc" => conn.send_download("blake3=00", b"abc"),
                 _ => conn.send(b"ERR 400 unexpected\n"),
             }
         }

@@ -210,6 +210,7 @@ impl Connection {
                 if let Header::Ok { len, .. } = header {
                     conn.read_text_body(len)?;
                 }
+                conn.turn_frames_on()?;
                 Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
             // 503 in place of the greeting: not admitted (full, shutting down).
@@ -219,6 +220,28 @@ impl Connection {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `frames on`: transfers come and go in `DATA` frames, so a cancelled
+    /// one ends at a frame's end and the session goes on.
+    fn turn_frames_on(&mut self) -> Result<(), ClientError> {
+        self.send(&Request::Frames(true))?;
+        let header = self.read_reply_header()?;
+        if let Header::Ok { len, .. } = header {
+            self.read_text_body(len)?;
+        }
+        if header.field("frames") != Some("on") {
+            return Err(ClientError::Connection("the server does not speak framed transfers (frames on)".into()));
+        }
+        Ok(())
+    }
+
+    /// Writes bytes as they are: an upload's frame lines.
+    ///
+    /// # Errors
+    /// [`ClientError::Connection`] when the write fails.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.writer.write_all(bytes).map_err(|e| ClientError::connection("sending", e))
     }
 
     /// The server's address.
@@ -300,7 +323,7 @@ impl Connection {
                     return Err(ClientError::Remote { code, message: escape(&message).into_owned() })
                 }
                 Incoming::Header(header) => {
-                    if let Header::Ok { len, .. } = header {
+                    if let Header::Ok { len, .. } | Header::Data { len } = header {
                         if len > 0 {
                             // The reader thread lends the read side right after the header.
                             let Ok(Incoming::Body(reader)) = self.incoming.recv() else {
@@ -316,6 +339,11 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// True while the body (or frame) of the last header is not all read.
+    pub fn has_body(&self) -> bool {
+        self.body.is_some()
     }
 
     /// Reads a text body of `len` bytes, refusing one larger than the limit.
@@ -487,7 +515,7 @@ fn read_messages(
                     }
                 }
             }
-            Header::Ok { len, .. } => {
+            Header::Ok { len, .. } | Header::Data { len } => {
                 if tx.send(Incoming::Header(header)).is_err() {
                     return;
                 }

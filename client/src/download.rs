@@ -1,15 +1,22 @@
 //! Downloads: `get` (to a file, verified, resumable) and `cat` (to standard
 //! output), with remote globs expanded from a listing.
 //!
-//! A download is written to `NAME.part` in the download folder, hashed as it
-//! arrives, and linked to `NAME` only when its BLAKE3 matches the reply's.
+//! A download is written to `NAME.part` in the download folder (created new
+//! and locked, never a file or link already there unless resuming), hashed
+//! as it arrives, and linked to `NAME` only when its BLAKE3 matches the
+//! reply's. The bytes come in frames (`frames on`), so Ctrl+C stops a
+//! download at a frame's end and the session goes on.
 //! The local name comes from what the user asked for (or a glob match checked
 //! the same way), never from anything else the server says.
 
-use std::fs::{self, File, OpenOptions};
+use std::cell::Cell;
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::text::escape;
 use common::{Code, Digest, Header, ListEntryKind, Request};
@@ -22,9 +29,58 @@ use crate::progress::Progress;
 use crate::render::{self, unexpected};
 use crate::session::Session;
 
-/// A cancelled download with at most this much left is read to its end to
-/// keep the session; with more, the client reconnects instead of waiting.
-const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
+/// After a `cancel`, how long the server may send nothing before the client
+/// gives up on the connection and opens a new one.
+const CANCEL_WAIT: Duration = Duration::from_secs(3);
+
+/// Ctrl+C during a download. The first asks the server to stop (`cancel`):
+/// it ends the download at the end of a frame and the session goes on. A
+/// second one, or the server staying silent for [`CANCEL_WAIT`] after the
+/// first, gives up on the connection instead.
+struct Stop {
+    interrupted: Arc<AtomicBool>,
+    /// When `cancel` was sent.
+    asked: Cell<Option<Instant>>,
+    /// When the server last sent something.
+    heard: Cell<Instant>,
+    /// The connection was replaced.
+    gave_up: Cell<bool>,
+}
+
+impl Stop {
+    fn new(interrupted: Arc<AtomicBool>) -> Stop {
+        Stop { interrupted, asked: Cell::new(None), heard: Cell::new(Instant::now()), gave_up: Cell::new(false) }
+    }
+
+    /// Whether waiting for the server must end now: Ctrl+C was pressed,
+    /// or the server has been silent too long since `cancel`.
+    fn now(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+            || self.asked.get().is_some() && self.heard.get().elapsed() >= CANCEL_WAIT
+    }
+
+    fn heard(&self) {
+        self.heard.set(Instant::now());
+    }
+}
+
+/// What came of a framed download.
+struct Received {
+    /// Bytes of the file received (and given to the sink).
+    bytes: u64,
+    /// `END ok`: every byte came.
+    complete: bool,
+    /// The sink failed; the bytes after that were read and dropped.
+    write_error: Option<io::Error>,
+}
+
+/// A `get` or `resume` reply's header, read.
+struct Offer {
+    /// Bytes to come.
+    len: u64,
+    /// BLAKE3 of the whole file.
+    digest: Digest,
+}
 
 impl Session {
     /// Remote names with globs expanded (in their last component).
@@ -60,132 +116,209 @@ impl Session {
     /// `get`: downloads `name` into the download folder; the report line.
     pub(crate) fn get(&mut self, name: &str, force: bool, resume: bool) -> Result<String, ClientError> {
         let part = PartFile::new(&self.settings.download_dir, name, force)?;
-        let (offset, hasher) = part.start(resume)?;
+        let (file, offset, hasher) = part.start(resume)?;
+        let mut writer = BackgroundWriter::new(file, hasher).map_err(|e| part.error("cannot write", e))?;
         let request = if offset > 0 {
             Request::Resume { offset, name: name.to_string() }
         } else {
             Request::Get(name.to_string())
         };
-        let (len, expected) = self.request_download(&request)?;
-        let writer = match part.open(offset, hasher) {
-            Ok(writer) => writer,
-            Err(e) => {
-                self.conn.skip_body()?;
-                return Err(part.error("cannot create", e));
-            }
-        };
+        let stop = Stop::new(self.interrupt_flag());
         let started = Instant::now();
-        let (file, hasher) = self.receive(writer, &part, offset, len)?;
-        part.keep(file, Digest::from(hasher.finalize()), expected, offset > 0)?;
+        let outcome = self.request_download(&request, &stop).and_then(|offer| match offer {
+            None => Ok(None),
+            Some(offer) => {
+                let mut progress = Progress::new(self.settings.progress, "get", &part.base, offset + offer.len, offset);
+                let received = self.receive_frames(&mut writer, &stop, &mut |step| match step {
+                    Transfer::Moved(n) => progress.set(offset + n),
+                    Transfer::Waiting => progress.tick(),
+                });
+                match &received {
+                    Ok(r) if r.complete && r.write_error.is_none() => progress.finish(),
+                    _ => progress.abandon(),
+                }
+                received.map(|r| Some((offer, r)))
+            }
+        });
+        let outcome = self.end_stop(&stop, outcome)?;
+        let kept = part.kept_hint();
+        let Some((offer, received)) = outcome else {
+            let _ = writer.finish();
+            part.discard_if_empty();
+            let kept = if offset > 0 { format!("; {kept}") } else { String::new() };
+            return Err(ClientError::Cancelled(format!(": before the server answered{kept}")));
+        };
+        if let Some(e) = received.write_error {
+            let _ = writer.finish();
+            return Err(part.error_kept("cannot write", &e));
+        }
+        let (file, hasher) = writer.finish().map_err(|e| part.error_kept("cannot write", &e))?;
+        if !received.complete {
+            return Err(ClientError::Cancelled(format!(": {kept}")));
+        }
+        part.keep(file, Digest::from(hasher.finalize()), offer.digest, offset > 0)?;
         let resumed = if offset > 0 { format!(", resumed at {offset}") } else { String::new() };
-        let (base, total, rate) = (escape(&part.base), offset + len, render::rate(len, started));
+        let (base, total, rate) = (escape(&part.base), offset + offer.len, render::rate(offer.len, started));
         Ok(format!("got '{base}' ({total} bytes{resumed}, {rate}, BLAKE3 verified)\n"))
     }
 
-    /// Streams the reply's body into the part file with a progress bar; the
-    /// file and the hash of everything in it.
-    fn receive(
-        &mut self,
-        mut writer: BackgroundWriter,
-        part: &PartFile,
-        offset: u64,
-        len: u64,
-    ) -> Result<(File, blake3::Hasher), ClientError> {
-        let mut progress = Progress::new(self.settings.progress, "get", &part.base, offset + len, offset);
-        let interrupted = self.interrupt_flag();
-        let result = self.conn.read_body_into(&mut writer, &mut |step| {
-            match step {
-                Transfer::Moved(n) => progress.set(offset + n),
-                Transfer::Waiting => progress.tick(),
+    /// Sends `get` or `resume` and reads the reply's header: what is coming.
+    /// `None` when Ctrl+C stopped it before the bytes began. A reply without
+    /// a valid hash ends the session, since nothing could be verified.
+    fn request_download(&mut self, request: &Request, stop: &Stop) -> Result<Option<Offer>, ClientError> {
+        self.conn.send(request)?;
+        let header = loop {
+            match self.conn.read_reply_header_unless(&|| stop.now()) {
+                Ok(Some(header)) => break header,
+                Ok(None) => {
+                    if !self.ask_to_stop(stop)? {
+                        return Ok(None);
+                    }
+                }
+                // Hashing a big file stops once the server sees the cancel.
+                Err(ClientError::Remote { code: Code::Cancelled, .. }) if stop.asked.get().is_some() => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
             }
-            !interrupted.load(std::sync::atomic::Ordering::SeqCst)
-        });
-        if matches!(result, Err(BodyError::Cancelled { .. })) {
-            progress.abandon();
-        } else {
-            progress.finish();
-        }
-        let (path, name) = (part.path.display(), quote_word(&part.name));
-        let kept = format!("partial download kept as {path}; get -c {name} resumes");
-        match result {
-            Ok(_) => writer.finish().map_err(|e| part.error("cannot write", e)),
-            Err(BodyError::Write(e)) => Err(part.error("cannot write", e)),
-            Err(BodyError::Read(e)) => Err(ClientError::Connection(format!("{e}; {kept}"))),
-            Err(BodyError::Cancelled { remaining }) => {
-                self.abandon_body(remaining)?;
-                Err(ClientError::Cancelled(format!(": {kept}")))
+        };
+        stop.heard();
+        let Header::Ok { .. } = header else { return Err(unexpected(&header)) };
+        let digest = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
+        let len = header.field("bytes").and_then(|n| n.parse::<u64>().ok());
+        match (digest, len) {
+            (Some(digest), Some(len)) => Ok(Some(Offer { len, digest })),
+            _ => {
+                self.conn.close();
+                Err(ClientError::Connection("the server's get reply has no valid blake3 or bytes field".into()))
             }
         }
     }
 
-    /// Sends `get` or `resume` and reads the reply's header: the body's length
-    /// and the whole file's hash. A reply without a valid hash is refused
-    /// (its body skipped), since nothing could be verified.
-    fn request_download(&mut self, request: &Request) -> Result<(u64, Digest), ClientError> {
-        self.conn.send(request)?;
-        let interrupted = self.interrupt_flag();
-        let cancel = move || interrupted.load(std::sync::atomic::Ordering::SeqCst);
-        let Some(header) = self.conn.read_reply_header_unless(&cancel)? else {
-            // Ctrl+C before the reply (the server may still be hashing a big
-            // file): only a new connection gets out of waiting for it.
-            self.reconnect()?;
-            return Err(ClientError::Cancelled(": the server had not answered yet".into()));
-        };
-        let Header::Ok { len, .. } = header else { return Err(unexpected(&header)) };
-        match header.field("blake3").and_then(|d| d.parse::<Digest>().ok()) {
-            Some(digest) => Ok((len, digest)),
-            None => {
-                self.conn.skip_body()?;
-                Err(ClientError::Connection("server's get reply has no valid blake3 field".into()))
+    /// Reads a download's `DATA` frames into `sink` up to `END`. Ctrl+C asks
+    /// the server to stop; see [`Stop`].
+    fn receive_frames(
+        &mut self,
+        sink: &mut dyn BodySink,
+        stop: &Stop,
+        progress: &mut dyn FnMut(Transfer),
+    ) -> Result<Received, ClientError> {
+        let mut received = Received { bytes: 0, complete: false, write_error: None };
+        let mut discard = io::sink();
+        loop {
+            if self.conn.has_body() {
+                let base = received.bytes;
+                let out: &mut dyn BodySink = if received.write_error.is_some() { &mut discard } else { &mut *sink };
+                let result = self.conn.read_body_into(out, &mut |step| {
+                    if let Transfer::Moved(n) = step {
+                        stop.heard();
+                        received.bytes = base + n;
+                    }
+                    progress(step);
+                    !stop.now()
+                });
+                match result {
+                    Ok(n) => received.bytes = base + n,
+                    Err(BodyError::Cancelled { .. }) => {
+                        if !self.ask_to_stop(stop)? {
+                            return Ok(received);
+                        }
+                    }
+                    // Nothing reads the rest (`cat | head`): the run is ending.
+                    Err(BodyError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        return Err(ClientError::output(&e))
+                    }
+                    Err(BodyError::Write(e)) => {
+                        received.write_error = Some(e);
+                        self.ask_to_stop(stop)?;
+                    }
+                    Err(BodyError::Read(e)) => return Err(e),
+                }
+                continue;
+            }
+            match self.conn.read_reply_header_unless(&|| stop.now())? {
+                None => {
+                    if !self.ask_to_stop(stop)? {
+                        return Ok(received);
+                    }
+                }
+                Some(Header::Data { .. }) => stop.heard(),
+                Some(Header::End { cancelled }) => {
+                    received.complete = !cancelled;
+                    return Ok(received);
+                }
+                Some(other) => return Err(unexpected(&other)),
             }
         }
+    }
+
+    /// Ctrl+C (or silence after it) during a download: the first time, asks
+    /// the server to stop and says to go on reading (`true`); after that,
+    /// gives up on this connection and opens a new one (`false`).
+    fn ask_to_stop(&mut self, stop: &Stop) -> Result<bool, ClientError> {
+        stop.interrupted.store(false, Ordering::SeqCst);
+        if stop.asked.get().is_none() {
+            self.conn.send(&Request::Cancel)?;
+            stop.asked.set(Some(Instant::now()));
+            stop.heard();
+            return Ok(true);
+        }
+        stop.gave_up.set(true);
+        self.reconnect()?;
+        Ok(false)
+    }
+
+    /// After a download: the reply to a `cancel` sent during it comes last.
+    fn end_stop<T>(&mut self, stop: &Stop, outcome: Result<T, ClientError>) -> Result<T, ClientError> {
+        if stop.asked.get().is_some() && !stop.gave_up.get() && !outcome.as_ref().is_err_and(ClientError::ends_session)
+        {
+            match self.conn.read_reply_header()? {
+                Header::Ok { len: 0, .. } => {}
+                other => return Err(unexpected(&other)),
+            }
+        }
+        outcome
     }
 
     /// `cat`: the file's bytes to `out` as they arrive; the hash is checked at
     /// the end, when the bytes are already out, so a mismatch is reported as
     /// a failed command. A closed output ends the run normally.
     pub(crate) fn cat(&mut self, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
-        let (_, expected) = self.request_download(&Request::Get(name.to_string()))?;
+        let stop = Stop::new(self.interrupt_flag());
         let mut out = out;
         let mut sink = HashingSink { out: &mut out, hasher: blake3::Hasher::new() };
-        let interrupted = self.interrupt_flag();
-        let result =
-            self.conn.read_body_into(&mut sink, &mut |_| !interrupted.load(std::sync::atomic::Ordering::SeqCst));
-        match result {
-            Ok(_) => {}
-            Err(BodyError::Write(e)) => return Err(ClientError::output(&e)),
-            Err(BodyError::Read(e)) => return Err(e),
-            Err(BodyError::Cancelled { remaining }) => {
-                self.abandon_body(remaining)?;
-                return Err(ClientError::Cancelled(String::new()));
-            }
+        let outcome = self.request_download(&Request::Get(name.to_string()), &stop).and_then(|offer| match offer {
+            None => Ok(None),
+            Some(offer) => self.receive_frames(&mut sink, &stop, &mut |_| {}).map(|r| Some((offer, r))),
+        });
+        let Some((offer, received)) = self.end_stop(&stop, outcome)? else {
+            return Err(ClientError::Cancelled(String::new()));
+        };
+        if let Some(e) = received.write_error {
+            return Err(ClientError::output(&e));
+        }
+        if !received.complete {
+            return Err(ClientError::Cancelled(String::new()));
         }
         let digest = Digest::from(sink.hasher.finalize());
         out.flush().map_err(|e| ClientError::output(&e))?;
-        if digest != expected {
+        if digest != offer.digest {
             return Err(ClientError::Local(format!("'{}' did not match its BLAKE3 hash", escape(name))));
         }
         Ok(())
     }
-
-    /// After a cancelled download: read the rest if it is small, else start over
-    /// on a fresh connection rather than wait for it.
-    fn abandon_body(&mut self, remaining: u64) -> Result<(), ClientError> {
-        if remaining <= DRAIN_LIMIT {
-            self.conn.skip_body()
-        } else {
-            self.reconnect()
-        }
-    }
 }
 
-/// Where one download goes: `NAME.part` while it arrives, `NAME` once verified.
+/// Where one download goes: `NAME.part` while it arrives, `NAME` once
+/// verified. The part file is this download's own: created new (never a file
+/// or link that was there), or, to resume, an existing regular file that is
+/// not a link; and locked while in use, so two downloads never share one.
 struct PartFile {
     /// The name asked of the server.
     name: String,
     /// The local name: the last part of `name`, a plain file name.
     base: String,
-    /// `DIR/NAME.part`.
+    /// `DIR/NAME.part` (shortened to fit the file system's name limit).
     path: PathBuf,
     /// `DIR/NAME`.
     target: PathBuf,
@@ -202,7 +335,7 @@ impl PartFile {
         if !force && target.symlink_metadata().is_ok() {
             return Err(exists(base));
         }
-        let path = dir.join(format!("{base}.part"));
+        let path = dir.join(part_name(base));
         Ok(PartFile { name: name.to_string(), base: base.to_string(), path, target, force })
     }
 
@@ -210,24 +343,73 @@ impl PartFile {
         ClientError::Local(format!("{what} '{}': {e}", self.path.display()))
     }
 
-    /// Where to start: with `resume`, after the bytes already in the part
-    /// file, with the hash of those bytes; else at 0.
-    fn start(&self, resume: bool) -> Result<(u64, blake3::Hasher), ClientError> {
-        let mut hasher = blake3::Hasher::new();
-        match fs::metadata(&self.path) {
-            Ok(meta) if resume && meta.is_file() => {
-                let existing = File::open(&self.path).map_err(|e| self.error("cannot read", e))?;
-                hasher.update_reader(existing).map_err(|e| self.error("cannot read", e))?;
-                Ok((meta.len(), hasher))
-            }
-            _ => Ok((0, hasher)),
-        }
+    /// A failure after some bytes were written: they are kept for `get -c`.
+    fn error_kept(&self, what: &str, e: &io::Error) -> ClientError {
+        ClientError::Local(format!("{what} '{}': {e}; {}", self.path.display(), self.kept_hint()))
     }
 
-    /// Opens the part file (appending after `offset` bytes) behind a writer thread.
-    fn open(&self, offset: u64, hasher: blake3::Hasher) -> io::Result<BackgroundWriter> {
-        let file = if offset > 0 { OpenOptions::new().append(true).open(&self.path) } else { File::create(&self.path) };
-        BackgroundWriter::new(file?, hasher)
+    /// What the user can do with the part file: a command that works.
+    fn kept_hint(&self) -> String {
+        let force = if self.force { " -f" } else { "" };
+        format!("partial download kept as {}; get -c{force} {} resumes", self.path.display(), quote_word(&self.name))
+    }
+
+    /// The part file, opened and locked, and where to start: with `resume`,
+    /// after the bytes already in it (with their hash); else at 0, in a file
+    /// created now.
+    fn start(&self, resume: bool) -> Result<(File, u64, blake3::Hasher), ClientError> {
+        let mut hasher = blake3::Hasher::new();
+        if resume && self.path.symlink_metadata().is_ok() {
+            let mut file = self.open_existing()?;
+            hasher.update_reader(&mut file).map_err(|e| self.error("cannot read", e))?;
+            let len = file.metadata().map_err(|e| self.error("cannot read", e))?.len();
+            return Ok((file, len, hasher));
+        }
+        // `create_new` fails on anything there, a symlink included.
+        let file = File::options().write(true).create_new(true).open(&self.path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                ClientError::Local(format!(
+                    "'{}' exists: get -c {} resumes it; remove it to start over",
+                    self.path.display(),
+                    quote_word(&self.name)
+                ))
+            } else {
+                self.error("cannot create", e)
+            }
+        })?;
+        self.lock(&file)?;
+        Ok((file, 0, hasher))
+    }
+
+    /// An existing part file to append to: a regular file, not a link, not
+    /// in use by another download.
+    fn open_existing(&self) -> Result<File, ClientError> {
+        let not_plain = || ClientError::Local(format!("'{}' is not a regular file; not resuming", self.path.display()));
+        let before = self.path.symlink_metadata().map_err(|e| self.error("cannot read", e))?;
+        if !before.file_type().is_file() {
+            return Err(not_plain());
+        }
+        let file =
+            File::options().read(true).append(true).open(&self.path).map_err(|e| self.error("cannot open", e))?;
+        let opened = file.metadata().map_err(|e| self.error("cannot read", e))?;
+        // The name was swapped for something else between the look and the open.
+        if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) {
+            return Err(not_plain());
+        }
+        self.lock(&file)?;
+        Ok(file)
+    }
+
+    fn lock(&self, file: &File) -> Result<(), ClientError> {
+        file.try_lock()
+            .map_err(|_| ClientError::Local(format!("'{}' is in use by another download", self.path.display())))
+    }
+
+    /// A download stopped before its first byte leaves no empty part file.
+    fn discard_if_empty(&self) {
+        if self.path.symlink_metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 
     /// Checks the whole file's hash, then moves it into place; a mismatch
@@ -243,21 +425,43 @@ impl PartFile {
             )));
         }
         file.sync_all().map_err(|e| self.error("cannot write", e))?;
-        drop(file);
-        if self.force {
-            return fs::rename(&self.path, &self.target).map_err(|e| self.error("cannot rename", e));
+        // Moved while still locked, so no other download can take it meanwhile.
+        let placed = if self.force {
+            fs::rename(&self.path, &self.target).map_err(|e| self.error("cannot rename", e))
+        } else {
+            // A hard link never replaces a file that appeared meanwhile.
+            fs::hard_link(&self.path, &self.target).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    exists(&self.base)
+                } else {
+                    self.error("cannot link", e)
+                }
+            })
+        };
+        placed?;
+        if !self.force {
+            let _ = fs::remove_file(&self.path);
         }
-        // A hard link never replaces a file that appeared meanwhile.
-        fs::hard_link(&self.path, &self.target).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                exists(&self.base)
-            } else {
-                self.error("cannot link", e)
-            }
-        })?;
-        let _ = fs::remove_file(&self.path);
+        drop(file);
         Ok(())
     }
+}
+
+/// The part file's name for local file `base`: `NAME.part`, with `NAME`
+/// shortened (and told apart by a hash of the whole) when that would pass
+/// the 255-byte limit of file names.
+fn part_name(base: &str) -> String {
+    const LIMIT: usize = 255;
+    let whole = format!("{base}.part");
+    if whole.len() <= LIMIT {
+        return whole;
+    }
+    let tag = &blake3::hash(base.as_bytes()).to_hex()[..12];
+    let mut keep = LIMIT - ".part".len() - tag.len() - 1;
+    while !base.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}~{tag}.part", &base[..keep])
 }
 
 fn exists(base: &str) -> ClientError {
@@ -313,18 +517,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let part = PartFile::new(dir.path(), "docs/a.txt", false).unwrap();
         fs::write(&part.path, b"abc").unwrap();
-        let (offset, hasher) = part.start(true).unwrap();
+        let (file, offset, hasher) = part.start(true).unwrap();
         assert_eq!(offset, 3);
         let good = Digest::from(hasher.finalize());
         assert_eq!(good, Digest::from(blake3::hash(b"abc")));
-        assert!(part.keep(File::open(&part.path).unwrap(), good, Digest([0; 32]), true).is_err());
+        assert!(part.keep(file, good, Digest([0; 32]), true).is_err());
         assert!(!part.path.exists() && !part.target.exists(), "a mismatch is discarded");
 
         fs::write(&part.path, b"abc").unwrap();
-        part.keep(File::open(&part.path).unwrap(), good, good, false).unwrap();
+        let (file, _, _) = part.start(true).unwrap();
+        part.keep(file, good, good, false).unwrap();
         assert_eq!(fs::read(&part.target).unwrap(), b"abc");
         assert!(!part.path.exists());
         assert!(PartFile::new(dir.path(), "a.txt", false).is_err(), "exists, without -f");
         assert!(PartFile::new(dir.path(), "a.txt", true).is_ok(), "replaced with -f");
+    }
+
+    #[test]
+    fn a_part_file_is_never_shared_reused_or_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = PartFile::new(dir.path(), "a.txt", false).unwrap();
+        let (_held, _, _) = part.start(false).unwrap();
+        let again = PartFile::new(dir.path(), "a.txt", false).unwrap();
+        let err = again.start(false).unwrap_err().to_string();
+        assert!(err.contains("exists: get -c a.txt resumes it"), "{err}");
+        let err = again.start(true).unwrap_err().to_string();
+        assert!(err.contains("in use by another download"), "{err}");
+        drop(_held);
+        assert!(again.start(true).is_ok(), "free once the first download is over");
+
+        // A link planted where the part file goes is neither followed nor written.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("b.txt.part")).unwrap();
+        let planted = PartFile::new(dir.path(), "b.txt", false).unwrap();
+        assert!(planted.start(false).is_err());
+        assert!(planted.start(true).unwrap_err().to_string().contains("not a regular file"));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn part_names_fit_the_file_name_limit() {
+        assert_eq!(part_name("a.txt"), "a.txt.part");
+        let long = "é".repeat(127); // 254 bytes
+        let name = part_name(&long);
+        assert!(name.len() <= 255 && name.ends_with(".part"), "{} bytes", name.len());
+        assert_ne!(name, part_name(&format!("{}x", "é".repeat(126))), "different names, different part files");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(&name), b"").unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! Uploads: `put`. The file is hashed first, so the request can announce
 //! its size and BLAKE3 and the server can refuse before a byte is sent; the
-//! bytes then go with the transport's `send_file` (`sendfile(2)` on TCP).
+//! bytes then go in `DATA` frames with the transport's `send_file`
+//! (`sendfile(2)` on TCP), so Ctrl+C can end an upload between two frames
+//! and keep the session.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::text::escape;
-use common::{Digest, Header, Request};
+use common::{Code, Digest, Header, Request};
 
 use crate::command::is_glob;
 use crate::error::ClientError;
@@ -16,7 +18,7 @@ use crate::progress::Progress;
 use crate::render::{self, unexpected};
 use crate::session::Session;
 
-/// Bytes sent per `sendfile` call during an upload, between progress updates.
+/// Bytes in one frame of an upload; Ctrl+C takes effect after the frame.
 const UPLOAD_CHUNK: u64 = 1024 * 1024;
 
 impl Session {
@@ -65,34 +67,51 @@ impl Session {
         Ok(format!("{} ({})\n", escape(body.trim_end()), render::rate(size, started)))
     }
 
-    /// Sends exactly `size` bytes of `file` with a progress bar; Ctrl+C
-    /// abandons the upload.
+    /// Sends `size` bytes of `file` in frames with a progress bar, then
+    /// `END`. Ctrl+C ends the upload at the next frame (`END cancelled`):
+    /// the server stores nothing and the session goes on.
     fn send_body(&mut self, file: &mut File, size: u64, local: &Path, remote: &str) -> Result<(), ClientError> {
         let mut progress = Progress::new(self.settings.progress, "put", remote, size, 0);
         let mut sent = 0;
-        while sent < size {
+        let mut stopped = None;
+        while sent < size && stopped.is_none() {
             if self.is_interrupted() {
-                progress.abandon();
-                // The server waits for the rest of the bytes; only a new
-                // connection gets out of that. It discards the partial upload.
-                self.reconnect()?;
-                return Err(ClientError::Cancelled(format!(": upload of '{}' abandoned", escape(remote))));
+                stopped = Some(ClientError::Cancelled(format!(": upload of '{}' cancelled", escape(remote))));
+                break;
             }
-            let n = self
-                .conn
-                .upload_sink()
-                .send_file(file, UPLOAD_CHUNK.min(size - sent))
-                .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
-            if n == 0 {
-                // The file shrank while being sent: the server waits for more
-                // bytes than there are, so the session cannot go on.
-                return Err(ClientError::Connection(format!("'{}' shrank while being sent", local.display())));
+            let frame = UPLOAD_CHUNK.min(size - sent);
+            self.conn.send_raw(Header::Data { len: frame }.encode().as_bytes())?;
+            let mut left = frame;
+            while left > 0 {
+                let n = self
+                    .conn
+                    .upload_sink()
+                    .send_file(file, left)
+                    .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
+                if n == 0 {
+                    // The file shrank while being sent: the frame is filled
+                    // up and the upload cancelled, so the session goes on.
+                    self.conn.send_raw(&vec![0; usize::try_from(left).unwrap_or(0)])?;
+                    let shrank = format!("'{}' shrank while being sent; nothing was stored", local.display());
+                    stopped = Some(ClientError::Local(shrank));
+                    break;
+                }
+                left -= n;
+                sent += n;
+                progress.set(sent);
             }
-            sent += n;
-            progress.set(sent);
         }
-        progress.finish();
-        Ok(())
+        self.conn.send_raw(Header::End { cancelled: stopped.is_some() }.encode().as_bytes())?;
+        let Some(why) = stopped else {
+            progress.finish();
+            return Ok(());
+        };
+        progress.abandon();
+        match self.conn.read_reply_header() {
+            Err(ClientError::Remote { code: Code::Cancelled, .. }) => Err(why),
+            Err(e) => Err(e),
+            Ok(other) => Err(unexpected(&other)),
+        }
     }
 }
 

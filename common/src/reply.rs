@@ -27,6 +27,8 @@ pub enum Code {
     TooLarge,
     /// 429: too many requests of a kind in a short time.
     TooMany,
+    /// 499: the client cancelled the transfer (as nginx logs it).
+    Cancelled,
     /// 500: the server failed.
     Internal,
     /// 507: the server's disk is full.
@@ -48,6 +50,7 @@ impl Code {
             Code::Exists => 409,
             Code::TooLarge => 413,
             Code::TooMany => 429,
+            Code::Cancelled => 499,
             Code::Internal => 500,
             Code::InsufficientStorage => 507,
             Code::Unavailable => 503,
@@ -65,6 +68,7 @@ impl Code {
             409 => Code::Exists,
             413 => Code::TooLarge,
             429 => Code::TooMany,
+            499 => Code::Cancelled,
             500 => Code::Internal,
             507 => Code::InsufficientStorage,
             503 => Code::Unavailable,
@@ -98,12 +102,24 @@ pub enum Header {
         /// `key=value` pairs, in order (see [`Event`]).
         fields: Vec<(String, String)>,
     },
+    /// `DATA <len>`: one frame of a framed transfer (after `frames on`);
+    /// `len` bytes of the file follow. Sent by the server for a download and
+    /// by the client for an upload.
+    Data {
+        /// Bytes in this frame.
+        len: u64,
+    },
+    /// `END ok` or `END cancelled`: the last frame of a framed transfer.
+    End {
+        /// The sender stopped early (`cancel`, or Ctrl+C on an upload).
+        cancelled: bool,
+    },
 }
 
 /// A header line that is not of the three shapes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    /// Not `OK`, `ERR` or `EVT`.
+    /// Not `OK`, `ERR`, `EVT`, `DATA` or `END`.
     #[error("unknown reply kind in '{0}'")]
     UnknownKind(String),
     /// The length or code is missing or not a number.
@@ -129,7 +145,7 @@ impl Header {
     pub fn field(&self, key: &str) -> Option<&str> {
         match self {
             Header::Ok { fields, .. } | Header::Event { fields, .. } => find_field(fields, key),
-            Header::Err { .. } => None,
+            Header::Err { .. } | Header::Data { .. } | Header::End { .. } => None,
         }
     }
 
@@ -140,6 +156,9 @@ impl Header {
             Header::Ok { len, fields } => format!("OK {len}{}\n", encode_fields(fields)),
             Header::Err { code, message } => format!("ERR {} {}\n", code.number(), escape(message)),
             Header::Event { len, fields } => format!("EVT {len}{}\n", encode_fields(fields)),
+            Header::Data { len } => format!("DATA {len}\n"),
+            Header::End { cancelled: false } => "END ok\n".to_string(),
+            Header::End { cancelled: true } => "END cancelled\n".to_string(),
         }
     }
 
@@ -165,6 +184,11 @@ impl Header {
                 Ok(Header::Err { code: Code::from_number(code), message: message.to_string() })
             }
             "EVT" => len_and_fields().map(|(len, fields)| Header::Event { len, fields }),
+            // Digits only: `u64::from_str` would take `+5`.
+            "DATA" if rest.bytes().all(|b| b.is_ascii_digit()) => Ok(Header::Data { len: number(rest)? }),
+            "DATA" => Err(HeaderError::BadNumber(escape(line).into_owned())),
+            "END" if rest == "ok" => Ok(Header::End { cancelled: false }),
+            "END" if rest == "cancelled" => Ok(Header::End { cancelled: true }),
             _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
         }
     }
@@ -305,6 +329,9 @@ mod tests {
             Header::err(Code::Other(418), "teapot"),
             Header::Event { len: 17, fields: Vec::new() },
             Header::Event { len: 9, fields: vec![("event".into(), "left".into()), ("name".into(), "bob".into())] },
+            Header::Data { len: 4 << 20 },
+            Header::End { cancelled: false },
+            Header::End { cancelled: true },
         ];
         for h in cases {
             assert_eq!(Header::parse(&h.encode()), Ok(h.clone()), "{h:?}");
@@ -339,6 +366,11 @@ mod tests {
         assert!(matches!(Header::parse("EVT 1 a=\u{1}"), Err(HeaderError::BadField(_))));
         assert!(matches!(Header::parse("OK 1 k\u{85}=v"), Err(HeaderError::BadField(_))));
         assert!(matches!(Header::parse("EVT"), Err(HeaderError::BadNumber(_))));
+        for bad in ["DATA", "DATA +5", "DATA 1 2", "DATA x"] {
+            assert!(matches!(Header::parse(bad), Err(HeaderError::BadNumber(_))), "{bad}");
+        }
+        assert!(matches!(Header::parse("END maybe"), Err(HeaderError::UnknownKind(_))));
+        assert!(matches!(Header::parse("END"), Err(HeaderError::UnknownKind(_))));
     }
 
     #[test]

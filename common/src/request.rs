@@ -46,6 +46,13 @@ pub enum Request {
     Help,
     /// `exit`: the server says goodbye and closes.
     Exit,
+    /// `frames on|off`: from now on, a download's bytes come as `DATA`
+    /// frames ended by `END`, and an upload's bytes are sent the same way, so
+    /// either side can stop a transfer and keep the session (see
+    /// [`crate::Header::Data`]).
+    Frames(bool),
+    /// `cancel`: stop the framed transfers asked for before this request.
+    Cancel,
     /// Any other line: answered with the same text and ` ACK`.
     Echo(String),
 }
@@ -102,6 +109,12 @@ impl Request {
             "info" => no_arg("info", Request::Info),
             "help" => no_arg("help", Request::Help),
             "exit" => no_arg("exit", Request::Exit),
+            "cancel" => no_arg("cancel", Request::Cancel),
+            "frames" => match arg.to_ascii_lowercase().as_str() {
+                "on" => Ok(Request::Frames(true)),
+                "off" => Ok(Request::Frames(false)),
+                _ => Err(RequestError::MissingArgument { usage: "frames on|off" }),
+            },
             "list" => Ok(Request::List(arg.to_string())),
             "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
             "get" => Ok(Request::Get(arg.to_string())),
@@ -166,6 +179,8 @@ impl fmt::Display for Request {
             Request::Say(text) => write!(f, "say {text}"),
             Request::Help => f.write_str("help"),
             Request::Exit => f.write_str("exit"),
+            Request::Frames(on) => f.write_str(if *on { "frames on" } else { "frames off" }),
+            Request::Cancel => f.write_str("cancel"),
             Request::Echo(text) => f.write_str(text),
         }
     }
@@ -210,6 +225,9 @@ mod tests {
             Request::Say("hello, everyone!".into()),
             Request::Help,
             Request::Exit,
+            Request::Frames(true),
+            Request::Frames(false),
+            Request::Cancel,
             Request::Echo("Hello Server!".into()),
         ];
         for r in cases {
@@ -242,6 +260,9 @@ mod tests {
         assert!(matches!(Request::parse("say  "), Err(RequestError::MissingArgument { .. })));
         assert!(matches!(Request::parse("status now"), Err(RequestError::UnexpectedArgument { .. })));
         assert!(matches!(Request::parse("exit please"), Err(RequestError::UnexpectedArgument { .. })));
+        assert!(matches!(Request::parse("cancel it"), Err(RequestError::UnexpectedArgument { .. })));
+        assert!(matches!(Request::parse("frames"), Err(RequestError::MissingArgument { .. })));
+        assert!(matches!(Request::parse("frames maybe"), Err(RequestError::MissingArgument { .. })));
         let plus = format!("put +5 {} name", digest());
         for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest()), &plus] {
             assert!(matches!(Request::parse(bad), Err(RequestError::BadPut { .. })), "{bad}");

@@ -6,7 +6,7 @@
 //! cut off. The time limit counts from a line's first byte, so a client that
 //! trickles a byte at a time cannot hold its session (and slot) for ever.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::MAX_LINE_LEN;
@@ -83,8 +83,25 @@ impl RequestReader {
     }
 
     /// The buffered reader, for an upload's body, which may already be partly buffered.
-    pub fn body(&mut self) -> &mut impl Read {
+    pub fn body(&mut self) -> &mut impl BufRead {
         &mut self.reader
+    }
+
+    /// True when a `cancel` line is among the bytes already received and
+    /// not yet read (buffered, or waiting in the socket): a long command
+    /// looks, so that it can stop early. Reads nothing.
+    pub fn cancel_waiting(&self) -> bool {
+        let mut peeked = [0u8; READ_BUFFER];
+        let buffered = self.reader.buffer();
+        let waiting = if buffered.is_empty() {
+            let n = self.reader.get_ref().peek(&mut peeked);
+            &peeked[..n]
+        } else {
+            buffered
+        };
+        let mut lines = waiting.split(|&b| b == b'\n');
+        lines.next_back(); // not ended yet
+        lines.any(|line| line.trim_ascii().eq_ignore_ascii_case(b"cancel"))
     }
 
     /// Reads the next request line.

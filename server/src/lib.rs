@@ -21,7 +21,9 @@
 //! - [`pool`]: the fixed set of session threads.
 //! - [`session`]: one client over the line protocol: read a line, apply, send, keep time.
 //! - [`connection`]: reading request lines with a hard length limit.
-//! - [`writer`]: one client's write side: replies and events, whole and in order.
+//! - [`frames`]: an upload's bytes in `DATA`/`END` frames (after `frames on`).
+//! - [`writer`]: one client's write side: replies and events, whole and in
+//!   order; downloads raw or in frames a `cancel` can stop.
 //! - [`cmd`]: the commands, as values: a request in, a reply out, no connection.
 //! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
 //! - [`activity`]: a session's idle clock and what it is doing, for `status`.
@@ -35,6 +37,7 @@ pub mod activity;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod frames;
 pub mod pool;
 pub mod presence;
 pub mod repo;

@@ -50,6 +50,9 @@ pub enum RepoError {
     /// The disk is full (or the user's quota is used up).
     #[error("no space left on the server's disk for '{0}'; nothing was stored")]
     NoSpace(String),
+    /// Hashing stopped: the client cancelled the download meanwhile.
+    #[error("download of '{0}' cancelled while it was being hashed")]
+    Cancelled(String),
     /// Anything else the file system said.
     #[error("{context}: {source}")]
     Io {
@@ -68,6 +71,7 @@ impl RepoError {
             RepoError::Forbidden(_) => Code::Forbidden,
             RepoError::NotAFile(_) | RepoError::NotADir(_) | RepoError::HashMismatch(_) => Code::BadRequest,
             RepoError::Exists(_) => Code::Exists,
+            RepoError::Cancelled(_) => Code::Cancelled,
             RepoError::Io { .. } => Code::Internal,
             RepoError::NoSpace(_) => Code::InsufficientStorage,
         }
@@ -228,10 +232,14 @@ impl Repo {
     /// before) is opened non-blocking, and what was opened is checked, not
     /// the name, so only a regular file is ever read.
     ///
+    /// Hashing a big file takes a while: it stops (with
+    /// [`RepoError::Cancelled`]) once `wanted` says the client no longer
+    /// wants the file; `wanted` is asked every [`HASH_CHECK`] bytes.
+    ///
     /// # Errors
     /// [`RepoError`] when the file does not exist, is not a regular file,
     /// leads out of the share or cannot be read.
-    pub fn open_download(&self, path: &RemotePath) -> Result<Download, RepoError> {
+    pub fn open_download(&self, path: &RemotePath, wanted: &dyn Fn() -> bool) -> Result<Download, RepoError> {
         let mut options = OpenOptions::new();
         options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
         let opened = self.root.open_with(path.as_relative(), &options);
@@ -245,7 +253,14 @@ impl Repo {
         let digest = match cached {
             Some(d) => d,
             None => {
-                let digest = Digest::of_reader(&mut file).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
+                let mut watched = Watched { inner: &mut file, wanted, unasked: HASH_CHECK, stopped: false };
+                let digest = Digest::of_reader(&mut watched).map_err(|e| {
+                    if watched.stopped {
+                        RepoError::Cancelled(path.to_string())
+                    } else {
+                        RepoError::from_io(e, path, "cannot read")
+                    }
+                })?;
                 file.seek(SeekFrom::Start(0)).map_err(|e| RepoError::from_io(e, path, "cannot read"))?;
                 remember(&mut self.hashes.lock(), key, digest);
                 digest
@@ -387,6 +402,34 @@ impl Drop for Upload<'_> {
     }
 }
 
+/// Bytes hashed between two questions to a download's `wanted`.
+pub const HASH_CHECK: u64 = 32 * 1024 * 1024;
+
+/// A file being hashed for a client who may cancel meanwhile.
+struct Watched<'a, R> {
+    inner: R,
+    wanted: &'a dyn Fn() -> bool,
+    /// Bytes until `wanted` is asked again.
+    unasked: u64,
+    stopped: bool,
+}
+
+impl<R: Read> Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.unasked == 0 {
+            if !(self.wanted)() {
+                self.stopped = true;
+                return Err(io::Error::other("the client cancelled"));
+            }
+            self.unasked = HASH_CHECK;
+        }
+        let want = buf.len().min(usize::try_from(self.unasked).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.unasked -= n as u64;
+        Ok(n)
+    }
+}
+
 /// RFC 3339 in UTC to the second, as used in listings.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
     DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -435,7 +478,7 @@ mod tests {
     }
 
     fn digest_of(repo: &Repo, name: &str) -> Digest {
-        repo.open_download(&RemotePath::parse(name).unwrap()).unwrap().digest
+        repo.open_download(&RemotePath::parse(name).unwrap(), &|| true).unwrap().digest
     }
 
     #[test]
@@ -458,7 +501,7 @@ mod tests {
         let fifo = cap_std::fs::Dir::open_ambient_dir(dir.path(), ambient_authority()).unwrap();
         rustix::fs::mknodat(&fifo, "pipe", rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
             .unwrap();
-        let err = repo.open_download(&RemotePath::parse("pipe").unwrap()).unwrap_err();
+        let err = repo.open_download(&RemotePath::parse("pipe").unwrap(), &|| true).unwrap_err();
         assert!(matches!(err, RepoError::NotAFile(_)), "{err}");
     }
 
@@ -467,7 +510,7 @@ mod tests {
         let (dir, repo) = share();
         std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
         std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
-        let err = repo.open_download(&RemotePath::parse("a").unwrap()).unwrap_err();
+        let err = repo.open_download(&RemotePath::parse("a").unwrap(), &|| true).unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{err}");
     }
 

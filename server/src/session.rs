@@ -22,6 +22,7 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 use crate::cmd::{self, Caller, Refusal, Reply};
 use crate::config::Shared;
 use crate::connection::{is_timeout, Line, RequestReader};
+use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
 use crate::slots::Slot;
 use crate::transport::{Closer, Transport};
@@ -78,7 +79,7 @@ pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Sha
 
     let out = Replies { half, queue: replies };
     let reader = RequestReader::new(transport, shared.config.line_timeout);
-    let mut handler = Handler { reader, out, shared, session, timeout_shortened: false };
+    let mut handler = Handler { reader, out, shared, session, timeout_shortened: false, framed: false, requests: 0 };
     let mut reason = if stopping { "server shutting down".to_string() } else { handler.run() };
     if handler.shared.stopping.grace_is_over() {
         reason = format!("closed at the end of the grace period ({reason})");
@@ -112,6 +113,10 @@ struct Handler {
     session: Registration,
     /// The read timeout is below the idle timeout and must be restored.
     timeout_shortened: bool,
+    /// `frames on`: transfers go in `DATA` frames.
+    framed: bool,
+    /// Requests read so far; the number of the one being run.
+    requests: u64,
 }
 
 /// Whether the session goes on after a request.
@@ -200,25 +205,54 @@ impl Handler {
 
     /// Runs one request line and sends its reply.
     fn execute(&mut self, line: &str) -> Next {
+        self.requests += 1;
         let request = match Request::parse(line) {
             Ok(request) => request,
             Err(e) => return self.out.deliver(Reply::Refused(e.into()), &self.session),
         };
         let summary = request.summary();
         tracing::debug!(client = %self.session.name(), "{summary}");
+        match request {
+            Request::Frames(on) => {
+                self.framed = on;
+                let fields = vec![("frames".into(), if on { "on" } else { "off" }.into())];
+                return self.out.deliver(Reply::Ok { fields, body: Vec::new() }, &self.session);
+            }
+            Request::Cancel => {
+                self.out.half.cancel_before(self.requests);
+                return self.out.deliver(Reply::Ok { fields: Vec::new(), body: Vec::new() }, &self.session);
+            }
+            _ => {}
+        }
         // Shown while the command runs (a first `get` hashes the file).
         self.session.clock.set_activity(Activity::Command(summary));
-        let caller = Caller { shared: &self.shared, session: &self.session };
-        let next = match cmd::apply(request, caller) {
+        let reply = {
+            // A `cancel` already sent stops a long command (hashing a big file).
+            let reader = &self.reader;
+            let wanted = || !reader.cancel_waiting();
+            cmd::apply(request, Caller { shared: &self.shared, session: &self.session, wanted: &wanted })
+        };
+        let next = match reply {
             Reply::Receive(mut incoming) => {
                 self.out.send(Outgoing::reply(&Header::ok(0), b""), &self.session);
-                match incoming.receive(self.reader.body()) {
-                    Ok(()) => self.out.deliver(incoming.finish(), &self.session),
-                    Err(_) => Next::Close("connection lost during upload"),
+                if self.framed {
+                    receive_frames(&mut self.reader, &self.out, &self.session, incoming)
+                } else {
+                    match incoming.receive(self.reader.body()) {
+                        Ok(()) => self.out.deliver(incoming.finish(), &self.session),
+                        Err(e) => {
+                            incoming.abandon(&e);
+                            Next::Close("connection lost during upload")
+                        }
+                    }
                 }
             }
             // From here the download's activity belongs to the writer.
-            reply @ Reply::File(_) => return self.out.deliver(reply, &self.session),
+            Reply::File(file) => {
+                let frames = self.framed.then_some(self.requests);
+                self.out.send(Outgoing::file(file, frames), &self.session);
+                return Next::Continue;
+            }
             reply => self.out.deliver(reply, &self.session),
         };
         self.session.clock.set_activity(Activity::Idle);
@@ -230,9 +264,43 @@ impl Handler {
     }
 }
 
+/// A framed upload: its bytes up to `END`. `END cancelled`, or `END ok`
+/// too early, ends the upload (nothing stored) but not the session.
+fn receive_frames(
+    reader: &mut RequestReader,
+    out: &Replies,
+    session: &Registration,
+    mut incoming: Box<cmd::Incoming<'_>>,
+) -> Next {
+    let mut frames = FramedUpload::new(reader.body());
+    let received = incoming.receive(&mut frames).and_then(|()| frames.finish());
+    let size = incoming.size();
+    let reply = match (received, frames.ended()) {
+        (Ok(Ending::Complete), _) => incoming.finish(),
+        (Ok(Ending::Cancelled), _) | (Err(_), Some(Ending::Cancelled)) => {
+            incoming.abandon(&"cancelled by the client");
+            Reply::Refused(Refusal::new(Code::Cancelled, "upload cancelled; nothing was stored"))
+        }
+        (Err(_), Some(Ending::Complete)) => {
+            incoming.abandon(&"END came early");
+            let message = format!("the upload ended before its {size} bytes; nothing was stored");
+            Reply::Refused(Refusal::new(Code::BadRequest, message))
+        }
+        (Err(e), None) => {
+            incoming.abandon(&e);
+            if e.kind() == io::ErrorKind::InvalidData {
+                let refusal = Refusal::new(Code::BadRequest, format!("{e}; closing"));
+                out.deliver(Reply::Refused(refusal), session);
+            }
+            return Next::Close("connection lost during upload");
+        }
+    };
+    out.deliver(reply, session)
+}
+
 /// Where a session's replies go: written at once by the reader when nothing
 /// is queued ahead of them, else queued for the writer thread.
-struct Replies {
+pub(crate) struct Replies {
     half: Arc<WriteHalf>,
     queue: Sender<Outgoing>,
 }
@@ -249,10 +317,7 @@ impl Replies {
                 }
                 (ok(refusal.header(), b""), Next::Continue)
             }
-            Reply::File(file) => {
-                let header = file.header.encode().into_bytes();
-                (Outgoing::File { header, download: file.download, name: file.name }, Next::Continue)
-            }
+            Reply::File(file) => (Outgoing::file(file, None), Next::Continue),
             Reply::Close { body, reason } => (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason)),
             Reply::Receive(_) => {
                 // Only the session loop reads an upload's bytes; it takes this

@@ -86,6 +86,17 @@ impl Transport {
         }
     }
 
+    /// Copies into `buf` what has arrived and not been read, without
+    /// waiting or consuming it; 0 when nothing has (or on any error).
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        match self {
+            Transport::Plain(stream) => {
+                let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+                rustix::net::recv(stream, buf, flags).map_or(0, |(n, _)| n)
+            }
+        }
+    }
+
     /// Writes `bytes` without waiting for the peer: for a refusal on a fresh
     /// connection, whose send buffer takes one line at once. A peer that
     /// does not read can then never stall the caller.

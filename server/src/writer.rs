@@ -6,11 +6,13 @@
 //! a whole message: this thread, and the reader's fast path, which writes a
 //! small reply itself when nothing is queued ahead of it (see [`WriteHalf`]).
 //! So an event never lands inside a reply. Files go through the transport's
-//! `send_file` (`sendfile(2)` on plain TCP).
+//! `send_file` (`sendfile(2)` on plain TCP); after `frames on`, in `DATA`
+//! frames of at most [`SEND_CHUNK`] bytes ended by `END`, so a `cancel`
+//! stops a download between two frames and the session goes on.
 
 use std::io::{self, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,12 +21,13 @@ use common::{Event, Header};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use parking_lot::Mutex;
 
+use crate::cmd::FileReply;
 use crate::presence::{Notice, SessionInfo};
 use crate::repo::Download;
 use crate::transport::Transport;
 
-/// Bytes sent per `sendfile` call between progress updates.
-const SEND_CHUNK: u64 = 4 * 1024 * 1024;
+/// Bytes sent per `sendfile` call between progress updates; the largest frame.
+pub const SEND_CHUNK: u64 = 4 * 1024 * 1024;
 
 /// How long one send of a download waits for the peer before the writer
 /// looks at how long nothing has moved.
@@ -45,10 +48,28 @@ pub enum Outgoing {
         download: Download,
         /// Its name, for status and logs.
         name: String,
+        /// Framed (`frames on`): the number of the request it answers, so a
+        /// later `cancel` can stop it. `None`: the raw bytes.
+        frames: Option<u64>,
     },
 }
 
 impl Outgoing {
+    /// A `get` or `resume` reply; framed with the number of the request it
+    /// answers (the header then announces no body of its own: `OK 0 ...
+    /// bytes=<len>`, and the frames follow), else raw.
+    pub fn file(file: FileReply, frames: Option<u64>) -> Outgoing {
+        let FileReply { header, download, name } = file;
+        let header = match (header, frames) {
+            (Header::Ok { len, mut fields }, Some(_)) => {
+                fields.push(("bytes".into(), len.to_string()));
+                Header::Ok { len: 0, fields }
+            }
+            (header, _) => header,
+        };
+        Outgoing::File { header: header.encode().into_bytes(), download, name, frames }
+    }
+
     /// A reply with a header and a body.
     pub fn reply(header: &Header, body: &[u8]) -> Outgoing {
         let mut bytes = header.encode().into_bytes();
@@ -70,6 +91,8 @@ pub struct WriteHalf {
     events: Receiver<Notice>,
     /// A download whose peer takes nothing for this long is dropped.
     stall: Duration,
+    /// Framed downloads answering requests numbered below this are cancelled.
+    cancelled_before: AtomicU64,
 }
 
 impl WriteHalf {
@@ -77,7 +100,20 @@ impl WriteHalf {
     /// queued. `stall` is how long a peer may go without taking a
     /// download's bytes (the connection's write timeout).
     pub fn new(transport: Transport, events: Receiver<Notice>, stall: Duration) -> Arc<WriteHalf> {
-        Arc::new(WriteHalf { stream: Mutex::new(transport), queued: AtomicUsize::new(1), events, stall })
+        let cancelled_before = AtomicU64::new(0);
+        Arc::new(WriteHalf {
+            stream: Mutex::new(transport),
+            queued: AtomicUsize::new(1),
+            events,
+            stall,
+            cancelled_before,
+        })
+    }
+
+    /// `cancel`, request number `request`: framed downloads asked for before
+    /// it stop at their next frame (or before their first).
+    pub fn cancel_before(&self, request: u64) {
+        self.cancelled_before.fetch_max(request, Ordering::SeqCst);
     }
 
     /// Writes `bytes` now, after any events waiting, if nothing is queued
@@ -138,7 +174,7 @@ pub fn run(
     ready.recv(&replies);
     ready.recv(&events);
     // The greeting goes first, before any event.
-    let greeted = write_outgoing(&mut half.stream.lock(), first, &session, half.stall);
+    let greeted = write_outgoing(&mut half.stream.lock(), first, &session, &half);
     half.queued.fetch_sub(1, Ordering::SeqCst);
     let result = greeted.and_then(|()| loop {
         // Messages are taken off the channels only while the lock is held, so
@@ -150,7 +186,7 @@ pub fn run(
                 Err(TryRecvError::Empty) => return Ok(true),
                 Err(TryRecvError::Disconnected) => return Ok(false),
             };
-            let written = write_outgoing(&mut stream, msg, &session, half.stall);
+            let written = write_outgoing(&mut stream, msg, &session, &half);
             half.queued.fetch_sub(1, Ordering::SeqCst);
             written.map(|()| true)
         });
@@ -169,21 +205,31 @@ pub fn run(
     }
 }
 
-fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, stall: Duration) -> io::Result<()> {
+fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, half: &WriteHalf) -> io::Result<()> {
     match msg {
         Outgoing::Message(bytes) => stream.write_all(&bytes),
-        Outgoing::File { header, download, name } => {
+        Outgoing::File { header, mut download, name, frames } => {
             let started = Instant::now();
             let clock = &session.clock;
             clock.set_activity(Activity::Get { file: name.clone(), size: download.len, done: 0 });
-            let result =
-                stream.write_all(&header).and_then(|()| send_file(stream, download.file, download.len, session, stall));
+            stream.set_write_timeout(STALL_TICK)?;
+            let mut push = Push { stream, stall: half.stall, moved: Instant::now() };
+            let progress = |n| clock.set_transferred(n);
+            let result = push.write(&header).and_then(|()| match frames {
+                None => push.send_file(&mut download.file, download.len, progress).map(|()| (download.len, false)),
+                Some(request) => {
+                    let cancelled = || half.cancelled_before.load(Ordering::SeqCst) > request;
+                    push.send_frames(&mut download.file, download.len, cancelled, progress)
+                }
+            });
+            push.stream.set_write_timeout(half.stall)?;
             clock.set_activity(Activity::Idle);
-            let sent = result?;
+            let (sent, cancelled) = result?;
             let secs = started.elapsed().as_secs_f64();
+            let how = if cancelled { format!("cancelled after {sent} of {}", download.len) } else { sent.to_string() };
             tracing::info!(
                 client = %session.name(),
-                "sent '{}': {sent} bytes in {secs:.3}s ({:.1} MB/s)",
+                "sent '{}': {how} bytes in {secs:.3}s ({:.1} MB/s)",
                 common::text::escape(&name),
                 sent as f64 / secs.max(1e-9) / 1e6
             );
@@ -192,40 +238,84 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
     }
 }
 
-/// Sends `len` bytes of `file`. The peer may take them as slowly as it
-/// likes, but once it has taken nothing for `stall` (the idle timeout) the
-/// download is dropped: sends wait [`STALL_TICK`] at a time, so a trickle
+/// Sending to a peer that may take the bytes as slowly as it likes, but once
+/// it has taken nothing for `stall` (the idle timeout) the download is
+/// dropped: the connection's write timeout is [`STALL_TICK`], so a trickle
 /// of partial sends cannot hide that nothing moves.
-fn send_file(
-    stream: &mut Transport,
-    mut file: std::fs::File,
-    len: u64,
-    session: &SessionInfo,
+struct Push<'a> {
+    stream: &'a mut Transport,
     stall: Duration,
-) -> io::Result<u64> {
-    stream.set_write_timeout(STALL_TICK)?;
-    let (mut sent, mut moved) = (0, Instant::now());
-    let result = loop {
-        if sent == len {
-            break Ok(sent);
-        }
-        match stream.send_file(&mut file, SEND_CHUNK.min(len - sent)) {
-            // The file shrank after its length was announced: the reply
-            // cannot be completed, so the connection must end.
-            Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
-            Ok(n) => {
-                sent += n;
-                moved = Instant::now();
-                session.clock.set_transferred(sent);
+    moved: Instant,
+}
+
+impl Push<'_> {
+    /// A send that timed out or was interrupted is tried again, until the
+    /// peer has taken nothing for `stall`.
+    fn retry(&self, e: io::Error) -> io::Result<()> {
+        match e.kind() {
+            io::ErrorKind::Interrupted => Ok(()),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock if self.moved.elapsed() < self.stall => Ok(()),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                let secs = self.stall.as_secs();
+                Err(io::Error::new(io::ErrorKind::TimedOut, format!("the peer took nothing for {secs}s")))
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && moved.elapsed() < stall => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                let secs = stall.as_secs();
-                break Err(io::Error::new(io::ErrorKind::TimedOut, format!("the peer took nothing for {secs}s")));
-            }
-            Err(e) => break Err(e),
+            _ => Err(e),
         }
-    };
-    stream.set_write_timeout(stall)?;
-    result
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    self.moved = Instant::now();
+                }
+                Err(e) => self.retry(e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the next `len` bytes of `file`; `progress` hears of the bytes
+    /// sent so far after each step.
+    fn send_file(&mut self, file: &mut std::fs::File, len: u64, progress: impl Fn(u64)) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < len {
+            match self.stream.send_file(file, SEND_CHUNK.min(len - sent)) {
+                // The file shrank after its length was announced: the reply
+                // cannot be completed, so the connection must end.
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
+                Ok(n) => {
+                    sent += n;
+                    self.moved = Instant::now();
+                    progress(sent);
+                }
+                Err(e) => self.retry(e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` as `DATA` frames, then `END`; stops
+    /// between two frames once `cancelled` says so. The bytes sent, and
+    /// whether it was cancelled.
+    fn send_frames(
+        &mut self,
+        file: &mut std::fs::File,
+        len: u64,
+        cancelled: impl Fn() -> bool,
+        progress: impl Fn(u64),
+    ) -> io::Result<(u64, bool)> {
+        let mut sent = 0;
+        while sent < len && !cancelled() {
+            let frame = SEND_CHUNK.min(len - sent);
+            self.write(Header::Data { len: frame }.encode().as_bytes())?;
+            self.send_file(file, frame, |n| progress(sent + n))?;
+            sent += frame;
+        }
+        let stopped = sent < len;
+        self.write(Header::End { cancelled: stopped }.encode().as_bytes())?;
+        Ok((sent, stopped))
+    }
 }

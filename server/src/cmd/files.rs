@@ -21,7 +21,7 @@ pub struct FileReply {
 }
 
 /// `list [dir]`: one line per visible entry, sorted by name.
-pub fn list<'a>(caller: Caller<'_>, dir: &str) -> Result<Reply<'a>, Refusal> {
+pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal> {
     let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
     let entries = caller.shared.repo.list(&path)?;
     Ok(Reply::text(entries.iter().map(|e| e.encode()).collect::<String>()))
@@ -29,9 +29,9 @@ pub fn list<'a>(caller: Caller<'_>, dir: &str) -> Result<Reply<'a>, Refusal> {
 
 /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
 /// always the whole file's, so a resumed download can be checked.
-pub fn get<'a>(caller: Caller<'_>, name: &str, offset: u64) -> Result<Reply<'a>, Refusal> {
+pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<'a>, Refusal> {
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
-    let mut download = caller.shared.repo.open_download(&path)?;
+    let mut download = caller.shared.repo.open_download(&path, caller.wanted)?;
     if offset > download.len {
         let message = format!("'{path}' has only {} bytes; cannot resume from {offset}", download.len);
         return Err(Refusal::new(Code::BadRequest, message));
@@ -53,7 +53,7 @@ pub fn get<'a>(caller: Caller<'_>, name: &str, offset: u64) -> Result<Reply<'a>,
 /// `put <size> <blake3> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
-pub fn put<'a>(caller: Caller<'a>, size: u64, digest: Digest, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn put<'a>(caller: Caller<'a, '_>, size: u64, digest: Digest, name: &str) -> Result<Reply<'a>, Refusal> {
     let config = &caller.shared.config;
     if !config.allow_uploads {
         let message = "uploads are disabled on this server (it was started without --allow-uploads)";
@@ -109,17 +109,15 @@ impl Incoming<'_> {
         let clock = &self.session.clock;
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
         let result = crate::repo::receive(from, &mut self.upload, self.size, |n| clock.set_transferred(n));
-        match result {
-            Ok(failed) => {
-                self.failed = failed;
-                Ok(())
-            }
-            Err(e) => {
-                let (name, written, size) = (&self.name, self.upload.written(), self.size);
-                tracing::warn!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {e}");
-                Err(e)
-            }
-        }
+        self.failed = result?;
+        Ok(())
+    }
+
+    /// Logs why the upload ends without its bytes (the temporary goes when
+    /// this is dropped).
+    pub fn abandon(self, why: &dyn std::fmt::Display) {
+        let (name, written, size) = (&self.name, self.upload.written(), self.size);
+        tracing::info!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
     }
 
     /// Checks the hash and stores the file under its name.

@@ -35,6 +35,8 @@ resume <offset> <name>      the rest of a file from byte <offset>, with the whol
 put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
 name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
 say <text>                  send a line to every other connected client
+frames on|off               transfers in DATA frames ended by END, so either side can stop one
+cancel                      stop the framed downloads asked for before this line
 help                        this list
 exit                        say goodbye and close the connection
 anything else               echoed back with \" ACK\"
@@ -42,11 +44,14 @@ anything else               echoed back with \" ACK\"
 
 /// Who runs a command: the server's shared state and the session asking.
 #[derive(Clone, Copy)]
-pub struct Caller<'a> {
+pub struct Caller<'a, 'w> {
     /// The settings, the share, who is connected.
     pub shared: &'a Shared,
     /// The session the request came from.
     pub session: &'a SessionInfo,
+    /// Whether the client still wants the answer: false once it has sent
+    /// `cancel` (a long command, like hashing a big file, stops then).
+    pub wanted: &'w dyn Fn() -> bool,
 }
 
 /// What a command answers.
@@ -133,7 +138,7 @@ impl<'a> From<Refusal> for Reply<'a> {
 }
 
 /// Runs one request for `caller`.
-pub fn apply<'a>(request: Request, caller: Caller<'a>) -> Reply<'a> {
+pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
     let outcome = match request {
         Request::Status => Ok(people::status(caller)),
         Request::Info => Ok(people::info(caller)),
@@ -146,12 +151,17 @@ pub fn apply<'a>(request: Request, caller: Caller<'a>) -> Reply<'a> {
         Request::Help => Ok(Reply::text(HELP)),
         Request::Exit => Ok(Reply::Close { body: "bye\n".into(), reason: "exit" }),
         Request::Echo(text) => Ok(Reply::text(format!("{text} ACK\n"))),
+        // How bytes travel is the front end's business: the line protocol's
+        // session answers these itself and never brings them here.
+        Request::Frames(_) | Request::Cancel => {
+            Err(Refusal::new(Code::BadRequest, "frames and cancel belong to the line protocol"))
+        }
     };
     outcome.unwrap_or_else(Reply::Refused)
 }
 
 /// Parses a request line and runs it; a line that misuses a command is refused.
-pub fn apply_line<'a>(line: &str, caller: Caller<'a>) -> Reply<'a> {
+pub fn apply_line<'a>(line: &str, caller: Caller<'a, '_>) -> Reply<'a> {
     match Request::parse(line) {
         Ok(request) => apply(request, caller),
         Err(e) => Reply::Refused(e.into()),
@@ -203,8 +213,8 @@ pub(crate) mod testing {
             (Arc::clone(&self.shared.presence).register(addr, Closer::default(), tx), rx)
         }
 
-        pub fn caller<'a>(&'a self, session: &'a Registration) -> Caller<'a> {
-            Caller { shared: &self.shared, session }
+        pub fn caller<'a>(&'a self, session: &'a Registration) -> Caller<'a, 'a> {
+            Caller { shared: &self.shared, session, wanted: &|| true }
         }
     }
 

@@ -8,7 +8,7 @@ use super::{Caller, Refusal, Reply};
 use crate::presence::{SAY_BURST, SAY_PER_SEC};
 
 /// `status`: the text a person reads; the header carries the counts.
-pub fn status<'a>(caller: Caller<'_>) -> Reply<'a> {
+pub fn status<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
     let status = caller.shared.presence.status(caller.session.id);
     let fields = [("uptime", status.uptime_secs), ("clients", status.clients), ("max", status.max_clients)];
     Reply::Ok {
@@ -18,13 +18,13 @@ pub fn status<'a>(caller: Caller<'_>) -> Reply<'a> {
 }
 
 /// `info`: the same state as `key=value` records (see `common::status`).
-pub fn info<'a>(caller: Caller<'_>) -> Reply<'a> {
+pub fn info<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
     Reply::text(caller.shared.presence.status(caller.session.id).encode())
 }
 
 /// `name <nick>`: a new display name, unique among those connected; the
 /// others are told.
-pub fn rename<'a>(caller: Caller<'_>, nick: &str) -> Result<Reply<'a>, Refusal> {
+pub fn rename<'a>(caller: Caller<'_, '_>, nick: &str) -> Result<Reply<'a>, Refusal> {
     common::validate_nick(nick).map_err(|e| Refusal::new(Code::BadRequest, format!("{e}: '{}'", escape(nick))))?;
     let old = caller.shared.presence.rename(caller.session.id, nick)?;
     tracing::info!(client = %old, "is now {nick}");
@@ -34,7 +34,7 @@ pub fn rename<'a>(caller: Caller<'_>, nick: &str) -> Result<Reply<'a>, Refusal> 
 /// `say <text>`: the line goes to everyone else, with the sender's name;
 /// the reply says how many got it. Each client may say [`SAY_BURST`] bytes
 /// at once and [`SAY_PER_SEC`] a second after that; beyond, nothing is sent.
-pub fn say<'a>(caller: Caller<'_>, text: &str) -> Result<Reply<'a>, Refusal> {
+pub fn say<'a>(caller: Caller<'_, '_>, text: &str) -> Result<Reply<'a>, Refusal> {
     let name = caller.session.name();
     let line = format!("[{name}] {}", escape(text));
     if !caller.session.spend_say(line.len() as u64) {

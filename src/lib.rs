@@ -174,8 +174,13 @@ pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
 /// `file-client ADDR` in a pseudo-terminal, in `dir`, with `home` as its
 /// home (where it keeps its history).
 pub fn pty_client(addr: &str, dir: &Path, home: &Path) -> rexpect::session::PtySession {
+    pty_client_with(addr, dir, home, &[])
+}
+
+/// [`pty_client`] with more arguments.
+pub fn pty_client_with(addr: &str, dir: &Path, home: &Path, extra: &[&str]) -> rexpect::session::PtySession {
     let mut command = Command::new(binary("file-client"));
-    command.arg(addr).current_dir(dir).env("HOME", home).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
+    command.arg(addr).args(extra).current_dir(dir).env("HOME", home).env_remove("XDG_DATA_HOME").env("TERM", "xterm");
     rexpect::session::spawn_command(command, Some(TEST_TIMEOUT.as_millis() as u64)).expect("spawn file-client in a pty")
 }
 

@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use file_share_e2e::{
-    blake3_hex, pseudo_random, pty_client, ready, run_client, type_keys, FakeServer, ServerProcess, Share,
+    blake3_hex, pseudo_random, pty_client, pty_client_with, ready, run_client, type_keys, FakeServer, ServerProcess,
+    Share,
 };
 
 fn args(addr: &str, rest: &[&str]) -> Vec<String> {
@@ -323,7 +324,7 @@ fn a_reply_that_never_comes_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_client(dir.path(), &args(&fake.addr.to_string(), &["--timeout", "1", "-c", "status"]), None);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "connection: the server stopped answering (nothing for 1s)\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "connection: the server stopped answering (no reply for 1s)\n");
 }
 
 #[test]
@@ -340,4 +341,59 @@ fn cat_writes_files_to_stdout_byte_for_byte() {
     expected.extend_from_slice(b"tail\n");
     assert!(out.stdout == expected);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "cat writes no files");
+}
+
+#[test]
+fn after_the_server_closes_the_connection_the_next_command_reconnects_with_the_same_name() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    let server = ServerProcess::start(share.path(), &["--idle-timeout", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    ready(&mut pty, &format!("Client01@{}> ", server.addr));
+    pty.send_line("name alice").unwrap();
+    pty.exp_string("you are now alice").unwrap();
+    let prompt = format!("alice@{}> ", server.addr);
+    ready(&mut pty, &prompt);
+    // Told at once, at the prompt.
+    pty.exp_string("idle for 1s; disconnecting").unwrap();
+    pty.exp_string("connection closed: server closed the connection; the next command reconnects").unwrap();
+    pty.send_line("get hello.txt").unwrap();
+    pty.exp_string(&format!("reconnected to {} as alice", server.addr)).unwrap();
+    pty.exp_string("got 'hello.txt' (6 bytes").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}
+
+#[test]
+fn a_stalled_download_ends_that_transfer_and_the_prompt_goes_on() {
+    let data = pseudo_random(8 << 20, 43);
+    let hash = blake3_hex(&data);
+    let fake = FakeServer::start(move |n, mut conn| {
+        while let Some(line) = conn.read_line() {
+            if n == 1 && line == "get big.bin" {
+                // Half of the file, then nothing.
+                conn.send(format!("OK 0 blake3={hash} bytes={}\nDATA {}\n", data.len(), data.len()).as_bytes());
+                conn.send(&data[..4 << 20]);
+            } else if line == "list" {
+                conn.send_text("f 1 2026-11-21T00:00:00Z x\n");
+            } else if line == "exit" {
+                conn.send_text("bye\n");
+                return;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client_with(&fake.addr.to_string(), dir.path(), dir.path(), &["--timeout", "2"]);
+    ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
+    pty.send_line("get big.bin").unwrap();
+    pty.exp_string("connection: the server stopped sending (nothing for 2s); partial download kept as ./big.bin.part; get -c big.bin resumes; the next command reconnects").unwrap();
+    ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
+    assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), 4 << 20);
+    pty.send_line("ls").unwrap();
+    pty.exp_string("reconnected to").unwrap();
+    ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
 }

@@ -158,6 +158,11 @@ pub fn is_glob(word: &str) -> bool {
 }
 
 impl Command {
+    /// True for commands that talk to the server.
+    pub fn needs_server(&self) -> bool {
+        !matches!(self, Command::Nothing | Command::Help(_) | Command::Lls(_) | Command::Lcd(_) | Command::Lpwd)
+    }
+
     /// Parses one line of user input.
     ///
     /// # Errors

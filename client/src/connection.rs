@@ -13,8 +13,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::text::escape;
@@ -178,6 +178,30 @@ pub struct Connection {
     on_event: Option<PrintEvent>,
     /// Set when this side closes, so the reader thread ends quietly.
     closing: Arc<AtomicBool>,
+    /// Set by the reader thread when the connection has ended.
+    ended: Arc<AtomicBool>,
+    /// Why the reader thread ended the connection.
+    end_reason: Arc<Mutex<Option<String>>>,
+    /// Set once the server's greeting admitted this client: only then is
+    /// the connection's end worth a notice.
+    admitted: Arc<AtomicBool>,
+    /// Bytes of events passed on and not yet taken (batch mode).
+    queued_events: Arc<AtomicU64>,
+}
+
+/// Most bytes of events the client holds for the caller: a server that
+/// sends more without a reply in between is cut off.
+pub const MAX_QUEUED_EVENTS: u64 = 4 * 1024 * 1024;
+
+/// What the reader thread shares with the [`Connection`].
+struct Flags {
+    closing: Arc<AtomicBool>,
+    ended: Arc<AtomicBool>,
+    end_reason: Arc<Mutex<Option<String>>>,
+    /// To shut the connection down when the reader gives up on it.
+    socket: Transport,
+    admitted: Arc<AtomicBool>,
+    queued_events: Arc<AtomicU64>,
 }
 
 impl Connection {
@@ -196,13 +220,39 @@ impl Connection {
             EventSink::InBand(f) => (Some(f), None),
             EventSink::Direct(f) => (None, Some(f)),
         };
-        let closing = Arc::new(AtomicBool::new(false));
-        let quiet = Arc::clone(&closing);
+        let flags = Flags {
+            closing: Arc::new(AtomicBool::new(false)),
+            ended: Arc::new(AtomicBool::new(false)),
+            end_reason: Arc::new(Mutex::new(None)),
+            socket: stream.try_clone().map_err(|e| ClientError::connection("connect", e))?,
+            admitted: Arc::new(AtomicBool::new(false)),
+            queued_events: Arc::new(AtomicU64::new(0)),
+        };
+        let end_reason = Arc::clone(&flags.end_reason);
+        let (closing, ended, admitted, queued_events) = (
+            Arc::clone(&flags.closing),
+            Arc::clone(&flags.ended),
+            Arc::clone(&flags.admitted),
+            Arc::clone(&flags.queued_events),
+        );
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &returned, direct, &quiet))
+            .spawn(move || read_messages(BufReader::with_capacity(64 * 1024, reader), &tx, &returned, direct, &flags))
             .map_err(|e| ClientError::Local(format!("cannot start a thread: {e}")))?;
-        let mut conn = Connection { writer: stream, incoming, body: None, lend_back, peer, timeout, on_event, closing };
+        let mut conn = Connection {
+            writer: stream,
+            incoming,
+            body: None,
+            lend_back,
+            peer,
+            timeout,
+            on_event,
+            closing,
+            ended,
+            end_reason,
+            admitted,
+            queued_events,
+        };
         match conn.read_reply_header() {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
@@ -210,6 +260,7 @@ impl Connection {
                 if let Header::Ok { len, .. } = header {
                     conn.read_text_body(len)?;
                 }
+                conn.admitted.store(true, Ordering::SeqCst);
                 conn.turn_frames_on()?;
                 Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
@@ -241,7 +292,7 @@ impl Connection {
     /// # Errors
     /// [`ClientError::Connection`] when the write fails.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.writer.write_all(bytes).map_err(|e| ClientError::connection("sending", e))
+        self.writer.write_all(bytes).map_err(|e| self.failure("sending", e))
     }
 
     /// The server's address.
@@ -254,7 +305,8 @@ impl Connection {
     /// # Errors
     /// [`ClientError::Connection`] when the write fails.
     pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        self.writer.write_all(request.encode().as_bytes()).map_err(|e| ClientError::connection("sending request", e))
+        let sent = self.writer.write_all(request.encode().as_bytes());
+        sent.map_err(|e| self.failure("sending request", e))
     }
 
     /// The connection's write side, for an upload's body.
@@ -263,11 +315,10 @@ impl Connection {
     }
 
     /// The next message, or `None` once `cancel` says so (it is asked about
-    /// twice a second while nothing comes); nothing for the timeout is an error.
-    fn next_incoming(&mut self, cancel: &dyn Fn() -> bool) -> Result<Option<Incoming>, ClientError> {
-        let started = Instant::now();
+    /// twice a second while nothing comes); nothing by `deadline` is an error.
+    fn next_incoming(&mut self, deadline: Instant, cancel: &dyn Fn() -> bool) -> Result<Option<Incoming>, ClientError> {
         loop {
-            let left = self.timeout.saturating_sub(started.elapsed());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(self.silent());
             }
@@ -287,7 +338,7 @@ impl Connection {
     }
 
     fn silent(&self) -> ClientError {
-        ClientError::Connection(format!("the server stopped answering (nothing for {}s)", self.timeout.as_secs()))
+        ClientError::Connection(format!("the server stopped answering (no reply for {}s)", self.timeout.as_secs()))
     }
 
     /// Reads the next reply header, handing any events before it to the
@@ -311,10 +362,13 @@ impl Connection {
         if self.body.is_some() {
             return Err(ClientError::Connection("reply out of order: a body was not read".into()));
         }
+        // Events do not count as an answer: the reply is due by then.
+        let deadline = Instant::now() + self.timeout;
         loop {
-            let Some(incoming) = self.next_incoming(cancel)? else { return Ok(None) };
+            let Some(incoming) = self.next_incoming(deadline, cancel)? else { return Ok(None) };
             match incoming {
                 Incoming::Event(event) => {
+                    self.queued_events.fetch_sub(event.text.len() as u64, Ordering::SeqCst);
                     if let Some(print) = &mut self.on_event {
                         print(&event);
                     }
@@ -417,7 +471,10 @@ impl Connection {
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     if heard.elapsed() >= self.timeout {
-                        break Some(self.silent());
+                        let secs = self.timeout.as_secs();
+                        break Some(ClientError::Connection(format!(
+                            "the server stopped sending (nothing for {secs}s)"
+                        )));
                     }
                     if write_error.is_none() && !observe(Transfer::Waiting) {
                         let remaining = body.left;
@@ -460,6 +517,20 @@ impl Connection {
 }
 
 impl Connection {
+    /// A failed send, explained: by why the reader thread ended the
+    /// connection, when it did (a send then fails only because of that).
+    pub fn failure(&self, context: &str, e: io::Error) -> ClientError {
+        match self.end_reason.lock().map(|reason| reason.clone()) {
+            Ok(Some(reason)) => ClientError::Connection(reason),
+            _ => ClientError::connection(context, e),
+        }
+    }
+
+    /// True once the connection has ended (the server closed it, or it broke).
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
     /// The server is about to close the connection as asked (`exit`): the
     /// reader thread then ends quietly.
     pub fn expect_close(&self) {
@@ -487,7 +558,7 @@ fn read_messages(
     tx: &Sender<Incoming>,
     returned: &Receiver<ReadSide>,
     mut direct: Option<PrintEventFromThread>,
-    closing: &AtomicBool,
+    flags: &Flags,
 ) {
     let reason = loop {
         let header = match read_header_line(&mut reader)
@@ -509,6 +580,13 @@ fn read_messages(
                 match &mut direct {
                     Some(print) => print(&event),
                     None => {
+                        let queued = flags.queued_events.fetch_add(event.text.len() as u64, Ordering::SeqCst);
+                        if queued > MAX_QUEUED_EVENTS {
+                            break format!(
+                                "the server sent more than {} MiB of events without a reply; disconnecting",
+                                MAX_QUEUED_EVENTS >> 20
+                            );
+                        }
                         if tx.send(Incoming::Event(event)).is_err() {
                             return;
                         }
@@ -535,9 +613,15 @@ fn read_messages(
             }
         }
     };
+    if let Ok(mut slot) = flags.end_reason.lock() {
+        *slot = Some(reason.clone());
+    }
+    flags.ended.store(true, Ordering::SeqCst);
+    // A send under way (an upload) fails at once rather than run on.
+    flags.socket.close();
     if let Some(print) = &mut direct {
-        if !closing.load(Ordering::SeqCst) {
-            print(&Event::notice(format!("connection closed: {reason}")));
+        if flags.admitted.load(Ordering::SeqCst) && !flags.closing.load(Ordering::SeqCst) {
+            print(&Event::notice(format!("connection closed: {reason}; the next command reconnects")));
         }
     }
     let _ = tx.send(Incoming::Closed(reason));

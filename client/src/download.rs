@@ -140,7 +140,20 @@ impl Session {
                 received.map(|r| Some((offer, r)))
             }
         });
-        let outcome = self.end_stop(&stop, outcome)?;
+        let outcome = match self.end_stop(&stop, outcome) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // What arrived is on disk, for `get -c`; an empty start is not kept.
+                let _ = writer.finish();
+                part.discard_if_empty();
+                return Err(match e {
+                    ClientError::Connection(m) if part.path.exists() => {
+                        ClientError::Connection(format!("{m}; {}", part.kept_hint()))
+                    }
+                    e => e,
+                });
+            }
+        };
         let kept = part.kept_hint();
         let Some((offer, received)) = outcome else {
             let _ = writer.finish();

@@ -79,9 +79,10 @@ fn prompt_loop(editor: &mut Editor<Completion, DefaultHistory>, session: &Rc<Ref
             Ok(line) => match session.borrow_mut().execute(&line, &mut stdout) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) | Err(ClientError::OutputClosed) => return EXIT_OK,
-                Err(e) if e.ends_session() => {
-                    eprintln!("{e}");
-                    return e.exit_code();
+                // A lost connection, or one that cannot be made again now:
+                // the prompt goes on, and the next command tries again.
+                Err(e @ (ClientError::Connection(_) | ClientError::Connect { .. } | ClientError::NotAdmitted(_))) => {
+                    eprintln!("{e}; the next command reconnects");
                 }
                 Err(e) => eprintln!("{e}"),
             },

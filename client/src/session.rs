@@ -53,6 +53,8 @@ pub struct Session {
     pub(crate) interrupted: Arc<AtomicBool>,
     opener: Opener,
     listings: HashMap<String, Vec<ListEntry>>,
+    /// The connection failed mid-reply: the next command reconnects.
+    broken: bool,
 }
 
 impl Session {
@@ -60,7 +62,8 @@ impl Session {
     /// transfer leaves the connection unusable.
     pub fn new(conn: Connection, greeting: Greeting, settings: Settings, opener: Opener) -> Session {
         let interrupted = Arc::new(AtomicBool::new(false));
-        Session { conn, greeting, chosen_name: None, settings, interrupted, opener, listings: HashMap::new() }
+        let listings = HashMap::new();
+        Session { conn, greeting, chosen_name: None, settings, interrupted, opener, listings, broken: false }
     }
 
     /// Set this (from a Ctrl+C handler) to cancel the transfer in progress.
@@ -86,7 +89,25 @@ impl Session {
         // A Ctrl+C from here on cancels this command, even one pressed while
         // the server is still preparing its reply.
         self.interrupted.store(false, Ordering::SeqCst);
-        match Command::parse(line)? {
+        let command = Command::parse(line)?;
+        if command.needs_server() && (self.broken || self.conn.has_ended()) {
+            if matches!(command, Command::Exit) {
+                return Ok(Flow::Exit);
+            }
+            self.reconnect()?;
+            eprintln!("reconnected to {} as {}", self.conn.peer(), self.greeting.name);
+        }
+        let result = self.run(command, out);
+        // A connection that failed mid-reply is out of step: the next command starts over.
+        if result.as_ref().is_err_and(|e| matches!(e, ClientError::Connection(_))) {
+            self.broken = true;
+            self.conn.close();
+        }
+        result
+    }
+
+    fn run(&mut self, command: Command, out: &mut dyn Write) -> Result<Flow, ClientError> {
+        match command {
             Command::Nothing => {}
             Command::Help(command) => print(out, &help_text(command.as_deref())?)?,
             Command::Exit => {
@@ -178,6 +199,7 @@ impl Session {
         let (conn, greeting) = (self.opener)(Some(previous))?;
         self.conn = conn;
         self.greeting = greeting;
+        self.broken = false;
         if let Some(nick) = self.chosen_name.clone() {
             self.text_request(&Request::Name(nick.clone()))?;
             self.greeting.name = escape(&nick).into_owned();

@@ -51,6 +51,9 @@ impl Transport {
             match TcpStream::connect_timeout(&candidate, timeout) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    // A server that stops taking an upload's bytes fails the
+                    // send after `timeout`, rather than hang the client.
+                    let _ = stream.set_write_timeout(Some(timeout));
                     return Ok((Transport::Plain(stream), candidate));
                 }
                 Err(e) => last_error = Some(e),

@@ -83,11 +83,8 @@ impl Session {
             self.conn.send_raw(Header::Data { len: frame }.encode().as_bytes())?;
             let mut left = frame;
             while left > 0 {
-                let n = self
-                    .conn
-                    .upload_sink()
-                    .send_file(file, left)
-                    .map_err(|e| ClientError::connection(&format!("uploading '{}'", local.display()), e))?;
+                let sent_now = self.conn.upload_sink().send_file(file, left);
+                let n = sent_now.map_err(|e| self.conn.failure(&format!("uploading '{}'", local.display()), e))?;
                 if n == 0 {
                     // The file shrank while being sent: the frame is filled
                     // up and the upload cancelled, so the session goes on.

@@ -17,7 +17,7 @@ use crate::progress::ProgressMode;
 use crate::session::{Opener, Session, Settings};
 
 /// Connect to a file-server: list, get and put files, chat with who is online.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "file-client",
     version,

@@ -152,6 +152,37 @@ fn canonical(keyword: &str) -> String {
     }
 }
 
+/// File commands of sftp, lftp and the shell that file-client does not
+/// have, with what it offers instead. Typed here they would only be echoed
+/// by the server, which looks like success.
+const FOREIGN: &[(&str, &str)] = &[
+    ("rm", "files cannot be removed from here yet"),
+    ("rmdir", "folders cannot be removed from here yet"),
+    ("mkdir", "folders cannot be made from here yet"),
+    ("mv", "files cannot be renamed from here yet"),
+    ("rename", "files cannot be renamed from here yet"),
+    ("cp", "files cannot be copied on the server"),
+    ("cd", "there is no remote working folder yet: give paths to list and get (list docs, get docs/a.txt)"),
+    ("pwd", "there is no remote working folder yet; lpwd prints the local one"),
+    ("mget", "get takes several names and globs: get *.txt"),
+    ("mput", "put takes several files and globs: put *.txt"),
+    ("reget", "get -c resumes a download"),
+    ("reput", "uploads cannot be resumed yet"),
+    ("chmod", "the server keeps no permissions"),
+    ("chown", "the server keeps no owners"),
+    ("chgrp", "the server keeps no groups"),
+    ("ln", "links cannot be made from here"),
+    ("symlink", "links cannot be made from here"),
+    ("df", "free space is not reported"),
+    ("lmkdir", "make local folders in a shell"),
+    ("lrm", "remove local files in a shell"),
+    ("lumask", "there is no local umask setting"),
+    ("del", "files cannot be removed from here yet"),
+    ("delete", "files cannot be removed from here yet"),
+    ("dir", "list shows a folder"),
+    ("open", "give the server's address on the command line: file-client HOST:PORT"),
+];
+
 /// True when a word holds glob characters.
 pub fn is_glob(word: &str) -> bool {
     word.contains(['*', '?', '['])
@@ -176,6 +207,17 @@ impl Command {
             return Err(ClientError::Usage("a command is one line".into()));
         }
         let (keyword, arg) = trimmed.split_once(char::is_whitespace).map_or((trimmed, ""), |(k, a)| (k, a.trim()));
+        if trimmed.starts_with('!') {
+            return Err(ClientError::Unsupported(
+                "'!' runs nothing here: there are no shell escapes; type help".into(),
+            ));
+        }
+        let lower = keyword.to_ascii_lowercase();
+        if let Some((word, instead)) = FOREIGN.iter().find(|(word, _)| *word == lower) {
+            return Err(ClientError::Unsupported(format!(
+                "'{word}' is not a file-client command: {instead}; type help"
+            )));
+        }
         let words = || split_words(arg).ok_or_else(|| ClientError::Usage("unbalanced quotes".into()));
         let at_most_one = |usage: &str| -> Result<Option<String>, ClientError> {
             let mut w = words()?;
@@ -198,7 +240,7 @@ impl Command {
                 names => Ok(Command::Cat(names)),
             },
             "put" => Self::parse_put(words()?),
-            _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.to_string())),
+            _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.usage())),
         }
     }
 
@@ -356,6 +398,14 @@ mod tests {
     fn other_lines_go_to_the_server() {
         assert_eq!(parse("say hi"), Command::Remote(Request::Say("hi".into())));
         assert_eq!(parse("Hello Server!"), Command::Remote(Request::Echo("Hello Server!".into())));
+    }
+
+    #[test]
+    fn file_commands_of_other_tools_are_refused_not_echoed() {
+        for foreign in ["rm x", "mkdir d", "MV a b", "cd docs", "pwd", "mget *", "!ls", "lrm x", "chmod 600 x"] {
+            assert!(matches!(Command::parse(foreign), Err(ClientError::Unsupported(_))), "{foreign}");
+        }
+        assert_eq!(parse("rmx"), Command::Remote(Request::Echo("rmx".into())));
     }
 
     #[test]

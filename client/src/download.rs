@@ -172,7 +172,8 @@ impl Session {
         part.keep(file, Digest::from(hasher.finalize()), offer.digest, offset > 0)?;
         let resumed = if offset > 0 { format!(", resumed at {offset}") } else { String::new() };
         let (base, total, rate) = (escape(&part.base), offset + offer.len, render::rate(offer.len, started));
-        Ok(format!("got '{base}' ({total} bytes{resumed}, {rate}, BLAKE3 verified)\n"))
+        let (size, path) = (common::text::byte_count(total), escape(&part.target.to_string_lossy()).into_owned());
+        Ok(format!("got '{base}' ({size}{resumed}, {rate}, BLAKE3 verified) -> {path}\n"))
     }
 
     /// Sends `get` or `resume` and reads the reply's header: what is coming.

@@ -10,7 +10,8 @@ pub const EXIT_IO: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the server did not admit this client (full, or shutting down).
 pub const EXIT_FULL: u8 = 3;
-/// Exit status: the server refused or failed a command.
+/// Exit status: the server refused or failed a command, or the command is
+/// one file-client does not have (`rm`, `cd`).
 pub const EXIT_REMOTE: u8 = 4;
 
 /// A failed command or connection, worded for the user.
@@ -45,6 +46,10 @@ pub enum ClientError {
     /// The command was typed wrongly.
     #[error("usage: {0}")]
     Usage(String),
+    /// A command of another tool (`rm`, `cd`, `!ls`) that file-client does
+    /// not have: refused rather than echoed, so it never looks like success.
+    #[error("{0}")]
+    Unsupported(String),
     /// The user pressed Ctrl+C during a transfer.
     #[error("cancelled{0}")]
     Cancelled(String),
@@ -64,7 +69,7 @@ impl ClientError {
             | ClientError::Cancelled(_) => EXIT_IO,
             ClientError::NotAdmitted(_) => EXIT_FULL,
             ClientError::OutputClosed => EXIT_OK,
-            ClientError::Remote { .. } => EXIT_REMOTE,
+            ClientError::Remote { .. } | ClientError::Unsupported(_) => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,
         }
     }

@@ -54,6 +54,9 @@ pub use session::{Flow, Session};
 
 /// Runs the client as the arguments say; the process's exit status.
 pub fn run(args: &cli::Args) -> u8 {
+    let mut args = args.clone();
+    args.download_dir = local::expand_home(&args.download_dir.to_string_lossy());
+    let args = &args;
     if !args.download_dir.is_dir() {
         eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
         return error::EXIT_USAGE;

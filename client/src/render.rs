@@ -74,9 +74,11 @@ pub fn unexpected(header: &Header) -> ClientError {
     ClientError::Connection(format!("unexpected reply {}", escape(header.encode().trim_end())))
 }
 
-/// `12.3 MB/s` for `bytes` moved since `since`.
+/// `12.3 MiB/s` for `bytes` moved since `since`, in the units the progress
+/// bar uses.
 pub fn rate(bytes: u64, since: Instant) -> String {
-    format!("{:.1} MB/s", bytes as f64 / since.elapsed().as_secs_f64().max(1e-9) / 1e6)
+    let per_sec = bytes as f64 / since.elapsed().as_secs_f64().max(1e-9);
+    format!("{}/s", indicatif::BinaryBytes(per_sec as u64))
 }
 
 /// RFC 3339 in UTC to the second, as listings show times.

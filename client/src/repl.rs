@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use rustyline::config::{CompletionType, Config};
+use rustyline::config::{Behavior, CompletionType, Config};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Editor, ExternalPrinter};
@@ -22,7 +22,13 @@ use crate::session::{Flow, Session};
 
 /// Runs the prompt until the user leaves; the exit status.
 pub fn run(args: &Args) -> u8 {
-    let config = Config::builder().completion_type(CompletionType::List).auto_add_history(true).build();
+    // The prompt talks to the terminal itself, so stdout may be a pipe
+    // (`file-client | tee log`): only stdin has to be a terminal.
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(true)
+        .behavior(Behavior::PreferTerm)
+        .build();
     let mut editor: Editor<Completion, DefaultHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
@@ -58,7 +64,9 @@ pub fn run(args: &Args) -> u8 {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = editor.save_history(path);
+        // Only this session's lines are added: two sessions at once both
+        // keep theirs (saving would overwrite the other's).
+        let _ = editor.append_history(path);
     }
     code
 }
@@ -76,16 +84,14 @@ fn prompt_loop(editor: &mut Editor<Completion, DefaultHistory>, session: &Rc<Ref
     loop {
         let prompt = session.borrow().prompt();
         match editor.readline(&prompt) {
-            Ok(line) => match session.borrow_mut().execute(&line, &mut stdout) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Exit) | Err(ClientError::OutputClosed) => return EXIT_OK,
-                // A lost connection, or one that cannot be made again now:
-                // the prompt goes on, and the next command tries again.
-                Err(e @ (ClientError::Connection(_) | ClientError::Connect { .. } | ClientError::NotAdmitted(_))) => {
-                    eprintln!("{e}; the next command reconnects");
+            // Several pasted lines come as one: each runs, in order.
+            Ok(text) => {
+                for line in text.lines() {
+                    if let Some(code) = run_line(session, line, &mut stdout) {
+                        return code;
+                    }
                 }
-                Err(e) => eprintln!("{e}"),
-            },
+            }
             // Ctrl+C at the prompt clears the line.
             Err(ReadlineError::Interrupted) => {}
             Err(ReadlineError::Eof) => {
@@ -96,6 +102,24 @@ fn prompt_loop(editor: &mut Editor<Completion, DefaultHistory>, session: &Rc<Ref
                 eprintln!("file-client: cannot read input: {e}");
                 return EXIT_IO;
             }
+        }
+    }
+}
+
+/// Runs one line and reports its failure; the exit status once the session is over.
+fn run_line(session: &Rc<RefCell<Session>>, line: &str, stdout: &mut io::Stdout) -> Option<u8> {
+    match session.borrow_mut().execute(line, stdout) {
+        Ok(Flow::Continue) => None,
+        Ok(Flow::Exit) | Err(ClientError::OutputClosed) => Some(EXIT_OK),
+        // A lost connection, or one that cannot be made again now: the
+        // prompt goes on, and the next command tries again.
+        Err(e @ (ClientError::Connection(_) | ClientError::Connect { .. } | ClientError::NotAdmitted(_))) => {
+            eprintln!("{e}; the next command reconnects");
+            None
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
         }
     }
 }

@@ -31,7 +31,7 @@ pub enum Flow {
 /// Local settings of a session.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where downloads go; relative paths follow `lcd`.
+    /// Where downloads go: `--download-dir` at first, the local folder after `lcd`.
     pub download_dir: PathBuf,
     /// When to draw progress bars.
     pub progress: ProgressMode,
@@ -134,7 +134,11 @@ impl Session {
             }
             Command::Put { locals, remote } => self.put_all(&locals, remote.as_deref(), out)?,
             Command::Lls(dir) => print(out, &crate::local::listing(dir.as_deref().unwrap_or("."))?)?,
-            Command::Lcd(dir) => print(out, &crate::local::change_dir(dir.as_deref())?)?,
+            Command::Lcd(dir) => {
+                print(out, &crate::local::change_dir(dir.as_deref())?)?;
+                // One rule: downloads go to the local folder, wherever `lcd` went.
+                self.settings.download_dir = PathBuf::from(".");
+            }
             Command::Lpwd => print(out, &crate::local::current_dir_line()?)?,
         }
         Ok(Flow::Continue)

@@ -119,9 +119,11 @@ impl Session {
 /// that matches no file.
 pub fn expand_local(words: &[String]) -> Result<Vec<PathBuf>, ClientError> {
     let mut files = Vec::new();
-    for word in words {
+    for typed in words {
+        let path = crate::local::expand_home(typed);
+        let word = path.to_str().unwrap_or(typed);
         if !is_glob(word) {
-            files.push(PathBuf::from(word));
+            files.push(path.clone());
             continue;
         }
         let paths = glob::glob(word).map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;

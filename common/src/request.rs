@@ -80,6 +80,17 @@ pub enum RequestError {
     },
 }
 
+impl RequestError {
+    /// The error said once, for a reader who will see it after `usage:`
+    /// (`say <text>`, not `missing argument: usage: say <text>`).
+    pub fn usage(&self) -> String {
+        match self {
+            RequestError::MissingArgument { usage } | RequestError::BadPut { usage } => (*usage).to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// How `put` is written on the wire.
 pub const PUT_USAGE: &str = "put <size> <blake3> <name>";
 

@@ -36,6 +36,15 @@ fn escape_keeping<'a>(s: &'a str, keep: &[char]) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
+/// `1 byte`, `6 bytes`: an exact count, in words.
+pub fn byte_count(n: u64) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// A size on the command line could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid size '{0}': use a number of bytes, optionally with K, M, G or T (powers of 1024)")]

@@ -131,7 +131,7 @@ impl Incoming<'_> {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
                 tracing::info!(client = %self.session.name(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
-                Reply::text(format!("stored '{}' ({n} bytes)\n", self.name))
+                Reply::text(format!("stored '{}' ({})\n", self.name, common::text::byte_count(n)))
             }
             Err(e) => Reply::Refused(e.into()),
         }

@@ -1,0 +1,108 @@
+//! The client at its edges, as a new user meets them: commands of other
+//! tools, `~`, where downloads go, output to a pipe, pasted lines, two
+//! sessions sharing a history.
+
+use std::process::Command;
+
+use file_share_e2e::{binary, pty_client, ready, run_client, ServerProcess, Share, TEST_TIMEOUT};
+
+fn args(addr: &str, rest: &[&str]) -> Vec<String> {
+    let mut all = vec![addr.to_string()];
+    all.extend(rest.iter().map(|s| s.to_string()));
+    all
+}
+
+#[test]
+fn commands_of_other_tools_are_refused_with_a_hint_not_echoed() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "rm hello.txt"]), None);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "'rm' is not a file-client command: files cannot be removed from here yet; type help\n"
+    );
+    assert!(out.stdout.is_empty());
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "!ls"]), None);
+    assert_eq!(out.status.code(), Some(4));
+    // A misused request is said once: not `usage: missing argument: usage: ...`.
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "say"]), None);
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()), (Some(2), "usage: say <text>\n"));
+}
+
+#[test]
+fn tilde_is_home_and_downloads_follow_lcd_from_a_download_dir() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    share.add("one.txt", b"1");
+    let server = ServerProcess::start(share.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("first")).unwrap();
+    std::fs::create_dir_all(home.path().join("second")).unwrap();
+    let out = Command::new(binary("file-client"))
+        .args(args(
+            &server.addr.to_string(),
+            &["--download-dir", "~/first", "-c", "get hello.txt", "-c", "lcd ~/second", "-c", "get one.txt"],
+        ))
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = home.path().join("first/hello.txt");
+    assert!(stdout.contains("got 'hello.txt' (6 bytes, "), "{stdout}");
+    assert!(stdout.contains(&format!("BLAKE3 verified) -> {}\n", first.display())), "{stdout}");
+    assert!(stdout.contains("got 'one.txt' (1 byte, "), "{stdout}");
+    assert!(stdout.contains("BLAKE3 verified) -> ./one.txt\n"), "{stdout}");
+    assert_eq!(std::fs::read(first).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(home.path().join("second/one.txt")).unwrap(), b"1");
+}
+
+#[test]
+fn the_prompt_works_with_stdout_piped_and_pasted_lines_all_run() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // As `file-client ADDR | tee log`: stdin is the terminal, stdout a pipe.
+    let line = format!("{} {} | tee {}", binary("file-client").display(), server.addr, log.display());
+    let mut command = Command::new("sh");
+    command.args(["-c", &line]).current_dir(dir.path()).env("HOME", dir.path()).env("TERM", "xterm");
+    let mut pty = rexpect::session::spawn_command(command, Some(TEST_TIMEOUT.as_millis() as u64)).unwrap();
+    let prompt = format!("Client01@{}> ", server.addr);
+    ready(&mut pty, &prompt);
+    // Three lines pasted at once (bracketed paste), then Enter.
+    pty.send("\x1b[200~first\nsecond\nthird\x1b[201~").unwrap();
+    pty.send("\r").unwrap();
+    pty.flush().unwrap();
+    pty.exp_string("third ACK").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "first ACK\nsecond ACK\nthird ACK\n");
+}
+
+#[test]
+fn two_sessions_at_once_keep_both_histories() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let mut a = pty_client(&addr, dir.path(), dir.path());
+    let mut b = pty_client(&addr, dir.path(), dir.path());
+    ready(&mut a, &format!("Client01@{addr}> "));
+    ready(&mut b, &format!("Client02@{addr}> "));
+    a.send_line("alpha").unwrap();
+    a.exp_string("alpha ACK").unwrap();
+    b.send_line("beta").unwrap();
+    b.exp_string("beta ACK").unwrap();
+    for pty in [&mut a, &mut b] {
+        pty.send_line("exit").unwrap();
+        pty.exp_eof().unwrap();
+    }
+    let history = std::fs::read_to_string(dir.path().join(".local/share/file-client/history")).unwrap();
+    assert!(history.contains("alpha") && history.contains("beta"), "{history}");
+}

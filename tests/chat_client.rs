@@ -24,7 +24,7 @@ fn name_on_connect_and_say_from_a_batch() {
 }
 
 #[test]
-fn a_taken_name_on_connect_fails_with_status_4() {
+fn a_taken_name_on_connect_keeps_the_given_name_and_says_so() {
     let share = Share::new();
     let server = ServerProcess::start(share.path(), &[]);
     let mut alice = server.raw();
@@ -34,8 +34,12 @@ fn a_taken_name_on_connect_fails_with_status_4() {
         &[server.addr.to_string(), "--name".into(), "alice".into(), "-c".into(), "status".into()],
         None,
     );
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "remote: the name 'alice' is taken\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "the name 'alice' is taken; you are Client02 (name alice to try again)\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Client02 (you)"));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! tools, `~`, where downloads go, output to a pipe, pasted lines, two
 //! sessions sharing a history.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
 
 use file_share_e2e::{binary, pty_client, ready, run_client, ServerProcess, Share, TEST_TIMEOUT};
 
@@ -92,8 +93,8 @@ fn two_sessions_at_once_keep_both_histories() {
     let dir = tempfile::tempdir().unwrap();
     let addr = server.addr.to_string();
     let mut a = pty_client(&addr, dir.path(), dir.path());
-    let mut b = pty_client(&addr, dir.path(), dir.path());
     ready(&mut a, &format!("Client01@{addr}> "));
+    let mut b = pty_client(&addr, dir.path(), dir.path());
     ready(&mut b, &format!("Client02@{addr}> "));
     a.send_line("alpha").unwrap();
     a.exp_string("alpha ACK").unwrap();
@@ -105,4 +106,60 @@ fn two_sessions_at_once_keep_both_histories() {
     }
     let history = std::fs::read_to_string(dir.path().join(".local/share/file-client/history")).unwrap();
     assert!(history.contains("alpha") && history.contains("beta"), "{history}");
+}
+
+#[test]
+fn with_json_stdout_carries_json_objects_only() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    share.add("evil\u{202e}txt.exe", b"x");
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.txt"), b"up").unwrap();
+    let mut child = Command::new(binary("file-client"))
+        .args([&server.addr.to_string(), "--json", "-q"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"hello\n").unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Someone arrives and talks while the client is connected: events.
+    let mut other = server.raw();
+    other.request("say hi there");
+    stdin.write_all(b"list\nget hello.txt\nput up.txt\nhelp\nlpwd\nstatus\nexit\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut types = Vec::new();
+    for line in format!("{first}{rest}").lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        types.push(value["type"].as_str().unwrap_or_else(|| panic!("no type: {line}")).to_string());
+        assert!(!line.contains('\u{202e}'), "raw bidi override: {line}");
+    }
+    assert_eq!(types, ["reply", "event", "event", "file", "file", "get", "put", "status"], "{first}{rest}");
+    let text = format!("{first}{rest}");
+    assert!(text.contains("\"event\":\"joined\"") && text.contains("\"text\":\"[Client02] hi there\""), "{text}");
+    assert!(text.contains("evil\\u202etxt.exe"), "{text}");
+}
+
+#[test]
+fn cat_on_a_terminal_escapes_control_bytes() {
+    let share = Share::new();
+    share.add("evil.txt", b"plain \x1b]0;pwned\x07\x1b[31mred\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    let prompt = format!("Client01@{}> ", server.addr);
+    ready(&mut pty, &prompt);
+    pty.send_line("cat evil.txt").unwrap();
+    pty.exp_string("plain \\x1b]0;pwned\\x07\\x1b[31mred").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
 }

@@ -12,10 +12,11 @@ use crate::session::Flow;
 
 /// Runs the commands; the exit status.
 pub fn run(args: &Args) -> u8 {
-    let sinks: SinkFactory = Box::new(|| {
-        EventSink::InBand(Box::new(|event| {
+    let json = args.json;
+    let sinks: SinkFactory = Box::new(move || {
+        EventSink::InBand(Box::new(move |event| {
             let mut out = io::stdout().lock();
-            let _ = out.write_all(event_line(event).as_bytes());
+            let _ = out.write_all(event_line(event, json).as_bytes());
             let _ = out.flush();
         }))
     });

@@ -2,13 +2,13 @@
 //! prompt ([`crate::repl`]) or the batch runner ([`crate::batch`]) then
 //! drives; [`crate::run`] picks which.
 
-use std::io;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use common::text::escape;
-use common::Event;
+use common::{Code, Event};
 
 use crate::command::quote_word;
 use crate::connection::{Connection, EventSink};
@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub download_dir: PathBuf,
     /// Seconds to wait for the connection and for a reply that stops coming.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = whole_seconds)]
     pub timeout: u64,
     /// Display name to take on connect (as the `name` command).
     #[arg(long, value_name = "NICK")]
@@ -52,9 +52,30 @@ pub struct Args {
     pub progress: bool,
 }
 
-/// An event as both modes show it: one escaped line.
-pub fn event_line(event: &Event) -> String {
-    format!("{}\n", escape(event.text.trim_end_matches('\n')))
+/// `--timeout`: a whole number of seconds, at least 1.
+fn whole_seconds(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if secs >= 1 => Ok(secs),
+        _ => Err("a whole number of seconds, at least 1".into()),
+    }
+}
+
+/// An event as both modes show it: one escaped line, or with `--json` one
+/// object (`type` `event`, its fields, its `text`).
+pub fn event_line(event: &Event, json: bool) -> String {
+    let text = event.text.trim_end_matches('\n');
+    if json {
+        let mut object = serde_json::Map::new();
+        object.insert("type".into(), "event".into());
+        for (key, value) in &event.fields {
+            if key != "type" && key != "text" {
+                object.insert(key.clone(), value.clone().into());
+            }
+        }
+        object.insert("text".into(), text.into());
+        return crate::render::json_line(&serde_json::Value::Object(object));
+    }
+    format!("{}\n", escape(text))
 }
 
 /// Makes the event sink for each (re)connection.
@@ -83,12 +104,20 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
         (_, true) => ProgressMode::Always,
         _ => ProgressMode::Auto,
     };
-    let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json };
+    let terminal = std::io::stdout().is_terminal();
+    let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json, terminal };
     let mut session = Session::new(conn, greeting, settings, opener);
     if let Some(nick) = &args.name {
-        if let Err(e) = session.execute(&format!("name {}", quote_word(nick)), &mut io::sink()) {
-            eprintln!("{e}");
-            return Err(e.exit_code());
+        match session.take_name(nick) {
+            Ok(()) => {}
+            // Taken by someone else for now: connected all the same.
+            Err(ClientError::Remote { code: Code::Exists, message }) => {
+                eprintln!("{message}; you are {} (name {} to try again)", session.name(), quote_word(nick));
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return Err(e.exit_code());
+            }
         }
     }
     Ok(session)

@@ -127,9 +127,9 @@ pub fn help_text(command: Option<&str>) -> Result<String, ClientError> {
         None => {
             let mut out = String::new();
             for c in COMMANDS {
-                out.push_str(&format!("{:<44} {}\n", c.usage, c.summary));
+                out.push_str(&help_row(c.usage, c.summary));
             }
-            out.push_str(&format!("{:<44} {}\n", "anything else", "sent to the server, which echoes it with \" ACK\""));
+            out.push_str(&help_row("anything else", "sent to the server, which echoes it with \" ACK\""));
             Ok(out)
         }
         Some(name) => {
@@ -141,6 +141,38 @@ pub fn help_text(command: Option<&str>) -> Result<String, ClientError> {
             Ok(format!("usage: {}\n{}\nexample: {}\n", c.usage, c.summary, c.example))
         }
     }
+}
+
+/// Width of the usage column of `help`; the whole table fits 80 columns.
+const USAGE_WIDTH: usize = 30;
+
+/// One `help` row: the usage, then the summary wrapped beside it (below it
+/// when the usage is wider than its column).
+fn help_row(usage: &str, summary: &str) -> String {
+    let mut lines = vec![String::new()];
+    for word in summary.split(' ') {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + 1 + word.len() > 80 - USAGE_WIDTH - 2 {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    let mut out = String::new();
+    let mut rest = lines.iter();
+    if usage.len() < USAGE_WIDTH {
+        let first = rest.next().map_or("", String::as_str);
+        out.push_str(&format!("{usage:<USAGE_WIDTH$}  {first}\n"));
+    } else {
+        out.push_str(&format!("{usage}\n"));
+    }
+    for line in rest {
+        out.push_str(&format!("{:USAGE_WIDTH$}  {line}\n", ""));
+    }
+    out
 }
 
 fn canonical(keyword: &str) -> String {
@@ -416,8 +448,12 @@ mod tests {
     }
 
     #[test]
-    fn help_knows_every_command() {
-        assert!(help_text(None).unwrap().lines().count() >= COMMANDS.len());
+    fn help_knows_every_command_and_fits_80_columns() {
+        let help = help_text(None).unwrap();
+        assert!(help.lines().count() >= COMMANDS.len());
+        assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
+        assert!(help.starts_with(&format!("{:<30}  server uptime,", "status")), "{help}");
+        assert!(help.contains(&format!("{:<30}  download", "get [-f] [-c] <name|glob>...")), "{help}");
         assert!(help_text(Some("ls")).unwrap().starts_with("usage: list [dir]\n"));
         assert!(help_text(Some("nope")).is_err());
     }

@@ -74,6 +74,37 @@ struct Received {
     write_error: Option<io::Error>,
 }
 
+/// A finished download, for its report line.
+struct Got {
+    /// The remote name.
+    name: String,
+    /// The local file name.
+    base: String,
+    /// Where it was written.
+    path: String,
+    bytes: u64,
+    /// Bytes that were already there (`get -c`), or 0.
+    resumed_at: u64,
+    rate: String,
+}
+
+impl Got {
+    /// `got 'a.txt' (6 bytes, 1.2 MiB/s, BLAKE3 verified) -> ./a.txt`, or
+    /// one JSON object with `--json`.
+    fn report(&self, json: bool) -> String {
+        if json {
+            return render::json_line(&serde_json::json!({
+                "type": "get", "name": self.name, "path": self.path, "bytes": self.bytes,
+                "resumed_at": self.resumed_at, "verified": true,
+            }));
+        }
+        let resumed = if self.resumed_at > 0 { format!(", resumed at {}", self.resumed_at) } else { String::new() };
+        let (base, path) = (escape(&self.base), escape(&self.path));
+        let size = common::text::byte_count(self.bytes);
+        format!("got '{base}' ({size}{resumed}, {}, BLAKE3 verified) -> {path}\n", self.rate)
+    }
+}
+
 /// A `get` or `resume` reply's header, read.
 struct Offer {
     /// Bytes to come.
@@ -170,10 +201,15 @@ impl Session {
             return Err(ClientError::Cancelled(format!(": {kept}")));
         }
         part.keep(file, Digest::from(hasher.finalize()), offer.digest, offset > 0)?;
-        let resumed = if offset > 0 { format!(", resumed at {offset}") } else { String::new() };
-        let (base, total, rate) = (escape(&part.base), offset + offer.len, render::rate(offer.len, started));
-        let (size, path) = (common::text::byte_count(total), escape(&part.target.to_string_lossy()).into_owned());
-        Ok(format!("got '{base}' ({size}{resumed}, {rate}, BLAKE3 verified) -> {path}\n"))
+        let got = Got {
+            name: name.to_string(),
+            base: part.base.clone(),
+            path: part.target.to_string_lossy().into_owned(),
+            bytes: offset + offer.len,
+            resumed_at: offset,
+            rate: render::rate(offer.len, started),
+        };
+        Ok(got.report(self.settings.json))
     }
 
     /// Sends `get` or `resume` and reads the reply's header: what is coming.

@@ -6,11 +6,28 @@ use std::io::Write;
 use std::time::{Instant, SystemTime};
 
 use common::status::Status;
-use common::text::escape;
+use common::text::{escape, escape_multiline, is_unsafe_for_terminal};
 use common::{Header, ListEntry, ListEntryKind};
 use serde_json::json;
 
 use crate::error::ClientError;
+
+/// One JSON line, with the characters a terminal would act on written as
+/// `\uXXXX` escapes: JSON allows C1 controls and bidirectional overrides
+/// raw in strings, and a script's output often ends up on a terminal.
+pub fn json_line(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if is_unsafe_for_terminal(c) {
+            // Only inside strings: JSON's own syntax is plain ASCII.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
+}
 
 /// A listing as a table (size, modified, name; folders end in `/`) or JSON lines.
 pub fn entries(entries: &[ListEntry], json: bool) -> String {
@@ -18,8 +35,7 @@ pub fn entries(entries: &[ListEntry], json: bool) -> String {
     for e in entries {
         if json {
             let kind = if e.kind == ListEntryKind::Dir { "dir" } else { "file" };
-            let line = json!({ "name": e.name, "type": kind, "size": e.size, "modified": e.modified });
-            out.push_str(&format!("{line}\n"));
+            out.push_str(&json_line(&json!({ "name": e.name, "type": kind, "size": e.size, "modified": e.modified })));
         } else {
             let (size, slash) = match e.kind {
                 ListEntryKind::File => (e.size.to_string(), ""),
@@ -50,14 +66,80 @@ pub fn status_json(status: &Status) -> String {
         .collect();
     let departed: Vec<_> =
         status.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
-    let line = json!({
+    json_line(&json!({
+        "type": "status",
         "uptime_secs": status.uptime_secs,
         "clients": status.clients,
         "max_clients": status.max_clients,
         "sessions": sessions,
         "recently_left": departed,
-    });
-    format!("{line}\n")
+    }))
+}
+
+/// Bytes on their way to a terminal (`cat` at the prompt): text passes,
+/// control characters and bidirectional controls are written escaped
+/// (`\x1b`, `\u{202e}`), bytes that are not UTF-8 as `\xNN`. A character
+/// split across two writes is held until its rest arrives.
+pub struct TerminalText<'a> {
+    out: &'a mut dyn Write,
+    /// The start of a character whose rest is still to come.
+    pending: Vec<u8>,
+}
+
+impl<'a> TerminalText<'a> {
+    /// Escapes what is written on its way to `out`.
+    pub fn new(out: &'a mut dyn Write) -> TerminalText<'a> {
+        TerminalText { out, pending: Vec::new() }
+    }
+
+    /// Writes a character left incomplete at the end, as bytes.
+    ///
+    /// # Errors
+    /// As `out`.
+    pub fn finish(self) -> std::io::Result<()> {
+        let rest: String = self.pending.iter().map(|b| format!("\\x{b:02x}")).collect();
+        self.out.write_all(rest.as_bytes())?;
+        self.out.flush()
+    }
+}
+
+impl Write for TerminalText<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        let mut shown = String::with_capacity(self.pending.len());
+        let mut rest: &[u8] = &self.pending;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    shown.push_str(&escape_multiline(text));
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    shown.push_str(&escape_multiline(std::str::from_utf8(good).expect("valid up to here")));
+                    match e.error_len() {
+                        Some(n) => {
+                            bad[..n].iter().for_each(|b| shown.push_str(&format!("\\x{b:02x}")));
+                            rest = &bad[n..];
+                        }
+                        // Cut short: the rest of the character may come next.
+                        None => {
+                            rest = bad;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending = rest.to_vec();
+        self.out.write_all(shown.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Writes `text` and flushes.
@@ -119,6 +201,28 @@ mod tests {
         assert_eq!(value["sessions"][0]["idle_secs"], 3723);
         assert_eq!(value["sessions"][0]["activity"], "get big file.iso 41%");
         assert_eq!(value["recently_left"][0]["left_at"], "2026-11-21T08:59:00Z");
+    }
+
+    #[test]
+    fn terminal_text_escapes_controls_even_across_writes() {
+        let mut out = Vec::new();
+        let mut safe = TerminalText::new(&mut out);
+        safe.write_all(b"ok \x1b]0;title\x07 caf\xc3").unwrap();
+        safe.write_all(b"\xa9 \xff\xe2\x80").unwrap();
+        safe.write_all(b"\xaetxt\ttab\n\xc2\x9b31m red\n\xe2").unwrap();
+        safe.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ok \\x1b]0;title\\x07 café \\xff\\u{202e}txt\ttab\n\\x9b31m red\n\\xe2"
+        );
+    }
+
+    #[test]
+    fn json_lines_escape_what_a_terminal_would_act_on() {
+        let line = json_line(&json!({ "name": "evil\u{202e}txt.exe\u{9b}2J" }));
+        assert_eq!(line, "{\"name\":\"evil\\u202etxt.exe\\u009b2J\"}\n");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["name"], "evil\u{202e}txt.exe\u{9b}2J");
     }
 
     #[test]

@@ -47,11 +47,12 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_IO;
         }
     };
+    let json = args.json;
     let sinks: SinkFactory = Box::new(move || {
         let printer = Arc::clone(&printer);
         EventSink::Direct(Box::new(move |event| {
             if let Ok(mut printer) = printer.lock() {
-                let _ = printer.print(event_line(event));
+                let _ = printer.print(event_line(event, json));
             }
         }))
     });

@@ -17,7 +17,7 @@ use crate::command::{help_text, Command};
 use crate::connection::{Connection, Greeting};
 use crate::error::ClientError;
 use crate::progress::ProgressMode;
-use crate::render::{self, print};
+use crate::render::{self, print, TerminalText};
 
 /// Whether to go on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,11 @@ pub struct Settings {
     pub download_dir: PathBuf,
     /// When to draw progress bars.
     pub progress: ProgressMode,
-    /// `status` and `list` print JSON lines.
+    /// Standard output carries JSON objects only, one per line, each with
+    /// a `type` (`--json`).
     pub json: bool,
+    /// Standard output is a terminal: `cat` escapes control characters.
+    pub terminal: bool,
 }
 
 /// Opens a fresh connection, for reconnecting after a cancelled transfer;
@@ -109,7 +112,7 @@ impl Session {
     fn run(&mut self, command: Command, out: &mut dyn Write) -> Result<Flow, ClientError> {
         match command {
             Command::Nothing => {}
-            Command::Help(command) => print(out, &help_text(command.as_deref())?)?,
+            Command::Help(command) => self.say(out, &help_text(command.as_deref())?)?,
             Command::Exit => {
                 self.conn.expect_close();
                 self.text_request(&Request::Exit)?;
@@ -129,17 +132,24 @@ impl Session {
             }
             Command::Cat(names) => {
                 for name in self.expand_remote(&names)? {
-                    self.cat(&name, out)?;
+                    if self.settings.terminal {
+                        let mut safe = TerminalText::new(out);
+                        let result = self.cat(&name, &mut safe);
+                        safe.finish().map_err(|e| ClientError::output(&e))?;
+                        result?;
+                    } else {
+                        self.cat(&name, out)?;
+                    }
                 }
             }
             Command::Put { locals, remote } => self.put_all(&locals, remote.as_deref(), out)?,
-            Command::Lls(dir) => print(out, &crate::local::listing(dir.as_deref().unwrap_or("."))?)?,
+            Command::Lls(dir) => self.say(out, &crate::local::listing(dir.as_deref().unwrap_or("."))?)?,
             Command::Lcd(dir) => {
-                print(out, &crate::local::change_dir(dir.as_deref())?)?;
+                self.say(out, &crate::local::change_dir(dir.as_deref())?)?;
                 // One rule: downloads go to the local folder, wherever `lcd` went.
                 self.settings.download_dir = PathBuf::from(".");
             }
-            Command::Lpwd => print(out, &crate::local::current_dir_line()?)?,
+            Command::Lpwd => self.say(out, &crate::local::current_dir_line()?)?,
         }
         Ok(Flow::Continue)
     }
@@ -151,7 +161,34 @@ impl Session {
             self.greeting.name = escape(nick).into_owned();
             self.chosen_name = Some(nick.clone());
         }
+        if self.settings.json {
+            return print(out, &render::json_line(&serde_json::json!({ "type": "reply", "text": body })));
+        }
         print(out, &escape_multiline(&body))
+    }
+
+    /// Takes `nick` as this client's name (`--name`): exactly that name,
+    /// never re-read as a command line.
+    ///
+    /// # Errors
+    /// As the server refuses it: taken (`ERR 409`), or not a valid name.
+    pub fn take_name(&mut self, nick: &str) -> Result<(), ClientError> {
+        self.remote(&Request::Name(nick.to_string()), &mut std::io::sink())
+    }
+
+    /// The name this client has now, escaped.
+    pub fn name(&self) -> &str {
+        &self.greeting.name
+    }
+
+    /// Text for people (help, local listings): to `out`, or to stderr with
+    /// `--json`, where stdout carries JSON objects only.
+    fn say(&self, out: &mut dyn Write, text: &str) -> Result<(), ClientError> {
+        if self.settings.json {
+            eprint!("{text}");
+            return Ok(());
+        }
+        print(out, text)
     }
 
     /// Entries of a remote folder, from the last `list` of it or fetched now:

@@ -25,6 +25,14 @@ pub enum Transport {
 /// [`ClientError::Connect`] when the name does not resolve.
 pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>, ClientError> {
     let fail = |reason: String| ClientError::Connect { addr: addr.to_string(), reason };
+    // `host:port` with a port that is not one is a typing error, not a
+    // host that cannot be found (a bare IPv6 address has several colons).
+    if let Some((host, port)) = addr.rsplit_once(':') {
+        if (!host.contains(':') || host.ends_with(']')) && port.parse::<u16>().is_err() {
+            let port = common::text::escape(port);
+            return Err(ClientError::Usage(format!("bad port '{port}' in '{}'", common::text::escape(addr))));
+        }
+    }
     let with_port = if addr.parse::<std::net::IpAddr>().is_ok() {
         // A bare IP; an IPv6 one needs brackets to take a port.
         SocketAddr::new(addr.parse().map_err(|_| fail("bad address".into()))?, DEFAULT_PORT).to_string()

@@ -64,6 +64,12 @@ impl Session {
             Header::Ok { len, .. } => self.conn.read_text_body(len)?,
             other => return Err(unexpected(&other)),
         };
+        if self.settings.json {
+            return Ok(render::json_line(&serde_json::json!({
+                "type": "put", "local": local.to_string_lossy(), "name": remote, "bytes": size,
+                "reply": body.trim_end(),
+            })));
+        }
         Ok(format!("{} ({})\n", escape(body.trim_end()), render::rate(size, started)))
     }
 

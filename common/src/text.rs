@@ -17,8 +17,22 @@ pub fn escape_multiline(s: &str) -> Cow<'_, str> {
     escape_keeping(s, &['\n', '\t'])
 }
 
+/// True for characters that change how a terminal shows the text around
+/// them without being seen: bidirectional overrides and isolates, marks
+/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// True for what must never reach a terminal raw: control characters (C0,
+/// DEL and C1, whose U+009B starts an escape sequence on some terminals) and
+/// bidirectional controls.
+pub fn is_unsafe_for_terminal(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
 fn escape_keeping<'a>(s: &'a str, keep: &[char]) -> Cow<'a, str> {
-    let needs = |c: char| c.is_control() && !keep.contains(&c);
+    let needs = |c: char| is_unsafe_for_terminal(c) && !keep.contains(&c);
     if !s.chars().any(needs) {
         return Cow::Borrowed(s);
     }
@@ -141,6 +155,7 @@ mod tests {
         assert_eq!(escape("a\nb\rc\td\x7f"), "a\\nb\\rc\\td\\x7f");
         assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
         assert_eq!(escape_multiline("a\tb\nc\x07"), "a\tb\nc\\x07");
+        assert_eq!(escape("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
     }
 
     #[test]

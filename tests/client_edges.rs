@@ -163,3 +163,16 @@ fn cat_on_a_terminal_escapes_control_bytes() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn downloads_keep_the_remote_modification_time() {
+    let share = Share::new();
+    let path = share.add("old.txt", b"from long ago\n");
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(then).unwrap();
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "get old.txt"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(dir.path().join("old.txt")).unwrap().modified().unwrap(), then);
+}

@@ -105,7 +105,8 @@ fn get_states_the_hash_and_sends_exact_bytes() {
     let server = ServerProcess::start(share.path(), &[]);
     let mut c = server.raw();
     let reply = c.request("get random.bin");
-    assert_eq!(reply.header, format!("OK {} blake3={}", data.len(), blake3_hex(&data)));
+    let prefix = format!("OK {} blake3={} modified=20", data.len(), blake3_hex(&data));
+    assert!(reply.header.starts_with(&prefix) && reply.header.ends_with('Z'), "{}", reply.header);
     assert!(reply.body == data, "body differs");
     // The session goes on after a binary body.
     assert_eq!(c.request("ping").text(), "ping ACK\n");
@@ -189,6 +190,12 @@ fn connection_over_ipv6_and_by_host_name() {
     let by_name = format!("localhost:{}", v4.addr.port());
     let out = run_client(share.path(), &[by_name, "-c".into(), "by name".into()], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "by name ACK\n");
+
+    // The server takes a host name for --bind too.
+    let named = ServerProcess::start_on("localhost", share.path(), &[]);
+    assert!(named.addr.ip().is_loopback(), "{}", named.addr);
+    let out = run_client(share.path(), &[named.addr.to_string(), "-c".into(), "named".into()], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "named ACK\n");
 }
 
 #[test]

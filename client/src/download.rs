@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::text::escape;
 use common::{Code, Digest, Header, ListEntryKind, Request};
@@ -111,6 +111,8 @@ struct Offer {
     len: u64,
     /// BLAKE3 of the whole file.
     digest: Digest,
+    /// When the file was last modified on the server, if it says.
+    modified: Option<SystemTime>,
 }
 
 impl Session {
@@ -200,6 +202,10 @@ impl Session {
         if !received.complete {
             return Err(ClientError::Cancelled(format!(": {kept}")));
         }
+        // The copy keeps the server's modification time, as sftp -p and rsync -t do.
+        if let Some(modified) = offer.modified {
+            let _ = file.set_modified(modified);
+        }
         part.keep(file, Digest::from(hasher.finalize()), offer.digest, offset > 0)?;
         let got = Got {
             name: name.to_string(),
@@ -237,7 +243,13 @@ impl Session {
         let digest = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());
         let len = header.field("bytes").and_then(|n| n.parse::<u64>().ok());
         match (digest, len) {
-            (Some(digest), Some(len)) => Ok(Some(Offer { len, digest })),
+            (Some(digest), Some(len)) => {
+                let modified = header
+                    .field("modified")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(SystemTime::from);
+                Ok(Some(Offer { len, digest, modified }))
+            }
             _ => {
                 self.conn.close();
                 Err(ClientError::Connection("the server's get reply has no valid blake3 or bytes field".into()))

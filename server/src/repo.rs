@@ -105,6 +105,8 @@ pub struct Download {
     pub len: u64,
     /// BLAKE3 of those bytes.
     pub digest: Digest,
+    /// When the file was last modified.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// The identity of a file's content as far as the file system tells:
@@ -266,7 +268,7 @@ impl Repo {
                 digest
             }
         };
-        Ok(Download { file, len: meta.len(), digest })
+        Ok(Download { file, len: meta.len(), digest, modified: meta.modified().ok() })
     }
 
     /// Starts an upload to `path`: checks the folder exists and the name is

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +18,9 @@ use file_server::{Config, Repo, Server};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: an IP, or a host name such as localhost.
     #[arg(long, default_value = "0.0.0.0")]
-    bind: IpAddr,
+    bind: String,
     /// Port to listen on; 0 picks a free one (printed on start).
     #[arg(long, default_value_t = common::DEFAULT_PORT)]
     port: u16,
@@ -139,14 +139,33 @@ fn check_capacity(max_clients: u64) -> Result<(), StartError> {
     }
 }
 
+/// Listens on `bind` (an IP, or a name that resolves: the first of its
+/// addresses that can be bound) and `port`.
+fn listen(bind: &str, port: u16) -> Result<TcpListener, StartError> {
+    let addrs: Vec<SocketAddr> = match bind.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => (bind, port)
+            .to_socket_addrs()
+            .map_err(|e| StartError::Usage(format!("cannot resolve --bind {bind}: {e}")))?
+            .collect(),
+    };
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+    Err(StartError::Usage(last.unwrap_or_else(|| format!("--bind {bind} has no addresses"))))
+}
+
 fn run(args: Args) -> Result<(), StartError> {
     init_logging();
     check_capacity(u64::from(args.max_clients))?;
     let repo = Repo::open(&args.repo).map_err(|e| {
         StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
     })?;
-    let addr = SocketAddr::new(args.bind, args.port);
-    let listener = TcpListener::bind(addr).map_err(|e| StartError::Usage(format!("cannot listen on {addr}: {e}")))?;
+    let listener = listen(&args.bind, args.port)?;
     let config = Config {
         max_clients: args.max_clients as usize,
         allow_uploads: args.allow_uploads,

@@ -37,6 +37,9 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
         return Err(Refusal::new(Code::BadRequest, message));
     }
     let mut fields = vec![("blake3".into(), download.digest.to_string())];
+    if let Some(modified) = download.modified {
+        fields.push(("modified".into(), crate::repo::rfc3339(modified)));
+    }
     if offset > 0 {
         download
             .file
@@ -180,9 +183,15 @@ mod tests {
         assert_eq!((bytes.as_str(), whole.download.len, whole.name.as_str()), ("hello world", 11, "a b.txt"));
 
         let Reply::File(mut rest) = apply_line("resume 6 a b.txt", bench.caller(&me)) else { panic!("no file") };
+        let modified =
+            crate::repo::rfc3339(std::fs::metadata(bench.dir.path().join("a b.txt")).unwrap().modified().unwrap());
+        assert_eq!(whole.header.field("modified"), Some(modified.as_str()));
         assert_eq!(
             rest.header.encode(),
-            format!("OK 5 blake3={} offset=6 size=11\n", Digest::from(blake3::hash(b"hello world")))
+            format!(
+                "OK 5 blake3={} modified={modified} offset=6 size=11\n",
+                Digest::from(blake3::hash(b"hello world"))
+            )
         );
         bytes.clear();
         rest.download.file.read_to_string(&mut bytes).unwrap();

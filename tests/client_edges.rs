@@ -176,3 +176,21 @@ fn downloads_keep_the_remote_modification_time() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::metadata(dir.path().join("old.txt")).unwrap().modified().unwrap(), then);
 }
+
+#[test]
+fn names_with_leading_or_trailing_spaces_travel_exactly() {
+    let share = Share::new();
+    share.add("tr ", b"trailing");
+    share.add(" lead.txt", b"leading");
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up "), b"up").unwrap();
+    let commands = ["-c", "get 'tr ' \" lead.txt\"", "-c", "put 'up ' ' up '", "-c", "list"];
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &commands), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(dir.path().join("tr ")).unwrap(), b"trailing");
+    assert_eq!(std::fs::read(dir.path().join(" lead.txt")).unwrap(), b"leading");
+    assert_eq!(std::fs::read(share.path().join(" up ")).unwrap(), b"up");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stored ' up ' (2 bytes)"), "{stdout}");
+}

@@ -78,6 +78,9 @@ pub enum RequestError {
         /// How the command is used.
         usage: &'static str,
     },
+    /// A name that starts with `"` and is not one quoted string.
+    #[error("a name that starts with '\"' must be one quoted string (\\\" and \\\\ inside)")]
+    BadQuotes,
 }
 
 impl RequestError {
@@ -126,14 +129,14 @@ impl Request {
                 "off" => Ok(Request::Frames(false)),
                 _ => Err(RequestError::MissingArgument { usage: "frames on|off" }),
             },
-            "list" => Ok(Request::List(arg.to_string())),
+            "list" => Ok(Request::List(unquote(arg).ok_or(RequestError::BadQuotes)?)),
             "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
-            "get" => Ok(Request::Get(arg.to_string())),
+            "get" => Ok(Request::Get(unquote(arg).ok_or(RequestError::BadQuotes)?)),
             "resume" => {
                 let bad = || RequestError::MissingArgument { usage: "resume <offset> <name>" };
                 let (offset, name) = arg.split_once(char::is_whitespace).ok_or_else(bad)?;
                 let offset = parse_count(offset).ok_or_else(bad)?;
-                Ok(Request::Resume { offset, name: name.trim().to_string() })
+                Ok(Request::Resume { offset, name: unquote(name.trim()).ok_or(RequestError::BadQuotes)? })
             }
             "put" => Self::parse_put(arg),
             "name" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "name <nick>" }),
@@ -152,17 +155,47 @@ impl Request {
         };
         let size = parse_count(size).ok_or_else(|| bad.clone())?;
         let digest = digest.parse().map_err(|_| bad.clone())?;
-        let name = name.trim();
+        let name = unquote(name.trim()).ok_or(RequestError::BadQuotes)?;
         if name.is_empty() {
             return Err(bad);
         }
-        Ok(Request::Put { size, digest, name: name.to_string() })
+        Ok(Request::Put { size, digest, name })
     }
 
     /// The request line, with its `\n`.
     pub fn encode(&self) -> String {
         format!("{self}\n")
     }
+}
+
+/// A name argument as sent: as it is, or, when it starts with `"`, one
+/// quoted string with `\"` and `\\` escapes (how a name that starts or ends
+/// with a space, which the line's trimming would lose, is sent). `None` when
+/// the quotes do not close, or something follows them.
+fn unquote(arg: &str) -> Option<String> {
+    let Some(quoted) = arg.strip_prefix('"') else { return Some(arg.to_string()) };
+    let mut name = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => name.push(chars.next()?),
+            '"' => return chars.as_str().is_empty().then_some(name),
+            c => name.push(c),
+        }
+    }
+    None
+}
+
+/// A name as [`unquote`] reads it back: quoted when it starts or ends with
+/// whitespace or starts with `"`, else as it is.
+fn quote(name: &str) -> std::borrow::Cow<'_, str> {
+    let needs = name.starts_with('"') || name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace);
+    if !needs {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let escaped: String =
+        name.chars().flat_map(|c| if matches!(c, '"' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    std::borrow::Cow::Owned(format!("\"{escaped}\""))
 }
 
 /// A byte count as the protocol writes it: decimal digits only (`u64::from_str`
@@ -182,10 +215,10 @@ impl fmt::Display for Request {
             Request::Status => f.write_str("status"),
             Request::Info => f.write_str("info"),
             Request::List(dir) if dir.is_empty() => f.write_str("list"),
-            Request::List(dir) => write!(f, "list {dir}"),
-            Request::Get(name) => write!(f, "get {name}"),
-            Request::Resume { offset, name } => write!(f, "resume {offset} {name}"),
-            Request::Put { size, digest, name } => write!(f, "put {size} {digest} {name}"),
+            Request::List(dir) => write!(f, "list {}", quote(dir)),
+            Request::Get(name) => write!(f, "get {}", quote(name)),
+            Request::Resume { offset, name } => write!(f, "resume {offset} {}", quote(name)),
+            Request::Put { size, digest, name } => write!(f, "put {size} {digest} {}", quote(name)),
             Request::Name(nick) => write!(f, "name {nick}"),
             Request::Say(text) => write!(f, "say {text}"),
             Request::Help => f.write_str("help"),
@@ -230,6 +263,11 @@ mod tests {
             Request::Get("a file with spaces.txt".into()),
             Request::Get("docs/a.txt".into()),
             Request::Resume { offset: 12345, name: "big file.iso".into() },
+            Request::Get(" leading and trailing ".into()),
+            Request::Get("\"quoted\" \\ name".into()),
+            Request::List(" spaced dir ".into()),
+            Request::Put { size: 1, digest: digest(), name: "tr ".into() },
+            Request::Resume { offset: 1, name: " x".into() },
             Request::Put { size: 0, digest: digest(), name: "empty".into() },
             Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
             Request::Name("alice".into()),
@@ -277,6 +315,15 @@ mod tests {
         let plus = format!("put +5 {} name", digest());
         for bad in ["put", "put 12", "put x abc name", "put 12 nothex name", &format!("put 12 {}", digest()), &plus] {
             assert!(matches!(Request::parse(bad), Err(RequestError::BadPut { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quoted_names_keep_their_spaces_and_bad_quotes_are_errors() {
+        assert_eq!(Request::parse("get \"tr \""), Ok(Request::Get("tr ".into())));
+        assert_eq!(Request::parse("get a\"b"), Ok(Request::Get("a\"b".into())), "a quote inside is plain");
+        for bad in ["get \"open", "get \"a\" b", "get \"a\\"] {
+            assert_eq!(Request::parse(bad), Err(RequestError::BadQuotes), "{bad}");
         }
     }
 

@@ -31,10 +31,10 @@ fn ctrl_c_during_get_and_put_keeps_the_session_on_a_full_server() {
     observer.expect_event("Client02 joined (2 online)\n");
 
     pty.send_line("get big.bin").unwrap();
-    let part = dir.path().join("big.bin.part");
+    let part = dir.path().join("big.bin.fc-part");
     eventually("a partial download", || fs::metadata(&part).ok().filter(|m| m.len() > 1 << 20));
     pty.send_control('c').unwrap();
-    pty.exp_string("cancelled: partial download kept as ./big.bin.part; get -c big.bin resumes").unwrap();
+    pty.exp_string("cancelled: partial download kept as ./big.bin.fc-part; get -c big.bin resumes").unwrap();
     ready(&mut pty, &prompt);
     let kept = fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < data.len() as u64, "{kept}");
@@ -85,7 +85,7 @@ fn ctrl_c_while_the_server_hashes_a_big_file_stops_the_hashing() {
     // and come back under a new name.
     pty.exp_string("cancelled: before the server answered").unwrap();
     ready(&mut pty, &prompt);
-    assert!(!dir.path().join("huge.bin.part").exists(), "no empty part file is left");
+    assert!(!dir.path().join("huge.bin.fc-part").exists(), "no empty part file is left");
     let (_, text) = status(&mut observer);
     assert!(text.contains("clients 2/3") && text.contains("Client02 "), "{text}");
     pty.send_line("exit").unwrap();

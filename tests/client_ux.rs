@@ -97,18 +97,18 @@ fn ctrl_c_during_a_stalled_download_keeps_the_part_and_get_c_finishes_it() {
     // The bar says so once nothing has moved for 5 s.
     pty.exp_string("stalled").unwrap();
     pty.send_control('c').unwrap();
-    pty.exp_string("cancelled: partial download kept as ./big.bin.part; get -c big.bin resumes").unwrap();
+    pty.exp_string("cancelled: partial download kept as ./big.bin.fc-part; get -c big.bin resumes").unwrap();
     // The session goes on, on a new connection, since the server did not
     // answer the cancel.
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
-    assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), half as u64);
+    assert_eq!(std::fs::metadata(dir.path().join("big.bin.fc-part")).unwrap().len(), half as u64);
     assert!(!dir.path().join("big.bin").exists());
 
     pty.send_line("get -c big.bin").unwrap();
     pty.exp_string(&format!("got 'big.bin' (33554432 bytes, resumed at {half}")).unwrap();
     assert_eq!(resumed_rx.recv().unwrap(), half);
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data);
-    assert!(!dir.path().join("big.bin.part").exists());
+    assert!(!dir.path().join("big.bin.fc-part").exists());
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
@@ -139,7 +139,7 @@ fn ctrl_c_while_the_server_prepares_the_reply_cancels_at_once() {
     pty.exp_string("cancelled: before the server answered").unwrap();
     // The session goes on, on a new connection; nothing was written.
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));
-    assert!(!dir.path().join("huge.iso").exists() && !dir.path().join("huge.iso.part").exists());
+    assert!(!dir.path().join("huge.iso").exists() && !dir.path().join("huge.iso.fc-part").exists());
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
@@ -158,14 +158,14 @@ fn a_resume_that_does_not_match_is_discarded_and_fails() {
     });
     let dir = tempfile::tempdir().unwrap();
     // A partial file that is not the start of the remote file.
-    std::fs::write(dir.path().join("x.bin.part"), b"not the same bytes").unwrap();
+    std::fs::write(dir.path().join("x.bin.fc-part"), b"not the same bytes").unwrap();
     let out = run_client(dir.path(), &args(&fake.addr.to_string(), &["-c", "get -c x.bin"]), None);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "'x.bin' did not match its BLAKE3 hash after resuming and was discarded\n"
     );
-    assert!(!dir.path().join("x.bin.part").exists());
+    assert!(!dir.path().join("x.bin.fc-part").exists());
     assert!(!dir.path().join("x.bin").exists());
 }
 
@@ -388,9 +388,9 @@ fn a_stalled_download_ends_that_transfer_and_the_prompt_goes_on() {
     let mut pty = pty_client_with(&fake.addr.to_string(), dir.path(), dir.path(), &["--timeout", "2"]);
     ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
     pty.send_line("get big.bin").unwrap();
-    pty.exp_string("connection: the server stopped sending (nothing for 2s); partial download kept as ./big.bin.part; get -c big.bin resumes; the next command reconnects").unwrap();
+    pty.exp_string("connection: the server stopped sending (nothing for 2s); partial download kept as ./big.bin.fc-part; get -c big.bin resumes; the next command reconnects").unwrap();
     ready(&mut pty, &format!("Fake01@{}> ", fake.addr));
-    assert_eq!(std::fs::metadata(dir.path().join("big.bin.part")).unwrap().len(), 4 << 20);
+    assert_eq!(std::fs::metadata(dir.path().join("big.bin.fc-part")).unwrap().len(), 4 << 20);
     pty.send_line("ls").unwrap();
     pty.exp_string("reconnected to").unwrap();
     ready(&mut pty, &format!("Fake02@{}> ", fake.addr));

@@ -20,7 +20,7 @@ pub enum Command {
     Get {
         /// Overwrite existing local files.
         force: bool,
-        /// Resume from `<name>.part` files.
+        /// Resume from `<name>.fc-part` files.
         resume: bool,
         /// Remote names or globs.
         names: Vec<String>,
@@ -77,7 +77,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "get",
         usage: "get [-f] [-c] <name|glob>...",
-        summary: "download into the local folder, verified with BLAKE3; -f overwrites, -c resumes a .part file",
+        summary: "download into the local folder, verified with BLAKE3; -f overwrites, -c resumes a .fc-part file",
         example: "get -c \"big file.iso\" docs/*.txt",
     },
     CommandHelp {

@@ -1,7 +1,7 @@
 //! Downloads: `get` (to a file, verified, resumable) and `cat` (to standard
 //! output), with remote globs expanded from a listing.
 //!
-//! A download is written to `NAME.part` in the download folder (created new
+//! A download is written to `NAME.fc-part` in the download folder (created new
 //! and locked, never a file or link already there unless resuming), hashed
 //! as it arrives, and linked to `NAME` only when its BLAKE3 matches the
 //! reply's. The bytes come in frames (`frames on`), so Ctrl+C stops a
@@ -371,7 +371,7 @@ impl Session {
     }
 }
 
-/// Where one download goes: `NAME.part` while it arrives, `NAME` once
+/// Where one download goes: `NAME.fc-part` while it arrives, `NAME` once
 /// verified. The part file is this download's own: created new (never a file
 /// or link that was there), or, to resume, an existing regular file that is
 /// not a link; and locked while in use, so two downloads never share one.
@@ -380,7 +380,7 @@ struct PartFile {
     name: String,
     /// The local name: the last part of `name`, a plain file name.
     base: String,
-    /// `DIR/NAME.part` (shortened to fit the file system's name limit).
+    /// `DIR/NAME.fc-part` (shortened to fit the file system's name limit).
     path: PathBuf,
     /// `DIR/NAME`.
     target: PathBuf,
@@ -509,21 +509,21 @@ impl PartFile {
     }
 }
 
-/// The part file's name for local file `base`: `NAME.part`, with `NAME`
+/// The part file's name for local file `base`: `NAME.fc-part`, with `NAME`
 /// shortened (and told apart by a hash of the whole) when that would pass
 /// the 255-byte limit of file names.
 fn part_name(base: &str) -> String {
     const LIMIT: usize = 255;
-    let whole = format!("{base}.part");
+    let whole = format!("{base}.fc-part");
     if whole.len() <= LIMIT {
         return whole;
     }
     let tag = &blake3::hash(base.as_bytes()).to_hex()[..12];
-    let mut keep = LIMIT - ".part".len() - tag.len() - 1;
+    let mut keep = LIMIT - ".fc-part".len() - tag.len() - 1;
     while !base.is_char_boundary(keep) {
         keep -= 1;
     }
-    format!("{}~{tag}.part", &base[..keep])
+    format!("{}~{tag}.fc-part", &base[..keep])
 }
 
 fn exists(base: &str) -> ClientError {
@@ -611,7 +611,7 @@ mod tests {
         // A link planted where the part file goes is neither followed nor written.
         let victim = dir.path().join("victim");
         fs::write(&victim, b"precious").unwrap();
-        std::os::unix::fs::symlink(&victim, dir.path().join("b.txt.part")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("b.txt.fc-part")).unwrap();
         let planted = PartFile::new(dir.path(), "b.txt", false).unwrap();
         assert!(planted.start(false).is_err());
         assert!(planted.start(true).unwrap_err().to_string().contains("not a regular file"));
@@ -619,11 +619,24 @@ mod tests {
     }
 
     #[test]
+    fn the_users_own_files_are_never_taken_for_part_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.part"), b"mine").unwrap();
+        let part = PartFile::new(dir.path(), "notes", false).unwrap();
+        let (file, _, _) = part.start(false).unwrap();
+        drop(file);
+        assert_eq!(fs::read(dir.path().join("notes.part")).unwrap(), b"mine");
+        // Something already where the part file goes is refused, not reused.
+        assert!(PartFile::new(dir.path(), "notes", false).unwrap().start(false).is_err());
+        assert_eq!(fs::read(&part.path).unwrap(), b"");
+    }
+
+    #[test]
     fn part_names_fit_the_file_name_limit() {
-        assert_eq!(part_name("a.txt"), "a.txt.part");
+        assert_eq!(part_name("a.txt"), "a.txt.fc-part");
         let long = "é".repeat(127); // 254 bytes
         let name = part_name(&long);
-        assert!(name.len() <= 255 && name.ends_with(".part"), "{} bytes", name.len());
+        assert!(name.len() <= 255 && name.ends_with(".fc-part"), "{} bytes", name.len());
         assert_ne!(name, part_name(&format!("{}x", "é".repeat(126))), "different names, different part files");
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(&name), b"").unwrap();

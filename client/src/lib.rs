@@ -4,7 +4,7 @@
 //!
 //! Everything the server sends is untrusted: text is printed with control
 //! characters escaped, reply sizes are bounded, and downloaded files are named
-//! by the client from what the user asked for, written to a `.part` file,
+//! by the client from what the user asked for, written to a `.fc-part` file,
 //! checked against the BLAKE3 hash in the reply, then moved into place.
 //!
 //! # Layout
@@ -16,7 +16,7 @@
 //! - [`complete`]: tab completion of commands, remote names and local paths.
 //! - [`command`]: [`Command`], parsing what the user types, and the help table.
 //! - [`session`]: [`Session`], running one command line; reconnecting.
-//! - [`download`]: `get` (to a verified, resumable `.part` file) and `cat`.
+//! - [`download`]: `get` (to a verified, resumable `.fc-part` file) and `cat`.
 //! - [`upload`]: `put`, with local globs.
 //! - [`local`]: `lls`, `lcd`, `lpwd`.
 //! - [`render`]: what is printed: tables, JSON, transfer reports.

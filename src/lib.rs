@@ -8,6 +8,7 @@
 //! - [`run_client`]: runs `file-client` with arguments and returns its output.
 //! - [`pty_client`], [`ready`], [`type_keys`]: `file-client` at a prompt in a pseudo-terminal.
 //! - [`FakeServer`]: a hand-driven server for replies the real one never sends.
+//! - [`SmallDisk`]: a small tmpfs, for a disk that fills up.
 //! - [`SlowRelay`]: a TCP relay at a fixed rate, so a transfer lasts long
 //!   enough to be cancelled half-way.
 //! - [`pseudo_random`], [`eventually`]: test data and bounded waiting.
@@ -561,5 +562,31 @@ impl Drop for SlowRelay {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// A small tmpfs, unmounted when dropped.
+pub struct SmallDisk {
+    /// Where it is mounted.
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`1m`); the test must run as root.
+    pub fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "this test mounts a tmpfs: run it as root");
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }

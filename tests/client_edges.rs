@@ -194,3 +194,34 @@ fn names_with_leading_or_trailing_spaces_travel_exactly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("stored ' up ' (2 bytes)"), "{stdout}");
 }
+
+#[test]
+fn a_download_that_cannot_fit_is_refused_before_it_fills_the_disk() {
+    let disk = file_share_e2e::SmallDisk::mount("1m");
+    let share = Share::new();
+    share.add("big.bin", &file_share_e2e::pseudo_random(3 << 20, 9));
+    share.add("small.txt", b"fits\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let downloads = disk.dir.path().to_str().unwrap();
+    let mut pty = file_share_e2e::pty_client_with(
+        &server.addr.to_string(),
+        home.path(),
+        home.path(),
+        &["--download-dir", downloads],
+    );
+    let prompt = format!("Client01@{}> ", server.addr);
+    ready(&mut pty, &prompt);
+    pty.send_line("get big.bin").unwrap();
+    pty.exp_string(&format!(
+        "not enough space for 'big.bin' in {downloads}: need 3.00 MiB, 1.00 MiB free; nothing more was written"
+    ))
+    .unwrap();
+    ready(&mut pty, &prompt);
+    assert!(!disk.dir.path().join("big.bin.fc-part").exists(), "no empty part file is left");
+    pty.send_line("get small.txt").unwrap();
+    pty.exp_string("got 'small.txt' (5 bytes").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use file_share_e2e::{eventually, pseudo_random, run_client, RawClient, ServerProcess, Share};
+use file_share_e2e::{eventually, pseudo_random, run_client, RawClient, ServerProcess, Share, SmallDisk};
 
 /// A connection to `server` from the loopback address `from` (127.0.0.2, ...).
 fn raw_from(from: &str, server: SocketAddr) -> RawClient {
@@ -153,30 +153,6 @@ fn a_fifo_a_symlink_loop_and_overlong_names_get_clear_refusals() {
         "ERR 400 bad put line: usage: put <size> <blake3> <name>"
     );
     assert_eq!(c.request("ping").text(), "ping ACK\n", "the session goes on");
-}
-
-/// A small tmpfs, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount");
-        assert!(status.success(), "this test mounts a tmpfs: run it as root");
-        SmallDisk { dir }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
 }
 
 #[test]

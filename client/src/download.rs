@@ -161,6 +161,12 @@ impl Session {
         let outcome = self.request_download(&request, &stop).and_then(|offer| match offer {
             None => Ok(None),
             Some(offer) => {
+                if let Some(short) = part.lacks_space_for(offer.len) {
+                    // Asked to stop, the server sends no more than a frame.
+                    self.ask_to_stop(&stop)?;
+                    self.receive_frames(&mut io::sink(), &stop, &mut |_| {})?;
+                    return Err(short);
+                }
                 let mut progress = Progress::new(self.settings.progress, "get", &part.base, offset + offer.len, offset);
                 let received = self.receive_frames(&mut writer, &stop, &mut |step| match step {
                     Transfer::Moved(n) => progress.set(offset + n),
@@ -465,6 +471,22 @@ impl PartFile {
     fn lock(&self, file: &File) -> Result<(), ClientError> {
         file.try_lock()
             .map_err(|_| ClientError::Local(format!("'{}' is in use by another download", self.path.display())))
+    }
+
+    /// The error to give when the download folder has less room than
+    /// `needed` more bytes; `None` when it has enough (or cannot tell).
+    fn lacks_space_for(&self, needed: u64) -> Option<ClientError> {
+        let dir = self.path.parent()?;
+        let stats = rustix::fs::statvfs(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }).ok()?;
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        (needed > free).then(|| {
+            let (need, free) = (indicatif::BinaryBytes(needed), indicatif::BinaryBytes(free));
+            ClientError::Local(format!(
+                "not enough space for '{}' in {}: need {need}, {free} free; nothing more was written",
+                escape(&self.base),
+                dir.display()
+            ))
+        })
     }
 
     /// A download stopped before its first byte leaves no empty part file.

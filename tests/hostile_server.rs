@@ -81,3 +81,28 @@ fn an_event_flood_during_an_upload_is_cut_off_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr, "connection: the server sent more than 4 MiB of events without a reply; disconnecting\n");
 }
+
+#[test]
+fn a_peer_that_is_not_a_file_server_is_recognised_at_once() {
+    // Like an HTTP server: silent until it has a request, then an error page.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let http = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).unwrap();
+        (&stream).write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").unwrap();
+        line
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&addr.to_string(), &["-c", "status"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "file-client: connection: {addr} does not speak the file-server protocol \
+             (bad reply from server: unknown reply kind in 'HTTP/1.1 400 Bad Request')\n"
+        )
+    );
+    assert_eq!(http.join().unwrap(), "frames on\n", "the probe is the first request anyway");
+}

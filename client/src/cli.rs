@@ -85,8 +85,13 @@ pub type SinkFactory = Box<dyn Fn() -> EventSink>;
 /// gives the exit status.
 pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
     let (addr, timeout) = (args.addr.clone(), Duration::from_secs(args.timeout));
+    let progress = match (args.quiet, args.progress) {
+        (true, _) => ProgressMode::Never,
+        (_, true) => ProgressMode::Always,
+        _ => ProgressMode::Auto,
+    };
     let mut opener: Opener =
-        Box::new(move |previous| Connection::open(&addr, timeout, sinks().skipping_departure_of(previous)));
+        Box::new(move |previous| Connection::open(&addr, timeout, sinks().skipping_departure_of(previous), progress));
     let (conn, greeting) = match opener(None) {
         Ok(opened) => opened,
         // The server's own words for a refusal (`Server is full`).
@@ -98,11 +103,6 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
             eprintln!("file-client: {e}");
             return Err(e.exit_code());
         }
-    };
-    let progress = match (args.quiet, args.progress) {
-        (true, _) => ProgressMode::Never,
-        (_, true) => ProgressMode::Always,
-        _ => ProgressMode::Auto,
     };
     let terminal = std::io::stdout().is_terminal();
     let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json, terminal };

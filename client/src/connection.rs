@@ -11,6 +11,7 @@
 //! [`CHUNK_SIZE`] buffer, and events go to an [`EventSink`] that prints them
 //! escaped.
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use common::{Code, Event, Header, Request, MAX_HEADER_LEN};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::ClientError;
+use crate::progress::{ProgressMode, Waiting};
 use crate::transport::Transport;
 
 /// Largest text body (status, list, help, echo) the client accepts.
@@ -32,6 +34,10 @@ pub const MAX_EVENT_BODY: u64 = 64 * 1024;
 
 /// Size of the buffer a body is read through.
 pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// A peer that has not greeted within this long is sent a first request,
+/// to find out whether it speaks this protocol at all.
+pub const PROBE_AFTER: Duration = Duration::from_millis(1500);
 
 /// How long a body read waits before checking for a stall or a cancel.
 const TICK: Duration = Duration::from_millis(500);
@@ -211,7 +217,12 @@ impl Connection {
     /// [`ClientError::NotAdmitted`] when the server refuses the session (it
     /// is full, or shutting down), [`ClientError::Connect`] when no address
     /// answers, [`ClientError::Connection`] on a bad greeting.
-    pub fn open(addr: &str, timeout: Duration, events: EventSink) -> Result<(Connection, Greeting), ClientError> {
+    pub fn open(
+        addr: &str,
+        timeout: Duration,
+        events: EventSink,
+        progress: ProgressMode,
+    ) -> Result<(Connection, Greeting), ClientError> {
         let (stream, peer) = Transport::connect(addr, timeout)?;
         let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
         let (tx, incoming) = unbounded();
@@ -253,7 +264,8 @@ impl Connection {
             admitted,
             queued_events,
         };
-        match conn.read_reply_header() {
+        let (greeting, probed) = conn.read_greeting(progress);
+        match greeting {
             Ok(header) => {
                 let name = header.field("name").unwrap_or("client").to_string();
                 let protocol = header.field("proto").unwrap_or("?").to_string();
@@ -261,9 +273,13 @@ impl Connection {
                     conn.read_text_body(len)?;
                 }
                 conn.admitted.store(true, Ordering::SeqCst);
-                conn.turn_frames_on()?;
+                conn.turn_frames_on(probed)?;
                 Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
+            // Something that is not a file-server answered the probe.
+            Err(ClientError::Connection(reason)) if reason.starts_with("bad reply") => Err(ClientError::Connection(
+                format!("{} does not speak the file-server protocol ({reason})", conn.peer),
+            )),
             // 503 in place of the greeting: not admitted (full, shutting down).
             Err(ClientError::Remote { code: Code::Unavailable, message }) => Err(ClientError::NotAdmitted(message)),
             Err(ClientError::Remote { message, .. }) => {
@@ -273,10 +289,42 @@ impl Connection {
         }
     }
 
-    /// `frames on`: transfers come and go in `DATA` frames, so a cancelled
-    /// one ends at a frame's end and the session goes on.
-    fn turn_frames_on(&mut self) -> Result<(), ClientError> {
-        self.send(&Request::Frames(true))?;
+    /// The greeting's header, saying what the wait is for once it takes a
+    /// while. A file-server greets at once; a peer that has said nothing
+    /// after [`PROBE_AFTER`] is sent `frames on` (the first request anyway),
+    /// so that a server of another protocol (HTTP, say) answers it and is
+    /// recognised, rather than waited on for the whole timeout. True when the
+    /// probe was sent.
+    fn read_greeting(&mut self, progress: ProgressMode) -> (Result<Header, ClientError>, bool) {
+        let waiting =
+            RefCell::new(Waiting::new(progress, format!("connected to {}; waiting for its greeting", self.peer)));
+        let probe_at = Instant::now() + PROBE_AFTER;
+        let mut probed = false;
+        loop {
+            let probe_due = || {
+                waiting.borrow_mut().tick();
+                !probed && Instant::now() >= probe_at
+            };
+            match self.read_reply_header_unless(&probe_due) {
+                Ok(Some(header)) => return (Ok(header), probed),
+                Ok(None) => {
+                    if let Err(e) = self.send(&Request::Frames(true)) {
+                        return (Err(e), probed);
+                    }
+                    probed = true;
+                }
+                Err(e) => return (Err(e), probed),
+            }
+        }
+    }
+
+    /// `frames on` (already sent when `sent`): transfers come and go in
+    /// `DATA` frames, so a cancelled one ends at a frame's end and the
+    /// session goes on.
+    fn turn_frames_on(&mut self, sent: bool) -> Result<(), ClientError> {
+        if !sent {
+            self.send(&Request::Frames(true))?;
+        }
         let header = self.read_reply_header()?;
         if let Header::Ok { len, .. } = header {
             self.read_text_body(len)?;

@@ -9,7 +9,7 @@
 //! The local name comes from what the user asked for (or a glob match checked
 //! the same way), never from anything else the server says.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -25,7 +25,7 @@ use crate::background::BackgroundWriter;
 use crate::command::{is_glob, quote_word};
 use crate::connection::{BodyError, BodySink, Transfer};
 use crate::error::ClientError;
-use crate::progress::Progress;
+use crate::progress::{Progress, Waiting};
 use crate::render::{self, unexpected};
 use crate::session::Session;
 
@@ -229,8 +229,19 @@ impl Session {
     /// a valid hash ends the session, since nothing could be verified.
     fn request_download(&mut self, request: &Request, stop: &Stop) -> Result<Option<Offer>, ClientError> {
         self.conn.send(request)?;
+        let name = match request {
+            Request::Get(name) | Request::Resume { name, .. } => escape(name).into_owned(),
+            _ => String::new(),
+        };
+        // A big file is hashed the first time it is asked for: say so.
+        let what = format!("waiting for the server to prepare '{name}' (a big file is hashed the first time)");
+        let waiting = RefCell::new(Waiting::new(self.settings.progress, what));
         let header = loop {
-            match self.conn.read_reply_header_unless(&|| stop.now()) {
+            let until_stopped = || {
+                waiting.borrow_mut().tick();
+                stop.now()
+            };
+            match self.conn.read_reply_header_unless(&until_stopped) {
                 Ok(Some(header)) => break header,
                 Ok(None) => {
                     if !self.ask_to_stop(stop)? {
@@ -244,6 +255,7 @@ impl Session {
                 Err(e) => return Err(e),
             }
         };
+        drop(waiting);
         stop.heard();
         let Header::Ok { .. } = header else { return Err(unexpected(&header)) };
         let digest = header.field("blake3").and_then(|d| d.parse::<Digest>().ok());

@@ -160,6 +160,14 @@ fn cat_on_a_terminal_escapes_control_bytes() {
     pty.send_line("cat evil.txt").unwrap();
     pty.exp_string("plain \\x1b]0;pwned\\x07\\x1b[31mred").unwrap();
     ready(&mut pty, &prompt);
+    // On a terminal, sizes are for people; -b gives bytes.
+    share.add("big.bin", &vec![0u8; 3 << 20]);
+    pty.send_line("ls").unwrap();
+    pty.exp_string("3.00 MiB").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("ls -b").unwrap();
+    pty.exp_string("3145728").unwrap();
+    ready(&mut pty, &prompt);
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
@@ -224,4 +232,15 @@ fn a_download_that_cannot_fit_is_refused_before_it_fills_the_disk() {
     ready(&mut pty, &prompt);
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
+}
+
+#[test]
+fn a_full_server_at_the_prompt_says_only_that_it_is_full() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &["--max-clients", "1"]);
+    let _holder = server.raw();
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    let seen = pty.exp_eof().unwrap();
+    assert_eq!(seen.trim(), "Server is full", "{seen:?}");
 }

@@ -14,8 +14,14 @@ pub enum Command {
     Remote(Request),
     /// `status`: printed as text, or JSON with `--json`.
     Status,
-    /// `list [dir]`: a table, or JSON lines with `--json`.
-    List(String),
+    /// `list [-b] [dir]`: a table (sizes in bytes with `-b`, else human on
+    /// a terminal), or JSON lines with `--json`.
+    List {
+        /// The remote folder.
+        dir: String,
+        /// Sizes in bytes even on a terminal.
+        bytes: bool,
+    },
     /// `get [-f] [-c] <name|glob>...`.
     Get {
         /// Overwrite existing local files.
@@ -70,8 +76,8 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "list",
-        usage: "list [dir]",
-        summary: "files and folders on the server, with size and modification time (also: ls)",
+        usage: "list [-b] [dir]",
+        summary: "files and folders on the server, with size and modification time (also: ls); -b: sizes in bytes",
         example: "list docs",
     },
     CommandHelp {
@@ -262,7 +268,17 @@ impl Command {
             "exit" => Ok(Command::Exit),
             "help" => Ok(Command::Help(at_most_one("help [command]")?)),
             "status" if arg.is_empty() => Ok(Command::Status),
-            "list" => Ok(Command::List(at_most_one("list [dir]")?.unwrap_or_default())),
+            "list" => {
+                let mut w = words()?;
+                let bytes = w.first().is_some_and(|first| first == "-b");
+                if bytes {
+                    w.remove(0);
+                }
+                match w.len() {
+                    0 | 1 => Ok(Command::List { dir: w.pop().unwrap_or_default(), bytes }),
+                    _ => Err(ClientError::Usage("list [-b] [dir]".into())),
+                }
+            }
             "lls" => Ok(Command::Lls(at_most_one("lls [dir]")?)),
             "lcd" => Ok(Command::Lcd(at_most_one("lcd [dir]")?)),
             "lpwd" if arg.is_empty() => Ok(Command::Lpwd),
@@ -394,8 +410,9 @@ mod tests {
         assert_eq!(parse("# comment"), Command::Nothing);
         assert_eq!(parse("QUIT"), Command::Exit);
         assert_eq!(parse("bye"), Command::Exit);
-        assert_eq!(parse("ls docs"), Command::List("docs".into()));
-        assert_eq!(parse("list \"my docs\""), Command::List("my docs".into()));
+        assert_eq!(parse("ls docs"), Command::List { dir: "docs".into(), bytes: false });
+        assert_eq!(parse("list \"my docs\""), Command::List { dir: "my docs".into(), bytes: false });
+        assert_eq!(parse("ls -b"), Command::List { dir: String::new(), bytes: true });
         assert_eq!(parse("status"), Command::Status);
         assert_eq!(parse("help get"), Command::Help(Some("get".into())));
         assert_eq!(parse("lcd"), Command::Lcd(None));
@@ -454,7 +471,7 @@ mod tests {
         assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
         assert!(help.starts_with(&format!("{:<30}  server uptime,", "status")), "{help}");
         assert!(help.contains(&format!("{:<30}  download", "get [-f] [-c] <name|glob>...")), "{help}");
-        assert!(help_text(Some("ls")).unwrap().starts_with("usage: list [dir]\n"));
+        assert!(help_text(Some("ls")).unwrap().starts_with("usage: list [-b] [dir]\n"));
         assert!(help_text(Some("nope")).is_err());
     }
 

@@ -27,7 +27,7 @@ pub fn expand_home(path: &str) -> PathBuf {
 ///
 /// # Errors
 /// [`ClientError::Local`] when the folder cannot be read.
-pub fn listing(dir: &str) -> Result<String, ClientError> {
+pub fn listing(dir: &str, sizes: render::Sizes) -> Result<String, ClientError> {
     let local_err = |e: io::Error| ClientError::Local(format!("lls: '{dir}': {e}"));
     let mut entries = Vec::new();
     for entry in fs::read_dir(expand_home(dir)).map_err(local_err)? {
@@ -39,7 +39,7 @@ pub fn listing(dir: &str) -> Result<String, ClientError> {
         entries.push(ListEntry { kind, size: meta.len(), modified, name });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(render::entries(&entries, false))
+    Ok(render::entries(&entries, sizes))
 }
 
 /// `lcd [dir]`: changes the local folder (home without an argument), which

@@ -29,15 +29,27 @@ pub fn json_line(value: &serde_json::Value) -> String {
     out
 }
 
+/// How a listing is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    /// A table with sizes in bytes (for scripts, and `list -b`).
+    Bytes,
+    /// A table with sizes for people (`1.00 GiB`): on a terminal.
+    Human,
+    /// JSON lines, sizes in bytes.
+    Json,
+}
+
 /// A listing as a table (size, modified, name; folders end in `/`) or JSON lines.
-pub fn entries(entries: &[ListEntry], json: bool) -> String {
+pub fn entries(entries: &[ListEntry], sizes: Sizes) -> String {
     let mut out = String::new();
     for e in entries {
-        if json {
+        if sizes == Sizes::Json {
             let kind = if e.kind == ListEntryKind::Dir { "dir" } else { "file" };
             out.push_str(&json_line(&json!({ "name": e.name, "type": kind, "size": e.size, "modified": e.modified })));
         } else {
             let (size, slash) = match e.kind {
+                ListEntryKind::File if sizes == Sizes::Human => (indicatif::BinaryBytes(e.size).to_string(), ""),
                 ListEntryKind::File => (e.size.to_string(), ""),
                 ListEntryKind::Dir => ("-".to_string(), "/"),
             };
@@ -233,7 +245,12 @@ mod tests {
             modified: "2026-11-21T09:00:00Z".into(),
             name: "evil\u{1b}[2J".into(),
         };
-        assert_eq!(entries(std::slice::from_ref(&entry), false), "           5  2026-11-21T09:00:00Z  evil\\x1b[2J\n");
-        assert!(entries(&[entry], true).contains("\"name\":\"evil\\u001b[2J\""));
+        assert_eq!(
+            entries(std::slice::from_ref(&entry), Sizes::Bytes),
+            "           5  2026-11-21T09:00:00Z  evil\\x1b[2J\n"
+        );
+        assert!(entries(std::slice::from_ref(&entry), Sizes::Json).contains("\"name\":\"evil\\u001b[2J\""));
+        let big = ListEntry { size: 3 << 30, ..entry };
+        assert_eq!(entries(&[big], Sizes::Human), "    3.00 GiB  2026-11-21T09:00:00Z  evil\\x1b[2J\n");
     }
 }

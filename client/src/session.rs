@@ -119,9 +119,10 @@ impl Session {
                 return Ok(Flow::Exit);
             }
             Command::Status => self.status(out)?,
-            Command::List(dir) => {
+            Command::List { dir, bytes } => {
                 let entries = self.list_entries(&dir)?;
-                print(out, &render::entries(&entries, self.settings.json))?;
+                let sizes = self.sizes(bytes);
+                print(out, &render::entries(&entries, sizes))?;
             }
             Command::Remote(request) => self.remote(&request, out)?,
             Command::Get { force, resume, names } => {
@@ -143,7 +144,10 @@ impl Session {
                 }
             }
             Command::Put { locals, remote } => self.put_all(&locals, remote.as_deref(), out)?,
-            Command::Lls(dir) => self.say(out, &crate::local::listing(dir.as_deref().unwrap_or("."))?)?,
+            Command::Lls(dir) => {
+                let sizes = self.sizes(false);
+                self.say(out, &crate::local::listing(dir.as_deref().unwrap_or("."), sizes)?)?;
+            }
             Command::Lcd(dir) => {
                 self.say(out, &crate::local::change_dir(dir.as_deref())?)?;
                 // One rule: downloads go to the local folder, wherever `lcd` went.
@@ -179,6 +183,16 @@ impl Session {
     /// The name this client has now, escaped.
     pub fn name(&self) -> &str {
         &self.greeting.name
+    }
+
+    /// How a listing shows sizes: JSON with `--json`; human sizes on a
+    /// terminal unless `bytes`; else bytes.
+    fn sizes(&self, bytes: bool) -> render::Sizes {
+        match (self.settings.json, self.settings.terminal && !bytes) {
+            (true, _) => render::Sizes::Json,
+            (false, true) => render::Sizes::Human,
+            (false, false) => render::Sizes::Bytes,
+        }
     }
 
     /// Text for people (help, local listings): to `out`, or to stderr with

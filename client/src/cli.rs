@@ -50,6 +50,12 @@ pub struct Args {
     /// Progress bars even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Print the shell completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the manual page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    pub man: bool,
 }
 
 /// `--timeout`: a whole number of seconds, at least 1.

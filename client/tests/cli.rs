@@ -33,4 +33,22 @@ fn usage_errors_are_exit_2() {
     let out = file_client(&["127.0.0.1:1", "--download-dir", "/nonexistent/dir"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'/nonexistent/dir' does not exist"));
+    let out = file_client(&["127.0.0.1:abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "file-client: usage: bad port 'abc' in '127.0.0.1:abc'\n");
+    let out = file_client(&["--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a whole number of seconds, at least 1"));
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_options() {
+    let out = file_client(&["--completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("complete -F") && script.contains("--download-dir"), "{script}");
+    let out = file_client(&["--man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH file-client 1") && page.contains("download\\-dir"), "{page}");
 }

@@ -57,3 +57,22 @@ fn a_cap_the_system_cannot_serve_is_refused_at_start() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("file-server: --max-clients 100000 needs about "), "{err}");
 }
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_options() {
+    let out = file_server(&["--completions", "zsh"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("#compdef file-server") && script.contains("--max-per-ip"), "{script}");
+    let out = file_server(&["--man"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH file-server 1"));
+}
+
+#[test]
+fn a_bind_name_that_does_not_resolve_is_exit_2() {
+    let repo = tempfile::tempdir().unwrap();
+    let out = file_server(&["--bind", "no-such-host.invalid", "--port", "0", "--repo", repo.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("file-server: cannot resolve --bind no-such-host.invalid"));
+}

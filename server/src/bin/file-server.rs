@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use file_server::{Config, Repo, Server};
 
 /// Share a folder over TCP; connect with file-client.
@@ -48,6 +48,12 @@ struct Args {
     /// Seconds transfers may go on after Ctrl+C or SIGTERM.
     #[arg(long, default_value_t = 10)]
     grace: u64,
+    /// Print the shell completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+    /// Print the manual page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
 }
 
 /// Why the server could not start or run, and the exit status each gets.
@@ -72,7 +78,19 @@ impl StartError {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let mut out = std::io::stdout();
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut Args::command(), "file-server", &mut out);
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return match clap_mangen::Man::new(Args::command()).render(&mut out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Not eprintln!, which panics when stderr is gone.

@@ -60,7 +60,7 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    fn into_client_error(self) -> ClientError {
+    pub(crate) fn into_client_error(self) -> ClientError {
         match self {
             BodyError::Read(e) => e,
             BodyError::Write(e) => ClientError::Local(e.to_string()),

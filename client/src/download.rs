@@ -131,13 +131,14 @@ impl Session {
             let matcher = glob::Pattern::new(pattern)
                 .map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
             let before = names.len();
-            for entry in self.list_entries(dir)? {
+            // Only matches are kept, so a huge folder costs no memory.
+            self.each_entry(dir, &mut |entry| {
                 // Only names that are safe as local file names are taken from the listing.
                 let usable = local_base_name(&entry.name).is_ok_and(|base| base == entry.name);
                 if entry.kind == ListEntryKind::File && usable && matcher.matches(&entry.name) {
                     names.push(if dir.is_empty() { entry.name } else { format!("{dir}/{}", entry.name) });
                 }
-            }
+            })?;
             if names.len() == before {
                 let message = format!("no files match '{}'", escape(word));
                 return Err(ClientError::Remote { code: Code::NotFound, message });

@@ -14,10 +14,56 @@ use common::text::{escape, escape_multiline};
 use common::{Header, ListEntry, Request, Status};
 
 use crate::command::{help_text, Command};
-use crate::connection::{Connection, Greeting};
+use crate::connection::{BodyError, BodySink, Connection, Greeting};
 use crate::error::ClientError;
 use crate::progress::ProgressMode;
 use crate::render::{self, print, TerminalText};
+
+/// Longest line of a listing the client accepts: a 4 KiB name and its
+/// size and time.
+pub const MAX_LIST_LINE: usize = 4096 + 64;
+
+/// Entries of one folder kept for completion; a bigger folder is listed
+/// again when needed rather than held.
+pub const CACHED_ENTRIES: usize = 10_000;
+
+/// A [`BodySink`] that hands each complete line (without its `\n`) to a
+/// function, holding at most one line of `max` bytes.
+struct LineSink<F: FnMut(&[u8])> {
+    line: Vec<u8>,
+    max: usize,
+    each: F,
+    /// A line was longer than `max`: the rest of the body was dropped.
+    overlong: bool,
+}
+
+impl<F: FnMut(&[u8])> LineSink<F> {
+    fn new(max: usize, each: F) -> LineSink<F> {
+        LineSink { line: Vec::new(), max, each, overlong: false }
+    }
+}
+
+impl<F: FnMut(&[u8])> BodySink for LineSink<F> {
+    fn store(&mut self, buf: Vec<u8>, filled: usize) -> std::io::Result<Vec<u8>> {
+        if self.overlong {
+            return Ok(buf);
+        }
+        for piece in buf[..filled].split_inclusive(|&b| b == b'\n') {
+            self.line.extend_from_slice(piece);
+            if self.line.len() > self.max + 1 {
+                self.overlong = true;
+                self.line = Vec::new();
+                return Ok(buf);
+            }
+            if self.line.last() == Some(&b'\n') {
+                self.line.pop();
+                (self.each)(&self.line);
+                self.line.clear();
+            }
+        }
+        Ok(buf)
+    }
+}
 
 /// Whether to go on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +166,17 @@ impl Session {
             }
             Command::Status => self.status(out)?,
             Command::List { dir, bytes } => {
-                let entries = self.list_entries(&dir)?;
+                // Printed as the entries arrive: a huge folder costs no memory.
                 let sizes = self.sizes(bytes);
-                print(out, &render::entries(&entries, sizes))?;
+                let mut failed = None;
+                self.each_entry(&dir, &mut |entry| {
+                    if failed.is_none() {
+                        failed = print(out, &render::entries(std::slice::from_ref(&entry), sizes)).err();
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
             }
             Command::Remote(request) => self.remote(&request, out)?,
             Command::Get { force, resume, names } => {
@@ -224,11 +278,41 @@ impl Session {
     }
 
     pub(crate) fn list_entries(&mut self, dir: &str) -> Result<Vec<ListEntry>, ClientError> {
-        let body = self.text_request(&Request::List(dir.to_string()))?;
-        let entries: Vec<ListEntry> = body.lines().filter_map(ListEntry::parse).collect();
-        let key = dir.trim_matches('/').to_string();
-        self.listings.insert(key, entries.clone());
+        let mut entries = Vec::new();
+        self.each_entry(dir, &mut |entry| entries.push(entry))?;
         Ok(entries)
+    }
+
+    /// Lists `dir`, giving each entry to `each` as its line arrives: the
+    /// reply is read in pieces, so its size is not limited, only each
+    /// line's. Up to [`CACHED_ENTRIES`] entries are kept for completion.
+    pub(crate) fn each_entry(&mut self, dir: &str, each: &mut dyn FnMut(ListEntry)) -> Result<(), ClientError> {
+        self.conn.send(&Request::List(dir.to_string()))?;
+        match self.conn.read_reply_header()? {
+            Header::Ok { .. } => {}
+            other => return Err(render::unexpected(&other)),
+        }
+        let mut cached = Some(Vec::new());
+        let mut lines = LineSink::new(MAX_LIST_LINE, |line: &[u8]| {
+            let Some(entry) = std::str::from_utf8(line).ok().and_then(ListEntry::parse) else { return };
+            if let Some(list) = &mut cached {
+                if list.len() < CACHED_ENTRIES {
+                    list.push(entry.clone());
+                } else {
+                    cached = None;
+                }
+            }
+            each(entry);
+        });
+        self.conn.read_body_into(&mut lines, &mut |_| true).map_err(BodyError::into_client_error)?;
+        if lines.overlong {
+            return Err(ClientError::Connection(format!("server sent a listing line over {MAX_LIST_LINE} bytes")));
+        }
+        drop(lines);
+        if let Some(entries) = cached {
+            self.listings.insert(dir.trim_matches('/').to_string(), entries);
+        }
+        Ok(())
     }
 
     /// `status`: asks for the state as data (`info`) and prints it as the

@@ -172,6 +172,11 @@ pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("file-client output")
 }
 
+/// `file-client`'s arguments: the address, then `rest`.
+pub fn client_args(addr: &str, rest: &[&str]) -> Vec<String> {
+    std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
+}
+
 /// `file-client ADDR` in a pseudo-terminal, in `dir`, with `home` as its
 /// home (where it keeps its history).
 pub fn pty_client(addr: &str, dir: &Path, home: &Path) -> rexpect::session::PtySession {

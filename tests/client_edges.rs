@@ -5,13 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
-use file_share_e2e::{binary, pty_client, ready, run_client, ServerProcess, Share, TEST_TIMEOUT};
-
-fn args(addr: &str, rest: &[&str]) -> Vec<String> {
-    let mut all = vec![addr.to_string()];
-    all.extend(rest.iter().map(|s| s.to_string()));
-    all
-}
+use file_share_e2e::{binary, client_args as args, pty_client, ready, run_client, ServerProcess, Share, TEST_TIMEOUT};
 
 #[test]
 fn commands_of_other_tools_are_refused_with_a_hint_not_echoed() {

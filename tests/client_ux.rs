@@ -6,13 +6,9 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use file_share_e2e::{
-    blake3_hex, pseudo_random, pty_client, pty_client_with, ready, run_client, type_keys, FakeServer, ServerProcess,
-    Share,
+    blake3_hex, client_args as args, pseudo_random, pty_client, pty_client_with, ready, run_client, type_keys,
+    FakeServer, ServerProcess, Share,
 };
-
-fn args(addr: &str, rest: &[&str]) -> Vec<String> {
-    std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
-}
 
 #[test]
 fn tab_completes_remote_names_and_up_recalls_history() {

@@ -6,13 +6,7 @@ use std::io::Write;
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use file_share_e2e::{run_client, FakeServer};
-
-fn args(addr: &str, rest: &[&str]) -> Vec<String> {
-    let mut all = vec![addr.to_string()];
-    all.extend(rest.iter().map(|s| s.to_string()));
-    all
-}
+use file_share_e2e::{client_args as args, run_client, FakeServer};
 
 #[test]
 fn events_do_not_stand_in_for_a_reply() {

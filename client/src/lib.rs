@@ -17,6 +17,7 @@
 //! - [`command`]: [`Command`], parsing what the user types, and the help table.
 //! - [`session`]: [`Session`], running one command line; reconnecting.
 //! - [`download`]: `get` (to a verified, resumable `.fc-part` file) and `cat`.
+//! - [`part`]: the file a download is written to until it is verified.
 //! - [`upload`]: `put`, with local globs.
 //! - [`local`]: `lls`, `lcd`, `lpwd`.
 //! - [`render`]: what is printed: tables, JSON, transfer reports.
@@ -38,6 +39,7 @@ pub mod connection;
 pub mod download;
 pub mod error;
 pub mod local;
+pub mod part;
 pub mod progress;
 pub mod render;
 pub mod repl;

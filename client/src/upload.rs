@@ -53,7 +53,7 @@ impl Session {
         let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
         let size = meta.len();
-        self.conn.send(&Request::Put { size, digest, name: remote.clone() })?;
+        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace: false })?;
         match self.conn.read_reply_header()? {
             Header::Ok { len: 0, .. } => {}
             other => return Err(unexpected(&other)),

@@ -28,8 +28,8 @@ pub enum Request {
         /// The remote name.
         name: String,
     },
-    /// `put <size> <blake3> <name>`: an upload of exactly `size` bytes follows
-    /// once the server has answered `OK 0`.
+    /// `put [-f] <size> <blake3> <name>`: an upload of exactly `size` bytes
+    /// follows once the server has answered `OK 0`.
     Put {
         /// Bytes the client will send.
         size: u64,
@@ -37,7 +37,28 @@ pub enum Request {
         digest: Digest,
         /// Where to store it, relative to the share.
         name: String,
+        /// `-f`: replace a file of that name, atomically.
+        replace: bool,
     },
+    /// `mkdir <dir>`: make a folder.
+    Mkdir(String),
+    /// `rm <name>`: remove a file.
+    Remove(String),
+    /// `rmdir <dir>`: remove an empty folder.
+    Rmdir(String),
+    /// `rmtree <dir>`: remove a folder and everything in it.
+    RemoveTree(String),
+    /// `mv [-f] <from> <to>`: rename or move inside the share.
+    Move {
+        /// The name now.
+        from: String,
+        /// The new name.
+        to: String,
+        /// `-f`: replace a file of the new name.
+        replace: bool,
+    },
+    /// `hash <name>`: the file's BLAKE3, as `b3sum` prints it.
+    Hash(String),
     /// `name <nick>`: choose the name others see.
     Name(String),
     /// `say <text>`: send a line to every other connected client.
@@ -95,7 +116,7 @@ impl RequestError {
 }
 
 /// How `put` is written on the wire.
-pub const PUT_USAGE: &str = "put <size> <blake3> <name>";
+pub const PUT_USAGE: &str = "put [-f] <size> <blake3> <name>";
 
 impl Request {
     /// Reads a request line (its line ending may still be attached).
@@ -139,6 +160,20 @@ impl Request {
                 Ok(Request::Resume { offset, name: unquote(name.trim()).ok_or(RequestError::BadQuotes)? })
             }
             "put" => Self::parse_put(arg),
+            "mkdir" => one_name(arg, "mkdir <dir>").map(Request::Mkdir),
+            "rm" => one_name(arg, "rm <name>").map(Request::Remove),
+            "rmdir" => one_name(arg, "rmdir <dir>").map(Request::Rmdir),
+            "rmtree" => one_name(arg, "rmtree <dir>").map(Request::RemoveTree),
+            "hash" => one_name(arg, "hash <name>").map(Request::Hash),
+            "mv" => {
+                let (replace, rest) = match arg.strip_prefix("-f") {
+                    Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
+                    _ => (false, arg),
+                };
+                let bad = RequestError::MissingArgument { usage: "mv [-f] <from> <to>" };
+                let (from, to) = two_names(rest).ok_or(bad)?;
+                Ok(Request::Move { from, to, replace })
+            }
             "name" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "name <nick>" }),
             "name" => Ok(Request::Name(arg.to_string())),
             "say" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "say <text>" }),
@@ -149,6 +184,10 @@ impl Request {
 
     fn parse_put(arg: &str) -> Result<Request, RequestError> {
         let bad = RequestError::BadPut { usage: PUT_USAGE };
+        let (replace, arg) = match arg.strip_prefix("-f") {
+            Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
+            _ => (false, arg),
+        };
         let mut words = arg.splitn(3, char::is_whitespace);
         let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next()) else {
             return Err(bad);
@@ -159,7 +198,7 @@ impl Request {
         if name.is_empty() {
             return Err(bad);
         }
-        Ok(Request::Put { size, digest, name })
+        Ok(Request::Put { size, digest, name, replace })
     }
 
     /// The request line, with its `\n`.
@@ -184,6 +223,49 @@ fn unquote(arg: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The one name a command takes, unquoted.
+fn one_name(arg: &str, usage: &'static str) -> Result<String, RequestError> {
+    if arg.is_empty() {
+        return Err(RequestError::MissingArgument { usage });
+    }
+    unquote(arg).ok_or(RequestError::BadQuotes)
+}
+
+/// Two names: the first a word, or one quoted string when it holds a space
+/// (or starts with `"` or `-`); the second the rest, as [`unquote`] reads it.
+fn two_names(arg: &str) -> Option<(String, String)> {
+    let (first, rest) = if let Some(quoted) = arg.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => name.push(chars.next()?.1),
+                (i, '"') => break i + 1,
+                (_, c) => name.push(c),
+            }
+        };
+        (name, &quoted[end..])
+    } else {
+        let end = arg.find(char::is_whitespace)?;
+        (arg[..end].to_string(), &arg[end..])
+    };
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let second = unquote(rest.trim())?;
+    (!first.is_empty() && !second.is_empty()).then_some((first, second))
+}
+
+/// The first of two names, as [`two_names`] reads it back.
+fn quote_first(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(char::is_whitespace) || name.starts_with('-') {
+        let escaped: String =
+            name.chars().flat_map(|c| if matches!(c, '"' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+        return std::borrow::Cow::Owned(format!("\"{escaped}\""));
+    }
+    quote(name)
 }
 
 /// A name as [`unquote`] reads it back: quoted when it starts or ends with
@@ -218,7 +300,19 @@ impl fmt::Display for Request {
             Request::List(dir) => write!(f, "list {}", quote(dir)),
             Request::Get(name) => write!(f, "get {}", quote(name)),
             Request::Resume { offset, name } => write!(f, "resume {offset} {}", quote(name)),
-            Request::Put { size, digest, name } => write!(f, "put {size} {digest} {}", quote(name)),
+            Request::Put { size, digest, name, replace } => {
+                let force = if *replace { "-f " } else { "" };
+                write!(f, "put {force}{size} {digest} {}", quote(name))
+            }
+            Request::Mkdir(dir) => write!(f, "mkdir {}", quote(dir)),
+            Request::Remove(name) => write!(f, "rm {}", quote(name)),
+            Request::Rmdir(dir) => write!(f, "rmdir {}", quote(dir)),
+            Request::RemoveTree(dir) => write!(f, "rmtree {}", quote(dir)),
+            Request::Hash(name) => write!(f, "hash {}", quote(name)),
+            Request::Move { from, to, replace } => {
+                let force = if *replace { "-f " } else { "" };
+                write!(f, "mv {force}{} {}", quote_first(from), quote(to))
+            }
             Request::Name(nick) => write!(f, "name {nick}"),
             Request::Say(text) => write!(f, "say {text}"),
             Request::Help => f.write_str("help"),
@@ -266,10 +360,18 @@ mod tests {
             Request::Get(" leading and trailing ".into()),
             Request::Get("\"quoted\" \\ name".into()),
             Request::List(" spaced dir ".into()),
-            Request::Put { size: 1, digest: digest(), name: "tr ".into() },
+            Request::Put { size: 1, digest: digest(), name: "tr ".into(), replace: false },
             Request::Resume { offset: 1, name: " x".into() },
-            Request::Put { size: 0, digest: digest(), name: "empty".into() },
-            Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into() },
+            Request::Put { size: 0, digest: digest(), name: "empty".into(), replace: false },
+            Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into(), replace: true },
+            Request::Mkdir("new dir".into()),
+            Request::Remove("a b.txt".into()),
+            Request::Rmdir("d".into()),
+            Request::RemoveTree(" odd ".into()),
+            Request::Hash("x".into()),
+            Request::Move { from: "a b.txt".into(), to: "docs/c d.txt".into(), replace: false },
+            Request::Move { from: "-f".into(), to: "\"q\" ".into(), replace: true },
+            Request::Move { from: "plain".into(), to: "other".into(), replace: false },
             Request::Name("alice".into()),
             Request::Say("hello, everyone!".into()),
             Request::Help,
@@ -325,6 +427,17 @@ mod tests {
         for bad in ["get \"open", "get \"a\" b", "get \"a\\"] {
             assert_eq!(Request::parse(bad), Err(RequestError::BadQuotes), "{bad}");
         }
+    }
+
+    #[test]
+    fn file_management_requests_as_typed_with_nc() {
+        let mv = |from: &str, to: &str, replace| Request::Move { from: from.into(), to: to.into(), replace };
+        assert_eq!(Request::parse("mv a.txt docs/b c.txt"), Ok(mv("a.txt", "docs/b c.txt", false)));
+        assert_eq!(Request::parse("mv -f \"a b\" c"), Ok(mv("a b", "c", true)));
+        for bad in ["mv", "mv a", "mv \"a b\"", "mv \"a\"b c", "rm", "mkdir  "] {
+            assert!(Request::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Request::parse("RM x y"), Ok(Request::Remove("x y".into())));
     }
 
     #[test]

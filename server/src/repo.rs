@@ -47,6 +47,9 @@ pub enum RepoError {
     /// The uploaded bytes do not hash to what the client announced.
     #[error("upload of '{0}' does not match its hash; nothing was stored")]
     HashMismatch(String),
+    /// `rmdir` of a folder that has something in it.
+    #[error("folder '{0}' is not empty (rm -r removes it with everything in it)")]
+    NotEmpty(String),
     /// The disk is full (or the user's quota is used up).
     #[error("no space left on the server's disk for '{0}'; nothing was stored")]
     NoSpace(String),
@@ -70,7 +73,7 @@ impl RepoError {
             RepoError::NotFound(_) => Code::NotFound,
             RepoError::Forbidden(_) => Code::Forbidden,
             RepoError::NotAFile(_) | RepoError::NotADir(_) | RepoError::HashMismatch(_) => Code::BadRequest,
-            RepoError::Exists(_) => Code::Exists,
+            RepoError::Exists(_) | RepoError::NotEmpty(_) => Code::Exists,
             RepoError::Cancelled(_) => Code::Cancelled,
             RepoError::Io { .. } => Code::Internal,
             RepoError::NoSpace(_) => Code::InsufficientStorage,
@@ -277,7 +280,7 @@ impl Repo {
     /// # Errors
     /// [`RepoError::Exists`] when the name is taken, [`RepoError::NotFound`]
     /// when its folder does not exist, others as the file system says.
-    pub fn begin_upload(&self, path: &RemotePath) -> Result<Upload<'_>, RepoError> {
+    pub fn begin_upload(&self, path: &RemotePath, replace: bool) -> Result<Upload<'_>, RepoError> {
         let parent = path.parent();
         if !parent.is_root() {
             match self.root.metadata(parent.as_relative()) {
@@ -287,6 +290,8 @@ impl Repo {
             }
         }
         match self.root.symlink_metadata(path.as_relative()) {
+            Ok(meta) if replace && !meta.is_dir() => {}
+            Ok(meta) if meta.is_dir() => return Err(RepoError::NotAFile(path.to_string())),
             Ok(_) => return Err(RepoError::Exists(path.to_string())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RepoError::from_io(e, path, "cannot check")),
@@ -294,12 +299,122 @@ impl Repo {
         let (temp, file) = self.create_temporary()?;
         Ok(Upload {
             repo: self,
+            replace,
             target: path.clone(),
             temp,
             file,
             hasher: blake3::Hasher::new(),
             written: 0,
             done: false,
+        })
+    }
+}
+
+/// Changing the share: folders made and removed, files removed, names moved.
+/// Every name is a checked [`RemotePath`] below the root, and every call goes
+/// through the `cap-std` handle, so nothing outside the share is touched; a
+/// symlink inside it is removed or moved as a link, never followed.
+impl Repo {
+    /// Makes folder `path`.
+    ///
+    /// # Errors
+    /// [`RepoError::Exists`] when the name is taken, [`RepoError::NotFound`]
+    /// when its parent is missing.
+    pub fn make_dir(&self, path: &RemotePath) -> Result<(), RepoError> {
+        self.root.create_dir(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot make folder"))
+    }
+
+    /// Removes file `path` (or a symlink of that name).
+    ///
+    /// # Errors
+    /// [`RepoError::NotAFile`] for a folder, [`RepoError::NotFound`].
+    pub fn remove_file(&self, path: &RemotePath) -> Result<(), RepoError> {
+        let meta =
+            self.root.symlink_metadata(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot remove"))?;
+        if meta.is_dir() {
+            return Err(RepoError::NotAFile(path.to_string()));
+        }
+        self.root.remove_file(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot remove"))
+    }
+
+    /// Removes folder `path`: only when empty, unless `tree`. Returns how
+    /// many entries went with it.
+    ///
+    /// # Errors
+    /// [`RepoError::NotADir`] for a file, [`RepoError::NotEmpty`] for a
+    /// folder with something in it (without `tree`).
+    pub fn remove_dir(&self, path: &RemotePath, tree: bool) -> Result<u64, RepoError> {
+        let meta =
+            self.root.symlink_metadata(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot remove"))?;
+        if !meta.is_dir() {
+            return Err(RepoError::NotADir(path.to_string()));
+        }
+        if !tree {
+            return self.root.remove_dir(path.as_relative()).map(|()| 0).map_err(|e| {
+                if e.kind() == io::ErrorKind::DirectoryNotEmpty {
+                    RepoError::NotEmpty(path.to_string())
+                } else {
+                    RepoError::from_io(e, path, "cannot remove")
+                }
+            });
+        }
+        let count = self.count_entries(path);
+        self.root.remove_dir_all(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot remove"))?;
+        Ok(count)
+    }
+
+    /// Entries below folder `path`, for a report (unreadable parts count as none).
+    fn count_entries(&self, path: &RemotePath) -> u64 {
+        let Ok(dir) = self.root.open_dir(path.as_relative()) else { return 0 };
+        let mut stack = vec![dir];
+        let mut count = 0;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = dir.entries() else { continue };
+            for entry in entries.flatten() {
+                count += 1;
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if let Ok(sub) = entry.open_dir() {
+                        stack.push(sub);
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Renames `from` to `to` inside the share. Without `replace`, an
+    /// existing `to` is never replaced (`renameat2` with `RENAME_NOREPLACE`,
+    /// so no check-then-act race); with it, a file there is replaced
+    /// atomically.
+    ///
+    /// # Errors
+    /// [`RepoError::Exists`] when `to` exists (without `replace`),
+    /// [`RepoError::NotFound`] when `from` or `to`'s folder is missing.
+    pub fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), RepoError> {
+        let open_parent = |path: &RemotePath| -> Result<cap_std::fs::Dir, RepoError> {
+            let parent = path.parent();
+            if parent.is_root() {
+                self.root.try_clone().map_err(|e| RepoError::from_io(e, &parent, "cannot open"))
+            } else {
+                self.root.open_dir(parent.as_relative()).map_err(|e| RepoError::from_io(e, &parent, "no folder"))
+            }
+        };
+        let (from_dir, to_dir) = (open_parent(from)?, open_parent(to)?);
+        let (Some(from_name), Some(to_name)) = (from.file_name(), to.file_name()) else {
+            return Err(RepoError::NotAFile(from.to_string()));
+        };
+        // The last components are plain names in folders opened through the
+        // sandbox: the rename cannot reach outside it.
+        let flags = if replace { rustix::fs::RenameFlags::empty() } else { rustix::fs::RenameFlags::NOREPLACE };
+        rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, flags).map_err(|e| {
+            let err = io::Error::from(e);
+            if err.kind() == io::ErrorKind::NotFound && self.root.symlink_metadata(from.as_relative()).is_ok() {
+                RepoError::from_io(err, &to.parent(), "no folder")
+            } else if err.kind() == io::ErrorKind::AlreadyExists {
+                RepoError::Exists(to.to_string())
+            } else {
+                RepoError::from_io(err, from, "cannot move")
+            }
         })
     }
 }
@@ -343,6 +458,8 @@ impl Repo {
 /// without [`Upload::commit`], the temporary file is removed.
 pub struct Upload<'a> {
     repo: &'a Repo,
+    /// Replace a file of the target's name (`put -f`).
+    replace: bool,
     target: RemotePath,
     temp: String,
     file: File,
@@ -372,13 +489,20 @@ impl Upload<'_> {
             return Err(RepoError::HashMismatch(self.target.to_string()));
         }
         self.file.sync_all().map_err(|e| RepoError::from_io(e, &self.target, "cannot write"))?;
-        // A hard link never replaces an existing name, unlike rename.
-        self.repo
-            .root
-            .hard_link(&self.temp, &self.repo.root, self.target.as_relative())
-            .map_err(|e| RepoError::from_io(e, &self.target, "cannot store"))?;
-        self.done = true;
-        let _ = self.repo.root.remove_file(&self.temp);
+        let root = &self.repo.root;
+        let target = self.target.as_relative();
+        if self.replace {
+            // A rename replaces the old file atomically: a reader sees the
+            // old bytes or the new ones, never a mix.
+            root.rename(&self.temp, root, &target).map_err(|e| RepoError::from_io(e, &self.target, "cannot store"))?;
+            self.done = true;
+        } else {
+            // A hard link never replaces an existing name, unlike rename.
+            root.hard_link(&self.temp, root, &target)
+                .map_err(|e| RepoError::from_io(e, &self.target, "cannot store"))?;
+            self.done = true;
+            let _ = root.remove_file(&self.temp);
+        }
         Ok(self.written)
     }
 }
@@ -522,7 +646,7 @@ mod tests {
         let first = Repo::open(dir.path()).unwrap();
         first.prepare_uploads().unwrap();
         std::fs::write(dir.path().join(UPLOAD_DIR).join("999-1.part"), b"left by a killed server").unwrap();
-        let mut upload = first.begin_upload(&RemotePath::parse("new.txt").unwrap()).unwrap();
+        let mut upload = first.begin_upload(&RemotePath::parse("new.txt").unwrap(), false).unwrap();
         upload.write_all(b"in flight").unwrap();
 
         let second = Repo::open(dir.path()).unwrap();

@@ -56,19 +56,22 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
 /// `put <size> <blake3> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
-pub fn put<'a>(caller: Caller<'a, '_>, size: u64, digest: Digest, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn put<'a>(
+    caller: Caller<'a, '_>,
+    size: u64,
+    digest: Digest,
+    name: &str,
+    replace: bool,
+) -> Result<Reply<'a>, Refusal> {
     let config = &caller.shared.config;
-    if !config.allow_uploads {
-        let message = "uploads are disabled on this server (it was started without --allow-uploads)";
-        return Err(Refusal::new(Code::Forbidden, message));
-    }
+    writes_allowed(caller)?;
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
     if size > config.max_upload_size {
         let max = config.max_upload_size;
         let message = format!("'{path}' is {size} bytes; this server accepts uploads of at most {max} bytes");
         return Err(Refusal::new(Code::TooLarge, message));
     }
-    let upload = caller.shared.repo.begin_upload(&path)?;
+    let upload = caller.shared.repo.begin_upload(&path, replace)?;
     let name = path.to_string();
     Ok(Reply::Receive(Box::new(Incoming {
         upload,
@@ -79,6 +82,15 @@ pub fn put<'a>(caller: Caller<'a, '_>, size: u64, digest: Digest, name: &str) ->
         started: Instant::now(),
         failed: None,
     })))
+}
+
+/// Uploads and every other change to the share need `--allow-uploads`.
+pub fn writes_allowed(caller: Caller<'_, '_>) -> Result<(), Refusal> {
+    if caller.shared.config.allow_uploads {
+        return Ok(());
+    }
+    let message = "uploads are disabled on this server (it was started without --allow-uploads)";
+    Err(Refusal::new(Code::Forbidden, message))
 }
 
 /// An accepted upload waiting for its bytes. Dropped before [`Incoming::finish`],

@@ -11,9 +11,11 @@
 //! - this file: [`apply`], [`Reply`], [`Refusal`], and the commands that only talk
 //!   (`help`, `exit`, echo).
 //! - [`files`]: `list`, `get`, `resume`, `put` on the share.
+//! - [`manage`]: `mkdir`, `rm`, `rmdir`, `rmtree`, `mv`, `hash`.
 //! - [`people`]: `status`, `info`, `name`, `say`.
 
 pub mod files;
+pub mod manage;
 pub mod people;
 
 use common::text::escape;
@@ -32,7 +34,13 @@ info                        the same as status, as key=value records for program
 list [dir]                  files and folders with size and modification time
 get <name>                  download a file; the reply carries its BLAKE3 hash
 resume <offset> <name>      the rest of a file from byte <offset>, with the whole file's hash
-put <size> <blake3> <name>  upload (file-client: put <local> [remote]); needs --allow-uploads
+put [-f] <size> <blake3> <name>  upload (file-client: put <local> [remote]); -f replaces; needs --allow-uploads
+mkdir <dir>                 make a folder (needs --allow-uploads, as every change below)
+rm <name>                   remove a file
+rmdir <dir>                 remove an empty folder
+rmtree <dir>                remove a folder and everything in it
+mv [-f] <from> <to>         rename or move; -f replaces a file at <to>; quote a <from> with spaces
+hash <name>                 the file's BLAKE3 as b3sum prints it
 name <nick>                 choose the name others see (letters, digits, - _ .; up to 32)
 say <text>                  send a line to every other connected client
 frames on|off               transfers in DATA frames ended by END, so either side can stop one
@@ -145,7 +153,13 @@ pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::List(dir) => files::list(caller, &dir),
         Request::Get(name) => files::get(caller, &name, 0),
         Request::Resume { offset, name } => files::get(caller, &name, offset),
-        Request::Put { size, digest, name } => files::put(caller, size, digest, &name),
+        Request::Put { size, digest, name, replace } => files::put(caller, size, digest, &name, replace),
+        Request::Mkdir(dir) => manage::make_dir(caller, &dir),
+        Request::Remove(name) => manage::remove(caller, &name),
+        Request::Rmdir(dir) => manage::remove_dir(caller, &dir, false),
+        Request::RemoveTree(dir) => manage::remove_dir(caller, &dir, true),
+        Request::Move { from, to, replace } => manage::rename(caller, &from, &to, replace),
+        Request::Hash(name) => manage::hash(caller, &name),
         Request::Name(nick) => people::rename(caller, &nick),
         Request::Say(text) => people::say(caller, &text),
         Request::Help => Ok(Reply::text(HELP)),

@@ -15,11 +15,11 @@ fn commands_of_other_tools_are_refused_with_a_hint_not_echoed() {
     share.add("hello.txt", b"hello\n");
     let server = ServerProcess::start(share.path(), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "rm hello.txt"]), None);
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "mget *"]), None);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "'rm' is not a file-client command: files cannot be removed from here yet; type help\n"
+        "'mget' is not a file-client command: get takes several names and globs: get *.txt; type help\n"
     );
     assert!(out.stdout.is_empty());
     let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "!ls"]), None);
@@ -241,4 +241,29 @@ fn a_full_server_at_the_prompt_says_only_that_it_is_full() {
     let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
     let seen = pty.exp_eof().unwrap();
     assert_eq!(seen.trim(), "Server is full", "{seen:?}");
+}
+
+#[test]
+fn cd_sets_the_remote_folder_for_names_completion_and_the_prompt() {
+    let share = Share::new();
+    share.add("docs/guide.txt", b"guide");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    ready(&mut pty, &format!("Client01@{}> ", server.addr));
+    pty.send_line("cd docs").unwrap();
+    let inside = format!("Client01@{}:/docs> ", server.addr);
+    ready(&mut pty, &inside);
+    file_share_e2e::type_keys(&mut pty, "get gu\t");
+    pty.exp_string("ide.txt").unwrap();
+    pty.send_line("").unwrap();
+    pty.exp_string("got 'guide.txt' (5 bytes").unwrap();
+    ready(&mut pty, &inside);
+    pty.send_line("cd nowhere").unwrap();
+    pty.exp_string("remote: no folder '/docs/nowhere'").unwrap();
+    ready(&mut pty, &inside);
+    pty.send_line("cd ..").unwrap();
+    ready(&mut pty, &format!("Client01@{}> ", server.addr));
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
 }

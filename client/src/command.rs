@@ -33,13 +33,41 @@ pub enum Command {
     },
     /// `cat <name>...`: files to standard output.
     Cat(Vec<String>),
-    /// `put <local> [remote]` or `put <local|glob>...`.
+    /// `put [-f] <local> [remote]` or `put [-f] <local|glob>...`.
     Put {
+        /// Replace remote files of the same name.
+        force: bool,
         /// Local files or globs.
         locals: Vec<String>,
         /// The remote name, for a single file.
         remote: Option<String>,
     },
+    /// `mkdir <dir>`.
+    Mkdir(String),
+    /// `rm [-r] <name>...`: files, or with `-r` folders and all in them.
+    Rm {
+        /// Folders too, with everything in them.
+        recursive: bool,
+        /// Remote names.
+        names: Vec<String>,
+    },
+    /// `rmdir <dir>...`: empty folders.
+    Rmdir(Vec<String>),
+    /// `mv [-f] <from> <to>`.
+    Mv {
+        /// Replace a file at `to`.
+        force: bool,
+        /// The name now.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// `hash <name|glob>...`: BLAKE3 lines as `b3sum` prints them.
+    Hash(Vec<String>),
+    /// `cd [dir]`: the remote folder names are relative to (the share's top without an argument).
+    Cd(Option<String>),
+    /// `pwd`: the remote folder.
+    Pwd,
     /// `lls [dir]`: list a local folder.
     Lls(Option<String>),
     /// `lcd [dir]`: change the local folder (home without an argument).
@@ -94,10 +122,42 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "put",
-        usage: "put <local> [remote] | put <local|glob>...",
-        summary: "upload local files (the server must allow uploads)",
+        usage: "put [-f] <local> [remote] | put [-f] <local|glob>...",
+        summary: "upload local files (the server must allow uploads); -f replaces remote files atomically",
         example: "put notes.txt docs/notes.txt",
     },
+    CommandHelp {
+        name: "mkdir",
+        usage: "mkdir <dir>",
+        summary: "make a folder on the server (as every change, it needs --allow-uploads there)",
+        example: "mkdir photos",
+    },
+    CommandHelp {
+        name: "rm",
+        usage: "rm [-r] <name|glob>...",
+        summary: "remove files; -r removes folders with everything in them",
+        example: "rm old.log",
+    },
+    CommandHelp { name: "rmdir", usage: "rmdir <dir>...", summary: "remove empty folders", example: "rmdir empty" },
+    CommandHelp {
+        name: "mv",
+        usage: "mv [-f] <from> <to>",
+        summary: "rename or move inside the share; -f replaces a file at <to>",
+        example: "mv draft.txt docs/final.txt",
+    },
+    CommandHelp {
+        name: "hash",
+        usage: "hash <name|glob>...",
+        summary: "BLAKE3 of remote files, as b3sum prints it (check with b3sum -c)",
+        example: "hash big.iso",
+    },
+    CommandHelp {
+        name: "cd",
+        usage: "cd [dir]",
+        summary: "the remote folder names are relative to (/ is the share's top; cd alone goes there)",
+        example: "cd docs",
+    },
+    CommandHelp { name: "pwd", usage: "pwd", summary: "print the remote folder", example: "pwd" },
     CommandHelp {
         name: "name",
         usage: "name <nick>",
@@ -184,6 +244,7 @@ fn help_row(usage: &str, summary: &str) -> String {
 fn canonical(keyword: &str) -> String {
     match keyword.to_ascii_lowercase().as_str() {
         "ls" => "list".into(),
+        "rename" => "mv".into(),
         "quit" | "bye" => "exit".into(),
         "?" => "help".into(),
         other => other.to_string(),
@@ -194,14 +255,7 @@ fn canonical(keyword: &str) -> String {
 /// have, with what it offers instead. Typed here they would only be echoed
 /// by the server, which looks like success.
 const FOREIGN: &[(&str, &str)] = &[
-    ("rm", "files cannot be removed from here yet"),
-    ("rmdir", "folders cannot be removed from here yet"),
-    ("mkdir", "folders cannot be made from here yet"),
-    ("mv", "files cannot be renamed from here yet"),
-    ("rename", "files cannot be renamed from here yet"),
     ("cp", "files cannot be copied on the server"),
-    ("cd", "there is no remote working folder yet: give paths to list and get (list docs, get docs/a.txt)"),
-    ("pwd", "there is no remote working folder yet; lpwd prints the local one"),
     ("mget", "get takes several names and globs: get *.txt"),
     ("mput", "put takes several files and globs: put *.txt"),
     ("reget", "get -c resumes a download"),
@@ -215,8 +269,8 @@ const FOREIGN: &[(&str, &str)] = &[
     ("lmkdir", "make local folders in a shell"),
     ("lrm", "remove local files in a shell"),
     ("lumask", "there is no local umask setting"),
-    ("del", "files cannot be removed from here yet"),
-    ("delete", "files cannot be removed from here yet"),
+    ("del", "rm removes files"),
+    ("delete", "rm removes files"),
     ("dir", "list shows a folder"),
     ("open", "give the server's address on the command line: file-client HOST:PORT"),
 ];
@@ -229,7 +283,10 @@ pub fn is_glob(word: &str) -> bool {
 impl Command {
     /// True for commands that talk to the server.
     pub fn needs_server(&self) -> bool {
-        !matches!(self, Command::Nothing | Command::Help(_) | Command::Lls(_) | Command::Lcd(_) | Command::Lpwd)
+        !matches!(
+            self,
+            Command::Nothing | Command::Help(_) | Command::Lls(_) | Command::Lcd(_) | Command::Lpwd | Command::Pwd
+        )
     }
 
     /// Parses one line of user input.
@@ -288,6 +345,22 @@ impl Command {
                 names => Ok(Command::Cat(names)),
             },
             "put" => Self::parse_put(words()?),
+            "mkdir" => match words()?.as_slice() {
+                [dir] => Ok(Command::Mkdir(dir.clone())),
+                _ => Err(ClientError::Usage("mkdir <dir>".into())),
+            },
+            "rm" => Self::parse_rm(words()?),
+            "rmdir" => match words()? {
+                dirs if dirs.is_empty() => Err(ClientError::Usage("rmdir <dir>...".into())),
+                dirs => Ok(Command::Rmdir(dirs)),
+            },
+            "mv" => Self::parse_mv(words()?),
+            "hash" => match words()? {
+                names if names.is_empty() => Err(ClientError::Usage("hash <name|glob>...".into())),
+                names => Ok(Command::Hash(names)),
+            },
+            "cd" => Ok(Command::Cd(at_most_one("cd [dir]")?)),
+            "pwd" if arg.is_empty() => Ok(Command::Pwd),
             _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.usage())),
         }
     }
@@ -324,16 +397,62 @@ impl Command {
         Ok(Command::Get { force, resume, names })
     }
 
-    fn parse_put(mut words: Vec<String>) -> Result<Command, ClientError> {
+    fn parse_put(words: Vec<String>) -> Result<Command, ClientError> {
+        let usage = "put [-f] <local> [remote] | put [-f] <local|glob>...";
+        let (flags, mut words) = split_flags(words, usage, &['f'])?;
+        let force = flags.contains(&'f');
         match words.len() {
-            0 => Err(ClientError::Usage("put <local> [remote] | put <local|glob>...".into())),
+            0 => Err(ClientError::Usage(usage.into())),
             2 if !words.iter().any(|w| is_glob(w)) => {
                 let remote = words.pop();
-                Ok(Command::Put { locals: words, remote })
+                Ok(Command::Put { force, locals: words, remote })
             }
-            _ => Ok(Command::Put { locals: words, remote: None }),
+            _ => Ok(Command::Put { force, locals: words, remote: None }),
         }
     }
+
+    fn parse_rm(words: Vec<String>) -> Result<Command, ClientError> {
+        let (flags, names) = split_flags(words, "rm [-r] <name|glob>...", &['r', 'f'])?;
+        if names.is_empty() {
+            return Err(ClientError::Usage("rm [-r] <name|glob>...".into()));
+        }
+        Ok(Command::Rm { recursive: flags.contains(&'r'), names })
+    }
+
+    fn parse_mv(words: Vec<String>) -> Result<Command, ClientError> {
+        let usage = "mv [-f] <from> <to>";
+        let (flags, mut names) = split_flags(words, usage, &['f'])?;
+        if names.len() != 2 {
+            return Err(ClientError::Usage(usage.into()));
+        }
+        let to = names.pop().expect("two names");
+        let from = names.pop().expect("two names");
+        Ok(Command::Mv { force: flags.contains(&'f'), from, to })
+    }
+}
+
+/// Leading `-x` flags (any of `allowed`, combinable: `-rf`) and the words
+/// after them; `--` ends the flags.
+fn split_flags(words: Vec<String>, usage: &str, allowed: &[char]) -> Result<(Vec<char>, Vec<String>), ClientError> {
+    let mut flags = Vec::new();
+    let mut rest = words.into_iter().peekable();
+    while let Some(word) = rest.peek() {
+        if word == "--" {
+            rest.next();
+            break;
+        }
+        if !word.starts_with('-') || word.len() < 2 {
+            break;
+        }
+        for c in word[1..].chars() {
+            if !allowed.contains(&c) {
+                return Err(ClientError::Usage(format!("unknown option -{c}; {usage}")));
+            }
+            flags.push(c);
+        }
+        rest.next();
+    }
+    Ok((flags, rest.collect()))
 }
 
 /// Splits on whitespace, keeping quoted parts (`"..."` or `'...'`) together
@@ -434,6 +553,7 @@ mod tests {
     #[test]
     fn put_takes_a_remote_name_or_many_files() {
         let put = |locals: &[&str], remote: Option<&str>| Command::Put {
+            force: false,
             locals: locals.iter().map(|s| s.to_string()).collect(),
             remote: remote.map(str::to_string),
         };
@@ -451,10 +571,15 @@ mod tests {
 
     #[test]
     fn file_commands_of_other_tools_are_refused_not_echoed() {
-        for foreign in ["rm x", "mkdir d", "MV a b", "cd docs", "pwd", "mget *", "!ls", "lrm x", "chmod 600 x"] {
+        for foreign in ["mget *", "!ls", "lrm x", "chmod 600 x", "DEL x"] {
             assert!(matches!(Command::parse(foreign), Err(ClientError::Unsupported(_))), "{foreign}");
         }
         assert_eq!(parse("rmx"), Command::Remote(Request::Echo("rmx".into())));
+        assert_eq!(parse("rm -r a 'b c'"), Command::Rm { recursive: true, names: vec!["a".into(), "b c".into()] });
+        assert_eq!(parse("rename a b"), Command::Mv { force: false, from: "a".into(), to: "b".into() });
+        assert_eq!(parse("mv -f a 'b c'"), Command::Mv { force: true, from: "a".into(), to: "b c".into() });
+        assert_eq!(parse("cd"), Command::Cd(None));
+        assert!(Command::parse("mv a").is_err() && Command::parse("rm -x a").is_err());
     }
 
     #[test]

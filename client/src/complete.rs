@@ -79,7 +79,9 @@ impl Completer for Completion {
             return Ok((start, pairs.collect()));
         };
         match keyword.to_ascii_lowercase().as_str() {
-            "get" | "list" | "ls" => Ok(self.remote(line, pos)),
+            "get" | "list" | "ls" | "cat" | "rm" | "rmdir" | "mv" | "cd" | "hash" | "mkdir" => {
+                Ok(self.remote(line, pos))
+            }
             "put" | "lls" | "lcd" => self.files.complete(line, pos, ctx),
             "help" => {
                 let start = word_start(before);

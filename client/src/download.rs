@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::text::escape;
-use common::{Code, Digest, Header, ListEntryKind, Request};
+use common::{Code, Digest, Header, ListEntry, ListEntryKind, Request};
 
 use crate::background::BackgroundWriter;
 use crate::command::is_glob;
@@ -115,24 +115,43 @@ struct Offer {
 impl Session {
     /// Remote names with globs expanded (in their last component).
     pub(crate) fn expand_remote(&mut self, words: &[String]) -> Result<Vec<String>, ClientError> {
+        // Only names that are safe as local file names are taken from the listing.
+        let usable =
+            |e: &ListEntry| e.kind == ListEntryKind::File && local_base_name(&e.name).is_ok_and(|base| base == e.name);
+        self.expand_remote_with(words, &usable)
+    }
+
+    /// Remote names with globs expanded to files, and folders too with
+    /// `folders` (`rm -r`).
+    pub(crate) fn expand_remote_any(&mut self, words: &[String], folders: bool) -> Result<Vec<String>, ClientError> {
+        self.expand_remote_with(words, &|e: &ListEntry| e.kind == ListEntryKind::File || folders)
+    }
+
+    /// Remote names relative to the share's top (see
+    /// [`Session::remote_path`]), a glob in the last part expanded to the
+    /// entries `keep` takes.
+    fn expand_remote_with(
+        &mut self,
+        words: &[String],
+        keep: &dyn Fn(&ListEntry) -> bool,
+    ) -> Result<Vec<String>, ClientError> {
         let mut names = Vec::new();
         for word in words {
             if !is_glob(word) {
-                names.push(word.clone());
+                names.push(self.remote_path(word)?);
                 continue;
             }
             let (dir, pattern) = word.rsplit_once('/').unwrap_or(("", word));
             if is_glob(dir) {
                 return Err(ClientError::Usage(format!("only the last part of '{}' may be a glob", escape(word))));
             }
+            let dir = self.remote_path(if dir.is_empty() && word.starts_with('/') { "/" } else { dir })?;
             let matcher = glob::Pattern::new(pattern)
                 .map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
             let before = names.len();
             // Only matches are kept, so a huge folder costs no memory.
-            self.each_entry(dir, &mut |entry| {
-                // Only names that are safe as local file names are taken from the listing.
-                let usable = local_base_name(&entry.name).is_ok_and(|base| base == entry.name);
-                if entry.kind == ListEntryKind::File && usable && matcher.matches(&entry.name) {
+            self.each_entry(&dir, &mut |entry| {
+                if keep(&entry) && matcher.matches(&entry.name) {
                     names.push(if dir.is_empty() { entry.name } else { format!("{dir}/{}", entry.name) });
                 }
             })?;

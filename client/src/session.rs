@@ -19,6 +19,32 @@ use crate::error::ClientError;
 use crate::progress::ProgressMode;
 use crate::render::{self, print, TerminalText};
 
+/// `name` as seen from remote folder `cwd`, relative to the share's top;
+/// see [`Session::remote_path`].
+///
+/// # Errors
+/// [`ClientError::Usage`] when `..` would leave the share.
+pub fn resolve_remote(cwd: &str, name: &str) -> Result<String, ClientError> {
+    let joined = match name.strip_prefix('/') {
+        Some(absolute) => absolute.to_string(),
+        None if cwd.is_empty() => name.to_string(),
+        None => format!("{cwd}/{name}"),
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(ClientError::Usage(format!("'{}' leads outside the share", escape(name))));
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
 /// Longest line of a listing the client accepts: a 4 KiB name and its
 /// size and time.
 pub const MAX_LIST_LINE: usize = 4096 + 64;
@@ -104,6 +130,8 @@ pub struct Session {
     listings: HashMap<String, Vec<ListEntry>>,
     /// The connection failed mid-reply: the next command reconnects.
     broken: bool,
+    /// The remote folder names are relative to (`cd`); empty for the top.
+    cwd: String,
 }
 
 impl Session {
@@ -112,7 +140,17 @@ impl Session {
     pub fn new(conn: Connection, greeting: Greeting, settings: Settings, opener: Opener) -> Session {
         let interrupted = Arc::new(AtomicBool::new(false));
         let listings = HashMap::new();
-        Session { conn, greeting, chosen_name: None, settings, interrupted, opener, listings, broken: false }
+        Session {
+            conn,
+            greeting,
+            chosen_name: None,
+            settings,
+            interrupted,
+            opener,
+            listings,
+            broken: false,
+            cwd: String::new(),
+        }
     }
 
     /// Set this (from a Ctrl+C handler) to cancel the transfer in progress.
@@ -125,9 +163,24 @@ impl Session {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    /// `Client02@127.0.0.1:12345> `
+    /// `Client02@127.0.0.1:12345> `, with the remote folder once `cd` left
+    /// the top: `Client02@127.0.0.1:12345:/docs> `.
     pub fn prompt(&self) -> String {
-        format!("{}@{}> ", self.greeting.name, self.conn.peer())
+        if self.cwd.is_empty() {
+            format!("{}@{}> ", self.greeting.name, self.conn.peer())
+        } else {
+            format!("{}@{}:/{}> ", self.greeting.name, self.conn.peer(), escape(&self.cwd))
+        }
+    }
+
+    /// A remote name as typed, made relative to the share's top: relative
+    /// to the remote folder (`cd`) unless it starts with `/`; `.` and `..`
+    /// resolved here, since the server takes neither.
+    ///
+    /// # Errors
+    /// [`ClientError::Usage`] when `..` would leave the share.
+    pub fn remote_path(&self, name: &str) -> Result<String, ClientError> {
+        resolve_remote(&self.cwd, name)
     }
 
     /// Parses and runs one line of user input, printing its result to `out`.
@@ -168,8 +221,12 @@ impl Session {
             Command::List { dir, bytes } => {
                 // Printed as the entries arrive: a huge folder costs no memory.
                 let sizes = self.sizes(bytes);
+                let (dir, pattern) = self.list_target(&dir)?;
                 let mut failed = None;
                 self.each_entry(&dir, &mut |entry| {
+                    if pattern.as_ref().is_some_and(|p| !p.matches(&entry.name)) {
+                        return;
+                    }
                     if failed.is_none() {
                         failed = print(out, &render::entries(std::slice::from_ref(&entry), sizes)).err();
                     }
@@ -197,7 +254,56 @@ impl Session {
                     }
                 }
             }
-            Command::Put { locals, remote } => self.put_all(&locals, remote.as_deref(), out)?,
+            Command::Put { force, locals, remote } => self.put_all(&locals, remote.as_deref(), force, out)?,
+            Command::Mkdir(dir) => {
+                let dir = self.remote_path(&dir)?;
+                self.remote(&Request::Mkdir(dir), out)?;
+            }
+            Command::Rm { recursive, names } => {
+                for name in self.expand_remote_any(&names, recursive)? {
+                    let request = if recursive && self.is_remote_dir(&name)? {
+                        Request::RemoveTree(name)
+                    } else {
+                        Request::Remove(name)
+                    };
+                    self.remote(&request, out)?;
+                }
+            }
+            Command::Rmdir(dirs) => {
+                for dir in dirs {
+                    let dir = self.remote_path(&dir)?;
+                    self.remote(&Request::Rmdir(dir), out)?;
+                }
+            }
+            Command::Mv { force, from, to } => {
+                let (from, mut to) = (self.remote_path(&from)?, self.remote_path(&to)?);
+                // `mv a.txt docs` moves into the folder, as mv(1) does.
+                if self.is_remote_dir(&to)? {
+                    let base = from.rsplit('/').next().unwrap_or(&from);
+                    to = if to.is_empty() { base.to_string() } else { format!("{to}/{base}") };
+                }
+                self.remote(&Request::Move { from, to, replace: force }, out)?;
+            }
+            Command::Hash(names) => {
+                for name in self.expand_remote(&names)? {
+                    let body = self.text_request(&Request::Hash(name))?;
+                    self.show_reply(&body, out)?;
+                }
+            }
+            Command::Cd(dir) => {
+                let target = match dir {
+                    Some(dir) => self.remote_path(&dir)?,
+                    None => String::new(),
+                };
+                if !target.is_empty() && !self.is_remote_dir(&target)? {
+                    return Err(ClientError::Remote {
+                        code: common::Code::NotFound,
+                        message: format!("no folder '/{}'", escape(&target)),
+                    });
+                }
+                self.cwd = target;
+            }
+            Command::Pwd => self.say(out, &format!("/{}\n", escape(&self.cwd)))?,
             Command::Lls(dir) => {
                 let sizes = self.sizes(false);
                 self.say(out, &crate::local::listing(dir.as_deref().unwrap_or("."), sizes)?)?;
@@ -219,10 +325,40 @@ impl Session {
             self.greeting.name = escape(nick).into_owned();
             self.chosen_name = Some(nick.clone());
         }
+        self.show_reply(&body, out)
+    }
+
+    /// A text reply for people, escaped, or one JSON object with `--json`.
+    fn show_reply(&self, body: &str, out: &mut dyn Write) -> Result<(), ClientError> {
         if self.settings.json {
             return print(out, &render::json_line(&serde_json::json!({ "type": "reply", "text": body })));
         }
-        print(out, &escape_multiline(&body))
+        print(out, &escape_multiline(body))
+    }
+
+    /// True when `path` (relative to the top) is a folder on the server.
+    fn is_remote_dir(&mut self, path: &str) -> Result<bool, ClientError> {
+        if path.is_empty() {
+            return Ok(true);
+        }
+        let (parent, base) = path.rsplit_once('/').unwrap_or(("", path));
+        let mut found = false;
+        self.each_entry(parent, &mut |entry| {
+            found |= entry.name == base && entry.kind == common::ListEntryKind::Dir;
+        })?;
+        Ok(found)
+    }
+
+    /// What `list ARG` lists: a folder, or the entries of one that match
+    /// a glob in the last part (`ls docs/*.txt`).
+    fn list_target(&self, arg: &str) -> Result<(String, Option<glob::Pattern>), ClientError> {
+        if !crate::command::is_glob(arg) {
+            return Ok((self.remote_path(arg)?, None));
+        }
+        let (dir, pattern) = arg.rsplit_once('/').unwrap_or(("", arg));
+        let pattern =
+            glob::Pattern::new(pattern).map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(arg))))?;
+        Ok((self.remote_path(if dir.is_empty() && arg.starts_with('/') { "/" } else { dir })?, Some(pattern)))
     }
 
     /// Takes `nick` as this client's name (`--name`): exactly that name,
@@ -262,6 +398,8 @@ impl Session {
     /// Entries of a remote folder, from the last `list` of it or fetched now:
     /// for tab completion. Errors give no entries.
     pub fn remote_entries(&mut self, dir: &str) -> Vec<ListEntry> {
+        let Ok(dir) = self.remote_path(dir) else { return Vec::new() };
+        let dir = dir.as_str();
         if let Some(entries) = self.listings.get(dir) {
             return entries.clone();
         }
@@ -344,5 +482,22 @@ impl Session {
             self.greeting.name = escape(&nick).into_owned();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_remote;
+
+    #[test]
+    fn remote_names_are_resolved_against_the_remote_folder() {
+        assert_eq!(resolve_remote("", "a.txt").unwrap(), "a.txt");
+        assert_eq!(resolve_remote("docs", "a.txt").unwrap(), "docs/a.txt");
+        assert_eq!(resolve_remote("docs/x", "../b c.txt").unwrap(), "docs/b c.txt");
+        assert_eq!(resolve_remote("docs", "/top.txt").unwrap(), "top.txt");
+        assert_eq!(resolve_remote("docs", "..").unwrap(), "");
+        assert_eq!(resolve_remote("docs", "./ sp /.").unwrap(), "docs/ sp ");
+        assert!(resolve_remote("docs", "../..").is_err());
+        assert!(resolve_remote("", "..").is_err());
     }
 }

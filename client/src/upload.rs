@@ -27,17 +27,18 @@ impl Session {
         &mut self,
         locals: &[String],
         remote: Option<&str>,
+        replace: bool,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         for file in expand_local(locals)? {
-            let report = self.put(&file, remote)?;
+            let report = self.put(&file, remote, replace)?;
             render::print(out, &report)?;
         }
         Ok(())
     }
 
     /// `put`: uploads `local` as `remote` (default: its file name); the report line.
-    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>) -> Result<String, ClientError> {
+    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>, replace: bool) -> Result<String, ClientError> {
         let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
         let remote = match remote {
             Some(r) => r.to_string(),
@@ -45,6 +46,8 @@ impl Session {
                 ClientError::Usage(format!("put: '{}' has no usable file name; give a remote name", local.display()))
             })?,
         };
+        // Relative to the remote folder (`cd`).
+        let remote = self.remote_path(&remote)?;
         let mut file = File::open(local).map_err(|e| local_err("cannot open", e))?;
         let meta = file.metadata().map_err(|e| local_err("cannot read", e))?;
         if !meta.is_file() {
@@ -53,7 +56,7 @@ impl Session {
         let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
         let size = meta.len();
-        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace: false })?;
+        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace })?;
         match self.conn.read_reply_header()? {
             Header::Ok { len: 0, .. } => {}
             other => return Err(unexpected(&other)),

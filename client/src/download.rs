@@ -10,6 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,7 +23,7 @@ use crate::command::is_glob;
 use crate::connection::{BodyError, BodySink, Transfer};
 use crate::error::ClientError;
 use crate::part::{local_base_name, PartFile};
-use crate::progress::{Progress, Waiting};
+use crate::progress::{Progress, ProgressMode, Waiting};
 use crate::render::{self, unexpected};
 use crate::session::Session;
 
@@ -34,7 +35,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(3);
 /// it ends the download at the end of a frame and the session goes on. A
 /// second one, or the server staying silent for [`CANCEL_WAIT`] after the
 /// first, gives up on the connection instead.
-struct Stop {
+pub(crate) struct Stop {
     interrupted: Arc<AtomicBool>,
     /// When `cancel` was sent.
     asked: Cell<Option<Instant>>,
@@ -45,7 +46,7 @@ struct Stop {
 }
 
 impl Stop {
-    fn new(interrupted: Arc<AtomicBool>) -> Stop {
+    pub(crate) fn new(interrupted: Arc<AtomicBool>) -> Stop {
         Stop { interrupted, asked: Cell::new(None), heard: Cell::new(Instant::now()), gave_up: Cell::new(false) }
     }
 
@@ -71,15 +72,64 @@ struct Received {
     write_error: Option<io::Error>,
 }
 
+/// A download asked for and not yet read: see [`Session::start_download`].
+pub(crate) struct Pending {
+    part: PartFile,
+    writer: BackgroundWriter,
+    /// Bytes already in the part file (resuming).
+    offset: u64,
+    /// The remote name.
+    name: String,
+    started: Instant,
+}
+
+/// What hears of a download's progress: one bar per file, or one for a tree.
+pub(crate) trait Watch {
+    /// The bytes begin: `len` after the `offset` already there.
+    fn begin(&mut self, name: &str, offset: u64, len: u64);
+    /// A step of the transfer (bytes done since `begin`, or a wait).
+    fn step(&mut self, offset: u64, step: Transfer);
+    /// The transfer ended, whole or not.
+    fn end(&mut self, whole: bool);
+}
+
+/// One progress bar for one file.
+struct OneBar {
+    mode: ProgressMode,
+    bar: Option<Progress>,
+}
+
+impl Watch for OneBar {
+    fn begin(&mut self, name: &str, offset: u64, len: u64) {
+        self.bar = Some(Progress::new(self.mode, "get", name, offset + len, offset));
+    }
+
+    fn step(&mut self, offset: u64, step: Transfer) {
+        match (&mut self.bar, step) {
+            (Some(bar), Transfer::Moved(n)) => bar.set(offset + n),
+            (Some(bar), Transfer::Waiting) => bar.tick(),
+            (None, _) => {}
+        }
+    }
+
+    fn end(&mut self, whole: bool) {
+        match self.bar.take() {
+            Some(bar) if whole => bar.finish(),
+            Some(bar) => bar.abandon(),
+            None => {}
+        }
+    }
+}
+
 /// A finished download, for its report line.
-struct Got {
+pub(crate) struct Got {
     /// The remote name.
     name: String,
     /// The local file name.
     base: String,
     /// Where it was written.
     path: String,
-    bytes: u64,
+    pub(crate) bytes: u64,
     /// Bytes that were already there (`get -c`), or 0.
     resumed_at: u64,
     rate: String,
@@ -88,7 +138,7 @@ struct Got {
 impl Got {
     /// `got 'a.txt' (6 bytes, 1.2 MiB/s, BLAKE3 verified) -> ./a.txt`, or
     /// one JSON object with `--json`.
-    fn report(&self, json: bool) -> String {
+    pub(crate) fn report(&self, json: bool) -> String {
         if json {
             return render::json_line(&serde_json::json!({
                 "type": "get", "name": self.name, "path": self.path, "bytes": self.bytes,
@@ -165,38 +215,68 @@ impl Session {
 
     /// `get`: downloads `name` into the download folder; the report line.
     pub(crate) fn get(&mut self, name: &str, force: bool, resume: bool) -> Result<String, ClientError> {
-        let part = PartFile::new(&self.settings.download_dir, name, force)?;
+        let stop = Stop::new(self.interrupt_flag());
+        let dir = self.settings.download_dir.clone();
+        let pending = self.start_download(&dir, name, force, resume)?;
+        let mut watch = OneBar { mode: self.settings.progress, bar: None };
+        let got = self.finish_download(pending, &stop, &mut watch);
+        let got = self.end_stop(&stop, got)?;
+        Ok(got.report(self.settings.json))
+    }
+
+    /// Opens the part file for remote `name` in local folder `dir` and
+    /// asks for the bytes (`resume` from a part file there, if any); the
+    /// reply is read by [`Session::finish_download`], so several can be in
+    /// flight.
+    pub(crate) fn start_download(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        force: bool,
+        resume: bool,
+    ) -> Result<Pending, ClientError> {
+        let part = PartFile::new(dir, name, force)?;
         let (file, offset, hasher) = part.start(resume)?;
-        let mut writer = BackgroundWriter::new(file, hasher).map_err(|e| part.error("cannot write", e))?;
+        let writer = BackgroundWriter::new(file, hasher).map_err(|e| part.error("cannot write", e))?;
         let request = if offset > 0 {
             Request::Resume { offset, name: name.to_string() }
         } else {
             Request::Get(name.to_string())
         };
-        let stop = Stop::new(self.interrupt_flag());
-        let started = Instant::now();
-        let outcome = self.request_download(&request, &stop).and_then(|offer| match offer {
+        if let Err(e) = self.conn.send(&request) {
+            drop(writer);
+            part.discard_if_empty();
+            return Err(e);
+        }
+        Ok(Pending { part, writer, offset, name: name.to_string(), started: Instant::now() })
+    }
+
+    /// Reads the reply to a download [`Session::start_download`] asked
+    /// for into its part file, and moves the file into place once its hash
+    /// matches. `watch` hears of its progress.
+    pub(crate) fn finish_download(
+        &mut self,
+        pending: Pending,
+        stop: &Stop,
+        watch: &mut dyn Watch,
+    ) -> Result<Got, ClientError> {
+        let Pending { part, mut writer, offset, name, started } = pending;
+        let outcome = self.read_offer(&name, stop).and_then(|offer| match offer {
             None => Ok(None),
             Some(offer) => {
                 if let Some(short) = part.lacks_space_for(offer.len) {
                     // Asked to stop, the server sends no more than a frame.
-                    self.ask_to_stop(&stop)?;
-                    self.receive_frames(&mut io::sink(), &stop, &mut |_| {})?;
+                    self.ask_to_stop(stop)?;
+                    self.receive_frames(&mut io::sink(), stop, &mut |_| {})?;
                     return Err(short);
                 }
-                let mut progress = Progress::new(self.settings.progress, "get", &part.base, offset + offer.len, offset);
-                let received = self.receive_frames(&mut writer, &stop, &mut |step| match step {
-                    Transfer::Moved(n) => progress.set(offset + n),
-                    Transfer::Waiting => progress.tick(),
-                });
-                match &received {
-                    Ok(r) if r.complete && r.write_error.is_none() => progress.finish(),
-                    _ => progress.abandon(),
-                }
+                watch.begin(&part.base, offset, offer.len);
+                let received = self.receive_frames(&mut writer, stop, &mut |step| watch.step(offset, step));
+                watch.end(received.as_ref().is_ok_and(|r| r.complete && r.write_error.is_none()));
                 received.map(|r| Some((offer, r)))
             }
         });
-        let outcome = match self.end_stop(&stop, outcome) {
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
                 // What arrived is on disk, for `get -c`; an empty start is not kept.
@@ -230,15 +310,14 @@ impl Session {
             let _ = file.set_modified(modified);
         }
         part.keep(file, Digest::from(hasher.finalize()), offer.digest, offset > 0)?;
-        let got = Got {
-            name: name.to_string(),
+        Ok(Got {
+            name,
             base: part.base.clone(),
             path: part.target.to_string_lossy().into_owned(),
             bytes: offset + offer.len,
             resumed_at: offset,
             rate: render::rate(offer.len, started),
-        };
-        Ok(got.report(self.settings.json))
+        })
     }
 
     /// Sends `get` or `resume` and reads the reply's header: what is coming.
@@ -247,9 +326,16 @@ impl Session {
     fn request_download(&mut self, request: &Request, stop: &Stop) -> Result<Option<Offer>, ClientError> {
         self.conn.send(request)?;
         let name = match request {
-            Request::Get(name) | Request::Resume { name, .. } => escape(name).into_owned(),
-            _ => String::new(),
+            Request::Get(name) | Request::Resume { name, .. } => name.as_str(),
+            _ => "",
         };
+        self.read_offer(name, stop)
+    }
+
+    /// Reads the header of the reply to a download of `name`; see
+    /// [`Session::request_download`].
+    fn read_offer(&mut self, name: &str, stop: &Stop) -> Result<Option<Offer>, ClientError> {
+        let name = escape(name);
         // A big file is hashed the first time it is asked for: say so.
         let what = format!("waiting for the server to prepare '{name}' (a big file is hashed the first time)");
         let waiting = RefCell::new(Waiting::new(self.settings.progress, what));
@@ -366,7 +452,7 @@ impl Session {
     }
 
     /// After a download: the reply to a `cancel` sent during it comes last.
-    fn end_stop<T>(&mut self, stop: &Stop, outcome: Result<T, ClientError>) -> Result<T, ClientError> {
+    pub(crate) fn end_stop<T>(&mut self, stop: &Stop, outcome: Result<T, ClientError>) -> Result<T, ClientError> {
         if stop.asked.get().is_some() && !stop.gave_up.get() && !outcome.as_ref().is_err_and(ClientError::ends_session)
         {
             match self.conn.read_reply_header()? {

@@ -24,6 +24,8 @@ pub enum Command {
     },
     /// `get [-f] [-c] <name|glob>...`.
     Get {
+        /// Whole folders (`-r`).
+        recursive: bool,
         /// Overwrite existing local files.
         force: bool,
         /// Resume from `<name>.fc-part` files.
@@ -35,6 +37,8 @@ pub enum Command {
     Cat(Vec<String>),
     /// `put [-f] <local> [remote]` or `put [-f] <local|glob>...`.
     Put {
+        /// Whole folders (`-r`).
+        recursive: bool,
         /// Replace remote files of the same name.
         force: bool,
         /// Local files or globs.
@@ -110,8 +114,8 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "get",
-        usage: "get [-f] [-c] <name|glob>...",
-        summary: "download into the local folder, verified with BLAKE3; -f overwrites, -c resumes a .fc-part file",
+        usage: "get [-r] [-f] [-c] <name|glob>...",
+        summary: "download into the local folder, verified with BLAKE3; -r whole folders (identical files skipped); -f overwrites, -c resumes a .fc-part file",
         example: "get -c \"big file.iso\" docs/*.txt",
     },
     CommandHelp {
@@ -122,8 +126,8 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "put",
-        usage: "put [-f] <local> [remote] | put [-f] <local|glob>...",
-        summary: "upload local files (the server must allow uploads); -f replaces remote files atomically",
+        usage: "put [-r] [-f] <local> [remote] | put [-f] <local|glob>...",
+        summary: "upload local files (the server must allow uploads); -r whole folders; -f replaces remote files atomically",
         example: "put notes.txt docs/notes.txt",
     },
     CommandHelp {
@@ -366,7 +370,7 @@ impl Command {
     }
 
     fn parse_get(words: Vec<String>) -> Result<Command, ClientError> {
-        let (mut force, mut resume) = (false, false);
+        let (mut force, mut resume, mut recursive) = (false, false, false);
         let mut names = Vec::new();
         let mut flags_done = false;
         for word in words {
@@ -377,9 +381,10 @@ impl Command {
                         match c {
                             'f' => force = true,
                             'c' => resume = true,
+                            'r' => recursive = true,
                             _ => {
                                 return Err(ClientError::Usage(format!(
-                                    "get: unknown option -{c}; get [-f] [-c] <name>..."
+                                    "get: unknown option -{c}; get [-r] [-f] [-c] <name>..."
                                 )))
                             }
                         }
@@ -394,20 +399,20 @@ impl Command {
         if names.is_empty() {
             return Err(ClientError::Usage("get [-f] [-c] <name|glob>...".into()));
         }
-        Ok(Command::Get { force, resume, names })
+        Ok(Command::Get { recursive, force, resume, names })
     }
 
     fn parse_put(words: Vec<String>) -> Result<Command, ClientError> {
-        let usage = "put [-f] <local> [remote] | put [-f] <local|glob>...";
-        let (flags, mut words) = split_flags(words, usage, &['f'])?;
-        let force = flags.contains(&'f');
+        let usage = "put [-r] [-f] <local> [remote] | put [-f] <local|glob>...";
+        let (flags, mut words) = split_flags(words, usage, &['f', 'r'])?;
+        let (force, recursive) = (flags.contains(&'f'), flags.contains(&'r'));
         match words.len() {
             0 => Err(ClientError::Usage(usage.into())),
             2 if !words.iter().any(|w| is_glob(w)) => {
                 let remote = words.pop();
-                Ok(Command::Put { force, locals: words, remote })
+                Ok(Command::Put { recursive, force, locals: words, remote })
             }
-            _ => Ok(Command::Put { force, locals: words, remote: None }),
+            _ => Ok(Command::Put { recursive, force, locals: words, remote: None }),
         }
     }
 
@@ -520,7 +525,7 @@ mod tests {
     }
 
     fn get(force: bool, resume: bool, names: &[&str]) -> Command {
-        Command::Get { force, resume, names: names.iter().map(|s| s.to_string()).collect() }
+        Command::Get { recursive: false, force, resume, names: names.iter().map(|s| s.to_string()).collect() }
     }
 
     #[test]
@@ -553,6 +558,7 @@ mod tests {
     #[test]
     fn put_takes_a_remote_name_or_many_files() {
         let put = |locals: &[&str], remote: Option<&str>| Command::Put {
+            recursive: false,
             force: false,
             locals: locals.iter().map(|s| s.to_string()).collect(),
             remote: remote.map(str::to_string),

@@ -57,6 +57,11 @@ impl Stop {
             || self.asked.get().is_some() && self.heard.get().elapsed() >= CANCEL_WAIT
     }
 
+    /// Ctrl+C was pressed (and not yet acted on).
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
     fn heard(&self) {
         self.heard.set(Instant::now());
     }

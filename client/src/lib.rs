@@ -19,6 +19,7 @@
 //! - [`download`]: `get` (to a verified, resumable `.fc-part` file) and `cat`.
 //! - [`part`]: the file a download is written to until it is verified.
 //! - [`upload`]: `put`, with local globs.
+//! - [`tree`]: `get -r` and `put -r`: whole folders, identical files skipped, downloads pipelined.
 //! - [`local`]: `lls`, `lcd`, `lpwd`.
 //! - [`render`]: what is printed: tables, JSON, transfer reports.
 //! - [`progress`]: progress bars.
@@ -45,6 +46,7 @@ pub mod render;
 pub mod repl;
 pub mod session;
 pub mod transport;
+pub mod tree;
 pub mod upload;
 
 use std::io::{self, IsTerminal};

@@ -114,6 +114,13 @@ impl Progress {
         }
     }
 
+    /// The text after the name (`3/10 files`).
+    pub fn set_message(&mut self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_string());
+        }
+    }
+
     /// Called while waiting with nothing received: marks the bar stalled.
     pub fn tick(&mut self) {
         if let Some(bar) = &self.bar {

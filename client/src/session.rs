@@ -236,7 +236,12 @@ impl Session {
                 }
             }
             Command::Remote(request) => self.remote(&request, out)?,
-            Command::Get { force, resume, names } => {
+            Command::Get { recursive: true, force, names, .. } => {
+                for name in names {
+                    self.get_tree(&name, force, out)?;
+                }
+            }
+            Command::Get { force, resume, names, .. } => {
                 for name in self.expand_remote(&names)? {
                     let report = self.get(&name, force, resume)?;
                     print(out, &report)?;
@@ -254,7 +259,12 @@ impl Session {
                     }
                 }
             }
-            Command::Put { force, locals, remote } => self.put_all(&locals, remote.as_deref(), force, out)?,
+            Command::Put { recursive: true, force, locals, remote } => {
+                for local in &locals {
+                    self.put_tree(local, remote.as_deref(), force, out)?;
+                }
+            }
+            Command::Put { force, locals, remote, .. } => self.put_all(&locals, remote.as_deref(), force, out)?,
             Command::Mkdir(dir) => {
                 let dir = self.remote_path(&dir)?;
                 self.remote(&Request::Mkdir(dir), out)?;
@@ -337,7 +347,7 @@ impl Session {
     }
 
     /// True when `path` (relative to the top) is a folder on the server.
-    fn is_remote_dir(&mut self, path: &str) -> Result<bool, ClientError> {
+    pub(crate) fn is_remote_dir(&mut self, path: &str) -> Result<bool, ClientError> {
         if path.is_empty() {
             return Ok(true);
         }
@@ -409,6 +419,11 @@ impl Session {
     /// Sends `request` and reads a text reply's body.
     pub(crate) fn text_request(&mut self, request: &Request) -> Result<String, ClientError> {
         self.conn.send(request)?;
+        self.read_text_reply()
+    }
+
+    /// Reads the next reply, a text one, and its body.
+    pub(crate) fn read_text_reply(&mut self) -> Result<String, ClientError> {
         match self.conn.read_reply_header()? {
             Header::Ok { len, .. } => self.conn.read_text_body(len),
             other => Err(render::unexpected(&other)),

@@ -1,0 +1,111 @@
+//! Whole folders: `get -r` and `put -r`. Identical files are skipped (so a
+//! second run, or one after an interruption, does only what is left), files
+//! that differ are left alone without `-f`, and symlinks are never followed
+//! out of a tree on either side.
+
+use std::fs;
+use std::path::Path;
+
+use file_share_e2e::{client_args as args, pseudo_random, run_client, ServerProcess, Share};
+
+/// 3 folders of 12 small files and a bigger one.
+fn sample_tree(share: &Share) {
+    for d in 0..3 {
+        for i in 0..12 {
+            share.add(&format!("t/d{d}/f{i}.bin"), &pseudo_random(4096 + i, (d * 100 + i) as u64));
+        }
+    }
+    share.add("t/big.bin", &pseudo_random(3 << 20, 99));
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let out = std::process::Command::new("diff").arg("-r").arg(a).arg(b).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn client(server: &ServerProcess, dir: &Path, command: &str) -> (Option<i32>, String, String) {
+    let out = run_client(dir, &args(&server.addr.to_string(), &["-q", "-c", command]), None);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn get_r_fetches_a_tree_once_and_then_only_what_changed() {
+    let share = Share::new();
+    sample_tree(&share);
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = client(&server, dir.path(), "get -r t");
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("get -r 't': 37 files (3.14 MiB, "), "{stdout}");
+    assert!(stdout.ends_with("0 identical and skipped -> ./t\n"), "{stdout}");
+    same_tree(&share.path().join("t"), &dir.path().join("t"));
+
+    // Again: nothing to do.
+    let (code, stdout, _) = client(&server, dir.path(), "get -r t");
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("get -r 't': 0 files (0 B, "), "{stdout}");
+    assert!(stdout.contains("37 identical and skipped"), "{stdout}");
+
+    // An interrupted run: two files missing, one cut short (its part file).
+    fs::remove_file(dir.path().join("t/d0/f1.bin")).unwrap();
+    fs::remove_file(dir.path().join("t/big.bin")).unwrap();
+    let big = fs::read(share.path().join("t/big.bin")).unwrap();
+    fs::write(dir.path().join("t/big.bin.fc-part"), &big[..1 << 20]).unwrap();
+    // And one changed locally with the same size.
+    fs::write(dir.path().join("t/d2/f0.bin"), vec![0u8; 4096]).unwrap();
+    let (code, stdout, stderr) = client(&server, dir.path(), "get -r t");
+    assert!(stdout.starts_with("get -r 't': 2 files ("), "{stdout}");
+    assert!(stdout.contains("34 identical and skipped"), "{stdout}");
+    assert_eq!(code, Some(1), "a file that differs is reported");
+    assert_eq!(stderr, "1 file differs from what is there and was left alone ('d2/f0.bin'); get -r -f replaces them\n");
+    assert!(fs::read(dir.path().join("t/big.bin")).unwrap() == big);
+    let (code, stdout, _) = client(&server, dir.path(), "get -r -f t");
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("get -r 't': 1 file ("), "{stdout}");
+    same_tree(&share.path().join("t"), &dir.path().join("t"));
+}
+
+#[test]
+fn put_r_sends_a_tree_and_symlinks_are_not_followed_either_way() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("photos");
+    for (name, seed) in [("a.jpg", 1), ("2026/b.jpg", 2), ("2026/deep/c.jpg", 3)] {
+        let path = local.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, pseudo_random(10_000, seed)).unwrap();
+    }
+    let secret = tempfile::tempdir().unwrap();
+    fs::write(secret.path().join("secret.txt"), b"not to be sent").unwrap();
+    std::os::unix::fs::symlink(secret.path(), local.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(secret.path().join("secret.txt"), local.join("s.txt")).unwrap();
+
+    let (code, stdout, stderr) = client(&server, dir.path(), "put -r photos");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("put -r 'photos': 3 files ("), "{stdout}");
+    assert!(stdout.ends_with(", 0 identical and skipped, 2 symlinks not followed -> /photos\n"), "{stdout}");
+    assert!(!share.path().join("photos/elsewhere").exists() && !share.path().join("photos/s.txt").exists());
+    let (code, stdout, _) = client(&server, dir.path(), "put -r photos");
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("3 identical and skipped"), "{stdout}");
+
+    // Downloading it back: a symlink planted where a folder goes is refused.
+    let back = tempfile::tempdir().unwrap();
+    fs::create_dir(back.path().join("photos")).unwrap();
+    std::os::unix::fs::symlink(secret.path(), back.path().join("photos/2026")).unwrap();
+    let (code, _, stderr) = client(&server, back.path(), "get -r photos");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("is a symlink; a tree is never written through one"), "{stderr}");
+    assert_eq!(fs::read_dir(secret.path()).unwrap().count(), 1, "nothing written through the link");
+    fs::remove_file(back.path().join("photos/2026")).unwrap();
+    let (code, _, _) = client(&server, back.path(), "get -r photos");
+    assert_eq!(code, Some(0));
+    for name in ["a.jpg", "2026/b.jpg", "2026/deep/c.jpg"] {
+        assert!(fs::read(back.path().join("photos").join(name)).unwrap() == fs::read(local.join(name)).unwrap());
+    }
+}

@@ -331,3 +331,6 @@ cat <<REPORT
 | growth during a $SIZE get | $growth |
 | say flood: 150 clients that never read, one saying 4 KiB of control characters 1,200 times ($say_result) | $say_before → peak $say_peak |
 REPORT
+
+# Whole trees (get -r / put -r) next to sftp -r and lftp mirror: their own script.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 100)) bash bench/trees.sh

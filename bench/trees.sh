@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Whole trees over loopback (issue 12): `file-client get -r` / `put -r` next
+# to OpenSSH `sftp -r` (its own sshd on loopback) and `lftp mirror` against
+# vsftpd, in one run, on tmpfs. The tree: 1,000 files of 4 KiB and 10 of
+# 10 MiB in 20 folders. Prints Markdown rows of median seconds and ratios.
+#
+#   bash bench/trees.sh         # RUNS=3 by default; bench/run.sh runs it too
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+BASE_PORT=${BASE_PORT:-24600}
+
+need=()
+command -v lftp >/dev/null || need+=(lftp)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  # The packages would start their system services; this script starts its own, on loopback.
+  policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1; fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  if [ -n "$ours" ]; then rm -f "$policy"; fi
+fi
+
+cargo build --release -q -p file-server -p file-client
+BIN=$PWD/target/release
+WORK=$(mktemp -d)
+SHM=$(mktemp -d -p /dev/shm)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK" "$SHM"
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }
+
+# The tree, in the share that every server serves.
+SHARE=$SHM/share
+python3 - "$SHARE/tree" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(20):
+    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
+for i in range(1000):
+    with open(f"{root}/d{i % 20:02}/small{i:04}.bin", "wb") as f:
+        f.write(os.urandom(4096))
+for i in range(10):
+    with open(f"{root}/d{i:02}/big{i}.bin", "wb") as f:
+        f.write(os.urandom(10 << 20))
+PY
+chmod -R a+rX "$SHM"
+BYTES=$(du -sb "$SHARE/tree" | cut -f1)
+
+# file-server
+FS=$BASE_PORT
+"$BIN/file-server" --bind 127.0.0.1 --port "$FS" --repo "$SHARE" --allow-uploads --max-clients 8 > "$WORK/fs.out" 2> "$WORK/fs.log" &
+PIDS+=($!); wait_port "$FS"
+
+# sshd, for sftp: its own host key and a key for this user, loopback only.
+SP=$((BASE_PORT + 1))
+mkdir -p /run/sshd "$WORK/ssh"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/user"
+cp "$WORK/ssh/user.pub" "$WORK/ssh/authorized_keys"
+cat > "$WORK/ssh/sshd_config" <<CONF
+Port $SP
+ListenAddress 127.0.0.1
+HostKey $WORK/ssh/host
+AuthorizedKeysFile $WORK/ssh/authorized_keys
+PermitRootLogin yes
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+PidFile $WORK/ssh/pid
+Subsystem sftp internal-sftp
+CONF
+/usr/sbin/sshd -D -e -f "$WORK/ssh/sshd_config" 2> "$WORK/ssh/log" &
+PIDS+=($!); wait_port "$SP"
+SFTP=(sftp -q -P "$SP" -i "$WORK/ssh/user" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+
+# vsftpd, for lftp mirror (anonymous, read-only).
+VS=$((BASE_PORT + 2))
+mkdir -p "$WORK/vsftpd/empty"
+cat > "$WORK/vsftpd/vsftpd.conf" <<CONF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$VS
+background=NO
+anonymous_enable=YES
+anon_root=$SHARE
+no_anon_password=YES
+local_enable=NO
+write_enable=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=$((BASE_PORT + 10))
+pasv_max_port=$((BASE_PORT + 40))
+secure_chroot_dir=$WORK/vsftpd/empty
+xferlog_enable=NO
+seccomp_sandbox=NO
+use_sendfile=YES
+max_per_ip=0
+CONF
+/usr/sbin/vsftpd "$WORK/vsftpd/vsftpd.conf" > "$WORK/vsftpd/out" 2>&1 &
+PIDS+=($!); wait_port "$VS"
+
+same() { diff -rq "$SHARE/tree" "$1" > /dev/null || { echo "$2 did not copy the tree" >&2; exit 1; }; }
+# The server hashes each file once; do that before timing, as a warm server has.
+"$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get -r tree" > /dev/null
+rm -rf "$SHM/tree"
+
+declare -a fc_get sftp_get lftp_get fc_put sftp_put
+for run in $(seq "$RUNS"); do
+  echo "tree round $run/$RUNS" >&2
+  out=$SHM/out; rm -rf "$out"; mkdir -p "$out"
+  fc_get+=("$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$out" -c "get -r tree")"); same "$out/tree" "file-client get -r"; rm -rf "$out/tree"
+  printf 'get -r %s/tree %s/tree\n' "$SHARE" "$out" > "$WORK/sftp.get"
+  sftp_get+=("$(timed "${SFTP[@]}" -b "$WORK/sftp.get" root@127.0.0.1)"); same "$out/tree" "sftp get -r"; rm -rf "$out/tree"
+  lftp_get+=("$(timed lftp -e "set ftp:passive-mode on; mirror --parallel=1 tree $out/tree; quit" "ftp://anonymous:@127.0.0.1:$VS")"); same "$out/tree" "lftp mirror"
+  # Uploads: the tree just fetched, into a fresh folder of the share each time.
+  fc_put+=("$(timed bash -c "cd '$out' && '$BIN/file-client' 127.0.0.1:$FS -q -c 'put -r tree up-fc$run'")"); diff -rq "$SHARE/tree" "$SHARE/up-fc$run" > /dev/null
+  printf 'put -r %s/tree %s/up-sftp%s\n' "$out" "$SHARE" "$run" > "$WORK/sftp.put"
+  sftp_put+=("$(timed "${SFTP[@]}" -b "$WORK/sftp.put" root@127.0.0.1)"); diff -rq "$SHARE/tree" "$SHARE/up-sftp$run" > /dev/null
+  rm -rf "$SHARE/up-fc$run" "$SHARE/up-sftp$run"
+  echo "  s: get -r ${fc_get[-1]}, sftp ${sftp_get[-1]}, lftp ${lftp_get[-1]}; put -r ${fc_put[-1]}, sftp ${sftp_put[-1]}" >&2
+done
+
+FG=$(median "${fc_get[@]}") SG=$(median "${sftp_get[@]}") LG=$(median "${lftp_get[@]}")
+FP=$(median "${fc_put[@]}") SP2=$(median "${sftp_put[@]}")
+cat <<TABLE
+
+### Trees: 1,000 × 4 KiB + 10 × 10 MiB in 20 folders ($(python3 -c "print(f'{$BYTES/2**20:.0f}')") MiB), tmpfs to tmpfs; medians of $RUNS runs, seconds
+
+| transfer | seconds | × sftp -r | × lftp mirror |
+|---|---|---|---|
+| file-client get -r | $FG | $(ratio "$FG" "$SG") | $(ratio "$FG" "$LG") |
+| OpenSSH sftp get -r | $SG | 1.00 | $(ratio "$SG" "$LG") |
+| lftp mirror (vsftpd) | $LG | $(ratio "$LG" "$SG") | 1.00 |
+| file-client put -r | $FP | $(ratio "$FP" "$SP2") | |
+| OpenSSH sftp put -r | $SP2 | 1.00 | |
+TABLE

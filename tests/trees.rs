@@ -109,3 +109,40 @@ fn put_r_sends_a_tree_and_symlinks_are_not_followed_either_way() {
         assert!(fs::read(back.path().join("photos").join(name)).unwrap() == fs::read(local.join(name)).unwrap());
     }
 }
+
+#[test]
+fn ctrl_c_during_get_r_stops_every_download_in_flight_and_keeps_the_session() {
+    let share = Share::new();
+    for i in 0..24 {
+        share.add(&format!("t/f{i:02}.bin"), &pseudo_random(1 << 20, i));
+    }
+    let server = ServerProcess::start(share.path(), &[]);
+    let relay = file_share_e2e::SlowRelay::start(server.addr, 4 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = file_share_e2e::pty_client(&relay.addr.to_string(), dir.path(), dir.path());
+    let prompt = format!("Client01@{}> ", relay.addr);
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.send_line("get -r t").unwrap();
+    file_share_e2e::eventually("a few files of the tree", || {
+        (fs::read_dir(dir.path().join("t")).ok()?.count() >= 3).then_some(())
+    });
+    pty.send_control('c').unwrap();
+    pty.exp_string("cancelled: get -r again continues where it stopped").unwrap();
+    // The same session: same name, and it still answers.
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.send_line("status").unwrap();
+    pty.exp_string("clients 1/3").unwrap();
+    file_share_e2e::ready(&mut pty, &prompt);
+    let done = fs::read_dir(dir.path().join("t"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".bin")))
+        .count();
+    assert!(done < 24, "stopped early: {done} files");
+    pty.send_line("get -r t").unwrap();
+    pty.exp_string(&format!("{done} identical and skipped")).unwrap();
+    file_share_e2e::ready(&mut pty, &prompt);
+    same_tree(&share.path().join("t"), &dir.path().join("t"));
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}

@@ -267,3 +267,17 @@ fn cd_sets_the_remote_folder_for_names_completion_and_the_prompt() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn uploads_keep_the_local_modification_time() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.txt");
+    std::fs::write(&path, b"from long ago\n").unwrap();
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(then).unwrap();
+    let out = run_client(dir.path(), &args(&server.addr.to_string(), &["-c", "put old.txt"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(share.path().join("old.txt")).unwrap().modified().unwrap(), then);
+}

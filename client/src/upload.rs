@@ -56,7 +56,10 @@ impl Session {
         let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
         let size = meta.len();
-        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace })?;
+        // The file's time travels with it, as with sftp -p.
+        let modified =
+            meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
+        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace, modified })?;
         match self.conn.read_reply_header()? {
             Header::Ok { len: 0, .. } => {}
             other => return Err(unexpected(&other)),

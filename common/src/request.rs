@@ -39,6 +39,8 @@ pub enum Request {
         name: String,
         /// `-f`: replace a file of that name, atomically.
         replace: bool,
+        /// `-m <unix seconds>`: the modification time to give the stored file.
+        modified: Option<u64>,
     },
     /// `mkdir <dir>`: make a folder.
     Mkdir(String),
@@ -116,7 +118,7 @@ impl RequestError {
 }
 
 /// How `put` is written on the wire.
-pub const PUT_USAGE: &str = "put [-f] <size> <blake3> <name>";
+pub const PUT_USAGE: &str = "put [-f] [-m <unix secs>] <size> <blake3> <name>";
 
 impl Request {
     /// Reads a request line (its line ending may still be attached).
@@ -184,10 +186,19 @@ impl Request {
 
     fn parse_put(arg: &str) -> Result<Request, RequestError> {
         let bad = RequestError::BadPut { usage: PUT_USAGE };
-        let (replace, arg) = match arg.strip_prefix("-f") {
-            Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
-            _ => (false, arg),
-        };
+        let (mut replace, mut modified, mut arg) = (false, None, arg);
+        loop {
+            if let Some(rest) = arg.strip_prefix("-f").filter(|r| r.starts_with(char::is_whitespace)) {
+                replace = true;
+                arg = rest.trim_start();
+            } else if let Some(rest) = arg.strip_prefix("-m").filter(|r| r.starts_with(char::is_whitespace)) {
+                let (secs, rest) = rest.trim_start().split_once(char::is_whitespace).ok_or_else(|| bad.clone())?;
+                modified = Some(parse_count(secs).ok_or_else(|| bad.clone())?);
+                arg = rest.trim_start();
+            } else {
+                break;
+            }
+        }
         let mut words = arg.splitn(3, char::is_whitespace);
         let (Some(size), Some(digest), Some(name)) = (words.next(), words.next(), words.next()) else {
             return Err(bad);
@@ -198,7 +209,7 @@ impl Request {
         if name.is_empty() {
             return Err(bad);
         }
-        Ok(Request::Put { size, digest, name, replace })
+        Ok(Request::Put { size, digest, name, replace, modified })
     }
 
     /// The request line, with its `\n`.
@@ -300,9 +311,10 @@ impl fmt::Display for Request {
             Request::List(dir) => write!(f, "list {}", quote(dir)),
             Request::Get(name) => write!(f, "get {}", quote(name)),
             Request::Resume { offset, name } => write!(f, "resume {offset} {}", quote(name)),
-            Request::Put { size, digest, name, replace } => {
+            Request::Put { size, digest, name, replace, modified } => {
                 let force = if *replace { "-f " } else { "" };
-                write!(f, "put {force}{size} {digest} {}", quote(name))
+                let time = modified.map(|secs| format!("-m {secs} ")).unwrap_or_default();
+                write!(f, "put {force}{time}{size} {digest} {}", quote(name))
             }
             Request::Mkdir(dir) => write!(f, "mkdir {}", quote(dir)),
             Request::Remove(name) => write!(f, "rm {}", quote(name)),
@@ -360,10 +372,22 @@ mod tests {
             Request::Get(" leading and trailing ".into()),
             Request::Get("\"quoted\" \\ name".into()),
             Request::List(" spaced dir ".into()),
-            Request::Put { size: 1, digest: digest(), name: "tr ".into(), replace: false },
+            Request::Put {
+                size: 1,
+                digest: digest(),
+                name: "tr ".into(),
+                replace: false,
+                modified: Some(1_700_000_000),
+            },
             Request::Resume { offset: 1, name: " x".into() },
-            Request::Put { size: 0, digest: digest(), name: "empty".into(), replace: false },
-            Request::Put { size: 1 << 33, digest: digest(), name: "big name.iso".into(), replace: true },
+            Request::Put { size: 0, digest: digest(), name: "empty".into(), replace: false, modified: None },
+            Request::Put {
+                size: 1 << 33,
+                digest: digest(),
+                name: "big name.iso".into(),
+                replace: true,
+                modified: Some(9),
+            },
             Request::Mkdir("new dir".into()),
             Request::Remove("a b.txt".into()),
             Request::Rmdir("d".into()),

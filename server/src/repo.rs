@@ -484,9 +484,13 @@ impl Upload<'_> {
     /// # Errors
     /// [`RepoError::HashMismatch`] when the bytes are not what was announced,
     /// [`RepoError::Exists`] when another upload took the name meanwhile.
-    pub fn commit(mut self, expected: &Digest) -> Result<u64, RepoError> {
+    pub fn commit(mut self, expected: &Digest, modified: Option<std::time::SystemTime>) -> Result<u64, RepoError> {
         if Digest::from(self.hasher.finalize()) != *expected {
             return Err(RepoError::HashMismatch(self.target.to_string()));
+        }
+        if let Some(time) = modified {
+            // The client's time for its file, as sftp -p keeps it.
+            let _ = self.file.set_modified(time);
         }
         self.file.sync_all().map_err(|e| RepoError::from_io(e, &self.target, "cannot write"))?;
         let root = &self.repo.root;
@@ -654,7 +658,7 @@ mod tests {
         let left: Vec<_> =
             std::fs::read_dir(dir.path().join(UPLOAD_DIR)).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "the stale one removed, the live one kept: {left:?}");
-        assert_eq!(upload.commit(&Digest::from(blake3::hash(b"in flight"))).unwrap(), 9);
+        assert_eq!(upload.commit(&Digest::from(blake3::hash(b"in flight")), None).unwrap(), 9);
         assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"in flight");
     }
 

@@ -53,16 +53,23 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
     Ok(Reply::File(FileReply { header, download, name: path.to_string() }))
 }
 
-/// `put <size> <blake3> <name>`: every check that can be made before the
+/// What a `put` line announces about the bytes to come.
+pub struct Announced {
+    /// How many.
+    pub size: u64,
+    /// Their BLAKE3.
+    pub digest: Digest,
+    /// Replace a file of the name (`-f`).
+    pub replace: bool,
+    /// The modification time to give the file (`-m`), Unix seconds.
+    pub modified: Option<u64>,
+}
+
+/// `put [-f] [-m <secs>] <size> <blake3> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
-pub fn put<'a>(
-    caller: Caller<'a, '_>,
-    size: u64,
-    digest: Digest,
-    name: &str,
-    replace: bool,
-) -> Result<Reply<'a>, Refusal> {
+pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Result<Reply<'a>, Refusal> {
+    let Announced { size, digest, replace, modified } = announced;
     let config = &caller.shared.config;
     writes_allowed(caller)?;
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
@@ -77,6 +84,7 @@ pub fn put<'a>(
         upload,
         size,
         digest,
+        modified,
         name,
         session: caller.session,
         started: Instant::now(),
@@ -99,6 +107,8 @@ pub struct Incoming<'a> {
     upload: Upload<'a>,
     size: u64,
     digest: Digest,
+    /// The time to give the stored file, Unix seconds.
+    modified: Option<u64>,
     name: String,
     session: &'a SessionInfo,
     started: Instant,
@@ -142,7 +152,8 @@ impl Incoming<'_> {
             tracing::warn!(client = %self.session.name(), "upload of '{}' failed: {err}", self.name);
             return Reply::Refused(err.into());
         }
-        match self.upload.commit(&self.digest) {
+        let modified = self.modified.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        match self.upload.commit(&self.digest, modified) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
                 tracing::info!(client = %self.session.name(), "stored '{}': {n} bytes in {secs:.3}s", self.name);

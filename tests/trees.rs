@@ -146,3 +146,35 @@ fn ctrl_c_during_get_r_stops_every_download_in_flight_and_keeps_the_session() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn trees_with_empty_folders_spaces_unicode_and_a_link_inside() {
+    let share = Share::new();
+    share.add("odd tree/ünï cødé/φ ψ.txt", "grüße".as_bytes());
+    share.add("odd tree/a b/c d.txt", b"spaces");
+    fs::create_dir_all(share.path().join("odd tree/empty dir")).unwrap();
+    // A link inside the share is followed (it stays inside); one out is left out.
+    std::os::unix::fs::symlink("a b/c d.txt", share.path().join("odd tree/link.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", share.path().join("odd tree/out")).unwrap();
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = client(&server, dir.path(), "get -r 'odd tree'");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("get -r 'odd tree': 3 files ("), "{stdout}");
+    let local = dir.path().join("odd tree");
+    assert!(local.join("empty dir").is_dir());
+    assert_eq!(fs::read_to_string(local.join("ünï cødé/φ ψ.txt")).unwrap(), "grüße");
+    assert_eq!(fs::read(local.join("link.txt")).unwrap(), b"spaces");
+    assert!(!local.join("out").exists(), "nothing from outside the share");
+    // And back up under another name: the same tree, the empty folder too.
+    let (code, _, stderr) = client(&server, dir.path(), "put -r 'odd tree' copy");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(share.path().join("copy/empty dir").is_dir());
+    assert_eq!(fs::read_to_string(share.path().join("copy/ünï cødé/φ ψ.txt")).unwrap(), "grüße");
+    // Every write is refused by a read-only server, and nothing changes.
+    let read_only = ServerProcess::start(share.path(), &[]);
+    let (code, _, stderr) = client(&read_only, dir.path(), "put -r 'odd tree' other");
+    assert_eq!(code, Some(4));
+    assert_eq!(stderr, "remote: uploads are disabled on this server (it was started without --allow-uploads)\n");
+    assert!(!share.path().join("other").exists());
+}

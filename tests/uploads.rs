@@ -132,6 +132,9 @@ fn upload_names_are_checked_like_download_names() {
     for (name, expected) in cases {
         assert_eq!(c.request(&format!("put 1 {digest} {name}")).header, expected, "{name}");
     }
-    assert_eq!(c.request("put 1 nothex x").header, "ERR 400 bad put line: usage: put [-f] [-m <unix secs>] <size> <blake3> <name>");
+    assert_eq!(
+        c.request("put 1 nothex x").header,
+        "ERR 400 bad put line: usage: put [-f] [-m <unix secs>] <size> <blake3> <name>"
+    );
     assert_eq!(uploads_left(&share), 0);
 }

@@ -154,12 +154,12 @@ impl Request {
             },
             "list" => Ok(Request::List(unquote(arg).ok_or(RequestError::BadQuotes)?)),
             "get" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "get <name>" }),
-            "get" => Ok(Request::Get(unquote(arg).ok_or(RequestError::BadQuotes)?)),
+            "get" => one_name(arg, "get <name>").map(Request::Get),
             "resume" => {
                 let bad = || RequestError::MissingArgument { usage: "resume <offset> <name>" };
                 let (offset, name) = arg.split_once(char::is_whitespace).ok_or_else(bad)?;
                 let offset = parse_count(offset).ok_or_else(bad)?;
-                Ok(Request::Resume { offset, name: unquote(name.trim()).ok_or(RequestError::BadQuotes)? })
+                Ok(Request::Resume { offset, name: one_name(name.trim(), "resume <offset> <name>")? })
             }
             "put" => Self::parse_put(arg),
             "mkdir" => one_name(arg, "mkdir <dir>").map(Request::Mkdir),
@@ -238,10 +238,12 @@ fn unquote(arg: &str) -> Option<String> {
 
 /// The one name a command takes, unquoted.
 fn one_name(arg: &str, usage: &'static str) -> Result<String, RequestError> {
-    if arg.is_empty() {
-        return Err(RequestError::MissingArgument { usage });
+    match unquote(arg) {
+        // `""` is no name either (found by fuzzing: it encoded as no argument).
+        Some(name) if name.is_empty() => Err(RequestError::MissingArgument { usage }),
+        Some(name) => Ok(name),
+        None => Err(RequestError::BadQuotes),
     }
-    unquote(arg).ok_or(RequestError::BadQuotes)
 }
 
 /// Two names: the first a word, or one quoted string when it holds a space
@@ -458,7 +460,8 @@ mod tests {
         let mv = |from: &str, to: &str, replace| Request::Move { from: from.into(), to: to.into(), replace };
         assert_eq!(Request::parse("mv a.txt docs/b c.txt"), Ok(mv("a.txt", "docs/b c.txt", false)));
         assert_eq!(Request::parse("mv -f \"a b\" c"), Ok(mv("a b", "c", true)));
-        for bad in ["mv", "mv a", "mv \"a b\"", "mv \"a\"b c", "rm", "mkdir  "] {
+        for bad in ["mv", "mv a", "mv \"a b\"", "mv \"a\"b c", "rm", "mkdir  ", "rm \"\"", "get \"\"", "resume 1 \"\""]
+        {
             assert!(Request::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Request::parse("RM x y"), Ok(Request::Remove("x y".into())));

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Whole trees over loopback (issue 12): `file-client get -r` / `put -r` next
-# to OpenSSH `sftp -r` (its own sshd on loopback) and `lftp mirror` against
-# vsftpd, in one run, on tmpfs. The tree: 1,000 files of 4 KiB and 10 of
-# 10 MiB in 20 folders. Prints Markdown rows of median seconds and ratios.
+# Whole trees and uploads over loopback (issue 12), in one run, on tmpfs:
+# `file-client get -r` / `put -r` next to OpenSSH `sftp -r` (its own sshd on
+# loopback) and `lftp mirror` / `mirror -R` against vsftpd; then a 1 GiB
+# `put` next to our own `get` of it and `curl -T` to vsftpd. The tree: 1,000
+# files of 4 KiB and 10 of 10 MiB in 20 folders. Prints Markdown rows of
+# median seconds and ratios.
 #
 #   bash bench/trees.sh         # RUNS=3 by default; bench/run.sh runs it too
 set -euo pipefail
@@ -82,7 +84,9 @@ CONF
 PIDS+=($!); wait_port "$SP"
 SFTP=(sftp -q -P "$SP" -i "$WORK/ssh/user" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
 
-# vsftpd, for lftp mirror (anonymous, read-only).
+# vsftpd, for lftp and curl: anonymous, reading the share, writing into its
+# incoming/ (vsftpd refuses a writable root).
+mkdir -p "$SHARE/incoming" && chown ftp:ftp "$SHARE/incoming"
 VS=$((BASE_PORT + 2))
 mkdir -p "$WORK/vsftpd/empty"
 cat > "$WORK/vsftpd/vsftpd.conf" <<CONF
@@ -95,7 +99,11 @@ anonymous_enable=YES
 anon_root=$SHARE
 no_anon_password=YES
 local_enable=NO
-write_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_mkdir_write_enable=YES
+anon_other_write_enable=YES
+anon_umask=022
 pasv_enable=YES
 pasv_address=127.0.0.1
 pasv_min_port=$((BASE_PORT + 10))
@@ -114,7 +122,7 @@ same() { diff -rq "$SHARE/tree" "$1" > /dev/null || { echo "$2 did not copy the 
 "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM" -c "get -r tree" > /dev/null
 rm -rf "$SHM/tree"
 
-declare -a fc_get sftp_get lftp_get fc_put sftp_put
+declare -a fc_get sftp_get lftp_get fc_put sftp_put lftp_put
 for run in $(seq "$RUNS"); do
   echo "tree round $run/$RUNS" >&2
   out=$SHM/out; rm -rf "$out"; mkdir -p "$out"
@@ -126,12 +134,35 @@ for run in $(seq "$RUNS"); do
   fc_put+=("$(timed bash -c "cd '$out' && '$BIN/file-client' 127.0.0.1:$FS -q -c 'put -r tree up-fc$run'")"); diff -rq "$SHARE/tree" "$SHARE/up-fc$run" > /dev/null
   printf 'put -r %s/tree %s/up-sftp%s\n' "$out" "$SHARE" "$run" > "$WORK/sftp.put"
   sftp_put+=("$(timed "${SFTP[@]}" -b "$WORK/sftp.put" root@127.0.0.1)"); diff -rq "$SHARE/tree" "$SHARE/up-sftp$run" > /dev/null
-  rm -rf "$SHARE/up-fc$run" "$SHARE/up-sftp$run"
-  echo "  s: get -r ${fc_get[-1]}, sftp ${sftp_get[-1]}, lftp ${lftp_get[-1]}; put -r ${fc_put[-1]}, sftp ${sftp_put[-1]}" >&2
+  lftp_put+=("$(timed lftp -e "set ftp:passive-mode on; mirror -R --parallel=1 $out/tree incoming/up-lftp$run; quit" "ftp://anonymous:@127.0.0.1:$VS")")
+  diff -rq "$SHARE/tree" "$SHARE/incoming/up-lftp$run" > /dev/null || { echo "lftp mirror -R did not copy the tree" >&2; exit 1; }
+  rm -rf "$SHARE/up-fc$run" "$SHARE/up-sftp$run" "$SHARE/incoming/up-lftp$run"
+  echo "  s: get -r ${fc_get[-1]}, sftp ${sftp_get[-1]}, lftp ${lftp_get[-1]}; put -r ${fc_put[-1]}, sftp ${sftp_put[-1]}, lftp -R ${lftp_put[-1]}" >&2
+done
+
+# Uploads of one big file: 1 GiB from tmpfs to the tmpfs share. Our `get` of
+# the same bytes (already hashed) is the yardstick; curl -T is FTP STOR.
+head -c 1G /dev/urandom > "$SHM/big.bin"
+cp "$SHM/big.bin" "$SHARE/big.bin"
+"$BIN/file-client" "127.0.0.1:$FS" -q -c "hash big.bin" > /dev/null
+declare -a put_1g get_1g curl_1g
+for run in $(seq "$RUNS"); do
+  echo "upload round $run/$RUNS" >&2
+  put_1g+=("$(timed bash -c "cd '$SHM' && '$BIN/file-client' 127.0.0.1:$FS -q -c 'put big.bin up$run.bin'")")
+  cmp -s "$SHM/big.bin" "$SHARE/up$run.bin" || { echo "put did not store the file" >&2; exit 1; }
+  rm -f "$SHARE/up$run.bin" "$SHM/out/big.bin"
+  get_1g+=("$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM/out" -c "get big.bin")")
+  rm -f "$SHM/out/big.bin"
+  curl_1g+=("$(timed curl -s -T "$SHM/big.bin" "ftp://127.0.0.1:$VS/incoming/up$run.bin")")
+  cmp -s "$SHM/big.bin" "$SHARE/incoming/up$run.bin" || { echo "curl -T did not store the file" >&2; exit 1; }
+  rm -f "$SHARE/incoming/up$run.bin"
+  echo "  s: put ${put_1g[-1]}, get ${get_1g[-1]}, curl -T ${curl_1g[-1]}" >&2
 done
 
 FG=$(median "${fc_get[@]}") SG=$(median "${sftp_get[@]}") LG=$(median "${lftp_get[@]}")
-FP=$(median "${fc_put[@]}") SP2=$(median "${sftp_put[@]}")
+FP=$(median "${fc_put[@]}") SP2=$(median "${sftp_put[@]}") LP=$(median "${lftp_put[@]}")
+P1=$(median "${put_1g[@]}") G1=$(median "${get_1g[@]}") C1=$(median "${curl_1g[@]}")
+mbs() { python3 -c "print(f'{2**30/$1/1e6:.0f}')"; }
 cat <<TABLE
 
 ### Trees: 1,000 × 4 KiB + 10 × 10 MiB in 20 folders ($(python3 -c "print(f'{$BYTES/2**20:.0f}')") MiB), tmpfs to tmpfs; medians of $RUNS runs, seconds
@@ -141,6 +172,15 @@ cat <<TABLE
 | file-client get -r | $FG | $(ratio "$FG" "$SG") | $(ratio "$FG" "$LG") |
 | OpenSSH sftp get -r | $SG | 1.00 | $(ratio "$SG" "$LG") |
 | lftp mirror (vsftpd) | $LG | $(ratio "$LG" "$SG") | 1.00 |
-| file-client put -r | $FP | $(ratio "$FP" "$SP2") | |
-| OpenSSH sftp put -r | $SP2 | 1.00 | |
+| file-client put -r | $FP | $(ratio "$FP" "$SP2") | $(ratio "$FP" "$LP") |
+| OpenSSH sftp put -r | $SP2 | 1.00 | $(ratio "$SP2" "$LP") |
+| lftp mirror -R (vsftpd) | $LP | $(ratio "$LP" "$SP2") | 1.00 |
+
+### One 1 GiB file, tmpfs to tmpfs; medians of $RUNS runs
+
+| transfer | seconds | MB/s | throughput × our get | × curl -T |
+|---|---|---|---|---|
+| file-client put | $P1 | $(mbs "$P1") | $(ratio "$G1" "$P1") | $(ratio "$C1" "$P1") |
+| file-client get (hashed already) | $G1 | $(mbs "$G1") | 1.00 | $(ratio "$C1" "$G1") |
+| curl -T to vsftpd (STOR) | $C1 | $(mbs "$C1") | $(ratio "$G1" "$C1") | 1.00 |
 TABLE

@@ -102,7 +102,7 @@ fn a_client_that_vanishes_mid_get_frees_its_slot() {
 }
 
 #[test]
-fn a_client_that_vanishes_mid_put_leaves_nothing_behind() {
+fn a_client_that_vanishes_mid_put_leaves_nothing_visible_and_put_c_finishes_it() {
     let share = Share::new();
     let server = ServerProcess::start(share.path(), &["--max-clients", "1", "--allow-uploads"]);
     let data = pseudo_random(4 << 20, 2);
@@ -115,10 +115,17 @@ fn a_client_that_vanishes_mid_put_leaves_nothing_behind() {
         let c = server.raw();
         c.greeting.starts_with("OK").then_some(c)
     });
-    drop(admitted);
     assert!(!share.path().join("half.bin").exists());
+    // What arrived was kept (hidden, in .uploads/): put -c asks for the rest.
+    let mut c = admitted;
+    let header = c.request(&format!("put -c {} {} half.bin", data.len(), blake3_hex(&data))).header;
+    let offset: usize = header.strip_prefix("OK 0 offset=").and_then(|n| n.parse().ok()).expect(&header);
+    assert!(offset > 0 && offset <= data.len() / 2, "{offset}");
+    c.send_bytes(&data[offset..]);
+    assert_eq!(c.read_reply().text(), "stored 'half.bin' (4194304 bytes)\n");
+    assert!(std::fs::read(share.path().join("half.bin")).unwrap() == data);
     let leftovers = std::fs::read_dir(share.path().join(".uploads")).unwrap().count();
-    assert_eq!(leftovers, 0, "temporary upload file left behind");
+    assert_eq!(leftovers, 0, "nothing is left behind once stored");
 }
 
 #[test]

@@ -59,6 +59,12 @@ fn ctrl_c_during_get_and_put_keeps_the_session_on_a_full_server() {
     assert!(text.contains("clients 2/2"), "{text}");
     let listing = observer.request("list").text();
     assert!(!listing.contains("up.bin"), "nothing stored: {listing}");
+    // put -c goes on from what the server kept.
+    pty.send_line("put -c big.bin up.bin").unwrap();
+    pty.exp_string("stored 'up.bin' (25165824 bytes) (").unwrap();
+    pty.exp_string(", resumed at ").unwrap();
+    ready(&mut pty, &prompt);
+    assert!(std::fs::read(share.path().join("up.bin")).unwrap() == data);
 
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
@@ -145,7 +151,11 @@ fn frames_and_cancel_typed_by_hand() {
     let hash = blake3_hex(b"abc");
     assert_eq!(c.request(&format!("put 3 {hash} up.txt")).header, "OK 0");
     c.send_bytes(b"DATA 2\nabEND cancelled\n");
-    assert_eq!(c.read_header(), "ERR 499 upload cancelled; nothing was stored");
+    assert_eq!(c.read_header(), "ERR 499 upload cancelled; nothing was stored (put -c goes on from what arrived)");
+    // The two bytes that arrived were kept: put -c asks only for the rest.
+    assert_eq!(c.request(&format!("put -c 3 {hash} up.txt")).header, "OK 0 offset=2");
+    c.send_bytes(b"END cancelled\n");
+    assert!(c.read_header().starts_with("ERR 499 "));
     assert_eq!(c.request(&format!("put 3 {hash} up.txt")).header, "OK 0");
     c.send_bytes(b"DATA 2\nabEND ok\n");
     assert_eq!(c.read_header(), "ERR 400 the upload ended before its 3 bytes; nothing was stored");

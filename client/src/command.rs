@@ -41,6 +41,8 @@ pub enum Command {
         recursive: bool,
         /// Replace remote files of the same name.
         force: bool,
+        /// Go on from what the server kept of a cut-short upload (`-c`).
+        resume: bool,
         /// Local files or globs.
         locals: Vec<String>,
         /// The remote name, for a single file.
@@ -126,8 +128,8 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "put",
-        usage: "put [-r] [-f] <local> [remote] | put [-f] <local|glob>...",
-        summary: "upload local files (the server must allow uploads); -r whole folders; -f replaces remote files atomically",
+        usage: "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>...",
+        summary: "upload local files (the server must allow uploads); -r whole folders; -f replaces remote files atomically; -c goes on from a cut-short upload",
         example: "put notes.txt docs/notes.txt",
     },
     CommandHelp {
@@ -403,16 +405,16 @@ impl Command {
     }
 
     fn parse_put(words: Vec<String>) -> Result<Command, ClientError> {
-        let usage = "put [-r] [-f] <local> [remote] | put [-f] <local|glob>...";
-        let (flags, mut words) = split_flags(words, usage, &['f', 'r'])?;
-        let (force, recursive) = (flags.contains(&'f'), flags.contains(&'r'));
+        let usage = "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>...";
+        let (flags, mut words) = split_flags(words, usage, &['f', 'r', 'c'])?;
+        let (force, recursive, resume) = (flags.contains(&'f'), flags.contains(&'r'), flags.contains(&'c'));
         match words.len() {
             0 => Err(ClientError::Usage(usage.into())),
             2 if !words.iter().any(|w| is_glob(w)) => {
                 let remote = words.pop();
-                Ok(Command::Put { recursive, force, locals: words, remote })
+                Ok(Command::Put { recursive, force, resume, locals: words, remote })
             }
-            _ => Ok(Command::Put { recursive, force, locals: words, remote: None }),
+            _ => Ok(Command::Put { recursive, force, resume, locals: words, remote: None }),
         }
     }
 
@@ -560,6 +562,7 @@ mod tests {
         let put = |locals: &[&str], remote: Option<&str>| Command::Put {
             recursive: false,
             force: false,
+            resume: false,
             locals: locals.iter().map(|s| s.to_string()).collect(),
             remote: remote.map(str::to_string),
         };

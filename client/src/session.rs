@@ -259,12 +259,15 @@ impl Session {
                     }
                 }
             }
-            Command::Put { recursive: true, force, locals, remote } => {
+            Command::Put { recursive: true, force, locals, remote, .. } => {
                 for local in &locals {
                     self.put_tree(local, remote.as_deref(), force, out)?;
                 }
             }
-            Command::Put { force, locals, remote, .. } => self.put_all(&locals, remote.as_deref(), force, out)?,
+            Command::Put { force, resume, locals, remote, .. } => {
+                let how = crate::upload::PutHow { replace: force, resume };
+                self.put_all(&locals, remote.as_deref(), how, out)?;
+            }
             Command::Mkdir(dir) => {
                 let dir = self.remote_path(&dir)?;
                 self.remote(&Request::Mkdir(dir), out)?;

@@ -301,7 +301,9 @@ impl Session {
                 tally.cancelled = true;
                 break;
             }
-            let result = self.put(&local_root.join(&rel), Some(&format!("/{}", remote(&rel))), replace);
+            // A file cut short by an earlier run goes on from what the server kept.
+            let how = crate::upload::PutHow { replace, resume: true };
+            let result = self.put(&local_root.join(&rel), Some(&format!("/{}", remote(&rel))), how);
             match result {
                 Ok(_) => {
                     tally.moved += 1;

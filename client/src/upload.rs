@@ -27,18 +27,19 @@ impl Session {
         &mut self,
         locals: &[String],
         remote: Option<&str>,
-        replace: bool,
+        how: PutHow,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         for file in expand_local(locals)? {
-            let report = self.put(&file, remote, replace)?;
+            let report = self.put(&file, remote, how)?;
             render::print(out, &report)?;
         }
         Ok(())
     }
 
     /// `put`: uploads `local` as `remote` (default: its file name); the report line.
-    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>, replace: bool) -> Result<String, ClientError> {
+    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>, how: PutHow) -> Result<String, ClientError> {
+        let PutHow { replace, resume } = how;
         let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
         let remote = match remote {
             Some(r) => r.to_string(),
@@ -59,13 +60,22 @@ impl Session {
         // The file's time travels with it, as with sftp -p.
         let modified =
             meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
-        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace, modified })?;
-        match self.conn.read_reply_header()? {
-            Header::Ok { len: 0, .. } => {}
+        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace, modified, resume })?;
+        // With -c the server may have kept the start of an earlier attempt.
+        let offset = match self.conn.read_reply_header()? {
+            header @ Header::Ok { len: 0, .. } => header.field("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
             other => return Err(unexpected(&other)),
+        };
+        if offset > size {
+            self.conn.close();
+            return Err(ClientError::Connection(format!("the server kept {offset} bytes of a {size}-byte file")));
         }
+        file.seek(SeekFrom::Start(offset)).map_err(|e| local_err("cannot read", e))?;
         let started = Instant::now();
-        self.send_body(&mut file, size, local, &remote)?;
+        self.send_body(&mut file, size, (local, &remote), offset).map_err(|e| match e {
+            ClientError::Cancelled(m) => ClientError::Cancelled(format!("{m}; put -c resumes it")),
+            e => e,
+        })?;
         let body = match self.conn.read_reply_header()? {
             Header::Ok { len, .. } => self.conn.read_text_body(len)?,
             other => return Err(unexpected(&other)),
@@ -76,15 +86,22 @@ impl Session {
                 "reply": body.trim_end(),
             })));
         }
-        Ok(format!("{} ({})\n", escape(body.trim_end()), render::rate(size, started)))
+        let resumed = if offset > 0 { format!(", resumed at {offset}") } else { String::new() };
+        Ok(format!("{} ({}{resumed})\n", escape(body.trim_end()), render::rate(size - offset, started)))
     }
 
     /// Sends `size` bytes of `file` in frames with a progress bar, then
     /// `END`. Ctrl+C ends the upload at the next frame (`END cancelled`):
     /// the server stores nothing and the session goes on.
-    fn send_body(&mut self, file: &mut File, size: u64, local: &Path, remote: &str) -> Result<(), ClientError> {
-        let mut progress = Progress::new(self.settings.progress, "put", remote, size, 0);
-        let mut sent = 0;
+    fn send_body(
+        &mut self,
+        file: &mut File,
+        size: u64,
+        (local, remote): (&Path, &str),
+        offset: u64,
+    ) -> Result<(), ClientError> {
+        let mut progress = Progress::new(self.settings.progress, "put", remote, size, offset);
+        let mut sent = offset;
         let mut stopped = None;
         while sent < size && stopped.is_none() {
             if self.is_interrupted() {
@@ -122,6 +139,15 @@ impl Session {
             Ok(other) => Err(unexpected(&other)),
         }
     }
+}
+
+/// How a `put` stores its file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutHow {
+    /// Replace a remote file of the name (`-f`).
+    pub replace: bool,
+    /// Go on from what the server kept of a cut-short attempt (`-c`).
+    pub resume: bool,
 }
 
 /// Local files named by `put` words, globs expanded.

@@ -41,6 +41,9 @@ pub enum Request {
         replace: bool,
         /// `-m <unix seconds>`: the modification time to give the stored file.
         modified: Option<u64>,
+        /// `-c`: continue from what the server kept of an earlier, cut-short
+        /// upload of the same bytes to the same name.
+        resume: bool,
     },
     /// `mkdir <dir>`: make a folder.
     Mkdir(String),
@@ -118,7 +121,7 @@ impl RequestError {
 }
 
 /// How `put` is written on the wire.
-pub const PUT_USAGE: &str = "put [-f] [-m <unix secs>] <size> <blake3> <name>";
+pub const PUT_USAGE: &str = "put [-f] [-c] [-m <unix secs>] <size> <blake3> <name>";
 
 impl Request {
     /// Reads a request line (its line ending may still be attached).
@@ -186,10 +189,13 @@ impl Request {
 
     fn parse_put(arg: &str) -> Result<Request, RequestError> {
         let bad = RequestError::BadPut { usage: PUT_USAGE };
-        let (mut replace, mut modified, mut arg) = (false, None, arg);
+        let (mut replace, mut resume, mut modified, mut arg) = (false, false, None, arg);
         loop {
             if let Some(rest) = arg.strip_prefix("-f").filter(|r| r.starts_with(char::is_whitespace)) {
                 replace = true;
+                arg = rest.trim_start();
+            } else if let Some(rest) = arg.strip_prefix("-c").filter(|r| r.starts_with(char::is_whitespace)) {
+                resume = true;
                 arg = rest.trim_start();
             } else if let Some(rest) = arg.strip_prefix("-m").filter(|r| r.starts_with(char::is_whitespace)) {
                 let (secs, rest) = rest.trim_start().split_once(char::is_whitespace).ok_or_else(|| bad.clone())?;
@@ -209,7 +215,7 @@ impl Request {
         if name.is_empty() {
             return Err(bad);
         }
-        Ok(Request::Put { size, digest, name, replace, modified })
+        Ok(Request::Put { size, digest, name, replace, modified, resume })
     }
 
     /// The request line, with its `\n`.
@@ -313,8 +319,9 @@ impl fmt::Display for Request {
             Request::List(dir) => write!(f, "list {}", quote(dir)),
             Request::Get(name) => write!(f, "get {}", quote(name)),
             Request::Resume { offset, name } => write!(f, "resume {offset} {}", quote(name)),
-            Request::Put { size, digest, name, replace, modified } => {
+            Request::Put { size, digest, name, replace, modified, resume } => {
                 let force = if *replace { "-f " } else { "" };
+                let force = if *resume { format!("{force}-c ") } else { force.to_string() };
                 let time = modified.map(|secs| format!("-m {secs} ")).unwrap_or_default();
                 write!(f, "put {force}{time}{size} {digest} {}", quote(name))
             }
@@ -380,15 +387,24 @@ mod tests {
                 name: "tr ".into(),
                 replace: false,
                 modified: Some(1_700_000_000),
+                resume: true,
             },
             Request::Resume { offset: 1, name: " x".into() },
-            Request::Put { size: 0, digest: digest(), name: "empty".into(), replace: false, modified: None },
+            Request::Put {
+                size: 0,
+                digest: digest(),
+                name: "empty".into(),
+                replace: false,
+                modified: None,
+                resume: false,
+            },
             Request::Put {
                 size: 1 << 33,
                 digest: digest(),
                 name: "big name.iso".into(),
                 replace: true,
                 modified: Some(9),
+                resume: false,
             },
             Request::Mkdir("new dir".into()),
             Request::Remove("a b.txt".into()),

@@ -24,7 +24,7 @@ proptest! {
         for request in [
             Request::Get(name.clone()),
             Request::List(name.clone()),
-            Request::Put { size, digest: Digest(bytes), name: name.clone(), replace: false, modified: None },
+            Request::Put { size, digest: Digest(bytes), name: name.clone(), replace: false, modified: None, resume: false },
         ] {
             prop_assert_eq!(Request::parse(&request.encode()), Ok(request));
         }

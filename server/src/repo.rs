@@ -280,7 +280,8 @@ impl Repo {
     /// # Errors
     /// [`RepoError::Exists`] when the name is taken, [`RepoError::NotFound`]
     /// when its folder does not exist, others as the file system says.
-    pub fn begin_upload(&self, path: &RemotePath, replace: bool) -> Result<Upload<'_>, RepoError> {
+    pub fn begin_upload(&self, path: &RemotePath, plan: UploadPlan) -> Result<Upload<'_>, RepoError> {
+        let UploadPlan { replace, resume, size, digest } = plan;
         let parent = path.parent();
         if !parent.is_root() {
             match self.root.metadata(parent.as_relative()) {
@@ -296,17 +297,99 @@ impl Repo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RepoError::from_io(e, path, "cannot check")),
         }
+        let keep_as = kept_name(path, &digest, size);
+        if resume {
+            if let Some(upload) = self.continue_kept(path, &keep_as, replace, size)? {
+                return Ok(upload);
+            }
+        }
         let (temp, file) = self.create_temporary()?;
         Ok(Upload {
             repo: self,
             replace,
             target: path.clone(),
             temp,
+            keep_as,
             file,
             hasher: blake3::Hasher::new(),
             written: 0,
             done: false,
+            discard: false,
         })
+    }
+
+    /// The bytes kept of an earlier upload of the same bytes to the same
+    /// name, opened to go on from their end (hashed again, so the hash of
+    /// the whole is checked as for any upload); `None` when there are none.
+    fn continue_kept(
+        &self,
+        path: &RemotePath,
+        keep_as: &str,
+        replace: bool,
+        size: u64,
+    ) -> Result<Option<Upload<'_>>, RepoError> {
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let Ok(file) = self.root.open_with(keep_as, &options) else { return Ok(None) };
+        let mut file = file.into_std();
+        // Another session continuing it now keeps its lock: start afresh then.
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Ok(None);
+        }
+        let fail = |e: io::Error| RepoError::from_io(e, path, "cannot read the kept upload of");
+        let mut hasher = blake3::Hasher::new();
+        let written = io::copy(&mut (&mut file).take(size + 1), &mut HashInto(&mut hasher)).map_err(fail)?;
+        if written > size {
+            drop(file);
+            let _ = self.root.remove_file(keep_as);
+            return Ok(None);
+        }
+        Ok(Some(Upload {
+            repo: self,
+            replace,
+            target: path.clone(),
+            temp: keep_as.to_string(),
+            keep_as: keep_as.to_string(),
+            file,
+            hasher,
+            written,
+            done: false,
+            discard: false,
+        }))
+    }
+}
+
+/// What an upload is to be: from a `put` line.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadPlan {
+    /// Replace a file of the name (`-f`).
+    pub replace: bool,
+    /// Go on from what was kept of an earlier attempt (`-c`).
+    pub resume: bool,
+    /// Bytes announced.
+    pub size: u64,
+    /// Their BLAKE3.
+    pub digest: Digest,
+}
+
+/// Where the bytes of a cut-short upload of `digest` (`size` bytes) to
+/// `path` are kept, for `put -c`: one name per target and content.
+fn kept_name(path: &RemotePath, digest: &Digest, size: u64) -> String {
+    let key = blake3::hash(format!("{path}\0{digest}\0{size}").as_bytes());
+    format!("{UPLOAD_DIR}/kept-{}.part", &key.to_hex()[..32])
+}
+
+/// A hasher as a writer, for `io::copy`.
+struct HashInto<'a>(&'a mut blake3::Hasher);
+
+impl Write for HashInto<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -462,16 +545,26 @@ pub struct Upload<'a> {
     replace: bool,
     target: RemotePath,
     temp: String,
+    /// Where the bytes go if the upload is cut short, for `put -c`.
+    keep_as: String,
     file: File,
     hasher: blake3::Hasher,
     written: u64,
     done: bool,
+    /// The bytes are wrong (the hash did not match): nothing is kept.
+    discard: bool,
 }
 
 impl Upload<'_> {
     /// Bytes received so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// The bytes are not to be kept for `put -c` (the disk filled up:
+    /// keeping them would keep it full).
+    pub fn discard(&mut self) {
+        self.discard = true;
     }
 
     /// The name the upload will have.
@@ -486,6 +579,7 @@ impl Upload<'_> {
     /// [`RepoError::Exists`] when another upload took the name meanwhile.
     pub fn commit(mut self, expected: &Digest, modified: Option<std::time::SystemTime>) -> Result<u64, RepoError> {
         if Digest::from(self.hasher.finalize()) != *expected {
+            self.discard = true;
             return Err(RepoError::HashMismatch(self.target.to_string()));
         }
         if let Some(time) = modified {
@@ -507,6 +601,10 @@ impl Upload<'_> {
             self.done = true;
             let _ = root.remove_file(&self.temp);
         }
+        // What an earlier attempt kept is not needed any more.
+        if self.temp != self.keep_as {
+            let _ = root.remove_file(&self.keep_as);
+        }
         Ok(self.written)
     }
 }
@@ -525,9 +623,20 @@ impl Write for Upload<'_> {
 }
 
 impl Drop for Upload<'_> {
+    /// An upload that did not finish: its bytes are kept for `put -c` (under
+    /// a name made of the target and the announced hash, replacing what an
+    /// earlier attempt kept), unless there are none or they were wrong.
     fn drop(&mut self) {
-        if !self.done {
-            let _ = self.repo.root.remove_file(&self.temp);
+        if self.done {
+            return;
+        }
+        let root = &self.repo.root;
+        let keep = !self.discard && self.written > 0;
+        if keep && self.temp == self.keep_as {
+            return; // the kept file itself, continued: it stays as it is
+        }
+        if !(keep && root.rename(&self.temp, root, &self.keep_as).is_ok()) {
+            let _ = root.remove_file(&self.temp);
         }
     }
 }
@@ -650,7 +759,8 @@ mod tests {
         let first = Repo::open(dir.path()).unwrap();
         first.prepare_uploads().unwrap();
         std::fs::write(dir.path().join(UPLOAD_DIR).join("999-1.part"), b"left by a killed server").unwrap();
-        let mut upload = first.begin_upload(&RemotePath::parse("new.txt").unwrap(), false).unwrap();
+        let plan = UploadPlan { replace: false, resume: false, size: 9, digest: Digest([0; 32]) };
+        let mut upload = first.begin_upload(&RemotePath::parse("new.txt").unwrap(), plan).unwrap();
         upload.write_all(b"in flight").unwrap();
 
         let second = Repo::open(dir.path()).unwrap();

@@ -234,7 +234,7 @@ impl Handler {
         };
         let next = match reply {
             Reply::Receive(mut incoming) => {
-                self.out.send(Outgoing::reply(&Header::ok(0), b""), &self.session);
+                self.out.send(Outgoing::reply(&incoming.go_ahead(), b""), &self.session);
                 if self.framed {
                     receive_frames(&mut self.reader, &self.out, &self.session, incoming)
                 } else {
@@ -279,7 +279,10 @@ fn receive_frames(
         (Ok(Ending::Complete), _) => incoming.finish(),
         (Ok(Ending::Cancelled), _) | (Err(_), Some(Ending::Cancelled)) => {
             incoming.abandon(&"cancelled by the client");
-            Reply::Refused(Refusal::new(Code::Cancelled, "upload cancelled; nothing was stored"))
+            Reply::Refused(Refusal::new(
+                Code::Cancelled,
+                "upload cancelled; nothing was stored (put -c goes on from what arrived)",
+            ))
         }
         (Err(_), Some(Ending::Complete)) => {
             incoming.abandon(&"END came early");

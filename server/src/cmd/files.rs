@@ -8,7 +8,7 @@ use common::{Code, Digest, Header, RemotePath};
 
 use super::{Caller, Refusal, Reply};
 use crate::presence::SessionInfo;
-use crate::repo::{Download, RepoError, Upload};
+use crate::repo::{Download, RepoError, Upload, UploadPlan};
 
 /// A `get` or `resume` reply: the header, then `download.len` bytes of the file.
 pub struct FileReply {
@@ -63,13 +63,15 @@ pub struct Announced {
     pub replace: bool,
     /// The modification time to give the file (`-m`), Unix seconds.
     pub modified: Option<u64>,
+    /// Go on from what was kept of a cut-short upload (`-c`).
+    pub resume: bool,
 }
 
 /// `put [-f] [-m <secs>] <size> <blake3> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
 pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Result<Reply<'a>, Refusal> {
-    let Announced { size, digest, replace, modified } = announced;
+    let Announced { size, digest, replace, modified, resume } = announced;
     let config = &caller.shared.config;
     writes_allowed(caller)?;
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
@@ -78,7 +80,7 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         let message = format!("'{path}' is {size} bytes; this server accepts uploads of at most {max} bytes");
         return Err(Refusal::new(Code::TooLarge, message));
     }
-    let upload = caller.shared.repo.begin_upload(&path, replace)?;
+    let upload = caller.shared.repo.begin_upload(&path, UploadPlan { replace, resume, size, digest })?;
     let name = path.to_string();
     Ok(Reply::Receive(Box::new(Incoming {
         upload,
@@ -122,6 +124,20 @@ impl Incoming<'_> {
         self.size
     }
 
+    /// Bytes already there, kept of an earlier attempt (`put -c`): the
+    /// client sends the rest.
+    pub fn offset(&self) -> u64 {
+        self.upload.written()
+    }
+
+    /// The go-ahead: `OK 0`, with `offset=` when resuming.
+    pub fn go_ahead(&self) -> Header {
+        match self.offset() {
+            0 => Header::ok(0),
+            offset => Header::Ok { len: 0, fields: vec![("offset".into(), offset.to_string())] },
+        }
+    }
+
     /// Reads exactly the announced bytes from `from`, showing the progress
     /// in `status` and counting it as a sign of life. A disk that fails
     /// meanwhile is reported by [`Incoming::finish`]; the bytes are read all
@@ -133,7 +149,9 @@ impl Incoming<'_> {
     pub fn receive(&mut self, from: &mut impl Read) -> io::Result<()> {
         let clock = &self.session.clock;
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
-        let result = crate::repo::receive(from, &mut self.upload, self.size, |n| clock.set_transferred(n));
+        let offset = self.offset();
+        let result =
+            crate::repo::receive(from, &mut self.upload, self.size - offset, |n| clock.set_transferred(offset + n));
         self.failed = result?;
         Ok(())
     }
@@ -146,8 +164,9 @@ impl Incoming<'_> {
     }
 
     /// Checks the hash and stores the file under its name.
-    pub fn finish(self) -> Reply<'static> {
-        if let Some(e) = self.failed {
+    pub fn finish(mut self) -> Reply<'static> {
+        if let Some(e) = self.failed.take() {
+            self.upload.discard();
             let err = RepoError::from_io(e, self.upload.target(), "cannot write");
             tracing::warn!(client = %self.session.name(), "upload of '{}' failed: {err}", self.name);
             return Reply::Refused(err.into());
@@ -264,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn a_put_that_does_not_match_its_hash_or_ends_early_leaves_nothing() {
+    fn a_put_that_does_not_match_its_hash_stores_nothing_and_one_cut_short_is_kept_for_put_c() {
         let bench = Bench::new(uploads_on());
         let (me, _) = bench.join(1);
         let caller = bench.caller(&me);
@@ -275,12 +294,21 @@ mod tests {
             refused(incoming.finish()),
             (400, "upload of 'x.bin' does not match its hash; nothing was stored".into())
         );
-        let Reply::Receive(mut short) = apply_line(&format!("put 3 {wrong} y.bin"), caller) else { panic!() };
+        let left = || std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().count();
+        assert_eq!(left(), 0, "wrong bytes are not kept");
+        let good = Digest::from(blake3::hash(b"abc"));
+        let Reply::Receive(mut short) = apply_line(&format!("put 3 {good} y.bin"), caller) else { panic!() };
         assert!(short.receive(&mut &b"ab"[..]).is_err());
         drop(short);
-        let left: Vec<_> = std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().collect();
-        assert!(left.is_empty(), "temporary files removed");
+        assert_eq!(left(), 1, "what arrived is kept");
         assert!(!bench.dir.path().join("x.bin").exists() && !bench.dir.path().join("y.bin").exists());
+        // put -c asks for the rest only, and the whole is checked.
+        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {good} y.bin"), caller) else { panic!() };
+        assert_eq!(rest.offset(), 2);
+        rest.receive(&mut &b"c"[..]).unwrap();
+        assert_eq!(ok_text(rest.finish()), "stored 'y.bin' (3 bytes)\n");
+        assert_eq!(std::fs::read(bench.dir.path().join("y.bin")).unwrap(), b"abc");
+        assert_eq!(left(), 0, "nothing is left once stored");
     }
 
     #[test]

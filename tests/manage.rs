@@ -42,7 +42,11 @@ fn a_session_of_file_management_from_the_client() {
     assert_eq!(lines[1], "moved 'draft.txt' to 'photos/draft.txt'");
     assert_eq!(lines[2], "/photos");
     assert!(lines[3].starts_with("stored 'photos/draft.txt' (12 bytes)"), "{stdout}");
-    assert_eq!(lines[4], format!("{}  photos/draft.txt", blake3::hash(b"second draft").to_hex()));
+    assert_eq!(
+        lines[4],
+        format!("{}  draft.txt", blake3::hash(b"second draft").to_hex()),
+        "named from the remote folder"
+    );
     assert!(lines[5].ends_with("  draft.txt"), "{stdout}");
     assert_eq!(lines[6], "removed folder 'photos' and the 1 entries in it");
     assert!(!share.path().join("photos").exists() && share.path().join("docs/guide.txt").exists());

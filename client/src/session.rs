@@ -299,8 +299,13 @@ impl Session {
             }
             Command::Hash(names) => {
                 for name in self.expand_remote(&names)? {
-                    let body = self.text_request(&Request::Hash(name))?;
-                    self.show_reply(&body, out)?;
+                    let body = self.text_request(&Request::Hash(name.clone()))?;
+                    // Named as seen from the remote folder, so `b3sum -c` runs
+                    // in a local copy of it.
+                    let hex = body.split_whitespace().next().unwrap_or_default();
+                    let prefix = format!("{}/", self.cwd);
+                    let shown = if self.cwd.is_empty() { &name } else { name.strip_prefix(&prefix).unwrap_or(&name) };
+                    self.show_reply(&format!("{hex}  {shown}\n"), out)?;
                 }
             }
             Command::Cd(dir) => {

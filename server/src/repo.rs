@@ -674,36 +674,71 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Buffers going round between the reading thread and the writing one.
+const RECEIVE_BUFFERS: usize = 4;
+
 /// Reads exactly `len` bytes from `from` into `to`, reporting progress (the
-/// bytes read so far). When writing fails (the disk is full), the rest is
-/// still read, so the connection stays in step and the client can be told
-/// why: `Ok(Some(error))`.
+/// bytes read so far). Reading the connection and writing the file (for an
+/// upload, also hashing it) overlap: the bytes go to `to` on a second
+/// thread, [`RECEIVE_BUFFERS`] buffers of 256 KiB going round, so memory
+/// stays flat. When writing fails (the disk is full), the rest is still
+/// read, so the connection stays in step and the client can be told why:
+/// `Ok(Some(error))`.
 ///
 /// # Errors
 /// When the connection fails or ends before `len` bytes.
 pub fn receive(
     from: &mut impl Read,
-    to: &mut impl Write,
+    to: &mut (impl Write + Send),
     len: u64,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Option<io::Error>> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut done, mut failed) = (0, None);
-    while done < len {
-        let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
-        let n = match from.read(&mut buf[..want]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if failed.is_none() {
-            failed = to.write_all(&buf[..n]).err();
-        }
-        done += n as u64;
-        progress(done);
+    let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(RECEIVE_BUFFERS);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(RECEIVE_BUFFERS);
+    for _ in 0..RECEIVE_BUFFERS {
+        let _ = empty_tx.send(vec![0u8; 256 * 1024]);
     }
-    Ok(failed)
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let mut failed = None;
+            for (buf, n) in filled_rx {
+                if failed.is_none() {
+                    failed = to.write_all(&buf[..n]).err();
+                }
+                let _ = empty_tx.send(buf);
+            }
+            failed
+        });
+        let mut done = 0;
+        let read = loop {
+            if done >= len {
+                break Ok(());
+            }
+            let Ok(mut buf) = empty_rx.recv() else { break Ok(()) };
+            let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+            let n = loop {
+                match from.read(&mut buf[..want]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            match n {
+                Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
+                Ok(n) => {
+                    done += n as u64;
+                    progress(done);
+                    if filled_tx.send((buf, n)).is_err() {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(filled_tx);
+        // Every byte read is written before this returns, whatever happened.
+        let failed = writer.join().unwrap_or_else(|_| Some(io::Error::other("the upload writer panicked")));
+        read.map(|()| failed)
+    })
 }
 
 #[cfg(test)]

@@ -88,6 +88,15 @@ pub enum Command {
     Nothing,
 }
 
+/// How a `put` stores its file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutHow {
+    /// Replace a remote file of the name (`-f`).
+    pub replace: bool,
+    /// Go on from what the server kept of a cut-short attempt (`-c`).
+    pub resume: bool,
+}
+
 /// One entry of the `help` table.
 pub struct CommandHelp {
     /// The command's name.

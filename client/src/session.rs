@@ -265,7 +265,7 @@ impl Session {
                 }
             }
             Command::Put { force, resume, locals, remote, .. } => {
-                let how = crate::upload::PutHow { replace: force, resume };
+                let how = crate::command::PutHow { replace: force, resume };
                 self.put_all(&locals, remote.as_deref(), how, out)?;
             }
             Command::Mkdir(dir) => {

@@ -302,7 +302,7 @@ impl Session {
                 break;
             }
             // A file cut short by an earlier run goes on from what the server kept.
-            let how = crate::upload::PutHow { replace, resume: true };
+            let how = crate::command::PutHow { replace, resume: true };
             let result = self.put(&local_root.join(&rel), Some(&format!("/{}", remote(&rel))), how);
             match result {
                 Ok(_) => {

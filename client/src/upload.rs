@@ -12,7 +12,7 @@ use std::time::Instant;
 use common::text::escape;
 use common::{Code, Digest, Header, Request};
 
-use crate::command::is_glob;
+use crate::command::{is_glob, PutHow};
 use crate::error::ClientError;
 use crate::progress::Progress;
 use crate::render::{self, unexpected};
@@ -139,15 +139,6 @@ impl Session {
             Ok(other) => Err(unexpected(&other)),
         }
     }
-}
-
-/// How a `put` stores its file.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PutHow {
-    /// Replace a remote file of the name (`-f`).
-    pub replace: bool,
-    /// Go on from what the server kept of a cut-short attempt (`-c`).
-    pub resume: bool,
 }
 
 /// Local files named by `put` words, globs expanded.

@@ -125,29 +125,9 @@ got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:
 
 # --- vsftpd (sendfile), fetched by curl over FTP ---------------------------
 VS=$((BASE_PORT + 4))
-mkdir -p "$WORK/vsftpd/empty"
-cat > "$WORK/vsftpd/vsftpd.conf" <<CONF
-listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port=$VS
-background=NO
-anonymous_enable=YES
-anon_root=$WORK/share
-no_anon_password=YES
-local_enable=NO
-write_enable=NO
-pasv_enable=YES
-pasv_address=127.0.0.1
-pasv_min_port=$((BASE_PORT + 10))
-pasv_max_port=$((BASE_PORT + 19))
-secure_chroot_dir=$WORK/vsftpd/empty
-xferlog_enable=NO
-seccomp_sandbox=NO
-use_sendfile=YES
-CONF
-"$VSFTPD" "$WORK/vsftpd/vsftpd.conf" > "$WORK/vsftpd/out" 2>&1 &
-VSFTPD_PID=$!; PIDS+=("$VSFTPD_PID"); wait_port "$VS"
+# shellcheck source=bench/vsftpd.sh
+source bench/vsftpd.sh
+start_vsftpd "$WORK/vsftpd" "$WORK/share" "$VS" $((BASE_PORT + 10)) $((BASE_PORT + 19)) write_enable=NO
 got=$(curl -s -o /dev/null -w '%{response_code} %{size_download}' "ftp://127.0.0.1:$VS/big.bin")
 [ "$got" = "226 $BYTES" ] || { echo "vsftpd did not serve the file: $got $(cat "$WORK/vsftpd/out")" >&2; exit 1; }
 

@@ -88,34 +88,11 @@ SFTP=(sftp -q -P "$SP" -i "$WORK/ssh/user" -o StrictHostKeyChecking=no -o UserKn
 # incoming/ (vsftpd refuses a writable root).
 mkdir -p "$SHARE/incoming" && chown ftp:ftp "$SHARE/incoming"
 VS=$((BASE_PORT + 2))
-mkdir -p "$WORK/vsftpd/empty"
-cat > "$WORK/vsftpd/vsftpd.conf" <<CONF
-listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port=$VS
-background=NO
-anonymous_enable=YES
-anon_root=$SHARE
-no_anon_password=YES
-local_enable=NO
-write_enable=YES
-anon_upload_enable=YES
-anon_mkdir_write_enable=YES
-anon_other_write_enable=YES
-anon_umask=022
-pasv_enable=YES
-pasv_address=127.0.0.1
-pasv_min_port=$((BASE_PORT + 10))
-pasv_max_port=$((BASE_PORT + 40))
-secure_chroot_dir=$WORK/vsftpd/empty
-xferlog_enable=NO
-seccomp_sandbox=NO
-use_sendfile=YES
-max_per_ip=0
-CONF
-/usr/sbin/vsftpd "$WORK/vsftpd/vsftpd.conf" > "$WORK/vsftpd/out" 2>&1 &
-PIDS+=($!); wait_port "$VS"
+# shellcheck source=bench/vsftpd.sh
+source bench/vsftpd.sh
+start_vsftpd "$WORK/vsftpd" "$SHARE" "$VS" $((BASE_PORT + 10)) $((BASE_PORT + 40)) \
+  write_enable=YES anon_upload_enable=YES anon_mkdir_write_enable=YES anon_other_write_enable=YES anon_umask=022 \
+  max_per_ip=0
 
 same() { diff -rq "$SHARE/tree" "$1" > /dev/null || { echo "$2 did not copy the tree" >&2; exit 1; }; }
 # The server hashes each file once; do that before timing, as a warm server has.

@@ -677,6 +677,10 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
 /// Buffers going round between the reading thread and the writing one.
 const RECEIVE_BUFFERS: usize = 4;
 
+/// Size of each: an upload of at most this many bytes is received on the
+/// session's thread alone.
+const RECEIVE_BUFFER: usize = 256 * 1024;
+
 /// Reads exactly `len` bytes from `from` into `to`, reporting progress (the
 /// bytes read so far). Reading the connection and writing the file (for an
 /// upload, also hashing it) overlap: the bytes go to `to` on a second
@@ -693,10 +697,30 @@ pub fn receive(
     len: u64,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Option<io::Error>> {
+    if len <= RECEIVE_BUFFER as u64 {
+        // One buffer's worth: no second thread, and no more memory than the bytes.
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(RECEIVE_BUFFER)];
+        let mut filled = 0;
+        let read = loop {
+            if filled == buf.len() {
+                break Ok(());
+            }
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        progress(filled as u64);
+        // What arrived is written even when the rest did not come (put -c).
+        let failed = to.write_all(&buf[..filled]).err();
+        return read.map(|()| failed);
+    }
     let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(RECEIVE_BUFFERS);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(RECEIVE_BUFFERS);
     for _ in 0..RECEIVE_BUFFERS {
-        let _ = empty_tx.send(vec![0u8; 256 * 1024]);
+        let _ = empty_tx.send(vec![0u8; RECEIVE_BUFFER]);
     }
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || {

@@ -41,6 +41,8 @@ pub struct ServerProcess {
     child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// With `--tls`: its certificate's SHA-256 fingerprint, as printed.
+    pub fingerprint: Option<String>,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -92,10 +94,13 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read listening line");
-        let addr = line.strip_prefix("listening on ").and_then(|a| a.trim().parse().ok()).unwrap_or_else(|| {
+        // `listening on ADDR`, and with TLS ` tls sha256 Fingerprint=AB:CD:...`.
+        let rest = line.strip_prefix("listening on ");
+        let addr = rest.and_then(|r| r.split_whitespace().next()).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
             panic!("unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
-        ServerProcess { child: Some(child), addr, log, _log_dir: log_dir }
+        let fingerprint = line.split_once("Fingerprint=").map(|(_, fp)| fp.trim().to_string());
+        ServerProcess { child: Some(child), addr, fingerprint, log, _log_dir: log_dir }
     }
 
     /// The process id.
@@ -172,6 +177,17 @@ pub fn run_client(dir: &Path, args: &[String], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("file-client output")
 }
 
+/// Runs `file-client` with `args` in `dir`, with `env` set (e.g. its
+/// `XDG_DATA_HOME`, where it remembers TLS servers).
+pub fn run_client_env(dir: &Path, args: &[String], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(binary("file-client"));
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("file-client output")
+}
+
 /// `file-client`'s arguments: the address, then `rest`.
 pub fn client_args(addr: &str, rest: &[&str]) -> Vec<String> {
     std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
@@ -218,6 +234,25 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// Every message in `transcript` (what some client read off the wire, all
+/// of it), events included.
+pub fn parse_messages(mut transcript: &[u8]) -> Vec<Reply> {
+    let mut messages = Vec::new();
+    while let Some(end) = transcript.iter().position(|&b| b == b'\n') {
+        let header = String::from_utf8_lossy(&transcript[..end]).trim_end().to_string();
+        let len = match header.split(' ').collect::<Vec<_>>().as_slice() {
+            ["OK", len, ..] | ["EVT", len, ..] => len.parse::<usize>().expect("length"),
+            ["ERR", ..] => 0,
+            _ => panic!("bad header {header:?}"),
+        };
+        let body = transcript[end + 1..end + 1 + len].to_vec();
+        transcript = &transcript[end + 1 + len..];
+        messages.push(Reply { header, body });
+    }
+    assert!(transcript.is_empty(), "a cut-off message at the end: {:?}", String::from_utf8_lossy(transcript));
+    messages
 }
 
 /// A client that speaks the protocol by hand, for exact checks.

@@ -11,10 +11,11 @@ use common::text::escape;
 use common::{Code, Event};
 
 use crate::command::quote_word;
-use crate::connection::{Connection, EventSink};
+use crate::connection::{Connection, Dial, EventSink};
 use crate::error::ClientError;
 use crate::progress::ProgressMode;
 use crate::session::{Opener, Session, Settings};
+use crate::trust::{self, Trust};
 
 /// Connect to a file-server: list, get and put files, chat with who is online.
 #[derive(Parser, Debug, Clone)]
@@ -23,7 +24,7 @@ use crate::session::{Opener, Session, Settings};
     version,
     about,
     after_help = "Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, \
-                  4 a command failed on the server."
+                  4 a command failed on the server, 5 server identity or login refused."
 )]
 pub struct Args {
     /// Server address: HOST, HOST:PORT, IP or [IPv6]:PORT.
@@ -50,6 +51,17 @@ pub struct Args {
     /// Progress bars even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Connect over TLS; a server seen for the first time is shown and
+    /// remembered once accepted (known_servers), like ssh.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: accept only the certificate with this SHA-256 fingerprint
+    /// (as the server prints it).
+    #[arg(long, value_name = "HEX", requires = "tls", value_parser = fingerprint)]
+    pub fingerprint: Option<String>,
+    /// With --tls: remember a server not seen before without asking.
+    #[arg(long, requires = "tls")]
+    pub accept_new: bool,
     /// Print the shell completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
@@ -64,6 +76,11 @@ fn whole_seconds(text: &str) -> Result<u64, String> {
         Ok(secs) if secs >= 1 => Ok(secs),
         _ => Err("a whole number of seconds, at least 1".into()),
     }
+}
+
+/// `--fingerprint`: 32 hex pairs, colons optional.
+fn fingerprint(text: &str) -> Result<String, String> {
+    common::tls::parse_fingerprint(text).ok_or_else(|| "64 hex digits, colons optional (AB:CD:...)".into())
 }
 
 /// An event as both modes show it: one escaped line, or with `--json` one
@@ -90,15 +107,29 @@ pub type SinkFactory = Box<dyn Fn() -> EventSink>;
 /// Connects and, with `--name`, takes the name; reports failures itself and
 /// gives the exit status.
 pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
-    let (addr, timeout) = (args.addr.clone(), Duration::from_secs(args.timeout));
+    let dial = Dial {
+        addr: args.addr.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        tls: args.tls.then(|| Trust {
+            known_servers: trust::default_known_servers(),
+            pinned: args.fingerprint.clone(),
+            accept_new: args.accept_new,
+        }),
+    };
     let progress = match (args.quiet, args.progress) {
         (true, _) => ProgressMode::Never,
         (_, true) => ProgressMode::Always,
         _ => ProgressMode::Auto,
     };
     let mut opener: Opener =
-        Box::new(move |previous| Connection::open(&addr, timeout, sinks().skipping_departure_of(previous), progress));
-    let (conn, greeting) = match opener(None) {
+        Box::new(move |previous| Connection::open(&dial, sinks().skipping_departure_of(previous), progress));
+    let mut opened = opener(None);
+    if let Err(ClientError::UnknownServer { server, fingerprint }) = &opened {
+        if ask_to_trust(server, fingerprint) {
+            opened = opener(None);
+        }
+    }
+    let (conn, greeting) = match opened {
         Ok(opened) => opened,
         // The server's own words for a refusal (`Server is full`).
         Err(ClientError::NotAdmitted(message)) => {
@@ -127,4 +158,37 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
         }
     }
     Ok(session)
+}
+
+/// On a terminal, shows a TLS server not seen before and asks whether to
+/// trust it, as ssh does; remembers it if so. False in batch mode (no
+/// terminal to ask on) and when the user says no.
+fn ask_to_trust(server: &str, fingerprint: &str) -> bool {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprintln!("The server {server} is not known yet. Its certificate's SHA-256 fingerprint is");
+    eprintln!("  {fingerprint}");
+    eprintln!("Compare it with the one the server printed when it started (listening on ...).");
+    eprint!("Trust it and remember it? [y/N] ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() || !answer.trim().eq_ignore_ascii_case("y") {
+        return false;
+    }
+    match trust::default_known_servers() {
+        Some(file) => match trust::remember(&file, server, fingerprint) {
+            Ok(()) => {
+                eprintln!("remembered {server} in {}", file.display());
+                true
+            }
+            Err(e) => {
+                eprintln!("file-client: cannot remember {server} in {}: {e}", file.display());
+                false
+            }
+        },
+        None => {
+            eprintln!("file-client: no home folder to remember servers in (set HOME or XDG_DATA_HOME)");
+            false
+        }
+    }
 }

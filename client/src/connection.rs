@@ -25,6 +25,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use crate::error::ClientError;
 use crate::progress::{ProgressMode, Waiting};
 use crate::transport::Transport;
+use crate::trust::Trust;
 
 /// Largest text body (status, list, help, echo) the client accepts.
 pub const MAX_TEXT_BODY: u64 = 16 * 1024 * 1024;
@@ -166,6 +167,17 @@ struct Body {
     left: u64,
 }
 
+/// Where and how to connect: everything a reconnect needs again.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// The server's address as the user gave it.
+    pub addr: String,
+    /// How long to wait for the connection and for a reply that stops coming.
+    pub timeout: Duration,
+    /// Speak TLS, trusting servers as this says.
+    pub tls: Option<Trust>,
+}
+
 /// An open session with a server.
 ///
 /// A reader thread owns the socket's read side: it parses every message,
@@ -217,13 +229,9 @@ impl Connection {
     /// [`ClientError::NotAdmitted`] when the server refuses the session (it
     /// is full, or shutting down), [`ClientError::Connect`] when no address
     /// answers, [`ClientError::Connection`] on a bad greeting.
-    pub fn open(
-        addr: &str,
-        timeout: Duration,
-        events: EventSink,
-        progress: ProgressMode,
-    ) -> Result<(Connection, Greeting), ClientError> {
-        let (stream, peer) = Transport::connect(addr, timeout)?;
+    pub fn open(dial: &Dial, events: EventSink, progress: ProgressMode) -> Result<(Connection, Greeting), ClientError> {
+        let timeout = dial.timeout;
+        let (stream, peer) = Transport::connect(&dial.addr, timeout, dial.tls.as_ref())?;
         let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
         let (tx, incoming) = unbounded();
         let (lend_back, returned) = bounded(1);
@@ -684,6 +692,11 @@ fn read_header_line(reader: &mut ReadSide) -> Result<String, String> {
         return Err("server closed the connection".into());
     }
     if line.last() != Some(&b'\n') {
+        // A TLS record (an alert: 21, or a handshake: 22, version 3.x): a
+        // `--tls` server answering a client that speaks plain text.
+        if matches!(line.as_slice(), [21 | 22, 3, ..]) {
+            return Err("the server speaks TLS: connect with --tls".into());
+        }
         return Err(if line.len() as u64 >= limit {
             "server sent a reply header that is too long".into()
         } else {

@@ -13,6 +13,9 @@ pub const EXIT_FULL: u8 = 3;
 /// Exit status: the server refused or failed a command, or the command is
 /// one file-client does not have (`rm`, `cd`).
 pub const EXIT_REMOTE: u8 = 4;
+/// Exit status: the server's identity (TLS certificate) or this client's
+/// login was refused.
+pub const EXIT_AUTH: u8 = 5;
 
 /// A failed command or connection, worded for the user.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,18 @@ pub enum ClientError {
         addr: String,
         /// Why.
         reason: String,
+    },
+    /// The server's certificate is not the one pinned or remembered, or the
+    /// login was refused: the session does not start.
+    #[error("{0}")]
+    Identity(String),
+    /// A TLS server not seen before, in batch mode or not accepted.
+    #[error("the server {server} is not known; its certificate's SHA-256 fingerprint is\n  {fingerprint}\ncompare it with the one the server printed when it started, then connect with --fingerprint {fingerprint} (or --accept-new)")]
+    UnknownServer {
+        /// `HOST:PORT` as in `known_servers`.
+        server: String,
+        /// The certificate's fingerprint.
+        fingerprint: String,
     },
     /// The server refused the session in place of its greeting (`ERR 503`):
     /// it is full, or shutting down. Its message, escaped.
@@ -68,6 +83,7 @@ impl ClientError {
             | ClientError::Local(_)
             | ClientError::Cancelled(_) => EXIT_IO,
             ClientError::NotAdmitted(_) => EXIT_FULL,
+            ClientError::Identity(_) | ClientError::UnknownServer { .. } => EXIT_AUTH,
             ClientError::OutputClosed => EXIT_OK,
             ClientError::Remote { .. } | ClientError::Unsupported(_) => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,
@@ -80,6 +96,8 @@ impl ClientError {
             self,
             ClientError::Connect { .. }
                 | ClientError::NotAdmitted(_)
+                | ClientError::Identity(_)
+                | ClientError::UnknownServer { .. }
                 | ClientError::Connection(_)
                 | ClientError::OutputClosed
         )

@@ -25,7 +25,9 @@
 //! - [`progress`]: progress bars.
 //! - [`connection`]: [`Connection`]: requests out; reply headers, bodies and
 //!   events in, with size limits; a reader thread for events.
-//! - [`transport`]: the byte stream to the server (plain TCP; TLS is next).
+//! - [`transport`]: the byte stream to the server (plain TCP or TLS).
+//! - [`trust`]: which TLS servers to believe: pinned fingerprints,
+//!   `known_servers` (trust on first use), the system's roots.
 //! - [`background`]: writing a download to its file on a second thread.
 //! - [`error`]: [`ClientError`] and the exit status of each kind.
 
@@ -47,6 +49,7 @@ pub mod repl;
 pub mod session;
 pub mod transport;
 pub mod tree;
+pub mod trust;
 pub mod upload;
 
 use std::io::{self, IsTerminal};

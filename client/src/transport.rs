@@ -1,22 +1,49 @@
-//! The byte stream to the server. Today that is plain TCP; a TLS stream
-//! becomes one more variant of [`Transport`] and [`crate::connection`] does
-//! not change. An upload's bytes go with `sendfile(2)` on plain TCP, through
-//! a copy loop on anything that has to see them.
+//! The byte stream to the server: plain TCP, or TLS over it (`--tls`, the
+//! server's identity checked by [`crate::trust`]); [`crate::connection`]
+//! does not tell them apart. An upload's bytes go with `sendfile(2)` on
+//! plain TCP, through TLS's copy loop otherwise.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use common::tls::TlsStream;
 use common::DEFAULT_PORT;
 
 use crate::error::ClientError;
+use crate::trust::{self, Judgement, Trust};
 
 /// The connection to the server, or another handle on it.
 #[derive(Debug)]
 pub enum Transport {
     /// A TCP connection.
     Plain(TcpStream),
+    /// TLS over a TCP connection.
+    Tls(TlsStream),
+}
+
+/// `addr` as `known_servers` names it, `HOST:PORT` (`[IPv6]:PORT`), and the
+/// host alone (for the certificate's name).
+///
+/// # Errors
+/// As [`resolve`], for a port that is not one.
+pub fn server_key(addr: &str) -> Result<(String, String), ClientError> {
+    let bare = |host: &str| host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let (host, port) = if addr.parse::<std::net::IpAddr>().is_ok() {
+        (bare(addr), DEFAULT_PORT)
+    } else {
+        match addr.rsplit_once(':') {
+            Some((host, port)) => {
+                let port = port.parse::<u16>().map_err(|_| ClientError::Usage(format!("bad port in '{addr}'")))?;
+                (bare(host), port)
+            }
+            None => (bare(addr), DEFAULT_PORT),
+        }
+    };
+    let key = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    Ok((key, host))
 }
 
 /// Turns `host`, `host:port`, `1.2.3.4`, `[::1]:port` or `::1` into addresses.
@@ -53,7 +80,12 @@ impl Transport {
     ///
     /// # Errors
     /// [`ClientError::Connect`] when the name does not resolve or no address answers.
-    pub fn connect(addr: &str, timeout: Duration) -> Result<(Transport, SocketAddr), ClientError> {
+    ///
+    /// With `tls`, speaks TLS and checks the server's certificate (see
+    /// [`crate::trust`]): [`ClientError::Identity`] when it is not the one
+    /// pinned or remembered, [`ClientError::UnknownServer`] when it is new
+    /// and new ones are not accepted. A new one accepted is remembered.
+    pub fn connect(addr: &str, timeout: Duration, tls: Option<&Trust>) -> Result<(Transport, SocketAddr), ClientError> {
         let mut last_error = None;
         for candidate in resolve(addr)? {
             match TcpStream::connect_timeout(&candidate, timeout) {
@@ -62,7 +94,11 @@ impl Transport {
                     // A server that stops taking an upload's bytes fails the
                     // send after `timeout`, rather than hang the client.
                     let _ = stream.set_write_timeout(Some(timeout));
-                    return Ok((Transport::Plain(stream), candidate));
+                    let transport = match tls {
+                        None => Transport::Plain(stream),
+                        Some(trust) => Transport::Tls(secure(addr, stream, timeout, trust)?),
+                    };
+                    return Ok((transport, candidate));
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -78,6 +114,7 @@ impl Transport {
     pub fn try_clone(&self) -> io::Result<Transport> {
         match self {
             Transport::Plain(stream) => stream.try_clone().map(Transport::Plain),
+            Transport::Tls(tls) => Ok(Transport::Tls(tls.try_clone())),
         }
     }
 
@@ -89,6 +126,10 @@ impl Transport {
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.set_read_timeout(timeout),
+            Transport::Tls(tls) => {
+                tls.set_read_timeout(timeout);
+                Ok(())
+            }
         }
     }
 
@@ -98,6 +139,7 @@ impl Transport {
             Transport::Plain(stream) => {
                 let _ = stream.shutdown(Shutdown::Both);
             }
+            Transport::Tls(tls) => tls.shutdown(Shutdown::Both),
         }
     }
 
@@ -109,6 +151,7 @@ impl Transport {
     pub fn send_file(&mut self, file: &mut File, count: u64) -> io::Result<u64> {
         match self {
             Transport::Plain(stream) => common::sendfile::send_file(stream, file, count),
+            Transport::Tls(tls) => tls.send_file(file, count),
         }
     }
 }
@@ -117,6 +160,7 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(stream) => stream.read(buf),
+            Transport::Tls(tls) => tls.read(buf),
         }
     }
 }
@@ -125,12 +169,56 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(stream) => stream.write(buf),
+            Transport::Tls(tls) => tls.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.flush(),
+            Transport::Tls(tls) => tls.flush(),
         }
+    }
+}
+
+/// The TLS handshake with the server at `addr`, its certificate judged by `trust`.
+fn secure(addr: &str, stream: TcpStream, timeout: Duration, trust: &Trust) -> Result<TlsStream, ClientError> {
+    let (server, host) = server_key(addr)?;
+    let local = |e: std::io::Error| ClientError::Local(format!("cannot read the known servers: {e}"));
+    let (config, judgement) = trust.client_config(&server).map_err(local)?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("file-server").expect("a valid name"));
+    let conn = rustls::ClientConnection::new(Arc::clone(&config), name)
+        .map_err(|e| ClientError::Connection(format!("cannot start TLS: {e}")))?;
+    let tls = TlsStream::new(stream, conn);
+    let shaken = tls.handshake(Instant::now() + timeout);
+    let judged = judgement.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    match (shaken, judged) {
+        (Ok(()), Some(Judgement::New { fingerprint })) => {
+            if let Some(file) = &trust.known_servers {
+                match trust::remember(file, &server, &fingerprint) {
+                    Ok(()) => eprintln!("remembered {server} as {fingerprint} in {}", file.display()),
+                    Err(e) => eprintln!("file-client: cannot remember {server} in {}: {e}", file.display()),
+                }
+            }
+            Ok(tls)
+        }
+        (Ok(()), _) => Ok(tls),
+        (Err(_), Some(Judgement::New { fingerprint })) => Err(ClientError::UnknownServer { server, fingerprint }),
+        (Err(_), Some(Judgement::NotPinned { pinned, presented })) => Err(ClientError::Identity(format!(
+            "the certificate of {server} is not the one given with --fingerprint\n  expected:  {pinned}\n  presented: {presented}"
+        ))),
+        (Err(_), Some(Judgement::Changed { remembered, presented, line })) => {
+            let file = trust.known_servers.as_deref().map_or_else(String::new, |f| f.display().to_string());
+            Err(ClientError::Identity(format!(
+                "WARNING: the certificate of {server} has CHANGED\n  remembered: {remembered}\n  presented:  {presented}\n\
+                 someone may be intercepting the connection, or the server has a new certificate;\n\
+                 if you trust the new one, remove line {line} of {file} and connect again"
+            )))
+        }
+        (Err(e), _) if e.kind() == std::io::ErrorKind::InvalidData => Err(ClientError::Connection(format!(
+            "TLS with {server} failed: {e} (is it a TLS server? it was started with --tls?)"
+        ))),
+        (Err(e), _) => Err(ClientError::connection("TLS handshake", e)),
     }
 }

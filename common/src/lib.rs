@@ -1,7 +1,8 @@
 //! The wire protocol spoken between `file-server` and `file-client`, and the
 //! error types both sides branch on. Pure code, no sockets or threads, so
-//! every rule here is unit-tested on bytes alone; the one exception is
-//! [`sendfile`], the zero-copy file sending both sides use.
+//! every rule here is unit-tested on bytes alone; the exceptions are
+//! [`sendfile`], the zero-copy file sending both sides use, and [`tls`], the
+//! TLS stream both sides share between their reading and writing threads.
 //!
 //! A session is a sequence of request lines from the client, each answered by
 //! exactly one reply; the server may also send events between replies. The
@@ -20,6 +21,8 @@
 //! - [`text`]: escaping server text for a terminal, parsing sizes such as `10M`,
 //!   durations for people, percent-encoded field values.
 //! - [`sendfile`]: a file's bytes to a socket without a copy (`get`, `put`).
+//! - [`tls`]: [`tls::TlsStream`], a TLS connection one reading and one writing
+//!   thread share, and certificate fingerprints as `openssl` prints them.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +34,7 @@ pub mod request;
 pub mod sendfile;
 pub mod status;
 pub mod text;
+pub mod tls;
 
 pub use digest::Digest;
 pub use nick::{validate_nick, NickError};

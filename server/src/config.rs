@@ -27,6 +27,8 @@ pub struct Config {
     pub max_per_ip: usize,
     /// How long transfers may go on after a shutdown signal.
     pub grace: Duration,
+    /// Serve TLS with these settings (certificate and key) instead of plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             line_timeout: Duration::from_secs(10),
             max_per_ip: 0,
             grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `file-server`: shares one folder over TCP with a small line protocol
+//! `file-server`: shares one folder over TCP (or TLS) with a small line protocol
 //! (see `docs/PROTOCOL.md`), one thread per client, at most `--max-clients`
 //! clients at once; the next one is told `ERR 503 Server is full`.
 //!
@@ -15,8 +15,10 @@
 //! - [`server`]: [`Server`], the accept loop (at a lower priority than the
 //!   sessions), admission and the graceful shutdown; [`ShutdownHandle`].
 //! - [`config`]: [`Config`], the settings, and [`Shared`], what every session reaches.
-//! - [`transport`]: the byte stream a session runs over (plain TCP; TLS is
-//!   next), its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
+//! - [`transport`]: the byte stream a session runs over (plain TCP or TLS),
+//!   its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
+//! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
+//!   and kept in the state folder) and its fingerprint.
 //! - [`slots`]: the cap, as RAII slot tokens.
 //! - [`pool`]: the fixed set of session threads.
 //! - [`session`]: one client over the line protocol: read a line, apply, send, keep time.
@@ -38,6 +40,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod frames;
+pub mod identity;
 pub mod pool;
 pub mod presence;
 pub mod repo;

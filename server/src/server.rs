@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ pub struct Server {
     per_address: PerAddress,
     refusals: Refusals,
     pool: ThreadPool,
+    /// TLS refusals under way (each on its own thread).
+    tls_refusers: Arc<AtomicUsize>,
 }
 
 /// Starts a graceful shutdown from another thread (a signal handler, a test).
@@ -65,7 +68,8 @@ impl Server {
         let slots = Arc::new(Slots::new(config.max_clients));
         let per_address = PerAddress::new(config.max_per_ip);
         let shared = Arc::new(Shared::new(config, repo));
-        Ok(Server { listener, slots, per_address, refusals: Refusals::default(), shared, pool })
+        let (refusals, tls_refusers) = (Refusals::default(), Arc::new(AtomicUsize::new(0)));
+        Ok(Server { listener, slots, per_address, refusals, shared, pool, tls_refusers })
     }
 
     /// The address actually bound.
@@ -134,26 +138,27 @@ impl Server {
     }
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
-        let transport = Transport::plain(stream);
+        let transport = match &self.shared.config.tls {
+            None => Transport::plain(stream),
+            Some(tls) => match Transport::tls(stream, tls) {
+                Ok(transport) => transport,
+                Err(e) => return tracing::error!(%addr, "cannot start TLS: {e}"),
+            },
+        };
         let Some(slot) = self.slots.try_acquire() else {
             self.refusals.note(Refusal::Full);
-            transport.send_now(Header::err(Code::Unavailable, "Server is full").encode().as_bytes());
-            return;
+            return self.refuse(transport, "Server is full".into());
         };
         let Some(address) = self.per_address.try_acquire(addr.ip()) else {
             self.refusals.note(Refusal::PerAddress);
             let (ip, limit) = (addr.ip().to_canonical(), self.per_address.limit());
-            let message = format!("too many connections from {ip} (at most {limit} per address)");
-            transport.send_now(Header::err(Code::Unavailable, message).encode().as_bytes());
-            return;
+            return self.refuse(transport, format!("too many connections from {ip} (at most {limit} per address)"));
         };
         let reserved = match self.pool.reserve() {
             Ok(reserved) => reserved,
             Err(e) => {
                 tracing::error!(%addr, "cannot start a session: {e}");
-                let refusal = Header::err(Code::Unavailable, "the server cannot start a session now; try again later");
-                transport.send_now(refusal.encode().as_bytes());
-                return;
+                return self.refuse(transport, "the server cannot start a session now; try again later".into());
             }
         };
         self.refusals.flush();
@@ -162,6 +167,40 @@ impl Server {
         self.pool.execute(reserved, move || session::serve(transport, addr, slot, shared));
     }
 }
+
+impl Server {
+    /// Tells a connection it is not admitted, and why, without waiting for
+    /// it. Over TLS the refusal needs a handshake first: that runs on a
+    /// short-lived thread (at most [`TLS_REFUSERS`] at once; beyond them the
+    /// connection is closed without a word), so the door never waits on a peer.
+    fn refuse(&self, transport: Transport, why: String) {
+        let line = Header::err(Code::Unavailable, why).encode();
+        if matches!(transport, Transport::Plain(_)) {
+            return transport.send_now(line.as_bytes());
+        }
+        let busy = Arc::clone(&self.tls_refusers);
+        if busy.fetch_add(1, Ordering::SeqCst) >= TLS_REFUSERS {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            return transport.shutdown(std::net::Shutdown::Both);
+        }
+        let spawned = std::thread::Builder::new().name("tls-refusal".into()).spawn(move || {
+            if transport.handshake(Instant::now() + TLS_REFUSAL_TIME).is_ok() {
+                transport.send_now(line.as_bytes());
+            }
+            transport.shutdown(std::net::Shutdown::Both);
+            busy.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.tls_refusers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// TLS handshakes run at once only to refuse connections.
+const TLS_REFUSERS: usize = 16;
+
+/// How long a refused TLS connection may take over its handshake.
+const TLS_REFUSAL_TIME: Duration = Duration::from_secs(3);
 
 /// Why a connection was refused.
 #[derive(Clone, Copy)]

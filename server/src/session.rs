@@ -13,7 +13,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::status::Activity;
 use common::{Code, Event, Header, Request, PROTOCOL_VERSION};
@@ -40,6 +40,13 @@ const LOGGED_TEXT: usize = 300;
 /// Runs a session to its end on the current thread.
 pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Shared>) {
     transport.set_nodelay();
+    // A TLS peer that stalls its handshake keeps the slot no longer than a
+    // request line may take.
+    if let Err(e) = transport.handshake(Instant::now() + shared.config.line_timeout) {
+        tracing::info!(%addr, "TLS handshake failed: {e}");
+        drop(slot);
+        return transport.shutdown(Shutdown::Both);
+    }
     let _ = transport.set_write_timeout(shared.config.idle_timeout);
     let clones = (transport.try_clone(), transport.try_clone());
     let (Ok(for_closer), Ok(for_writer)) = clones else {

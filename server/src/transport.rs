@@ -1,6 +1,6 @@
-//! The byte stream a session runs over. Today that is plain TCP; a TLS
-//! stream becomes one more variant of [`Transport`], and nothing above this
-//! module changes: the session reads requests from one handle, the writer
+//! The byte stream a session runs over: plain TCP, or TLS over it
+//! ([`common::tls::TlsStream`], with `--tls`). Nothing above this module
+//! tells them apart: the session reads requests from one handle, the writer
 //! writes replies to another, and shutdown holds a [`Closer`].
 //!
 //! Files are sent with `sendfile(2)` on a plain socket (the bytes go from the
@@ -10,13 +10,18 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::tls::TlsStream;
 
 /// One session's connection, or a handle on it.
 #[derive(Debug)]
 pub enum Transport {
     /// A TCP connection as accepted.
     Plain(TcpStream),
+    /// TLS over an accepted TCP connection.
+    Tls(TlsStream),
 }
 
 impl Transport {
@@ -25,14 +30,39 @@ impl Transport {
         Transport::Plain(stream)
     }
 
+    /// Serves TLS with `config` over an accepted TCP connection; the
+    /// handshake happens in [`Transport::handshake`].
+    ///
+    /// # Errors
+    /// When rustls cannot start a connection with `config`.
+    pub fn tls(stream: TcpStream, config: &Arc<rustls::ServerConfig>) -> io::Result<Transport> {
+        let conn = rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        Ok(Transport::Tls(TlsStream::new(stream, conn)))
+    }
+
+    /// Completes a TLS handshake by `deadline`; nothing to do on plain TCP.
+    ///
+    /// # Errors
+    /// When the handshake fails, the peer leaves, or the deadline passes.
+    pub fn handshake(&self, deadline: Instant) -> io::Result<()> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(tls) => tls.handshake(deadline),
+        }
+    }
+
+    /// The TCP socket underneath.
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(tls) => tls.socket(),
+        }
+    }
+
     /// Sends small writes at once (Nagle off): replies are small and a
     /// client waits for each.
     pub fn set_nodelay(&self) {
-        match self {
-            Transport::Plain(stream) => {
-                let _ = stream.set_nodelay(true);
-            }
-        }
+        let _ = self.socket().set_nodelay(true);
     }
 
     /// Another handle on the same connection, e.g. for the writer thread.
@@ -42,6 +72,7 @@ impl Transport {
     pub fn try_clone(&self) -> io::Result<Transport> {
         match self {
             Transport::Plain(stream) => stream.try_clone().map(Transport::Plain),
+            Transport::Tls(tls) => Ok(Transport::Tls(tls.try_clone())),
         }
     }
 
@@ -52,6 +83,10 @@ impl Transport {
     pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.set_read_timeout(Some(timeout)),
+            Transport::Tls(tls) => {
+                tls.set_read_timeout(Some(timeout));
+                Ok(())
+            }
         }
     }
 
@@ -62,6 +97,10 @@ impl Transport {
     pub fn set_write_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.set_write_timeout(Some(timeout)),
+            Transport::Tls(tls) => {
+                tls.set_write_timeout(Some(timeout));
+                Ok(())
+            }
         }
     }
 
@@ -71,6 +110,7 @@ impl Transport {
             Transport::Plain(stream) => {
                 let _ = stream.shutdown(how);
             }
+            Transport::Tls(tls) => tls.shutdown(how),
         }
     }
 
@@ -83,6 +123,7 @@ impl Transport {
     pub fn send_file(&mut self, file: &mut File, count: u64) -> io::Result<u64> {
         match self {
             Transport::Plain(stream) => common::sendfile::send_file(stream, file, count),
+            Transport::Tls(tls) => tls.send_file(file, count),
         }
     }
 
@@ -94,6 +135,7 @@ impl Transport {
                 let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
                 rustix::net::recv(stream, buf, flags).map_or(0, |(n, _)| n)
             }
+            Transport::Tls(tls) => tls.peek(buf),
         }
     }
 
@@ -105,6 +147,7 @@ impl Transport {
             Transport::Plain(stream) => {
                 let _ = rustix::net::send(stream, bytes, rustix::net::SendFlags::DONTWAIT);
             }
+            Transport::Tls(tls) => tls.send_now(bytes),
         }
     }
 }
@@ -113,6 +156,7 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(stream) => stream.read(buf),
+            Transport::Tls(tls) => tls.read(buf),
         }
     }
 }
@@ -121,12 +165,14 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(stream) => stream.write(buf),
+            Transport::Tls(tls) => tls.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.flush(),
+            Transport::Tls(tls) => tls.flush(),
         }
     }
 }

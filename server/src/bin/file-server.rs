@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use file_server::identity::{default_state_dir, Identity, IdentityError};
 use file_server::{Config, Repo, Server};
 
 /// Share a folder over TCP; connect with file-client.
@@ -48,6 +49,20 @@ struct Args {
     /// Seconds transfers may go on after Ctrl+C or SIGTERM.
     #[arg(long, default_value_t = 10)]
     grace: u64,
+    /// Serve over TLS. Without --tls-cert/--tls-key, a self-signed certificate
+    /// made on first start and kept in the state folder.
+    #[arg(long)]
+    tls: bool,
+    /// Certificate chain (PEM, leaf first) to serve TLS with; implies --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Folder for the server's own state (the generated certificate);
+    /// default $XDG_STATE_HOME/file-server or ~/.local/state/file-server.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Print the shell completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     completions: Option<clap_complete::Shell>,
@@ -157,6 +172,21 @@ fn check_capacity(max_clients: u64) -> Result<(), StartError> {
     }
 }
 
+/// The TLS identity to serve with, if TLS is on.
+fn identity(args: &Args) -> Result<Option<Identity>, StartError> {
+    let usage = |e: IdentityError| StartError::Usage(e.to_string());
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Identity::load(cert, key).map_err(usage)?,
+        _ if args.tls => {
+            let dir = args.state_dir.clone().or_else(default_state_dir).ok_or(IdentityError::NoStateDir);
+            Identity::self_signed(&dir.map_err(usage)?).map_err(usage)?
+        }
+        _ => return Ok(None),
+    };
+    tracing::info!("TLS certificate {} sha256 {}", identity.cert_path.display(), identity.fingerprint);
+    Ok(Some(identity))
+}
+
 /// Listens on `bind` (an IP, or a name that resolves: the first of its
 /// addresses that can be bound) and `port`.
 fn listen(bind: &str, port: u16) -> Result<TcpListener, StartError> {
@@ -183,6 +213,7 @@ fn run(args: Args) -> Result<(), StartError> {
     let repo = Repo::open(&args.repo).map_err(|e| {
         StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
     })?;
+    let identity = identity(&args)?;
     let listener = listen(&args.bind, args.port)?;
     let config = Config {
         max_clients: args.max_clients as usize,
@@ -192,6 +223,7 @@ fn run(args: Args) -> Result<(), StartError> {
         line_timeout: Duration::from_secs(args.line_timeout),
         max_per_ip: args.max_per_ip as usize,
         grace: Duration::from_secs(args.grace),
+        tls: identity.as_ref().map(|id| id.config.clone()),
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let server = Server::new(listener, repo, config).map_err(failed)?;
@@ -217,7 +249,13 @@ fn run(args: Args) -> Result<(), StartError> {
         if args.allow_uploads { "on" } else { "off" }
     );
     let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "listening on {local}");
+    // One line a user can read out to others: where, and (with TLS) which
+    // certificate, in the form `openssl x509 -noout -fingerprint -sha256` prints.
+    match &identity {
+        None => writeln!(stdout, "listening on {local}"),
+        Some(id) => writeln!(stdout, "listening on {local} tls sha256 Fingerprint={}", id.fingerprint),
+    }
+    .ok();
     let _ = stdout.flush();
     server.run();
     Ok(())

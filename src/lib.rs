@@ -188,6 +188,18 @@ pub fn run_client_env(dir: &Path, args: &[String], env: &[(&str, &Path)]) -> Out
     command.output().expect("file-client output")
 }
 
+/// `file-server adduser --users FILE NAME [--write]` with `password` on stdin.
+pub fn adduser(users: &Path, name: &str, password: &str, write: bool) -> Output {
+    let mut command = Command::new(binary("file-server"));
+    command.args(["adduser", "--users"]).arg(users).arg(name);
+    if write {
+        command.arg("--write");
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// `file-client`'s arguments: the address, then `rest`.
 pub fn client_args(addr: &str, rest: &[&str]) -> Vec<String> {
     std::iter::once(addr.to_string()).chain(rest.iter().map(|s| s.to_string())).collect()
@@ -268,6 +280,16 @@ impl RawClient {
     /// Connects and reads the greeting (which may be `ERR 503 ...`).
     pub fn connect(addr: SocketAddr) -> RawClient {
         RawClient::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects from the loopback address `from` (127.0.0.2, ...) and reads
+    /// the greeting: another host, as far as the server can tell.
+    pub fn connect_from(from: &str, addr: SocketAddr) -> RawClient {
+        use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+        bind(&fd, &SocketAddr::new(from.parse().expect("address"), 0)).expect("bind the source address");
+        connect(&fd, &addr).expect("connect");
+        RawClient::from_stream(TcpStream::from(fd))
     }
 
     /// Reads the greeting on a connection made some other way (from another

@@ -2,7 +2,7 @@
 //! new limit shown being hit.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,11 +10,7 @@ use file_share_e2e::{eventually, pseudo_random, run_client, RawClient, ServerPro
 
 /// A connection to `server` from the loopback address `from` (127.0.0.2, ...).
 fn raw_from(from: &str, server: SocketAddr) -> RawClient {
-    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
-    bind(&fd, &SocketAddr::new(from.parse().expect("address"), 0)).expect("bind the source address");
-    connect(&fd, &server).expect("connect");
-    RawClient::from_stream(TcpStream::from(fd))
+    RawClient::connect_from(from, server)
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use file_share_e2e::{
-    client_args as args, eventually, parse_messages, pseudo_random, pty_client_with, ready, run_client_env, Reply,
-    ServerProcess, Share,
+    adduser, client_args as args, eventually, parse_messages, pseudo_random, pty_client_with, ready, run_client_env,
+    Reply, ServerProcess, Share,
 };
 
 /// Runs `openssl s_client` against `addr`, types `input` (ending with
@@ -64,20 +64,27 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
-fn openssl_s_client_lists_and_gets_and_the_fingerprint_is_openssls_own() {
+fn openssl_s_client_logs_in_lists_and_gets_and_the_fingerprint_is_openssls_own() {
     let share = Share::new();
     let data = pseudo_random(300_000, 7);
     share.add("data.bin", &data);
     let state = tempfile::tempdir().unwrap();
     let state_arg = state.path().to_str().unwrap();
-    let server = ServerProcess::start(share.path(), &["--tls", "--state-dir", state_arg]);
+    let users = state.path().join("users");
+    assert!(adduser(&users, "carol", "s3cret words", false).status.success());
+    let users_arg = users.to_str().unwrap();
+    let server = ServerProcess::start(share.path(), &["--tls", "--state-dir", state_arg, "--users", users_arg]);
 
-    let messages = s_client(&server.addr.to_string(), "list\nget data.bin\nexit\n");
+    let input = "list\nlogin carol s3cret words\nlist\nget data.bin\nexit\n";
+    let messages = s_client(&server.addr.to_string(), input);
     assert!(messages[0].header.starts_with("OK ") && messages[0].header.contains("proto="), "{messages:?}");
-    assert!(messages[1].text().contains("data.bin"), "{:?}", messages[1]);
-    assert!(messages[2].header.starts_with(&format!("OK {} blake3=", data.len())), "{}", messages[2].header);
-    assert!(messages[2].body == data, "the file arrived changed over TLS");
-    assert!(messages[3].header.starts_with("OK"), "{:?}", messages[3]);
+    assert!(messages[1].header.starts_with("ERR 401"), "{:?}", messages[1]);
+    assert!(messages[2].header.ends_with(" user=carol rights=read"), "{:?}", messages[2]);
+    assert_eq!(messages[2].text(), "logged in as carol (read only)\n");
+    assert!(messages[3].text().contains("data.bin"), "{:?}", messages[3]);
+    assert!(messages[4].header.starts_with(&format!("OK {} blake3=", data.len())), "{}", messages[4].header);
+    assert!(messages[4].body == data, "the file arrived changed over TLS");
+    assert!(messages[5].header.starts_with("OK"), "{:?}", messages[5]);
 
     let printed = server.fingerprint.clone().expect("fingerprint on the listening line");
     assert_eq!(printed, openssl_fingerprint(&state.path().join("cert.pem")));
@@ -87,7 +94,7 @@ fn openssl_s_client_lists_and_gets_and_the_fingerprint_is_openssls_own() {
 
     // The identity survives a restart.
     drop(server);
-    let again = ServerProcess::start(share.path(), &["--tls", "--state-dir", state_arg]);
+    let again = ServerProcess::start(share.path(), &["--tls", "--state-dir", state_arg, "--users", users_arg]);
     assert_eq!(again.fingerprint.as_deref(), Some(printed.as_str()));
 }
 

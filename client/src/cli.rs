@@ -11,7 +11,7 @@ use common::text::escape;
 use common::{Code, Event};
 
 use crate::command::quote_word;
-use crate::connection::{Connection, Dial, EventSink};
+use crate::connection::{Connection, Dial, EventSink, Login};
 use crate::error::ClientError;
 use crate::progress::ProgressMode;
 use crate::session::{Opener, Session, Settings};
@@ -27,7 +27,8 @@ use crate::trust::{self, Trust};
                   4 a command failed on the server, 5 server identity or login refused."
 )]
 pub struct Args {
-    /// Server address: HOST, HOST:PORT, IP or [IPv6]:PORT.
+    /// Server address: [USER@]HOST, HOST:PORT, IP or [IPv6]:PORT. With USER@,
+    /// logs in to that account: the password from FILE_CLIENT_PASSWORD, else asked for.
     #[arg(default_value = "127.0.0.1:12345")]
     pub addr: String,
     /// Run this command, then exit (repeatable; the first failure stops the run).
@@ -62,6 +63,9 @@ pub struct Args {
     /// With --tls: remember a server not seen before without asking.
     #[arg(long, requires = "tls")]
     pub accept_new: bool,
+    /// Log in (USER@HOST) without --tls, the password in clear.
+    #[arg(long)]
+    pub insecure_plaintext_login: bool,
     /// Print the shell completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
@@ -107,8 +111,19 @@ pub type SinkFactory = Box<dyn Fn() -> EventSink>;
 /// Connects and, with `--name`, takes the name; reports failures itself and
 /// gives the exit status.
 pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
+    let (login, addr) = match args.addr.split_once('@') {
+        Some((user, host)) => match login(user, host, args) {
+            Ok(login) => (Some(login), host.to_string()),
+            Err(e) => {
+                eprintln!("file-client: {e}");
+                return Err(e.exit_code());
+            }
+        },
+        None => (None, args.addr.clone()),
+    };
     let dial = Dial {
-        addr: args.addr.clone(),
+        addr,
+        login,
         timeout: Duration::from_secs(args.timeout),
         tls: args.tls.then(|| Trust {
             known_servers: trust::default_known_servers(),
@@ -158,6 +173,21 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
         }
     }
     Ok(session)
+}
+
+/// The account to log in to from `USER@HOST`.
+fn login(user: &str, host: &str, args: &Args) -> Result<Login, ClientError> {
+    if user.is_empty() {
+        return Err(ClientError::Usage(format!("no account name before '@' in '{}'", escape(&args.addr))));
+    }
+    if !args.tls && !args.insecure_plaintext_login {
+        return Err(ClientError::Usage(
+            "logging in needs --tls, so that the password never crosses the network in clear \
+             (--insecure-plaintext-login sends it anyway)"
+                .into(),
+        ));
+    }
+    Ok(Login::new(user, host))
 }
 
 /// On a terminal, shows a TLS server not seen before and asks whether to

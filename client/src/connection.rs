@@ -176,6 +176,56 @@ pub struct Dial {
     pub timeout: Duration,
     /// Speak TLS, trusting servers as this says.
     pub tls: Option<Trust>,
+    /// Log in to this account once connected (and again on every reconnect).
+    pub login: Option<Login>,
+}
+
+/// An account's name and password, for `login`. The password comes from
+/// `FILE_CLIENT_PASSWORD`, else it is asked for on the terminal the first
+/// time it is needed (after the server's identity is settled, as ssh does)
+/// and kept for reconnects; never from the command line.
+#[derive(Clone)]
+pub struct Login {
+    /// The account.
+    pub user: String,
+    /// The server, as typed, for the question.
+    pub host: String,
+    password: Arc<Mutex<Option<String>>>,
+}
+
+impl Login {
+    /// An account to log in to; its password from the environment if set there.
+    pub fn new(user: &str, host: &str) -> Login {
+        let password = std::env::var("FILE_CLIENT_PASSWORD").ok();
+        Login { user: user.to_string(), host: host.to_string(), password: Arc::new(Mutex::new(password)) }
+    }
+
+    /// The password, asked for now if it is not known yet.
+    ///
+    /// # Errors
+    /// [`ClientError::Usage`] with no terminal to ask on.
+    fn password(&self) -> Result<String, ClientError> {
+        let mut known = self.password.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(password) = known.as_ref() {
+            return Ok(password.clone());
+        }
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            let user = &self.user;
+            return Err(ClientError::Usage(format!(
+                "no password for {user}: set FILE_CLIENT_PASSWORD (no terminal to ask on)"
+            )));
+        }
+        let password = rpassword::prompt_password(format!("password for {}@{}: ", self.user, self.host))
+            .map_err(|e| ClientError::Local(format!("cannot read the password: {e}")))?;
+        *known = Some(password.clone());
+        Ok(password)
+    }
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login {{ user: {:?}, password: <hidden> }}", self.user)
+    }
 }
 
 /// An open session with a server.
@@ -282,6 +332,10 @@ impl Connection {
                 }
                 conn.admitted.store(true, Ordering::SeqCst);
                 conn.turn_frames_on(probed)?;
+                let name = match &dial.login {
+                    Some(login) => conn.log_in(login)?.unwrap_or(name),
+                    None => name,
+                };
                 Ok((conn, Greeting { name: escape(&name).into_owned(), protocol }))
             }
             // Something that is not a file-server answered the probe.
@@ -341,6 +395,26 @@ impl Connection {
             return Err(ClientError::Connection("the server does not speak framed transfers (frames on)".into()));
         }
         Ok(())
+    }
+
+    /// Logs in; the name the server now shows for this session, when it
+    /// took the account's.
+    fn log_in(&mut self, login: &Login) -> Result<Option<String>, ClientError> {
+        let password = login.password()?;
+        self.send(&Request::Login { user: login.user.clone(), password })?;
+        match self.read_reply_header() {
+            Ok(header) => {
+                let user = header.field("user").map(str::to_string);
+                if let Header::Ok { len, .. } = header {
+                    self.read_text_body(len)?;
+                }
+                Ok(user)
+            }
+            Err(ClientError::Remote { message, .. }) => {
+                Err(ClientError::Identity(format!("login as {} refused: {message}", login.user)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes bytes as they are: an upload's frame lines.

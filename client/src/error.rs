@@ -85,6 +85,7 @@ impl ClientError {
             ClientError::NotAdmitted(_) => EXIT_FULL,
             ClientError::Identity(_) | ClientError::UnknownServer { .. } => EXIT_AUTH,
             ClientError::OutputClosed => EXIT_OK,
+            ClientError::Remote { code: Code::Unauthorized, .. } => EXIT_AUTH,
             ClientError::Remote { .. } | ClientError::Unsupported(_) => EXIT_REMOTE,
             ClientError::Usage(_) => EXIT_USAGE,
         }

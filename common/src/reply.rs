@@ -15,6 +15,8 @@ use crate::text::escape;
 pub enum Code {
     /// 400: the request could not be understood.
     BadRequest,
+    /// 401: log in first, or the login was refused.
+    Unauthorized,
     /// 403: understood but not allowed (outside the share, uploads off).
     Forbidden,
     /// 404: no such file or folder.
@@ -44,6 +46,7 @@ impl Code {
     pub fn number(self) -> u16 {
         match self {
             Code::BadRequest => 400,
+            Code::Unauthorized => 401,
             Code::Forbidden => 403,
             Code::NotFound => 404,
             Code::Timeout => 408,
@@ -62,6 +65,7 @@ impl Code {
     pub fn from_number(n: u16) -> Code {
         match n {
             400 => Code::BadRequest,
+            401 => Code::Unauthorized,
             403 => Code::Forbidden,
             404 => Code::NotFound,
             408 => Code::Timeout,

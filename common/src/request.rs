@@ -68,6 +68,14 @@ pub enum Request {
     Name(String),
     /// `say <text>`: send a line to every other connected client.
     Say(String),
+    /// `login <name> <password>`: take an account's rights (servers with
+    /// `--users`). The password is the rest of the line, trimmed.
+    Login {
+        /// The account's name.
+        user: String,
+        /// Its password.
+        password: String,
+    },
     /// `help`: one line per command.
     Help,
     /// `exit`: the server says goodbye and closes.
@@ -181,6 +189,11 @@ impl Request {
             }
             "name" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "name <nick>" }),
             "name" => Ok(Request::Name(arg.to_string())),
+            "login" => {
+                let bad = || RequestError::MissingArgument { usage: "login <name> <password>" };
+                let (user, password) = arg.split_once(char::is_whitespace).ok_or_else(bad)?;
+                Ok(Request::Login { user: user.to_string(), password: password.trim_start().to_string() })
+            }
             "say" if arg.is_empty() => Err(RequestError::MissingArgument { usage: "say <text>" }),
             "say" => Ok(Request::Say(arg.to_string())),
             _ => Ok(Request::Echo(line.to_string())),
@@ -335,6 +348,7 @@ impl fmt::Display for Request {
                 write!(f, "mv {force}{} {}", quote_first(from), quote(to))
             }
             Request::Name(nick) => write!(f, "name {nick}"),
+            Request::Login { user, password } => write!(f, "login {user} {password}"),
             Request::Say(text) => write!(f, "say {text}"),
             Request::Help => f.write_str("help"),
             Request::Exit => f.write_str("exit"),
@@ -355,6 +369,8 @@ impl Request {
             Request::Put { size, name, .. } => format!("put {} ({size} bytes)", escape(name)),
             Request::Echo(_) => "echo".to_string(),
             Request::Say(_) => "say".to_string(),
+            // Never the password, in a log or a status line.
+            Request::Login { user, .. } => format!("login {}", escape(user)),
             other => escape(&other.to_string()).into_owned(),
         }
     }
@@ -390,6 +406,7 @@ mod tests {
                 resume: true,
             },
             Request::Resume { offset: 1, name: " x".into() },
+            Request::Login { user: "alice".into(), password: "correct horse battery".into() },
             Request::Put {
                 size: 0,
                 digest: digest(),

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accounts::{Accounts, Throttle};
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::shutdown::Stopping;
 
 /// Settings that shape every session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Sessions admitted at once; the next connection is refused.
     pub max_clients: usize,
@@ -29,6 +30,16 @@ pub struct Config {
     pub grace: Duration,
     /// Serve TLS with these settings (certificate and key) instead of plain TCP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--users`: sessions log in to an account before anything else.
+    pub accounts: Option<Arc<Accounts>>,
+    /// `--anonymous read`: with accounts, visitors who have not logged in may read.
+    pub anonymous_read: bool,
+    /// With accounts (and no anonymous reading), a session must have logged
+    /// in this long after it was admitted, else it is closed.
+    pub login_timeout: Duration,
+    /// The first wait after a failed login; it doubles with each failure from
+    /// the same address (see [`Throttle`]).
+    pub login_delay: Duration,
 }
 
 impl Default for Config {
@@ -42,6 +53,10 @@ impl Default for Config {
             max_per_ip: 0,
             grace: Duration::from_secs(10),
             tls: None,
+            accounts: None,
+            anonymous_read: false,
+            login_timeout: Duration::from_secs(10),
+            login_delay: Duration::from_millis(500),
         }
     }
 }
@@ -56,11 +71,14 @@ pub struct Shared {
     pub presence: Arc<Presence>,
     /// Set once shutdown has begun.
     pub stopping: Stopping,
+    /// Failed logins per address.
+    pub throttle: Throttle,
 }
 
 impl Shared {
     /// The state for a server with `config` sharing `repo`, nobody connected yet.
     pub fn new(config: Config, repo: Repo) -> Shared {
-        Shared { presence: Arc::new(Presence::new(config.max_clients)), config, repo, stopping: Stopping::default() }
+        let (presence, throttle) = (Arc::new(Presence::new(config.max_clients)), Throttle::new(config.login_delay));
+        Shared { presence, config, repo, stopping: Stopping::default(), throttle }
     }
 }

@@ -17,6 +17,8 @@
 //! - [`config`]: [`Config`], the settings, and [`Shared`], what every session reaches.
 //! - [`transport`]: the byte stream a session runs over (plain TCP or TLS),
 //!   its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
+//! - [`accounts`]: `--users`: accounts with Argon2 hashes and rights, the
+//!   users file `adduser` writes, and the per-address throttle on failed logins.
 //! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
 //!   and kept in the state folder) and its fingerprint.
 //! - [`slots`]: the cap, as RAII slot tokens.
@@ -35,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod activity;
 pub mod cmd;
 pub mod config;

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Local, SecondsFormat};
@@ -21,6 +21,7 @@ use common::Event;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
+use crate::accounts::Account;
 use crate::activity::Clock;
 use crate::shutdown::Gate;
 use crate::transport::Closer;
@@ -71,12 +72,36 @@ pub struct SessionInfo {
     pub gate: Gate,
     /// Ends the session's connection, for shutdown.
     pub closer: Closer,
+    /// The account it logged in to (servers with `--users`); set once.
+    account: OnceLock<Account>,
+    /// Failed logins in this session.
+    login_failures: AtomicU32,
 }
 
 impl SessionInfo {
     /// The current display name.
     pub fn name(&self) -> String {
         self.name.lock().clone()
+    }
+
+    /// The account this session logged in to, if it did.
+    pub fn account(&self) -> Option<&Account> {
+        self.account.get()
+    }
+
+    /// Records the login; false when the session had logged in already.
+    pub fn log_in(&self, account: Account) -> bool {
+        self.account.set(account).is_ok()
+    }
+
+    /// Counts a failed login; how many this session has had.
+    pub fn login_failed(&self) -> u32 {
+        self.login_failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The account's name for logs, `-` before a login.
+    pub fn user(&self) -> &str {
+        self.account().map_or("-", |a| a.name.as_str())
     }
 
     /// How many notices were dropped since the last call, and resets the count.
@@ -203,6 +228,8 @@ impl Presence {
             clock: Clock::new(self.started),
             gate: Gate::default(),
             closer,
+            account: OnceLock::new(),
+            login_failures: AtomicU32::new(0),
         });
         inner.sessions.insert(id, Arc::clone(&info));
         let online = inner.sessions.len();

@@ -86,7 +86,10 @@ pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Sha
 
     let out = Replies { half, queue: replies };
     let reader = RequestReader::new(transport, shared.config.line_timeout);
-    let mut handler = Handler { reader, out, shared, session, timeout_shortened: false, framed: false, requests: 0 };
+    let config = &shared.config;
+    let login_by = (config.accounts.is_some() && !config.anonymous_read).then(|| Instant::now() + config.login_timeout);
+    let mut handler =
+        Handler { reader, out, shared, session, timeout_shortened: false, framed: false, requests: 0, login_by };
     let mut reason = if stopping { "server shutting down".to_string() } else { handler.run() };
     if handler.shared.stopping.grace_is_over() {
         reason = format!("closed at the end of the grace period ({reason})");
@@ -124,6 +127,18 @@ struct Handler {
     framed: bool,
     /// Requests read so far; the number of the one being run.
     requests: u64,
+    /// When the session must have logged in by (`--users`), until it has.
+    login_by: Option<Instant>,
+}
+
+/// What waiting for the next request line gave.
+enum Wait {
+    /// A line (or the end of input).
+    Line(Line),
+    /// The client was silent, and no transfer moved, for the idle timeout.
+    Idle,
+    /// The client has not logged in within the login timeout.
+    NoLogin,
 }
 
 /// Whether the session goes on after a request.
@@ -139,8 +154,13 @@ impl Handler {
         }
         loop {
             let line = match self.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => return "idle timeout".into(),
+                Ok(Wait::Line(line)) => line,
+                Ok(Wait::Idle) => return "idle timeout".into(),
+                Ok(Wait::NoLogin) => {
+                    let secs = self.shared.config.login_timeout.as_secs_f64();
+                    self.refuse(Refusal::new(Code::Unauthorized, format!("not logged in within {secs}s; closing")));
+                    return "no login in time".into();
+                }
                 Err(e) => return format!("read failed: {e}"),
             };
             let text = match line {
@@ -181,25 +201,45 @@ impl Handler {
         }
     }
 
-    /// The next line, or `None` once the client has been silent (and no
-    /// transfer has moved) for the idle timeout.
-    fn next_line(&mut self) -> io::Result<Option<Line>> {
+    /// The time left to log in, while a login is due; zero once it is late.
+    fn login_left(&mut self) -> Option<Duration> {
+        if self.session.account().is_some() {
+            self.login_by = None;
+        }
+        self.login_by.map(|by| by.saturating_duration_since(Instant::now()))
+    }
+
+    /// The next line; or the client has been silent (and no transfer has
+    /// moved) for the idle timeout; or it is late to log in.
+    fn next_line(&mut self) -> io::Result<Wait> {
         let idle_timeout = self.shared.config.idle_timeout;
         loop {
+            if let Some(left) = self.login_left() {
+                if left.is_zero() {
+                    return Ok(Wait::NoLogin);
+                }
+                if left < idle_timeout.saturating_sub(self.session.clock.idle_for()) {
+                    self.reader.set_wait(left)?;
+                    self.timeout_shortened = true;
+                }
+            }
             match self.reader.read_line() {
                 Ok(line) => {
                     if self.timeout_shortened {
                         self.reader.set_wait(idle_timeout)?;
                         self.timeout_shortened = false;
                     }
-                    return Ok(Some(line));
+                    return Ok(Wait::Line(line));
+                }
+                Err(e) if is_timeout(&e) && self.login_left().is_some_and(|left| left.is_zero()) => {
+                    return Ok(Wait::NoLogin);
                 }
                 Err(e) if is_timeout(&e) => {
                     let remaining = idle_timeout.saturating_sub(self.session.clock.idle_for());
                     if remaining.is_zero() {
                         let notice = format!("idle for {}s; disconnecting", idle_timeout.as_secs());
                         self.session.notify(Event::notice(notice));
-                        return Ok(None);
+                        return Ok(Wait::Idle);
                     }
                     // A transfer kept the session alive: wait only for the rest.
                     self.reader.set_wait(remaining.max(Duration::from_millis(10)))?;
@@ -329,6 +369,7 @@ impl Replies {
             }
             Reply::File(file) => (Outgoing::file(file, None), Next::Continue),
             Reply::Close { body, reason } => (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason)),
+            Reply::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
             Reply::Receive(_) => {
                 // Only the session loop reads an upload's bytes; it takes this
                 // reply before it gets here.

@@ -12,13 +12,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use file_server::accounts::{self, Accounts};
 use file_server::identity::{default_state_dir, Identity, IdentityError};
 use file_server::{Config, Repo, Server};
 
 /// Share a folder over TCP; connect with file-client.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Address to listen on: an IP, or a host name such as localhost.
     #[arg(long, default_value = "0.0.0.0")]
     bind: String,
@@ -63,12 +66,61 @@ struct Args {
     /// default $XDG_STATE_HOME/file-server or ~/.local/state/file-server.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Accounts file (made with `file-server adduser`): sessions must log in,
+    /// and have write rights to change files. Needs --tls.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// With --users: visitors without an account may read (list, get, status).
+    #[arg(long, value_name = "RIGHTS", requires = "users")]
+    anonymous: Option<Anonymous>,
+    /// With --users and no --tls: allow logins anyway, passwords in clear.
+    #[arg(long, requires = "users")]
+    insecure_plaintext_login: bool,
+    /// With --users: seconds a connection may take to log in.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    login_timeout: u64,
+    /// With --users: seconds the first failed login waits before its answer;
+    /// each further failure from the same address waits twice as long (up to 64x).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS", value_parser = seconds)]
+    login_delay: f64,
     /// Print the shell completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     completions: Option<clap_complete::Shell>,
     /// Print the manual page (roff) and exit.
     #[arg(long, exclusive = true)]
     man: bool,
+}
+
+/// What visitors without an account may do.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Anonymous {
+    /// List, download, status and chat; no changes.
+    Read,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Add an account to a users file, or change its password and rights.
+    /// The password is read from stdin when it is not a terminal, else asked
+    /// for twice.
+    Adduser {
+        /// The users file (made, mode 0600, if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The account's name (letters, digits, - _ .; up to 32).
+        name: String,
+        /// The account may change files (put, mkdir, rm, mv), not only read.
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+/// `--login-delay`: seconds, fractions allowed, 0 to 60.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.0..=60.0).contains(&secs) => Ok(secs),
+        _ => Err("seconds from 0 to 60 (0.5, 2)".into()),
+    }
 }
 
 /// Why the server could not start or run, and the exit status each gets.
@@ -105,6 +157,9 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
+    if let Some(Sub::Adduser { users, name, write }) = &args.command {
+        return adduser(users, name, *write);
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -112,6 +167,41 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "file-server: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// `file-server adduser`: reads the password and writes the account.
+fn adduser(users: &std::path::Path, name: &str, write: bool) -> ExitCode {
+    let fail = |message: String| {
+        let _ = writeln!(std::io::stderr(), "file-server adduser: {message}");
+        ExitCode::from(2)
+    };
+    if let Err(e) = accounts::check_name(name) {
+        return fail(e.to_string());
+    }
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let first = rpassword::prompt_password(format!("password for {name}: "));
+        let again = rpassword::prompt_password("again: ");
+        match (first, again) {
+            (Ok(a), Ok(b)) if a == b => a,
+            (Ok(_), Ok(_)) => return fail("the passwords differ; nothing changed".into()),
+            (Err(e), _) | (_, Err(e)) => return fail(format!("cannot read the password: {e}")),
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            return fail(format!("cannot read the password from stdin: {e}"));
+        }
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    match accounts::add_user(users, name, &password, write) {
+        Ok(added) => {
+            let rights = if write { "read and write" } else { "read only" };
+            let done = if added { "added" } else { "updated" };
+            let _ = writeln!(std::io::stdout(), "{done} {name} ({rights}) in {}", users.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 
@@ -214,6 +304,28 @@ fn run(args: Args) -> Result<(), StartError> {
         StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
     })?;
     let identity = identity(&args)?;
+    let accounts = match &args.users {
+        None => None,
+        Some(_) if identity.is_none() && !args.insecure_plaintext_login => {
+            return Err(StartError::Usage(
+                "--users needs --tls, so that passwords never cross the network in clear \
+                 (--insecure-plaintext-login overrides this)"
+                    .into(),
+            ))
+        }
+        Some(file) => {
+            let loaded = Accounts::load(file).map_err(|e| StartError::Usage(e.to_string()))?;
+            if loaded.is_empty() {
+                return Err(StartError::Usage(format!(
+                    "{} has no accounts; add one with file-server adduser --users {} NAME",
+                    file.display(),
+                    file.display()
+                )));
+            }
+            tracing::info!("{} account(s) from {}", loaded.len(), file.display());
+            Some(std::sync::Arc::new(loaded))
+        }
+    };
     let listener = listen(&args.bind, args.port)?;
     let config = Config {
         max_clients: args.max_clients as usize,
@@ -224,6 +336,10 @@ fn run(args: Args) -> Result<(), StartError> {
         max_per_ip: args.max_per_ip as usize,
         grace: Duration::from_secs(args.grace),
         tls: identity.as_ref().map(|id| id.config.clone()),
+        accounts,
+        anonymous_read: matches!(args.anonymous, Some(Anonymous::Read)),
+        login_timeout: Duration::from_secs(args.login_timeout),
+        login_delay: Duration::from_secs_f64(args.login_delay),
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let server = Server::new(listener, repo, config).map_err(failed)?;

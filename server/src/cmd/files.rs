@@ -94,8 +94,21 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
     })))
 }
 
-/// Uploads and every other change to the share need `--allow-uploads`.
+/// Uploads and every other change to the share need `--allow-uploads`,
+/// and on a server with accounts, an account with the right to write.
 pub fn writes_allowed(caller: Caller<'_, '_>) -> Result<(), Refusal> {
+    if caller.shared.config.accounts.is_some() {
+        match caller.session.account() {
+            None => {
+                return Err(Refusal::new(Code::Unauthorized, "log in with an account that may write to change files"))
+            }
+            Some(account) if !account.write => {
+                let message = format!("the account '{}' may only read", account.name);
+                return Err(Refusal::new(Code::Forbidden, message));
+            }
+            Some(_) => {}
+        }
+    }
     if caller.shared.config.allow_uploads {
         return Ok(());
     }
@@ -160,7 +173,7 @@ impl Incoming<'_> {
     /// this is dropped).
     pub fn abandon(self, why: &dyn std::fmt::Display) {
         let (name, written, size) = (&self.name, self.upload.written(), self.size);
-        tracing::info!(client = %self.session.name(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
+        tracing::info!(client = %self.session.name(), user = self.session.user(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
     }
 
     /// Checks the hash and stores the file under its name.
@@ -175,7 +188,7 @@ impl Incoming<'_> {
         match self.upload.commit(&self.digest, modified) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
-                tracing::info!(client = %self.session.name(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
+                tracing::info!(client = %self.session.name(), user = self.session.user(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
                 Reply::text(format!("stored '{}' ({})\n", self.name, common::text::byte_count(n)))
             }
             Err(e) => Reply::Refused(e.into()),

@@ -13,8 +13,10 @@
 //! - [`files`]: `list`, `get`, `resume`, `put` on the share.
 //! - [`manage`]: `mkdir`, `rm`, `rmdir`, `rmtree`, `mv`, `hash`.
 //! - [`people`]: `status`, `info`, `name`, `say`.
+//! - [`login`]: `login`, and what a session may do before it (`--users`).
 
 pub mod files;
+pub mod login;
 pub mod manage;
 pub mod people;
 
@@ -46,6 +48,7 @@ say <text>                  send a line to every other connected client
 frames on|off               transfers in DATA frames ended by END, so either side can stop one
 cancel                      stop the framed downloads asked for before this line
 help                        this list
+login <name> <password>     log in to an account (servers started with --users)
 exit                        say goodbye and close the connection
 anything else               echoed back with \" ACK\"
 ";
@@ -79,6 +82,13 @@ pub enum Reply<'a> {
     /// reads the announced bytes into [`Incoming`], whose `finish` gives the
     /// final reply.
     Receive(Box<Incoming<'a>>),
+    /// A refusal, then the session ends for `reason` (too many failed logins).
+    Ended {
+        /// What the client is told.
+        refusal: Refusal,
+        /// Why the session ends, for the log.
+        reason: &'static str,
+    },
     /// A last text reply, then the session ends for `reason`.
     Close {
         /// The reply's body.
@@ -147,6 +157,9 @@ impl<'a> From<Refusal> for Reply<'a> {
 
 /// Runs one request for `caller`.
 pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
+    if let Some(refusal) = login::admitted(&request, caller) {
+        return Reply::Refused(refusal);
+    }
     let outcome = match request {
         Request::Status => Ok(people::status(caller)),
         Request::Info => Ok(people::info(caller)),
@@ -164,6 +177,7 @@ pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::Hash(name) => manage::hash(caller, &name),
         Request::Name(nick) => people::rename(caller, &nick),
         Request::Say(text) => people::say(caller, &text),
+        Request::Login { user, password } => login::login(caller, &user, &password),
         Request::Help => Ok(Reply::text(HELP)),
         Request::Exit => Ok(Reply::Close { body: "bye\n".into(), reason: "exit" }),
         Request::Echo(text) => Ok(Reply::text(format!("{text} ACK\n"))),

@@ -26,6 +26,7 @@ pub fn info<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
 /// others are told.
 pub fn rename<'a>(caller: Caller<'_, '_>, nick: &str) -> Result<Reply<'a>, Refusal> {
     common::validate_nick(nick).map_err(|e| Refusal::new(Code::BadRequest, format!("{e}: '{}'", escape(nick))))?;
+    super::login::may_take_name(nick, caller)?;
     let old = caller.shared.presence.rename(caller.session.id, nick)?;
     tracing::info!(client = %old, "is now {nick}");
     Ok(Reply::text(format!("you are now {nick}\n")))

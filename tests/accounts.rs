@@ -1,0 +1,224 @@
+//! `--users`: accounts with read or write rights, logins that cannot be
+//! guessed quickly, and visitors who must log in (or, with `--anonymous
+//! read`, may only read).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use file_share_e2e::{adduser, binary, client_args as args, RawClient, ServerProcess, Share};
+
+/// A users file with alice (write, "alice pw") and bob (read, "bob pw").
+fn users() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users");
+    assert!(adduser(&file, "alice", "alice pw", true).status.success());
+    assert!(adduser(&file, "bob", "bob pw", false).status.success());
+    dir
+}
+
+fn users_arg(dir: &tempfile::TempDir) -> String {
+    dir.path().join("users").to_str().unwrap().to_string()
+}
+
+/// `file-client` logging in with `password` (FILE_CLIENT_PASSWORD).
+fn client_as(dir: &Path, addr: &str, password: &str, rest: &[&str]) -> Output {
+    Command::new(binary("file-client"))
+        .args(args(addr, rest))
+        .current_dir(dir)
+        .env("FILE_CLIENT_PASSWORD", password)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn adduser_stores_argon2_hashes_and_updates_in_place() {
+    let dir = users();
+    let file = dir.path().join("users");
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(stored.lines().count(), 2);
+    assert!(stored.starts_with("alice:write:$argon2id$") && stored.contains("\nbob:read:$argon2id$"), "{stored}");
+    assert!(!stored.contains("alice pw") && !stored.contains("bob pw"), "passwords never in clear");
+    let out = adduser(&file, "bob", "new bob", true);
+    assert!(text(&out.stdout).contains("updated bob (read and write)"), "{}", text(&out.stdout));
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(stored.lines().count(), 2);
+    assert!(stored.contains("\nbob:write:"));
+    let out = adduser(&file, "no spaces", "pw", false);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn users_without_tls_refuse_to_start_and_name_the_override() {
+    let share = Share::new();
+    let dir = users();
+    let out = Command::new(binary("file-server"))
+        .args(["--port", "0", "--bind", "127.0.0.1", "--users", &users_arg(&dir), "--repo"])
+        .arg(share.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--insecure-plaintext-login"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty(), "never listened");
+}
+
+#[test]
+fn accounts_log_in_and_keep_to_their_rights_over_tls() {
+    let share = Share::new();
+    share.add("a.txt", b"for readers\n");
+    let dir = users();
+    let state = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        share.path(),
+        &["--tls", "--state-dir", state.path().to_str().unwrap(), "--users", &users_arg(&dir), "--allow-uploads"],
+    );
+    let addr = server.addr.to_string();
+    let fp = server.fingerprint.clone().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("up.txt"), b"from alice\n").unwrap();
+    let tls = ["--tls", "--fingerprint", fp.as_str()];
+    fn join<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<&'a str> {
+        [a, b].concat()
+    }
+    let with = |rest: &[&'static str]| join(&tls, rest);
+
+    let alice =
+        client_as(work.path(), &format!("alice@{addr}"), "alice pw", &with(&["-c", "put up.txt", "-c", "status"]));
+    assert_eq!(alice.status.code(), Some(0), "{}", text(&alice.stderr));
+    assert_eq!(std::fs::read(share.path().join("up.txt")).unwrap(), b"from alice\n");
+    assert!(
+        text(&alice.stdout).contains("alice (you)"),
+        "the account's name is the session's: {}",
+        text(&alice.stdout)
+    );
+
+    // Read-only: reads, may not write, nothing stored.
+    std::fs::write(work.path().join("bob.txt"), b"from bob\n").unwrap();
+    let bob =
+        client_as(work.path(), &format!("bob@{addr}"), "bob pw", &with(&["-c", "get -f a.txt", "-c", "put bob.txt"]));
+    assert_eq!(bob.status.code(), Some(4), "{}", text(&bob.stderr));
+    assert!(text(&bob.stderr).contains("the account 'bob' may only read"), "{}", text(&bob.stderr));
+    assert!(!share.path().join("bob.txt").exists());
+    assert_eq!(std::fs::read(work.path().join("a.txt")).unwrap(), b"for readers\n");
+
+    // Wrong password and unknown account: the same refusal, status 5.
+    let wrong = client_as(work.path(), &format!("alice@{addr}"), "guess", &with(&["-c", "list"]));
+    let unknown = client_as(work.path(), &format!("mallory@{addr}"), "guess", &with(&["-c", "list"]));
+    assert_eq!((wrong.status.code(), unknown.status.code()), (Some(5), Some(5)));
+    assert_eq!(
+        text(&wrong.stderr).replace("alice", "NAME"),
+        text(&unknown.stderr).replace("mallory", "NAME"),
+        "an unknown account must look like a wrong password"
+    );
+    assert!(text(&wrong.stderr).contains("wrong name or password"));
+    assert!(wrong.stdout.is_empty());
+
+    // No account: nothing but help and exit.
+    let visitor = client_as(work.path(), &addr, "", &with(&["-c", "list"]));
+    assert_eq!(visitor.status.code(), Some(5), "{}", text(&visitor.stderr));
+    assert!(text(&visitor.stderr).contains("log in first"));
+
+    let log = server.log();
+    assert!(log.contains("logged in (read and write)") && log.contains("user=alice"), "{log}");
+    assert!(log.contains("login failed") && log.contains("user=mallory"), "{log}");
+    assert!(log.contains("stored 'up.txt'") && log.contains("user=alice"), "writes are logged with the account");
+}
+
+/// A plain-text server with accounts, for typing the protocol by hand.
+fn plaintext_server(share: &Share, users: &tempfile::TempDir, extra: &[&str]) -> ServerProcess {
+    let mut flags = vec!["--users".to_string(), users_arg(users), "--insecure-plaintext-login".into()];
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    ServerProcess::start(share.path(), &flags)
+}
+
+#[test]
+fn a_connection_that_does_not_log_in_in_time_is_closed_and_frees_its_slot() {
+    let share = Share::new();
+    let dir = users();
+    let server = plaintext_server(&share, &dir, &["--login-timeout", "1", "--max-clients", "1"]);
+    let mut idle = server.raw();
+    let started = Instant::now();
+    // Commands do not count as logging in.
+    assert!(idle.request("status").header.starts_with("ERR 401 log in first"));
+    assert_eq!(idle.read_reply().header, "ERR 401 not logged in within 1s; closing");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut idle.stream, &mut rest);
+    assert!(rest.is_empty(), "closed after saying so: {}", text(&rest));
+    // Once closed, its slot is free.
+    let mut next = server.raw();
+    assert!(next.greeting.starts_with("OK "), "the slot is free again: {}", next.greeting);
+    assert!(next.request("login bob bob pw").header.starts_with("OK "));
+}
+
+#[test]
+fn three_failed_logins_close_the_connection() {
+    let share = Share::new();
+    let dir = users();
+    let server = plaintext_server(&share, &dir, &["--login-delay", "0"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.request("login alice nope").header, "ERR 401 wrong name or password");
+    assert_eq!(raw.request("login nobody nope").header, "ERR 401 wrong name or password");
+    assert_eq!(
+        raw.request("login alice nope again").header,
+        "ERR 401 wrong name or password; 3 failed logins, closing"
+    );
+    raw.send_line("help");
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw.stream, &mut rest);
+    assert!(rest.is_empty(), "closed: {}", text(&rest));
+}
+
+#[test]
+fn guessing_from_one_address_slows_down_while_other_addresses_are_not() {
+    let share = Share::new();
+    let dir = users();
+    // 0.1 s, doubling: the 6th failure waits 3.2 s; with the default 0.5 s,
+    // 100 guesses take over 50 minutes.
+    let server = plaintext_server(&share, &dir, &["--login-delay", "0.1"]);
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        let mut guesser = RawClient::connect_from("127.0.0.3", server.addr);
+        for attempt in 0..3 {
+            let started = Instant::now();
+            let reply = guesser.request(&format!("login alice guess{attempt}"));
+            waits.push(started.elapsed());
+            assert!(reply.header.starts_with("ERR 401"), "{}", reply.header);
+        }
+    }
+    for (i, wait) in waits.iter().enumerate() {
+        let floor = Duration::from_millis(100 << i);
+        assert!(*wait >= floor, "failure {} answered after {wait:?}, before its {floor:?}", i + 1);
+    }
+    // Another address fails at the first step's pace, and logs in.
+    let mut other = RawClient::connect_from("127.0.0.4", server.addr);
+    let started = Instant::now();
+    assert!(other.request("login alice wrong").header.starts_with("ERR 401"));
+    let other_wait = started.elapsed();
+    assert!(other_wait < waits[5], "{other_wait:?} should be well under the guesser's {:?}", waits[5]);
+    assert!(other.request("login alice alice pw").header.starts_with("OK "));
+}
+
+#[test]
+fn anonymous_visitors_may_read_but_not_write_nor_take_an_accounts_name() {
+    let share = Share::new();
+    share.add("a.txt", b"public\n");
+    let dir = users();
+    let server = plaintext_server(&share, &dir, &["--anonymous", "read", "--allow-uploads", "--login-timeout", "1"]);
+    let mut visitor = server.raw();
+    assert_eq!(visitor.request("get a.txt").body, b"public\n");
+    assert!(visitor.request("mkdir x").header.starts_with("ERR 401 log in with an account that may write"));
+    assert!(visitor.request("name alice").header.starts_with("ERR 403 'alice' is an account's name"));
+    // No login window for visitors who may read.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(visitor.request("list").header.starts_with("OK "));
+    assert!(visitor.request("login alice alice pw").header.starts_with("OK "));
+    assert!(visitor.request("mkdir x").header.starts_with("OK "));
+    assert!(share.path().join("x").is_dir());
+}

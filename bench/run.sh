@@ -314,3 +314,6 @@ REPORT
 
 # Whole trees (get -r / put -r) next to sftp -r and lftp mirror: their own script.
 RUNS=$RUNS BASE_PORT=$((BASE_PORT + 100)) bash bench/trees.sh
+
+# 1 GiB over TLS next to nginx with TLS and sftp: its own script too.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 200)) bash bench/tls.sh

@@ -62,27 +62,10 @@ FS=$BASE_PORT
 "$BIN/file-server" --bind 127.0.0.1 --port "$FS" --repo "$SHARE" --allow-uploads --max-clients 8 > "$WORK/fs.out" 2> "$WORK/fs.log" &
 PIDS+=($!); wait_port "$FS"
 
-# sshd, for sftp: its own host key and a key for this user, loopback only.
-SP=$((BASE_PORT + 1))
-mkdir -p /run/sshd "$WORK/ssh"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/user"
-cp "$WORK/ssh/user.pub" "$WORK/ssh/authorized_keys"
-cat > "$WORK/ssh/sshd_config" <<CONF
-Port $SP
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh/host
-AuthorizedKeysFile $WORK/ssh/authorized_keys
-PermitRootLogin yes
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-PidFile $WORK/ssh/pid
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -D -e -f "$WORK/ssh/sshd_config" 2> "$WORK/ssh/log" &
-PIDS+=($!); wait_port "$SP"
-SFTP=(sftp -q -P "$SP" -i "$WORK/ssh/user" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+# sshd, for sftp.
+# shellcheck source=bench/sshd.sh
+source bench/sshd.sh
+start_sshd "$WORK/ssh" $((BASE_PORT + 1))
 
 # vsftpd, for lftp and curl: anonymous, reading the share, writing into its
 # incoming/ (vsftpd refuses a writable root).

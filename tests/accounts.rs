@@ -222,3 +222,31 @@ fn anonymous_visitors_may_read_but_not_write_nor_take_an_accounts_name() {
     assert!(visitor.request("mkdir x").header.starts_with("OK "));
     assert!(share.path().join("x").is_dir());
 }
+
+#[test]
+fn the_password_is_asked_once_on_a_terminal_and_a_reconnect_logs_in_again_without_asking() {
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    let dir = users();
+    let state = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        share.path(),
+        &["--tls", "--state-dir", state.path().to_str().unwrap(), "--users", &users_arg(&dir), "--idle-timeout", "1"],
+    );
+    let fp = server.fingerprint.clone().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("alice@{}", server.addr);
+    let mut pty = file_share_e2e::pty_client_with(&target, home.path(), home.path(), &["--tls", "--fingerprint", &fp]);
+    pty.exp_string(&format!("password for {target}: ")).unwrap();
+    pty.send_line("alice pw").unwrap();
+    let prompt = format!("alice@{}> ", server.addr);
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.exp_string("connection closed: server closed the connection; the next command reconnects").unwrap();
+    pty.send_line("get hello.txt").unwrap();
+    pty.exp_string(&format!("reconnected to {} as alice", server.addr)).unwrap();
+    pty.exp_string("got 'hello.txt' (6 bytes").unwrap();
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+    assert_eq!(server.log().matches("logged in (read and write)").count(), 2, "{}", server.log());
+}

@@ -277,3 +277,72 @@ fn uploads_and_downloads_over_tls_arrive_whole() {
     assert_eq!(get.status.code(), Some(0), "{}", stderr(&get));
     assert!(std::fs::read(down.path().join("up.bin")).unwrap() == data);
 }
+
+#[test]
+fn a_certificate_from_an_authority_the_system_trusts_is_believed_without_asking() {
+    let share = Share::new();
+    share.add("a.txt", b"signed\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    // A certificate authority, and a server certificate it signs for 127.0.0.1.
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=Test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[&["req"][..], &ec, &["-subj", "/CN=127.0.0.1", "-keyout", &p("srv.key"), "-out", &p("srv.csr")]].concat(),
+    );
+    std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("srv.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("srv.pem"),
+    ]);
+    let server = ServerProcess::start(share.path(), &["--tls-cert", &p("srv.pem"), "--tls-key", &p("srv.key")]);
+    let addr = server.addr.to_string();
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("file-client/known_servers");
+
+    // The system's roots (SSL_CERT_FILE, as OpenSSL reads it) hold the authority: no question.
+    let ca = dir.path().join("ca.pem");
+    let trusted = run_client_env(
+        home.path(),
+        &args(&addr, &["--tls", "-c", "get a.txt"]),
+        &[("XDG_DATA_HOME", home.path()), ("SSL_CERT_FILE", ca.as_path())],
+    );
+    assert_eq!(trusted.status.code(), Some(0), "{}", stderr(&trusted));
+    assert_eq!(std::fs::read(home.path().join("a.txt")).unwrap(), b"signed\n");
+    assert!(!known.exists(), "nothing to remember: the authority vouches for it");
+
+    // Without that root, it is one more unknown server.
+    let empty = dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "").unwrap();
+    let unknown = run_client_env(
+        home.path(),
+        &args(&addr, &["--tls", "-c", "list"]),
+        &[("XDG_DATA_HOME", home.path()), ("SSL_CERT_FILE", empty.as_path())],
+    );
+    assert_eq!(unknown.status.code(), Some(5), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("is not known"), "{}", stderr(&unknown));
+}

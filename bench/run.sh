@@ -30,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   if [ -n "$ours" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
 VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
 
 cargo build --release -q -p file-server -p file-client -p file-bench
@@ -99,27 +99,9 @@ IPERF_PID=$!; PIDS+=("$IPERF_PID"); wait_port "$IP"
 
 # --- nginx with sendfile, fetched by curl --------------------------------
 NG=$((BASE_PORT + 2))
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server { listen 127.0.0.1:$NG; root $WORK/share; }
-}
-CONF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NG"
+# shellcheck source=bench/nginx.sh
+source bench/nginx.sh
+start_nginx "$WORK/nginx" "$NG" "$WORK/share"
 got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$NG/big.bin")
 [ "$got" = "200 $BYTES" ] || { echo "nginx did not serve the file: $got" >&2; exit 1; }
 

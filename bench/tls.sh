@@ -12,35 +12,15 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 BASE_PORT=${BASE_PORT:-24700}
 
+# shellcheck source=bench/common.sh
+source bench/common.sh
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}" >&2
-  # The packages would start their system services; this script starts its own, on loopback.
-  policy=/usr/sbin/policy-rc.d ours=""
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1; fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  if [ -n "$ours" ]; then rm -f "$policy"; fi
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release -q -p file-server -p file-client
-BIN=$PWD/target/release
-WORK=$(mktemp -d)
-SHM=$(mktemp -d -p /dev/shm)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK" "$SHM"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }
+install_missing "${need[@]}"
+bench_setup
 kib() { awk "/$1/ {print \$2}" "/proc/$2/status"; }
 
 SHARE=$SHM/share
@@ -60,32 +40,10 @@ RUST_LOG=warn "$BIN/file-server" --bind 127.0.0.1 --port "$PLAIN" --repo "$SHARE
 PIDS+=($!); wait_port "$PLAIN"
 
 NG=$((BASE_PORT + 1))
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server {
-    listen 127.0.0.1:$NG ssl;
-    ssl_certificate $WORK/state/cert.pem;
-    ssl_certificate_key $WORK/state/key.pem;
-    ssl_protocols TLSv1.3;
-    root $SHARE;
-  }
-}
-CONF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-PIDS+=($!); wait_port "$NG"
+# shellcheck source=bench/nginx.sh
+source bench/nginx.sh
+start_nginx "$WORK/nginx" "$NG" "$SHARE" \
+  "ssl_certificate $WORK/state/cert.pem;" "ssl_certificate_key $WORK/state/key.pem;" "ssl_protocols TLSv1.3;"
 
 # shellcheck source=bench/sshd.sh
 source bench/sshd.sh

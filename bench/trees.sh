@@ -12,33 +12,14 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 BASE_PORT=${BASE_PORT:-24600}
 
+# shellcheck source=bench/common.sh
+source bench/common.sh
 need=()
 command -v lftp >/dev/null || need+=(lftp)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}" >&2
-  # The packages would start their system services; this script starts its own, on loopback.
-  policy=/usr/sbin/policy-rc.d ours=""
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1; fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  if [ -n "$ours" ]; then rm -f "$policy"; fi
-fi
-
-cargo build --release -q -p file-server -p file-client
-BIN=$PWD/target/release
-WORK=$(mktemp -d)
-SHM=$(mktemp -d -p /dev/shm)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK" "$SHM"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }
+install_missing "${need[@]}"
+bench_setup
 
 # The tree, in the share that every server serves.
 SHARE=$SHM/share

@@ -635,8 +635,39 @@ impl Drop for Upload<'_> {
         if keep && self.temp == self.keep_as {
             return; // the kept file itself, continued: it stays as it is
         }
-        if !(keep && root.rename(&self.temp, root, &self.keep_as).is_ok()) {
+        if keep && root.rename(&self.temp, root, &self.keep_as).is_ok() {
+            self.repo.prune_kept();
+        } else {
             let _ = root.remove_file(&self.temp);
+        }
+    }
+}
+
+/// Cut-short uploads kept for `put -c` at most; beyond, the oldest go first.
+/// (Each is at most `--max-upload-size`, so the space they take is bounded.)
+pub const MAX_KEPT: usize = 16;
+
+impl Repo {
+    /// Removes the oldest kept uploads beyond [`MAX_KEPT`], skipping any an
+    /// upload is continuing now (it holds its lock).
+    fn prune_kept(&self) {
+        let Ok(uploads) = self.root.open_dir(UPLOAD_DIR) else { return };
+        let Ok(entries) = uploads.entries() else { return };
+        let mut kept: Vec<(std::time::SystemTime, std::ffi::OsString)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("kept-"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?.into_std(), e.file_name())))
+            .collect();
+        if kept.len() <= MAX_KEPT {
+            return;
+        }
+        kept.sort();
+        let excess = kept.len() - MAX_KEPT;
+        for (_, name) in kept.into_iter().take(excess) {
+            let Ok(file) = uploads.open(&name) else { continue };
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                let _ = uploads.remove_file(&name);
+            }
         }
     }
 }
@@ -810,6 +841,35 @@ mod tests {
         std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
         let err = repo.open_download(&RemotePath::parse("a").unwrap(), &|| true).unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{err}");
+    }
+
+    #[test]
+    fn at_most_max_kept_cut_short_uploads_are_kept_the_newest() {
+        let (dir, repo) = share();
+        repo.prepare_uploads().unwrap();
+        for i in 0..MAX_KEPT + 5 {
+            let plan = UploadPlan { replace: false, resume: false, size: 100, digest: Digest([i as u8; 32]) };
+            let mut upload = repo.begin_upload(&RemotePath::parse(&format!("f{i}")).unwrap(), plan).unwrap();
+            upload.write_all(b"part").unwrap();
+            // Cut short: kept. Then distinct modification times, oldest first.
+            drop(upload);
+            let kept =
+                dir.path().join(kept_name(&RemotePath::parse(&format!("f{i}")).unwrap(), &Digest([i as u8; 32]), 100));
+            let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64);
+            std::fs::File::options().write(true).open(&kept).unwrap().set_modified(when).unwrap();
+        }
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(UPLOAD_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), MAX_KEPT, "{left:?}");
+        // The newest is there; the first ones are gone.
+        let name = |i: usize| {
+            let kept = kept_name(&RemotePath::parse(&format!("f{i}")).unwrap(), &Digest([i as u8; 32]), 100);
+            kept.trim_start_matches(&format!("{UPLOAD_DIR}/")).to_string()
+        };
+        assert!(left.contains(&name(MAX_KEPT + 4)));
+        assert!(!left.contains(&name(0)));
     }
 
     #[test]

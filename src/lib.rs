@@ -43,6 +43,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// With `--tls`: its certificate's SHA-256 fingerprint, as printed.
     pub fingerprint: Option<String>,
+    /// With `--http`: the web side's port, from stdout's `http on` line.
+    pub http_port: Option<u16>,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -100,7 +102,15 @@ impl ServerProcess {
             panic!("unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
         let fingerprint = line.split_once("Fingerprint=").map(|(_, fp)| fp.trim().to_string());
-        ServerProcess { child: Some(child), addr, fingerprint, log, _log_dir: log_dir }
+        let http_port = if extra.contains(&"--http") {
+            let mut second = String::new();
+            stdout.read_line(&mut second).expect("read the http line");
+            let port = second.strip_prefix("http on ").and_then(|a| a.trim().rsplit(':').next()?.parse().ok());
+            Some(port.unwrap_or_else(|| panic!("unexpected second line {second:?}")))
+        } else {
+            None
+        };
+        ServerProcess { child: Some(child), addr, fingerprint, http_port, log, _log_dir: log_dir }
     }
 
     /// The process id.

@@ -59,33 +59,11 @@ pub fn entries(entries: &[ListEntry], sizes: Sizes) -> String {
     out
 }
 
-/// `status --json`: one object, stable field names, sizes in bytes, times in
-/// RFC 3339; `activity` reads as in the table (`get big.iso 41%`).
+/// `status --json`: one object with `type` `status` (see [`Status::to_json`]).
 pub fn status_json(status: &Status) -> String {
-    let sessions: Vec<_> = status
-        .sessions
-        .iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "you": s.you,
-                "address": s.addr,
-                "connected_at": s.connected_at,
-                "idle_secs": s.idle_secs,
-                "activity": s.activity.describe(),
-            })
-        })
-        .collect();
-    let departed: Vec<_> =
-        status.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
-    json_line(&json!({
-        "type": "status",
-        "uptime_secs": status.uptime_secs,
-        "clients": status.clients,
-        "max_clients": status.max_clients,
-        "sessions": sessions,
-        "recently_left": departed,
-    }))
+    let mut value = status.to_json();
+    value["type"] = "status".into();
+    json_line(&value)
 }
 
 /// Bytes on their way to a terminal (`cat` at the prompt): text passes,

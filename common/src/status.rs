@@ -262,6 +262,39 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The status as a JSON object: stable field names, sizes in bytes,
+    /// times in RFC 3339; `activity` reads as in the table (`get big.iso
+    /// 41%`). What `file-client status --json` prints and the web side's
+    /// `/.status.json` serves.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let sessions: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "you": s.you,
+                    "address": s.addr,
+                    "connected_at": s.connected_at,
+                    "idle_secs": s.idle_secs,
+                    "activity": s.activity.describe(),
+                })
+            })
+            .collect();
+        let departed: Vec<_> =
+            self.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
+        json!({
+            "uptime_secs": self.uptime_secs,
+            "clients": self.clients,
+            "max_clients": self.max_clients,
+            "sessions": sessions,
+            "recently_left": departed,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

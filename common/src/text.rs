@@ -59,6 +59,20 @@ pub fn byte_count(n: u64) -> String {
     }
 }
 
+/// A size for people, in powers of 1024: `512 B`, `1.50 KiB`, `3.00 GiB`.
+pub fn binary_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let (mut value, mut unit) = (n as f64 / 1024.0, 0);
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
+}
+
 /// A size on the command line could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid size '{0}': use a number of bytes, optionally with K, M, G or T (powers of 1024)")]
@@ -147,6 +161,14 @@ pub fn decode_value(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_sizes_read_as_people_expect() {
+        assert_eq!(binary_size(0), "0 B");
+        assert_eq!(binary_size(1023), "1023 B");
+        assert_eq!(binary_size(1536), "1.50 KiB");
+        assert_eq!(binary_size(3 << 30), "3.00 GiB");
+    }
 
     #[test]
     fn escape_neutralises_terminal_sequences() {

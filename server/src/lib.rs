@@ -32,6 +32,8 @@
 //! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
 //! - [`activity`]: a session's idle clock and what it is doing, for `status`.
 //! - [`shutdown`]: whether shutdown has begun, and whether a reader is mid-command.
+//! - [`http`]: the web side (`--http`): the same commands over HTTP/1.1 for
+//!   browsers, curl and wget.
 //! - [`repo`]: the shared folder behind a `cap-std` handle: listing, downloads
 //!   with cached BLAKE3 hashes, uploads that appear only when complete.
 
@@ -43,6 +45,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod frames;
+pub mod http;
 pub mod identity;
 pub mod pool;
 pub mod presence;

@@ -209,6 +209,28 @@ impl Presence {
         Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
     }
 
+    /// A session for a front end without a place in the list (a web
+    /// visitor): commands can run for it, nobody is told of it, and it
+    /// gets no events.
+    pub fn visitor(&self, addr: SocketAddr) -> SessionInfo {
+        let (events, _) = crossbeam_channel::bounded(0);
+        SessionInfo {
+            id: 0,
+            name: Mutex::new(format!("web {addr}")),
+            addr,
+            connected_at: Local::now(),
+            events,
+            missed: AtomicU64::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            say_budget: Mutex::new(Budget::full()),
+            clock: Clock::new(self.started),
+            gate: Gate::default(),
+            closer: Closer::default(),
+            account: OnceLock::new(),
+            login_failures: AtomicU32::new(0),
+        }
+    }
+
     /// Adds an admitted client, names it and tells the others. The returned
     /// guard removes it again when dropped, on every path out of the session.
     pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Notice>) -> Registration {

@@ -80,6 +80,12 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// What its sessions share: for another front end (the web side) on
+    /// the same share, accounts and status.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
     /// A handle that stops this server.
     ///
     /// # Errors

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
+use file_server::http::HttpServer;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
 use file_server::{Config, Repo, Server};
 
@@ -66,6 +67,13 @@ struct Args {
     /// default $XDG_STATE_HOME/file-server or ~/.local/state/file-server.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Serve the share over HTTP too (HTTPS with --tls) on this port; 0
+    /// picks a free one (printed on stdout's second line).
+    #[arg(long, value_name = "PORT")]
+    http: Option<u16>,
+    /// HTTP connections served at once; the next ones get 503.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    http_max_connections: u32,
     /// Accounts file (made with `file-server adduser`): sessions must log in,
     /// and have write rights to change files. Needs --tls.
     #[arg(long, value_name = "FILE")]
@@ -327,6 +335,7 @@ fn run(args: Args) -> Result<(), StartError> {
         }
     };
     let listener = listen(&args.bind, args.port)?;
+    let http_listener = args.http.map(|port| listen(&args.bind, port)).transpose()?;
     let config = Config {
         max_clients: args.max_clients as usize,
         allow_uploads: args.allow_uploads,
@@ -372,6 +381,14 @@ fn run(args: Args) -> Result<(), StartError> {
         Some(id) => writeln!(stdout, "listening on {local} tls sha256 Fingerprint={}", id.fingerprint),
     }
     .ok();
+    if let Some(listener) = http_listener {
+        let web = HttpServer::new(listener, server.shared(), args.http_max_connections as usize);
+        let addr = web.local_addr().map_err(failed)?;
+        let scheme = if identity.is_some() { "https" } else { "http" };
+        let _ = writeln!(stdout, "http on {addr}");
+        tracing::info!("web side on {scheme}://{addr}/");
+        std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
+    }
     let _ = stdout.flush();
     server.run();
     Ok(())

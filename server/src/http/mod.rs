@@ -1,0 +1,291 @@
+//! The web side (`--http PORT`): the same share over HTTP/1.1 (HTTPS with
+//! `--tls`, the same certificate), for browsers, curl and wget. It runs on
+//! threads like the rest: one per connection, at most
+//! `--http-max-connections` at once (the next ones get `503`), each with
+//! keep-alive and time limits on request heads.
+//!
+//! Every request is a command of [`crate::cmd`] (`list`, `get`, `resume`,
+//! `info`, `login`) run for a visitor session, so the sandbox, hidden names,
+//! accounts and rights are the line protocol's; this module only speaks HTTP
+//! around their replies.
+//!
+//! # Layout
+//! - this file: [`HttpServer`], the accept loop and one connection's requests.
+//! - [`head`]: reading a request head with limits.
+//! - [`page`]: the HTML pages (a folder, the live status).
+//! - [`respond`]: the responses: files with their headers and ranges, pages, errors.
+
+pub mod head;
+pub mod page;
+pub mod respond;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Code, ListEntry, Request};
+
+use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::config::Shared;
+use crate::transport::Transport;
+use head::{read_head, Head, Outcome};
+use respond::Response;
+
+/// How long a kept-alive connection waits for its next request.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Requests served on one connection before it is closed.
+const MAX_REQUESTS: u32 = 1000;
+
+/// The HTTP listener and what its connections share.
+pub struct HttpServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    open: Arc<AtomicUsize>,
+}
+
+impl HttpServer {
+    /// Serves `shared`'s share on `listener`, at most `max_connections` at once.
+    pub fn new(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) -> HttpServer {
+        HttpServer { listener, shared, max_connections, open: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// The address bound.
+    ///
+    /// # Errors
+    /// As `TcpListener::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections until the server stops; each runs on its own thread.
+    pub fn run(self) {
+        for accepted in self.listener.incoming() {
+            if self.shared.stopping.is_set() {
+                break;
+            }
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!("http accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            self.admit(stream);
+        }
+    }
+
+    fn admit(&self, stream: TcpStream) {
+        let Ok(addr) = stream.peer_addr() else { return };
+        let transport = match &self.shared.config.tls {
+            None => Transport::plain(stream),
+            Some(tls) => match Transport::tls(stream, tls) {
+                Ok(transport) => transport,
+                Err(e) => return tracing::error!(%addr, "cannot start TLS: {e}"),
+            },
+        };
+        if self.open.fetch_add(1, Ordering::SeqCst) >= self.max_connections {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            // A plain peer is told; a TLS one would need a handshake first.
+            let busy = Response::error(503, "too many connections; try again shortly", false);
+            if matches!(transport, Transport::Plain(_)) {
+                transport.send_now(&busy.head_bytes());
+            }
+            return transport.shutdown(std::net::Shutdown::Both);
+        }
+        let (shared, open) = (Arc::clone(&self.shared), Arc::clone(&self.open));
+        let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
+            serve(transport, addr, &shared);
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One connection's requests, until it closes, idles or errs.
+fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
+    conn.set_nodelay();
+    let limit = shared.config.line_timeout;
+    if let Err(e) = conn.handshake(Instant::now() + limit) {
+        return tracing::debug!(%addr, "https handshake failed: {e}");
+    }
+    let _ = conn.set_write_timeout(shared.config.idle_timeout);
+    let visitor = shared.presence.visitor(addr);
+    let mut verified: Option<String> = None;
+    let mut buf = Vec::new();
+    for _ in 0..MAX_REQUESTS {
+        let head = match read_head(&mut conn, &mut buf, KEEP_ALIVE, limit) {
+            Ok(Outcome::Head(head)) => head,
+            Ok(Outcome::Idle) | Err(_) => break,
+            Ok(Outcome::TooSlow) => {
+                let _ = Response::error(408, "request head not complete in time", false).send(&mut conn, None);
+                break;
+            }
+            Ok(Outcome::TooLarge) => {
+                let _ = Response::error(431, "request head too large", false).send(&mut conn, None);
+                break;
+            }
+            Ok(Outcome::Bad(why)) => {
+                let _ = Response::error(400, &format!("bad request: {why}"), false).send(&mut conn, None);
+                break;
+            }
+        };
+        // A body this side does not take is refused, and the connection
+        // closed: its bytes would be read as the next request.
+        let has_body =
+            head.header("content-length").is_some_and(|l| l != "0") || head.header("transfer-encoding").is_some();
+        let keep_alive = head.keep_alive() && !has_body;
+        let caller = Caller { shared, session: &visitor, wanted: &|| true };
+        let response = match authorize(&head, caller, &mut verified) {
+            Some(refusal) => refusal,
+            None if has_body => Response::error(413, "this server takes no request bodies yet", false),
+            None => handle(&head, caller),
+        };
+        let keep_alive = keep_alive && response.keeps_alive();
+        let method = head.method.clone();
+        let status = response.status;
+        match response.with_keep_alive(keep_alive).send(&mut conn, Some(&head)) {
+            Ok(sent) => {
+                tracing::debug!(%addr, "{method} {} {status} ({sent} bytes)", common::text::escape(&head.target))
+            }
+            Err(e) => {
+                tracing::debug!(%addr, "{method} {}: {e}", common::text::escape(&head.target));
+                break;
+            }
+        }
+        if !keep_alive {
+            break;
+        }
+    }
+    conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// With accounts, HTTP Basic: `None` when the request may go on (logged in,
+/// or visitors may read), else the `401`. A connection's credentials are
+/// checked once (the throttle and the delays are `login`'s).
+fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>) -> Option<Response> {
+    let config = &caller.shared.config;
+    config.accounts.as_ref()?;
+    let challenge = || {
+        Response::error(401, "log in", true)
+            .header("WWW-Authenticate", "Basic realm=\"file-server\", charset=\"UTF-8\"")
+    };
+    if let Some(credentials) = head.header("authorization").and_then(|v| v.strip_prefix("Basic ")) {
+        if verified.as_deref() == Some(credentials) {
+            return None;
+        }
+        if caller.session.account().is_some() {
+            // Another account on a connection already logged in: refuse
+            // rather than mix two accounts' rights.
+            return Some(Response::error(403, "this connection is logged in as another account", false));
+        }
+        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials.trim()).ok();
+        let pair = decoded.and_then(|d| String::from_utf8(d).ok());
+        let Some((user, password)) = pair.as_deref().and_then(|p| p.split_once(':')) else {
+            return Some(challenge());
+        };
+        let request = Request::Login { user: user.to_string(), password: password.to_string() };
+        return match cmd::apply(request, caller) {
+            Reply::Ok { .. } => {
+                *verified = Some(credentials.to_string());
+                None
+            }
+            _ => Some(challenge()),
+        };
+    }
+    if config.anonymous_read {
+        return None;
+    }
+    Some(challenge())
+}
+
+/// The response to one request.
+fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
+    if head.method != "GET" && head.method != "HEAD" {
+        return Response::error(405, "only GET and HEAD here", true).header("Allow", "GET, HEAD");
+    }
+    let (raw_path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    let Some(path) = decode_path(raw_path) else {
+        return Response::error(400, "the path is not a plain name (encoded slashes, bad escapes or not UTF-8)", true);
+    };
+    match path.as_str() {
+        ".status" => return Response::html(200, page::status_page()),
+        ".status.json" => return status_json(caller),
+        _ => {}
+    }
+    if path.is_empty() || raw_path.ends_with('/') {
+        return folder(caller, path.trim_end_matches('/'), query);
+    }
+    respond::file(head, caller, &path)
+}
+
+/// `/.status.json`: the line protocol's `info`, as JSON.
+fn status_json(caller: Caller<'_, '_>) -> Response {
+    match cmd::apply(Request::Info, caller) {
+        Reply::Ok { body, .. } => match common::Status::parse(&String::from_utf8_lossy(&body)) {
+            Ok(status) => Response::bytes(200, "application/json", status.to_json().to_string().into_bytes()),
+            Err(e) => Response::error(500, &e.to_string(), true),
+        },
+        Reply::Refused(refusal) => Response::refused(&refusal),
+        _ => Response::error(500, "unexpected reply", true),
+    }
+}
+
+/// A folder's page, from `list`.
+fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
+    match cmd::apply(Request::List(path.to_string()), caller) {
+        Reply::Ok { body, .. } => {
+            let text = String::from_utf8_lossy(&body);
+            let entries: Vec<ListEntry> = text.lines().filter_map(ListEntry::parse).collect();
+            Response::html(200, page::folder_page(path, &entries, query))
+        }
+        Reply::Refused(refusal) => Response::refused(&refusal),
+        _ => Response::error(500, "unexpected reply", true),
+    }
+}
+
+/// The share path a request target names: percent-decoded, without its
+/// leading `/`. `None` for an encoded `/` or `\` (a name never holds one), a
+/// broken escape, or bytes that are not UTF-8. What is left (`..`, hidden
+/// names, links out) the share's own rules refuse.
+pub fn decode_path(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return None;
+    }
+    let decoded = common::text::decode_value(raw)?;
+    Some(decoded.trim_start_matches('/').to_string())
+}
+
+/// The HTTP status for a refusal's code.
+pub fn status_of(refusal: &Refusal) -> u16 {
+    match refusal.code {
+        Code::Other(n) => n,
+        code => code.number(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_path;
+
+    #[test]
+    fn paths_are_decoded_and_encoded_separators_refused() {
+        assert_eq!(decode_path("/docs/a%20b.txt").as_deref(), Some("docs/a b.txt"));
+        assert_eq!(decode_path("/").as_deref(), Some(""));
+        assert_eq!(decode_path("/%C3%A9t%C3%A9").as_deref(), Some("été"));
+        assert_eq!(decode_path("/..%2fetc/passwd"), None);
+        assert_eq!(decode_path("/a%5Cb"), None);
+        assert_eq!(decode_path("/a%zz"), None);
+        assert_eq!(decode_path("/%ff"), None);
+        // Left for the share's rules, which refuse them.
+        assert_eq!(decode_path("/%2e%2e/x").as_deref(), Some("../x"));
+    }
+}

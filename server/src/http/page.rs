@@ -1,0 +1,162 @@
+//! The web side's pages, rendered on the server: a folder (name, size,
+//! modified; sortable by links, breadcrumbs; usable on a phone, no
+//! JavaScript needed) and the live status (a little plain JavaScript that
+//! reads `/.status.json` every second). Every name is HTML-escaped in text
+//! and percent-encoded in links.
+
+use common::{ListEntry, ListEntryKind};
+
+/// `text` safe inside HTML text and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A share path as a link's path: every byte but unreserved ones and `/`
+/// percent-encoded.
+pub fn href(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}\
+table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd}\
+td.size,th.size{text-align:right;white-space:nowrap}td.time{white-space:nowrap;color:#555}\
+a{text-decoration:none}nav{margin-bottom:.8rem;word-break:break-all}\
+@media (max-width:40rem){td.time,th.time{display:none}}";
+
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+/// How a folder's entries are ordered: `?sort=name|size|modified&order=asc|desc`.
+fn sort(entries: &mut [&ListEntry], query: &str) -> (&'static str, bool) {
+    let mut key = "name";
+    let mut descending = false;
+    for pair in query.split('&') {
+        match pair {
+            "sort=size" => key = "size",
+            "sort=modified" => key = "modified",
+            "order=desc" => descending = true,
+            _ => {}
+        }
+    }
+    entries.sort_by(|a, b| {
+        let folders_first = (a.kind != ListEntryKind::Dir).cmp(&(b.kind != ListEntryKind::Dir));
+        let by = match key {
+            "size" => a.size.cmp(&b.size),
+            "modified" => a.modified.cmp(&b.modified),
+            _ => a.name.cmp(&b.name),
+        };
+        folders_first.then(if descending { by.reverse() } else { by })
+    });
+    (key, descending)
+}
+
+/// The page of folder `path` ("" for the top) with `entries`.
+pub fn folder_page(path: &str, entries: &[ListEntry], query: &str) -> String {
+    let mut crumbs = String::from("<nav><a href=\"/\">share</a>");
+    let mut so_far = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        so_far.push_str(part);
+        so_far.push('/');
+        crumbs.push_str(&format!(" / <a href=\"/{}\">{}</a>", href(&so_far), escape(part)));
+    }
+    crumbs.push_str(" · <a href=\"/.status\">status</a></nav>\n");
+    let mut sorted: Vec<&ListEntry> = entries.iter().collect();
+    let (key, descending) = sort(&mut sorted, query);
+    let column = |name: &str, label: &str, class: &str| {
+        let order = if key == name && !descending { "&order=desc" } else { "" };
+        let mark = match (key == name, descending) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        };
+        format!("<th class=\"{class}\"><a href=\"?sort={name}{order}\">{label}{mark}</a></th>")
+    };
+    let mut rows = String::new();
+    if !path.is_empty() {
+        rows.push_str("<tr><td><a href=\"../\">../</a></td><td class=\"size\"></td><td class=\"time\"></td></tr>\n");
+    }
+    for e in sorted {
+        let base = if path.is_empty() { String::new() } else { format!("{path}/") };
+        let (link, slash, size) = match e.kind {
+            ListEntryKind::Dir => (format!("/{}/", href(&format!("{base}{}", e.name))), "/", String::new()),
+            ListEntryKind::File => {
+                (format!("/{}", href(&format!("{base}{}", e.name))), "", common::text::binary_size(e.size))
+            }
+        };
+        rows.push_str(&format!(
+            "<tr><td><a href=\"{link}\">{}{slash}</a></td><td class=\"size\" title=\"{} bytes\">{size}</td>\
+             <td class=\"time\">{}</td></tr>\n",
+            escape(&e.name),
+            e.size,
+            escape(&e.modified.replace('T', " ").replace('Z', " UTC")),
+        ));
+    }
+    let title = if path.is_empty() { "/".to_string() } else { format!("/{path}/") };
+    let body = format!(
+        "{crumbs}<table><thead><tr>{}{}{}</tr></thead><tbody>\n{rows}</tbody></table>\n<p>{} entries</p>\n",
+        column("name", "Name", "name"),
+        column("size", "Size", "size"),
+        column("modified", "Modified", "time"),
+        entries.len()
+    );
+    document(&title, &body)
+}
+
+/// The live status page: clients and what each is doing, refreshed every
+/// second from `/.status.json` (the same data as the line protocol's `info`).
+pub fn status_page() -> String {
+    let body = r#"<nav><a href="/">share</a> · status</nav>
+<p id="summary">loading…</p>
+<table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="sessions"></tbody></table>
+<h3>recently left</h3><ul id="left"></ul>
+<script>
+function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+async function refresh() {
+  try {
+    const s = await (await fetch("/.status.json", {cache: "no-store"})).json();
+    document.getElementById("summary").textContent =
+      `up ${s.uptime_secs}s · ${s.clients} of ${s.max_clients} clients`;
+    const rows = document.getElementById("sessions");
+    rows.replaceChildren(...s.sessions.map(x => {
+      const tr = document.createElement("tr");
+      tr.append(cell(x.name), cell(x.address), cell(x.idle_secs + "s"), cell(x.activity));
+      return tr;
+    }));
+    document.getElementById("left").replaceChildren(...s.recently_left.map(d => {
+      const li = document.createElement("li"); li.textContent = `${d.name} (${d.address}) at ${d.left_at}`; return li;
+    }));
+  } catch (e) {
+    document.getElementById("summary").textContent = "the server does not answer";
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+"#;
+    document("status", body)
+}

@@ -1,0 +1,285 @@
+//! HTTP responses: a status, headers, and a body that is bytes or a range
+//! of a file (sent with `sendfile` on plain connections). Downloads carry
+//! what clients rely on: `Content-Length`, `Content-Type` from the name,
+//! `Last-Modified`, `ETag` (the file's BLAKE3, which the share keeps),
+//! `Accept-Ranges`, and answer `Range`/`If-Range`, `If-None-Match` and
+//! `If-Modified-Since`.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use common::Request;
+
+use super::head::Head;
+use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::transport::Transport;
+
+/// What follows the head.
+enum Body {
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from its current position.
+    File {
+        file: File,
+        len: u64,
+    },
+}
+
+/// A response being made.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+    /// Whether the connection may stay open after it.
+    keep: bool,
+}
+
+/// The reason phrase of the codes used here.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        499 => "Client Closed Request",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
+        _ => "Error",
+    }
+}
+
+impl Response {
+    /// `bytes` with this content type.
+    pub fn bytes(status: u16, content_type: &str, bytes: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Body::Bytes(bytes),
+            keep: true,
+        }
+    }
+
+    /// An HTML page.
+    pub fn html(status: u16, page: String) -> Response {
+        Response::bytes(status, "text/html; charset=utf-8", page.into_bytes()).header("Cache-Control", "no-store")
+    }
+
+    /// An error with its message as plain text; `keep` says whether the
+    /// connection may go on after it.
+    pub fn error(status: u16, message: &str, keep: bool) -> Response {
+        let mut response =
+            Response::bytes(status, "text/plain; charset=utf-8", format!("{status} {message}\n").into_bytes());
+        response.keep = keep;
+        response
+    }
+
+    /// A refused command as an error response, with its code and message.
+    pub fn refused(refusal: &Refusal) -> Response {
+        Response::error(super::status_of(refusal), &refusal.message, true)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether the connection may stay open after this response.
+    pub fn keeps_alive(&self) -> bool {
+        self.keep
+    }
+
+    /// Says `Connection: close` when `keep` is false.
+    pub fn with_keep_alive(mut self, keep: bool) -> Response {
+        self.keep = keep;
+        self
+    }
+
+    /// The status line and headers, with `Content-Length` and `Connection`.
+    pub fn head_bytes(&self) -> Vec<u8> {
+        let len = match &self.body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        };
+        let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if self.status != 304 {
+            head.push_str(&format!("Content-Length: {len}\r\n"));
+        }
+        head.push_str(if self.keep { "Connection: keep-alive\r\n" } else { "Connection: close\r\n" });
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+
+    /// Sends the response (its body only for a request that is not `HEAD`);
+    /// the bytes of body sent.
+    ///
+    /// # Errors
+    /// As the connection's writes; a file that shrank meanwhile.
+    pub fn send(self, conn: &mut Transport, request: Option<&Head>) -> io::Result<u64> {
+        conn.write_all(&self.head_bytes())?;
+        if request.is_some_and(|h| h.method == "HEAD") || self.status == 304 {
+            return Ok(0);
+        }
+        match self.body {
+            Body::Bytes(bytes) => conn.write_all(&bytes).map(|()| bytes.len() as u64),
+            Body::File { mut file, len } => {
+                let mut sent = 0;
+                while sent < len {
+                    match conn.send_file(&mut file, (len - sent).min(1 << 22)) {
+                        Ok(0) => {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
+                        }
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(sent)
+            }
+        }
+    }
+}
+
+/// An HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `GET`/`HEAD` of a file: `get` from the command layer, then the headers,
+/// conditions and range. A folder named without its `/` is redirected to it.
+pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
+    let (mut download, name) = match cmd::apply(Request::Get(path.to_string()), caller) {
+        Reply::File(reply) => (reply.download, reply.name),
+        Reply::Refused(refusal) => {
+            // A folder: its page lives at its name with a `/`.
+            if let Reply::Ok { .. } = cmd::apply(Request::List(path.to_string()), caller) {
+                let location = format!("/{}/", super::page::href(path));
+                return Response::error(301, "a folder", true).header("Location", location);
+            }
+            return Response::refused(&refusal);
+        }
+        _ => return Response::error(500, "unexpected reply", true),
+    };
+    let size = download.len;
+    let etag = format!("\"{}\"", download.digest);
+    let modified = download.modified.map(http_date);
+    let content_type = mime_guess::from_path(&name).first_or_octet_stream().to_string();
+    let with_validators = |mut r: Response| {
+        r = r.header("ETag", etag.clone()).header("Accept-Ranges", "bytes");
+        if let Some(m) = &modified {
+            r = r.header("Last-Modified", m.clone());
+        }
+        r
+    };
+    if not_modified(head, &etag, download.modified) {
+        return with_validators(Response::bytes(304, &content_type, Vec::new()));
+    }
+    let range = head.header("range").filter(|_| {
+        // If-Range: the range holds only for the same file.
+        head.header("if-range").is_none_or(|v| v == etag || modified.as_deref() == Some(v))
+    });
+    let (status, start, len) = match range.map(|r| one_range(r, size)) {
+        None | Some(RangeAsked::Whole) => (200, 0, size),
+        Some(RangeAsked::Part(start, end)) => (206, start, end - start + 1),
+        Some(RangeAsked::Unsatisfiable) => {
+            return with_validators(Response::error(416, "range not satisfiable", true))
+                .header("Content-Range", format!("bytes */{size}"));
+        }
+    };
+    if start > 0 {
+        if let Err(e) = download.file.seek(SeekFrom::Start(start)) {
+            return Response::error(500, &format!("cannot read '{name}': {e}"), false);
+        }
+    }
+    let mut response = with_validators(Response {
+        status,
+        headers: vec![("Content-Type".into(), content_type)],
+        body: Body::File { file: download.file, len },
+        keep: true,
+    });
+    if status == 206 {
+        response = response.header("Content-Range", format!("bytes {start}-{}/{size}", start + len - 1));
+    }
+    response
+}
+
+/// `If-None-Match` (preferred) or `If-Modified-Since` says the client's copy is current.
+fn not_modified(head: &Head, etag: &str, modified: Option<SystemTime>) -> bool {
+    if let Some(tags) = head.header("if-none-match") {
+        return tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag);
+    }
+    let since = head.header("if-modified-since").and_then(|v| DateTime::parse_from_rfc2822(v).ok());
+    match (since, modified) {
+        (Some(since), Some(modified)) => DateTime::<Utc>::from(modified).timestamp() <= since.timestamp(),
+        _ => false,
+    }
+}
+
+/// What a `Range` header asks of a file of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAsked {
+    /// Not one range this side serves (several, or not parsable): the whole file.
+    Whole,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Nothing of the file (starts past its end): `416`.
+    Unsatisfiable,
+}
+
+fn one_range(header: &str, size: u64) -> RangeAsked {
+    let Ok(parsed) = http_range_header::parse_range_header(header) else {
+        // A suffix longer than the file is the whole file (RFC 9110 14.1.3).
+        return match header.strip_prefix("bytes=-").and_then(|n| n.trim().parse::<u64>().ok()) {
+            Some(n) if n > 0 && size > 0 => RangeAsked::Part(0, size - 1),
+            _ => RangeAsked::Whole,
+        };
+    };
+    match parsed.validate(size) {
+        Ok(ranges) if ranges.len() == 1 => RangeAsked::Part(*ranges[0].start(), *ranges[0].end()),
+        Ok(_) => RangeAsked::Whole,
+        Err(_) => match header.strip_prefix("bytes=-").and_then(|n| n.trim().parse::<u64>().ok()) {
+            Some(n) if n > 0 && size > 0 => RangeAsked::Part(0, size - 1),
+            _ => RangeAsked::Unsatisfiable,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_first_middle_suffix_and_past_the_end() {
+        assert_eq!(one_range("bytes=0-0", 100), RangeAsked::Part(0, 0));
+        assert_eq!(one_range("bytes=10-19", 100), RangeAsked::Part(10, 19));
+        assert_eq!(one_range("bytes=90-", 100), RangeAsked::Part(90, 99));
+        assert_eq!(one_range("bytes=-10", 100), RangeAsked::Part(90, 99));
+        assert_eq!(one_range("bytes=-500", 100), RangeAsked::Part(0, 99));
+        assert_eq!(one_range("bytes=95-200", 100), RangeAsked::Part(95, 99));
+        assert_eq!(one_range("bytes=100-", 100), RangeAsked::Unsatisfiable);
+        assert_eq!(one_range("bytes=0-1,5-6", 100), RangeAsked::Whole);
+        assert_eq!(one_range("pages=1-2", 100), RangeAsked::Whole);
+    }
+
+    #[test]
+    fn dates_are_http_dates() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

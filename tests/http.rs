@@ -1,0 +1,194 @@
+//! `--http`: the share over HTTP for clients nobody here wrote, driven by
+//! the real `curl` and `wget` binaries.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use file_share_e2e::{adduser, pseudo_random, ServerProcess, Share};
+
+/// `curl -s ARGS...` (installed by .ci/run when missing).
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl").arg("-s").args(args).output().expect("curl (apt-get install curl)")
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The web side's base URL, from stdout's `http on` line.
+fn web(server: &ServerProcess, scheme: &str) -> String {
+    format!("{scheme}://127.0.0.1:{}", server.http_port.expect("http on line"))
+}
+
+/// Status code and headers (lower-cased names) of a request made with `args`.
+fn head_of(args: &[&str]) -> (u16, String) {
+    let out = curl(&[&["-D", "-", "-o", "/dev/null"][..], args].concat());
+    let headers = text(&out);
+    let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, headers.to_ascii_lowercase())
+}
+
+#[test]
+fn folder_pages_and_downloads_carry_what_clients_rely_on() {
+    let share = Share::new();
+    let data = pseudo_random(100_000, 5);
+    share.add("data.bin", &data);
+    share.add("docs/read me.txt", b"hello\n");
+    share.add("<b>&amp.txt", b"x");
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+
+    let page = text(&curl(&[&format!("{base}/")]));
+    assert!(page.contains("href=\"/docs/\"") && page.contains("href=\"/data.bin\""), "{page}");
+    assert!(page.contains("&lt;b&gt;&amp;amp.txt") && !page.contains("<b>&amp.txt"), "names are escaped: {page}");
+    assert!(page.contains("href=\"/%3Cb%3E%26amp.txt\""), "and encoded in links: {page}");
+    let sub = text(&curl(&[&format!("{base}/docs/")]));
+    assert!(sub.contains("href=\"/docs/read%20me.txt\"") && sub.contains("href=\"../\""), "{sub}");
+    let (status, headers) = head_of(&[&format!("{base}/docs")]);
+    assert_eq!(status, 301);
+    assert!(headers.contains("location: /docs/"), "{headers}");
+
+    // The whole file, then HEAD: length, type, validators.
+    let url = format!("{base}/data.bin");
+    assert!(curl(&[&url]).stdout == data);
+    let (status, headers) = head_of(&["-I", &url]);
+    assert_eq!(status, 200);
+    let digest = blake3::hash(&data).to_hex().to_string();
+    assert!(headers.contains("content-length: 100000"), "{headers}");
+    assert!(headers.contains(&format!("etag: \"{digest}\"")), "the ETag is the BLAKE3: {headers}");
+    assert!(headers.contains("last-modified: ") && headers.contains("accept-ranges: bytes"), "{headers}");
+    assert!(head_of(&["-I", &format!("{base}/docs/read%20me.txt")]).1.contains("content-type: text/plain"));
+
+    // Ranges: first byte, middle, suffix, past the end.
+    assert_eq!(curl(&["-r", "0-0", &url]).stdout, &data[..1]);
+    assert_eq!(curl(&["-r", "1000-1999", &url]).stdout, &data[1000..2000]);
+    assert_eq!(curl(&["-r", "-10", &url]).stdout, &data[data.len() - 10..]);
+    let (status, headers) = head_of(&["-r", "1000-1999", &url]);
+    assert_eq!(status, 206);
+    assert!(headers.contains("content-range: bytes 1000-1999/100000"), "{headers}");
+    let (status, headers) = head_of(&["-r", "100000-", &url]);
+    assert_eq!(status, 416);
+    assert!(headers.contains("content-range: bytes */100000"), "{headers}");
+
+    // Conditions: the same ETag is 304; an If-Range of another file gets it whole.
+    let (status, _) = head_of(&["-H", &format!("If-None-Match: \"{digest}\""), &url]);
+    assert_eq!(status, 304);
+    let stale = curl(&["-r", "0-9", "-H", "If-Range: \"0000\"", &url]);
+    assert!(stale.stdout == data, "a changed file is sent whole");
+
+    // Several requests on one connection.
+    let both = curl(&["-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects}\n", &url, &url]);
+    assert_eq!(text(&both), "1\n0\n", "the second request reuses the connection");
+}
+
+#[test]
+fn wget_c_resumes_a_cut_download_byte_identical() {
+    let share = Share::new();
+    let data = pseudo_random(3_000_000, 9);
+    share.add("big.bin", &data);
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), &data[..1_234_567]).unwrap();
+    let out = Command::new("wget")
+        .args(["-q", "-c", &format!("{}/big.bin", web(&server, "http"))])
+        .current_dir(dir.path())
+        .output()
+        .expect("wget (apt-get install wget)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data);
+    assert!(server.log().contains("206"), "it asked for the rest only: {}", server.log());
+}
+
+#[test]
+fn every_traversal_form_is_refused() {
+    let share = Share::new();
+    share.add("ok.txt", b"fine\n");
+    share.add(".hidden", b"SECRET");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), b"SECRET").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), share.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), share.path().join("dirlink")).unwrap();
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+    let escape = outside.path().join("secret.txt");
+    let absolute = format!("/{}", escape.display());
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/ok.txt/..%2f..%2fetc%2fpasswd",
+        "/..%5csecret.txt",
+        "/.hidden",
+        "/%2ehidden",
+        "/link",
+        "/dirlink/secret.txt",
+        "/dirlink/",
+        absolute.as_str(),
+        "//etc/passwd",
+        "/ok.txt%00.png",
+    ] {
+        let out = curl(&["--path-as-is", "-w", "\n%{http_code}", &format!("{base}{path}")]);
+        let body = text(&out);
+        let code: u16 = body.rsplit('\n').next().unwrap().parse().unwrap();
+        assert!(matches!(code, 400 | 403 | 404), "{path}: {code}");
+        assert!(!body.contains("SECRET") && !body.contains("root:"), "{path} leaked: {body}");
+    }
+    assert!(text(&curl(&[&format!("{base}/ok.txt")])) == "fine\n");
+}
+
+#[test]
+fn accounts_log_in_with_basic_over_https() {
+    let share = Share::new();
+    share.add("a.txt", b"members only\n");
+    let state = tempfile::tempdir().unwrap();
+    let users = state.path().join("users");
+    assert!(adduser(&users, "alice", "alice pw", false).status.success());
+    let server = ServerProcess::start(
+        share.path(),
+        &["--tls", "--state-dir", state.path().to_str().unwrap(), "--users", users.to_str().unwrap(), "--http", "0"],
+    );
+    let url = format!("{}/a.txt", web(&server, "https"));
+    let (status, headers) = head_of(&["-k", &url]);
+    assert_eq!(status, 401);
+    assert!(headers.contains("www-authenticate: basic realm=\"file-server\""), "{headers}");
+    assert_eq!(head_of(&["-k", "-u", "alice:wrong", &url]).0, 401);
+    assert_eq!(head_of(&["-k", "-u", "mallory:alice pw", &url]).0, 401);
+    let ok = curl(&["-k", "-u", "alice:alice pw", &url]);
+    assert_eq!(ok.stdout, b"members only\n");
+    // Plain HTTP to an HTTPS port does not get the file.
+    let plain = curl(&["-u", "alice:alice pw", &url.replace("https://", "http://")]);
+    assert!(!text(&plain).contains("members only"));
+    let log = server.log();
+    assert!(log.contains("login failed") && log.contains("user=mallory"), "{log}");
+    assert!(log.contains("logged in (read only)") && log.contains("user=alice"), "{log}");
+}
+
+#[test]
+fn slow_headers_and_idle_connections_do_not_keep_visitors_out_beyond_the_bound() {
+    let share = Share::new();
+    share.add("a.txt", b"hi\n");
+    let server =
+        ServerProcess::start(share.path(), &["--http", "0", "--http-max-connections", "2", "--line-timeout", "1"]);
+    let addr = format!("127.0.0.1:{}", server.http_port.unwrap());
+    // Two slowloris peers: a request begun, never ended.
+    let mut slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    // While they hold both places, a visitor is told at once.
+    let url = format!("http://{addr}/a.txt");
+    file_share_e2e::eventually("both places taken", || (head_of(&[&url]).0 == 503).then_some(()));
+    // Their heads are cut at the time limit: 408, and the places are free.
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert_eq!(text(&curl(&[&url])), "hi\n");
+}

@@ -25,7 +25,9 @@ fn web(server: &ServerProcess, scheme: &str) -> String {
 /// Status code and headers (lower-cased names) of a request made with `args`.
 fn head_of(args: &[&str]) -> (u16, String) {
     let out = curl(&[&["-D", "-", "-o", "/dev/null"][..], args].concat());
-    let headers = text(&out);
+    let all = text(&out);
+    // The final response's head (after any `100 Continue`).
+    let headers = all.rfind("HTTP/").map_or(all.as_str(), |i| &all[i..]).to_string();
     let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, headers.to_ascii_lowercase())
 }
@@ -191,4 +193,94 @@ fn slow_headers_and_idle_connections_do_not_keep_visitors_out_beyond_the_bound()
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     assert_eq!(text(&curl(&[&url])), "hi\n");
+}
+
+#[test]
+fn folders_download_as_tar_and_zip_equal_to_the_tree() {
+    let share = Share::new();
+    share.add("proj/read me.txt", b"hello\n");
+    share.add("proj/été/données.bin", &pseudo_random(700_000, 1));
+    share.add("proj/deep/a/b/c.txt", b"deep\n");
+    std::fs::create_dir_all(share.path().join("proj/empty")).unwrap();
+    share.add("proj/.hidden", b"not in the archive");
+    // A link back up the tree must not make the walk loop.
+    std::os::unix::fs::symlink("..", share.path().join("proj/deep/up")).unwrap();
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+    let expected = share.path().join("proj");
+
+    let tar_dir = tempfile::tempdir().unwrap();
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg(format!("curl -sf '{base}/proj/?tar' | tar -x -C '{}'", tar_dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    same_tree(&expected, &tar_dir.path().join("proj"));
+
+    let zip_dir = tempfile::tempdir().unwrap();
+    let zip_file = zip_dir.path().join("proj.zip");
+    assert!(curl(&["-f", "-o", zip_file.to_str().unwrap(), &format!("{base}/proj/?zip")]).status.success());
+    let test = Command::new("unzip").arg("-t").arg(&zip_file).output().expect("unzip (apt-get install unzip)");
+    assert!(test.status.success(), "{}", text(&test));
+    let unpacked = Command::new("unzip").arg("-q").arg(&zip_file).arg("-d").arg(zip_dir.path()).output().unwrap();
+    assert!(unpacked.status.success(), "{}", String::from_utf8_lossy(&unpacked.stderr));
+    same_tree(&expected, &zip_dir.path().join("proj"));
+}
+
+/// `got` holds what `want` holds (hidden names and symbolic links to
+/// folders aside: archives leave them out), byte for byte, empty folders too.
+fn same_tree(want: &std::path::Path, got: &std::path::Path) {
+    let out =
+        Command::new("diff").args(["-r", "--exclude=.hidden", "--exclude=up"]).arg(want).arg(got).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(got.join("empty").is_dir(), "empty folders are in the archive");
+    assert!(!got.join(".hidden").exists() && !got.join("deep/up").exists());
+}
+
+#[test]
+fn put_uploads_atomically_through_the_same_rules_as_put() {
+    let share = Share::new();
+    share.add("old.txt", b"old\n");
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(2_500_000, 3);
+    let local = dir.path().join("up.bin");
+    std::fs::write(&local, &data).unwrap();
+    let local = local.to_str().unwrap();
+
+    let read_only = ServerProcess::start(share.path(), &["--http", "0"]);
+    let (status, _) = head_of(&["-T", local, &format!("{}/up.bin", web(&read_only, "http"))]);
+    assert_eq!(status, 403, "a read-only share takes no upload");
+    drop(read_only);
+
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--allow-uploads", "--max-upload-size", "3M"]);
+    let base = web(&server, "http");
+    assert_eq!(head_of(&["-T", local, &format!("{base}/up.bin")]).0, 201);
+    assert!(std::fs::read(share.path().join("up.bin")).unwrap() == data);
+    // Replacing: atomically, unless If-None-Match: * says not to.
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, b"new\n").unwrap();
+    let small = small.to_str().unwrap();
+    assert_eq!(head_of(&["-T", small, "-H", "If-None-Match: *", &format!("{base}/old.txt")]).0, 412);
+    assert_eq!(std::fs::read(share.path().join("old.txt")).unwrap(), b"old\n");
+    assert_eq!(head_of(&["-T", small, &format!("{base}/old.txt")]).0, 201);
+    assert_eq!(std::fs::read(share.path().join("old.txt")).unwrap(), b"new\n");
+    // Over the size limit, hidden, or outside: refused, nothing stored.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, pseudo_random(4_000_000, 4)).unwrap();
+    assert_eq!(head_of(&["-T", big.to_str().unwrap(), &format!("{base}/big.bin")]).0, 413);
+    assert_eq!(head_of(&["-T", small, &format!("{base}/.profile")]).0, 403);
+    assert_eq!(head_of(&["--path-as-is", "-T", small, &format!("{base}/../x.txt")]).0, 403);
+    assert!(!share.path().join("big.bin").exists() && !share.path().join(".profile").exists());
+
+    // A body cut short leaves nothing behind, not even in .uploads.
+    let mut conn = TcpStream::connect(format!("127.0.0.1:{}", server.http_port.unwrap())).unwrap();
+    conn.write_all(b"PUT /cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n").unwrap();
+    conn.write_all(&[7u8; 1000]).unwrap();
+    drop(conn);
+    file_share_e2e::eventually("the cut upload is cleaned up", || {
+        let leftover = std::fs::read_dir(share.path().join(".uploads")).unwrap().count();
+        (leftover == 0 && server.log().contains("abandoned")).then_some(())
+    });
+    assert!(!share.path().join("cut.bin").exists());
 }

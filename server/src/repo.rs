@@ -245,14 +245,7 @@ impl Repo {
     /// [`RepoError`] when the file does not exist, is not a regular file,
     /// leads out of the share or cannot be read.
     pub fn open_download(&self, path: &RemotePath, wanted: &dyn Fn() -> bool) -> Result<Download, RepoError> {
-        let mut options = OpenOptions::new();
-        options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        let opened = self.root.open_with(path.as_relative(), &options);
-        let mut file = opened.map_err(|e| RepoError::from_io(e, path, "cannot open"))?.into_std();
-        let meta = file.metadata().map_err(|e| RepoError::from_io(e, path, "cannot stat"))?;
-        if !meta.is_file() {
-            return Err(RepoError::NotAFile(path.to_string()));
-        }
+        let (mut file, meta) = self.open_file(path)?;
         let key = FileKey::of(&meta);
         let cached = self.hashes.lock().get(&key).copied();
         let digest = match cached {
@@ -272,6 +265,28 @@ impl Repo {
             }
         };
         Ok(Download { file, len: meta.len(), digest, modified: meta.modified().ok() })
+    }
+
+    /// Opens a regular file of the share for reading (never a fifo or a
+    /// device: opened without waiting, then checked).
+    ///
+    /// # Errors
+    /// As [`Repo::open_download`], without hashing.
+    pub fn open_file(&self, path: &RemotePath) -> Result<(File, std::fs::Metadata), RepoError> {
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let opened = self.root.open_with(path.as_relative(), &options);
+        let file = opened.map_err(|e| RepoError::from_io(e, path, "cannot open"))?.into_std();
+        let meta = file.metadata().map_err(|e| RepoError::from_io(e, path, "cannot stat"))?;
+        if !meta.is_file() {
+            return Err(RepoError::NotAFile(path.to_string()));
+        }
+        Ok((file, meta))
+    }
+
+    /// True when `path` is a symbolic link itself (whatever it leads to).
+    pub fn is_link(&self, path: &RemotePath) -> bool {
+        self.root.symlink_metadata(path.as_relative()).is_ok_and(|m| m.file_type().is_symlink())
     }
 
     /// Starts an upload to `path`: checks the folder exists and the name is
@@ -565,6 +580,11 @@ impl Upload<'_> {
     /// keeping them would keep it full).
     pub fn discard(&mut self) {
         self.discard = true;
+    }
+
+    /// The BLAKE3 of the bytes received so far.
+    pub fn digest_so_far(&self) -> Digest {
+        Digest::from(self.hasher.finalize())
     }
 
     /// The name the upload will have.

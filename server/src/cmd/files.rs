@@ -27,6 +27,38 @@ pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal>
     Ok(Reply::text(entries.iter().map(|e| e.encode()).collect::<String>()))
 }
 
+/// One folder of a tree being archived (the web side's `?tar`, `?zip`):
+/// what `list` shows, less folders reached through a symbolic link, so a
+/// walk of the tree never loops. Allowed to whoever may `list`.
+pub fn archive_folder(caller: Caller<'_, '_>, dir: &str) -> Result<Vec<common::ListEntry>, Refusal> {
+    if let Some(refusal) = super::login::admitted(&common::Request::List(dir.to_string()), caller) {
+        return Err(refusal);
+    }
+    let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
+    let repo = &caller.shared.repo;
+    let mut entries = repo.list(&path)?;
+    entries.retain(|e| {
+        e.kind == common::ListEntryKind::File
+            || RemotePath::parse(&format!("{path}/{}", e.name)).is_ok_and(|child| !repo.is_link(&child))
+    });
+    Ok(entries)
+}
+
+/// A file of a tree being archived, opened for reading (not hashed: the
+/// archive carries no hash), with its length and modification time.
+/// Allowed to whoever may `get`.
+pub fn archive_file(
+    caller: Caller<'_, '_>,
+    name: &str,
+) -> Result<(std::fs::File, u64, Option<std::time::SystemTime>), Refusal> {
+    if let Some(refusal) = super::login::admitted(&common::Request::Get(name.to_string()), caller) {
+        return Err(refusal);
+    }
+    let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
+    let (file, meta) = caller.shared.repo.open_file(&path)?;
+    Ok((file, meta.len(), meta.modified().ok()))
+}
+
 /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
 /// always the whole file's, so a resumed download can be checked.
 pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<'a>, Refusal> {
@@ -57,8 +89,10 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
 pub struct Announced {
     /// How many.
     pub size: u64,
-    /// Their BLAKE3.
-    pub digest: Digest,
+    /// Their BLAKE3; `None` from a front end whose clients send none (an
+    /// HTTP `PUT`): the file is stored once all its bytes have arrived, and
+    /// nothing is kept of a cut-short one.
+    pub digest: Option<Digest>,
     /// Replace a file of the name (`-f`).
     pub replace: bool,
     /// The modification time to give the file (`-m`), Unix seconds.
@@ -80,7 +114,12 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         let message = format!("'{path}' is {size} bytes; this server accepts uploads of at most {max} bytes");
         return Err(Refusal::new(Code::TooLarge, message));
     }
-    let upload = caller.shared.repo.begin_upload(&path, UploadPlan { replace, resume, size, digest })?;
+    let plan =
+        UploadPlan { replace, resume: resume && digest.is_some(), size, digest: digest.unwrap_or(Digest([0; 32])) };
+    let mut upload = caller.shared.repo.begin_upload(&path, plan)?;
+    if digest.is_none() {
+        upload.discard();
+    }
     let name = path.to_string();
     Ok(Reply::Receive(Box::new(Incoming {
         upload,
@@ -121,7 +160,7 @@ pub fn writes_allowed(caller: Caller<'_, '_>) -> Result<(), Refusal> {
 pub struct Incoming<'a> {
     upload: Upload<'a>,
     size: u64,
-    digest: Digest,
+    digest: Option<Digest>,
     /// The time to give the stored file, Unix seconds.
     modified: Option<u64>,
     name: String,
@@ -185,7 +224,8 @@ impl Incoming<'_> {
             return Reply::Refused(err.into());
         }
         let modified = self.modified.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        match self.upload.commit(&self.digest, modified) {
+        let expected = self.digest.unwrap_or_else(|| self.upload.digest_so_far());
+        match self.upload.commit(&expected, modified) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
                 tracing::info!(client = %self.session.name(), user = self.session.user(), "stored '{}': {n} bytes in {secs:.3}s", self.name);

@@ -167,7 +167,7 @@ pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::Get(name) => files::get(caller, &name, 0),
         Request::Resume { offset, name } => files::get(caller, &name, offset),
         Request::Put { size, digest, name, replace, modified, resume } => {
-            files::put(caller, files::Announced { size, digest, replace, modified, resume }, &name)
+            files::put(caller, files::Announced { size, digest: Some(digest), replace, modified, resume }, &name)
         }
         Request::Mkdir(dir) => manage::make_dir(caller, &dir),
         Request::Remove(name) => manage::remove(caller, &name),

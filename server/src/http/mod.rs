@@ -11,10 +11,12 @@
 //!
 //! # Layout
 //! - this file: [`HttpServer`], the accept loop and one connection's requests.
+//! - [`archive`]: a folder as one `?tar` or `?zip`, streamed.
 //! - [`head`]: reading a request head with limits.
 //! - [`page`]: the HTML pages (a folder, the live status).
 //! - [`respond`]: the responses: files with their headers and ranges, pages, errors.
 
+pub mod archive;
 pub mod head;
 pub mod page;
 pub mod respond;
@@ -118,6 +120,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
     }
     let _ = conn.set_write_timeout(shared.config.idle_timeout);
     let visitor = shared.presence.visitor(addr);
+    let caller = Caller { shared, session: &visitor, wanted: &|| true };
     let mut verified: Option<String> = None;
     let mut buf = Vec::new();
     for _ in 0..MAX_REQUESTS {
@@ -125,15 +128,15 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
             Ok(Outcome::Head(head)) => head,
             Ok(Outcome::Idle) | Err(_) => break,
             Ok(Outcome::TooSlow) => {
-                let _ = Response::error(408, "request head not complete in time", false).send(&mut conn, None);
+                let _ = Response::error(408, "request head not complete in time", false).send(&mut conn, None, caller);
                 break;
             }
             Ok(Outcome::TooLarge) => {
-                let _ = Response::error(431, "request head too large", false).send(&mut conn, None);
+                let _ = Response::error(431, "request head too large", false).send(&mut conn, None, caller);
                 break;
             }
             Ok(Outcome::Bad(why)) => {
-                let _ = Response::error(400, &format!("bad request: {why}"), false).send(&mut conn, None);
+                let _ = Response::error(400, &format!("bad request: {why}"), false).send(&mut conn, None, caller);
                 break;
             }
         };
@@ -141,17 +144,17 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
         // closed: its bytes would be read as the next request.
         let has_body =
             head.header("content-length").is_some_and(|l| l != "0") || head.header("transfer-encoding").is_some();
-        let keep_alive = head.keep_alive() && !has_body;
-        let caller = Caller { shared, session: &visitor, wanted: &|| true };
+        let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
         let response = match authorize(&head, caller, &mut verified) {
-            Some(refusal) => refusal,
-            None if has_body => Response::error(413, "this server takes no request bodies yet", false),
+            Some(refusal) => refusal.with_keep_alive(!has_body),
+            None if head.method == "PUT" => put(&head, caller, &mut conn, &mut buf),
+            None if has_body => Response::error(413, "only PUT takes a request body", false),
             None => handle(&head, caller),
         };
         let keep_alive = keep_alive && response.keeps_alive();
         let method = head.method.clone();
         let status = response.status;
-        match response.with_keep_alive(keep_alive).send(&mut conn, Some(&head)) {
+        match response.with_keep_alive(keep_alive).send(&mut conn, Some(&head), caller) {
             Ok(sent) => {
                 tracing::debug!(%addr, "{method} {} {status} ({sent} bytes)", common::text::escape(&head.target))
             }
@@ -165,6 +168,54 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
         }
     }
     conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// `PUT /NAME` with `Content-Length`: an upload through the same path as
+/// `put` (uploads on, rights, size limit, a temporary file that appears
+/// under its name only once complete). It replaces a file of that name,
+/// atomically, unless `If-None-Match: *`. `Expect: 100-continue` is answered
+/// once the upload may go ahead; a refused one is not read (the connection
+/// closes).
+fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<u8>) -> Response {
+    let (raw_path, _) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    let Some(path) = decode_path(raw_path) else {
+        return Response::error(400, "the path is not a plain name", false);
+    };
+    if head.header("transfer-encoding").is_some() {
+        return Response::error(411, "send the length (Content-Length), not chunks", false);
+    }
+    let Some(size) = head.header("content-length").and_then(|l| l.parse::<u64>().ok()) else {
+        return Response::error(411, "Content-Length is needed", false);
+    };
+    let replace = head.header("if-none-match") != Some("*");
+    let announced = cmd::files::Announced { size, digest: None, replace, modified: None, resume: false };
+    let mut incoming = match cmd::files::put(caller, announced, &path) {
+        Ok(Reply::Receive(incoming)) => incoming,
+        Ok(_) => return Response::error(500, "unexpected reply", false),
+        Err(refusal) if refusal.code == Code::Exists && !replace => {
+            return Response::error(412, &refusal.message, false);
+        }
+        Err(refusal) => return Response::refused(&refusal).with_keep_alive(false),
+    };
+    if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+        if let Err(e) = io::Write::write_all(conn, b"HTTP/1.1 100 Continue\r\n\r\n") {
+            incoming.abandon(&e);
+            return Response::error(400, "connection lost", false);
+        }
+    }
+    // The body: what came with the head, then the connection.
+    let early = buf.len().min(usize::try_from(size).unwrap_or(usize::MAX));
+    let prefix: Vec<u8> = buf.drain(..early).collect();
+    let mut body = io::Read::chain(&prefix[..], io::Read::take(&mut *conn, size - early as u64));
+    if let Err(e) = incoming.receive(&mut body) {
+        incoming.abandon(&e);
+        return Response::error(400, "the body ended before its Content-Length", false);
+    }
+    match incoming.finish() {
+        Reply::Ok { body, .. } => Response::bytes(201, "text/plain; charset=utf-8", body),
+        Reply::Refused(refusal) => Response::refused(&refusal),
+        _ => Response::error(500, "unexpected reply", false),
+    }
 }
 
 /// With accounts, HTTP Basic: `None` when the request may go on (logged in,
@@ -209,7 +260,7 @@ fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>)
 /// The response to one request.
 fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
     if head.method != "GET" && head.method != "HEAD" {
-        return Response::error(405, "only GET and HEAD here", true).header("Allow", "GET, HEAD");
+        return Response::error(405, "only GET, HEAD and PUT here", true).header("Allow", "GET, HEAD, PUT");
     }
     let (raw_path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
     let Some(path) = decode_path(raw_path) else {
@@ -238,9 +289,18 @@ fn status_json(caller: Caller<'_, '_>) -> Response {
     }
 }
 
-/// A folder's page, from `list`.
+/// A folder's page, from `list`; or with `?tar` / `?zip`, the folder as one archive.
 fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
+    let format = match query {
+        "tar" => Some(archive::Format::Tar),
+        "zip" => Some(archive::Format::Zip),
+        _ => None,
+    };
     match cmd::apply(Request::List(path.to_string()), caller) {
+        Reply::Ok { .. } if format.is_some() => {
+            let top = path.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or("share");
+            Response::archive(path, top, format.unwrap_or(archive::Format::Tar))
+        }
         Reply::Ok { body, .. } => {
             let text = String::from_utf8_lossy(&body);
             let entries: Vec<ListEntry> = text.lines().filter_map(ListEntry::parse).collect();

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use common::Request;
 
+use super::archive::{self, Format};
 use super::head::Head;
 use crate::cmd::{self, Caller, Refusal, Reply};
 use crate::transport::Transport;
@@ -23,6 +24,13 @@ enum Body {
     File {
         file: File,
         len: u64,
+    },
+    /// A folder as one archive, made while it is sent (length unknown: the
+    /// connection's end ends it).
+    Archive {
+        dir: String,
+        top: String,
+        format: Format,
     },
 }
 
@@ -39,7 +47,9 @@ pub struct Response {
 /// The reason phrase of the codes used here.
 fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        201 => "Created",
         206 => "Partial Content",
         301 => "Moved Permanently",
         304 => "Not Modified",
@@ -50,6 +60,8 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
@@ -91,6 +103,21 @@ impl Response {
         Response::error(super::status_of(refusal), &refusal.message, true)
     }
 
+    /// The folder `dir` as a `format` archive named after `top`.
+    pub fn archive(dir: &str, top: &str, format: Format) -> Response {
+        let (extension, content_type) = format.describe();
+        let filename = super::page::href(&format!("{top}.{extension}"));
+        Response {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), content_type.into()),
+                ("Content-Disposition".into(), format!("attachment; filename*=UTF-8''{filename}")),
+            ],
+            body: Body::Archive { dir: dir.into(), top: top.into(), format },
+            keep: false,
+        }
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));
@@ -111,14 +138,15 @@ impl Response {
     /// The status line and headers, with `Content-Length` and `Connection`.
     pub fn head_bytes(&self) -> Vec<u8> {
         let len = match &self.body {
-            Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File { len, .. } => Some(*len),
+            Body::Archive { .. } => None,
         };
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        if self.status != 304 {
+        if let Some(len) = len.filter(|_| self.status != 304) {
             head.push_str(&format!("Content-Length: {len}\r\n"));
         }
         head.push_str(if self.keep { "Connection: keep-alive\r\n" } else { "Connection: close\r\n" });
@@ -131,7 +159,7 @@ impl Response {
     ///
     /// # Errors
     /// As the connection's writes; a file that shrank meanwhile.
-    pub fn send(self, conn: &mut Transport, request: Option<&Head>) -> io::Result<u64> {
+    pub fn send(self, conn: &mut Transport, request: Option<&Head>, caller: Caller<'_, '_>) -> io::Result<u64> {
         conn.write_all(&self.head_bytes())?;
         if request.is_some_and(|h| h.method == "HEAD") || self.status == 304 {
             return Ok(0);
@@ -152,6 +180,7 @@ impl Response {
                 }
                 Ok(sent)
             }
+            Body::Archive { dir, top, format } => archive::write_tree(caller, &dir, &top, format, conn),
         }
     }
 }

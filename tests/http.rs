@@ -284,3 +284,38 @@ fn put_uploads_atomically_through_the_same_rules_as_put() {
     });
     assert!(!share.path().join("cut.bin").exists());
 }
+
+#[test]
+fn the_pages_changes_mkdir_move_and_delete_run_the_same_commands() {
+    let share = Share::new();
+    share.add("a.txt", b"a\n");
+    share.add("b.txt", b"b\n");
+    share.add("old/x.txt", b"x\n");
+    let read_only = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&read_only, "http");
+    assert_eq!(head_of(&["-X", "DELETE", &format!("{base}/a.txt")]).0, 403);
+    assert!(!text(&curl(&[&format!("{base}/")])).contains("upload()"), "no controls on a read-only share");
+    drop(read_only);
+
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--allow-uploads"]);
+    let base = web(&server, "http");
+    assert!(text(&curl(&[&format!("{base}/")])).contains("upload()"));
+    assert_eq!(head_of(&["-X", "MKCOL", &format!("{base}/new%20folder/")]).0, 201);
+    assert!(share.path().join("new folder").is_dir());
+    let to = |path: &str| format!("Destination: {base}{path}");
+    assert_eq!(head_of(&["-X", "MOVE", "-H", &to("/new%20folder/a.txt"), &format!("{base}/a.txt")]).0, 201);
+    assert_eq!(std::fs::read(share.path().join("new folder/a.txt")).unwrap(), b"a\n");
+    // Onto an existing file only with Overwrite: T.
+    assert_eq!(head_of(&["-X", "MOVE", "-H", &to("/new%20folder/a.txt"), &format!("{base}/b.txt")]).0, 409);
+    let overwrite = ["-X", "MOVE", "-H", "Overwrite: T", "-H", &to("/new%20folder/a.txt"), &format!("{base}/b.txt")];
+    assert_eq!(head_of(&overwrite).0, 201);
+    assert_eq!(std::fs::read(share.path().join("new folder/a.txt")).unwrap(), b"b\n");
+    // Out of the share: refused.
+    assert_eq!(head_of(&["-X", "MOVE", "-H", &to("/../escaped.txt"), &format!("{base}/new%20folder/a.txt")]).0, 403);
+    assert_eq!(head_of(&["-X", "DELETE", &format!("{base}/old/x.txt")]).0, 200);
+    assert!(!share.path().join("old/x.txt").exists());
+    assert_eq!(head_of(&["-X", "DELETE", &format!("{base}/new%20folder/")]).0, 200);
+    assert!(!share.path().join("new folder").exists());
+    assert_eq!(head_of(&["-X", "PATCH", &format!("{base}/old/")]).0, 405);
+    assert!(server.log().contains("removed folder 'new folder'"), "changes are logged: {}", server.log());
+}

@@ -259,22 +259,64 @@ fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>)
 
 /// The response to one request.
 fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
-    if head.method != "GET" && head.method != "HEAD" {
-        return Response::error(405, "only GET, HEAD and PUT here", true).header("Allow", "GET, HEAD, PUT");
-    }
     let (raw_path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
     let Some(path) = decode_path(raw_path) else {
         return Response::error(400, "the path is not a plain name (encoded slashes, bad escapes or not UTF-8)", true);
     };
+    let folder_named = raw_path.ends_with('/');
+    match head.method.as_str() {
+        "GET" | "HEAD" => {}
+        "DELETE" | "MKCOL" | "MOVE" => return change(head, caller, path.trim_end_matches('/'), folder_named),
+        _ => {
+            let allow = "GET, HEAD, PUT, DELETE, MKCOL, MOVE";
+            return Response::error(405, &format!("not a method here ({allow})"), true).header("Allow", allow);
+        }
+    }
     match path.as_str() {
         ".status" => return Response::html(200, page::status_page()),
         ".status.json" => return status_json(caller),
         _ => {}
     }
-    if path.is_empty() || raw_path.ends_with('/') {
+    if path.is_empty() || folder_named {
         return folder(caller, path.trim_end_matches('/'), query);
     }
     respond::file(head, caller, &path)
+}
+
+/// The changes the page makes (WebDAV's names for them, as dufs uses):
+/// `DELETE` a file, or a folder named with its `/` and all in it; `MKCOL` a
+/// folder; `MOVE` to the path in `Destination`, onto an existing file only
+/// with `Overwrite: T`. Each is the line protocol's command (`rm`, `rmtree`,
+/// `mkdir`, `mv`), with its rights and log line.
+fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -> Response {
+    let request = match head.method.as_str() {
+        "DELETE" if folder_named => Request::RemoveTree(path.to_string()),
+        "DELETE" => Request::Remove(path.to_string()),
+        "MKCOL" => Request::Mkdir(path.to_string()),
+        _ => {
+            let destination = head.header("destination").unwrap_or("");
+            // An absolute URL or a path; only its path counts.
+            let after_scheme = destination.split_once("://").map_or(destination, |(_, rest)| rest);
+            let raw = if destination.contains("://") {
+                after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+            } else {
+                destination
+            };
+            let Some(to) = decode_path(raw.split('?').next().unwrap_or("")) else {
+                return Response::error(400, "Destination is not a plain path in this share", true);
+            };
+            let replace = head.header("overwrite").is_some_and(|o| o.eq_ignore_ascii_case("T"));
+            Request::Move { from: path.to_string(), to: to.trim_end_matches('/').to_string(), replace }
+        }
+    };
+    match cmd::apply(request, caller) {
+        Reply::Ok { body, .. } => {
+            let status = if head.method == "DELETE" { 200 } else { 201 };
+            Response::bytes(status, "text/plain; charset=utf-8", body)
+        }
+        Reply::Refused(refusal) => Response::refused(&refusal),
+        _ => Response::error(500, "unexpected reply", true),
+    }
 }
 
 /// `/.status.json`: the line protocol's `info`, as JSON.
@@ -304,11 +346,17 @@ fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
         Reply::Ok { body, .. } => {
             let text = String::from_utf8_lossy(&body);
             let entries: Vec<ListEntry> = text.lines().filter_map(ListEntry::parse).collect();
-            Response::html(200, page::folder_page(path, &entries, query))
+            Response::html(200, page::folder_page(path, &entries, query, may_write(caller)))
         }
         Reply::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
+}
+
+/// Whether the page should offer uploads and changes: the server takes
+/// them, and (with accounts) this visitor's account may write.
+fn may_write(caller: Caller<'_, '_>) -> bool {
+    cmd::files::writes_allowed(caller).is_ok()
 }
 
 /// The share path a request target names: percent-decoded, without its

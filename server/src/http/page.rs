@@ -75,8 +75,10 @@ fn sort(entries: &mut [&ListEntry], query: &str) -> (&'static str, bool) {
     (key, descending)
 }
 
-/// The page of folder `path` ("" for the top) with `entries`.
-pub fn folder_page(path: &str, entries: &[ListEntry], query: &str) -> String {
+/// The page of folder `path` ("" for the top) with `entries`; with
+/// `writable`, the controls to upload files (with progress), make a folder,
+/// rename and delete (these need JavaScript; browsing does not).
+pub fn folder_page(path: &str, entries: &[ListEntry], query: &str, writable: bool) -> String {
     let mut crumbs = String::from("<nav><a href=\"/\">share</a>");
     let mut so_far = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -108,17 +110,26 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str) -> String {
                 (format!("/{}", href(&format!("{base}{}", e.name))), "", common::text::binary_size(e.size))
             }
         };
+        let actions = if writable {
+            "<td class=\"act\"><button onclick=\"ren(this)\">rename</button> <button onclick=\"del(this)\">delete</button></td>"
+        } else {
+            ""
+        };
         rows.push_str(&format!(
-            "<tr><td><a href=\"{link}\">{}{slash}</a></td><td class=\"size\" title=\"{} bytes\">{size}</td>\
-             <td class=\"time\">{}</td></tr>\n",
+            "<tr data-name=\"{}\" data-dir=\"{}\"><td><a href=\"{link}\">{}{slash}</a></td>\
+             <td class=\"size\" title=\"{} bytes\">{size}</td><td class=\"time\">{}</td>{actions}</tr>\n",
+            escape(&e.name),
+            e.kind == ListEntryKind::Dir,
             escape(&e.name),
             e.size,
             escape(&e.modified.replace('T', " ").replace('Z', " UTC")),
         ));
     }
     let title = if path.is_empty() { "/".to_string() } else { format!("/{path}/") };
+    let (controls, extra_column) = if writable { (MANAGE, "<th></th>") } else { ("", "") };
     let body = format!(
-        "{crumbs}<table><thead><tr>{}{}{}</tr></thead><tbody>\n{rows}</tbody></table>\n<p>{} entries</p>\n",
+        "{crumbs}{controls}<table><thead><tr>{}{}{}{extra_column}</tr></thead><tbody>\n{rows}</tbody></table>\n\
+         <p>{} entries · <a href=\"?tar\">download all (tar)</a> · <a href=\"?zip\">(zip)</a></p>\n",
         column("name", "Name", "name"),
         column("size", "Size", "size"),
         column("modified", "Modified", "time"),
@@ -126,6 +137,53 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str) -> String {
     );
     document(&title, &body)
 }
+
+/// Uploads (several files, each with its progress), a new folder, rename
+/// and delete: plain JavaScript calling `PUT`, `MKCOL`, `MOVE`, `DELETE`.
+const MANAGE: &str = r#"<form id="manage" onsubmit="return false">
+<input type="file" id="files" multiple> <button onclick="upload()">upload</button>
+<button onclick="mkdir()">new folder</button>
+<ul id="progress"></ul></form>
+<script>
+const here = location.pathname;
+const enc = p => p.split("/").map(encodeURIComponent).join("/");
+async function call(method, url, headers) {
+  const r = await fetch(url, {method, headers});
+  if (!r.ok) { alert(await r.text()); } else { location.reload(); }
+}
+function mkdir() { const n = prompt("New folder name"); if (n) call("MKCOL", here + enc(n) + "/"); }
+function row(b) { const tr = b.closest("tr"); return [tr.dataset.name, tr.dataset.dir === "true"]; }
+function del(b) {
+  const [name, dir] = row(b);
+  if (confirm("Delete " + name + (dir ? " and everything in it" : "") + "?")) call("DELETE", here + enc(name) + (dir ? "/" : ""));
+}
+function ren(b) {
+  const [name] = row(b);
+  const to = prompt("New name (a/b moves it into folder a)", name);
+  if (to && to !== name) call("MOVE", here + enc(name), {Destination: here + enc(to)});
+}
+function put(file, bar) {
+  return new Promise(done => {
+    const x = new XMLHttpRequest();
+    x.open("PUT", here + enc(file.name));
+    x.setRequestHeader("If-None-Match", "*");
+    x.upload.onprogress = e => { bar.value = e.loaded / e.total; };
+    x.onload = () => { bar.replaceWith(x.status < 300 ? " stored" : " " + x.responseText); done(); };
+    x.onerror = () => { bar.replaceWith(" failed"); done(); };
+    x.send(file);
+  });
+}
+async function upload() {
+  const list = document.getElementById("progress");
+  for (const file of document.getElementById("files").files) {
+    const li = document.createElement("li"); li.textContent = file.name + " ";
+    const bar = document.createElement("progress"); li.append(bar); list.append(li);
+    await put(file, bar);
+  }
+  location.reload();
+}
+</script>
+"#;
 
 /// The live status page: clients and what each is doing, refreshed every
 /// second from `/.status.json` (the same data as the line protocol's `info`).

@@ -198,6 +198,21 @@ pub fn run_client_env(dir: &Path, args: &[String], env: &[(&str, &Path)]) -> Out
     command.output().expect("file-client output")
 }
 
+/// Waits for `child`'s output; kills it (by pid) if it runs longer than `limit`.
+pub fn output_within(child: std::process::Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        }
+    });
+    let out = child.wait_with_output().expect("wait");
+    drop(done_tx);
+    watchdog.join().unwrap();
+    out
+}
+
 /// `file-server adduser --users FILE NAME [--write]` with `password` on stdin.
 pub fn adduser(users: &Path, name: &str, password: &str, write: bool) -> Output {
     let mut command = Command::new(binary("file-server"));

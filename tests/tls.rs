@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use file_share_e2e::{
-    adduser, client_args as args, eventually, parse_messages, pseudo_random, pty_client_with, ready, run_client_env,
-    Reply, ServerProcess, Share,
+    adduser, client_args as args, eventually, output_within, parse_messages, pseudo_random, pty_client_with, ready,
+    run_client_env, Reply, ServerProcess, Share,
 };
 
 /// Runs `openssl s_client` against `addr`, types `input` (ending with
@@ -24,23 +24,8 @@ fn s_client(addr: &str, input: &str) -> Vec<Reply> {
         .spawn()
         .expect("openssl s_client (apt-get install openssl)");
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = finish_within(child, Duration::from_secs(30));
+    let out = output_within(child, Duration::from_secs(30));
     parse_messages(&out.stdout)
-}
-
-/// Waits for `child`'s output; kills it (by pid) if it runs longer than `limit`.
-fn finish_within(child: std::process::Child, limit: Duration) -> Output {
-    let pid = child.id();
-    let (done_tx, done) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if done.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait");
-    drop(done_tx);
-    watchdog.join().unwrap();
-    out
 }
 
 /// The fingerprint of a PEM certificate, as `openssl x509` prints it.

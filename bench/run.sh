@@ -299,3 +299,6 @@ RUNS=$RUNS BASE_PORT=$((BASE_PORT + 100)) bash bench/trees.sh
 
 # 1 GiB over TLS next to nginx with TLS and sftp: its own script too.
 RUNS=$RUNS BASE_PORT=$((BASE_PORT + 200)) bash bench/tls.sh
+
+# The web side next to nginx: its own script too.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 300)) bash bench/http.sh

@@ -65,6 +65,13 @@ impl Transport {
         let _ = self.socket().set_nodelay(true);
     }
 
+    /// Holds back partial segments while `on` (TCP_CORK), so a response's
+    /// head and the start of its file leave in full segments, as nginx's
+    /// `tcp_nopush` does; turning it off sends what is held.
+    pub fn set_cork(&self, on: bool) {
+        let _ = rustix::net::sockopt::set_tcp_cork(self.socket(), on);
+    }
+
     /// Another handle on the same connection, e.g. for the writer thread.
     ///
     /// # Errors

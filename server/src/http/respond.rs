@@ -167,9 +167,21 @@ impl Response {
         match self.body {
             Body::Bytes(bytes) => conn.write_all(&bytes).map(|()| bytes.len() as u64),
             Body::File { mut file, len } => {
+                conn.set_cork(true);
+                let sent = Self::send_file(conn, &mut file, len);
+                conn.set_cork(false);
+                sent
+            }
+            Body::Archive { dir, top, format } => archive::write_tree(caller, &dir, &top, format, conn),
+        }
+    }
+
+    fn send_file(conn: &mut Transport, file: &mut File, len: u64) -> io::Result<u64> {
+        {
+            {
                 let mut sent = 0;
                 while sent < len {
-                    match conn.send_file(&mut file, (len - sent).min(1 << 22)) {
+                    match conn.send_file(file, (len - sent).min(1 << 22)) {
                         Ok(0) => {
                             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
                         }
@@ -180,7 +192,6 @@ impl Response {
                 }
                 Ok(sent)
             }
-            Body::Archive { dir, top, format } => archive::write_tree(caller, &dir, &top, format, conn),
         }
     }
 }

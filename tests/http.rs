@@ -319,3 +319,31 @@ fn the_pages_changes_mkdir_move_and_delete_run_the_same_commands() {
     assert_eq!(head_of(&["-X", "PATCH", &format!("{base}/old/")]).0, 405);
     assert!(server.log().contains("removed folder 'new folder'"), "changes are logged: {}", server.log());
 }
+
+#[test]
+fn status_shows_web_transfers_apart_from_the_sessions() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(8 << 20, 6));
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+    // A slow browser: 8 MiB at 1 MiB/s.
+    let mut slow = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--limit-rate", "1M", &format!("{base}/big.bin")])
+        .spawn()
+        .unwrap();
+    let json = file_share_e2e::eventually("the web download shows", || {
+        let json = text(&curl(&[&format!("{base}/.status.json")]));
+        json.contains("get big.bin").then_some(json)
+    });
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status["clients"], 0, "web visitors do not take the line protocol's places");
+    let transfer =
+        status["web"].as_array().unwrap().iter().find(|w| w["activity"].as_str().unwrap().starts_with("get big.bin"));
+    assert!(transfer.is_some_and(|w| w["name"] == "web"), "{json}");
+    // The line protocol's status shows it too.
+    let listed = server.client(tempfile::tempdir().unwrap().path(), &["status"]);
+    let said = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(said.contains("web connections") && said.contains("get big.bin"), "{said}");
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+}

@@ -182,6 +182,7 @@ mod tests {
                 addr: "127.0.0.1:4999".into(),
                 left_at: "2026-11-21T08:59:00Z".into(),
             }],
+            web: Vec::new(),
         };
         let value: serde_json::Value = serde_json::from_str(&status_json(&status)).unwrap();
         assert_eq!(value["uptime_secs"], 65);

@@ -128,6 +128,9 @@ pub struct Status {
     pub sessions: Vec<SessionStatus>,
     /// The last departures, most recent first.
     pub departed: Vec<Departure>,
+    /// Web visitors' connections (`--http`), oldest first: not counted in
+    /// `clients`; `name` is the account logged in, else `web`.
+    pub web: Vec<SessionStatus>,
 }
 
 /// An `info` body that cannot be read.
@@ -181,18 +184,20 @@ impl Status {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "server uptime={} clients={} max={}", self.uptime_secs, self.clients, self.max_clients);
-        for s in &self.sessions {
-            let you = if s.you { " you=yes" } else { "" };
-            let _ = write!(
-                out,
-                "client name={}{you} addr={} connected={} idle={}",
-                encode_value(&s.name),
-                encode_value(&s.addr),
-                encode_value(&s.connected_at),
-                s.idle_secs
-            );
-            s.activity.encode(&mut out);
-            out.push('\n');
+        for (kind, list) in [("client", &self.sessions), ("web", &self.web)] {
+            for s in list {
+                let you = if s.you { " you=yes" } else { "" };
+                let _ = write!(
+                    out,
+                    "{kind} name={}{you} addr={} connected={} idle={}",
+                    encode_value(&s.name),
+                    encode_value(&s.addr),
+                    encode_value(&s.connected_at),
+                    s.idle_secs
+                );
+                s.activity.encode(&mut out);
+                out.push('\n');
+            }
         }
         for d in &self.departed {
             let (name, addr, at) = (encode_value(&d.name), encode_value(&d.addr), encode_value(&d.left_at));
@@ -208,20 +213,27 @@ impl Status {
     /// lacks a field.
     pub fn parse(body: &str) -> Result<Status, StatusError> {
         let mut status = None;
-        let (mut sessions, mut departed) = (Vec::new(), Vec::new());
+        let (mut sessions, mut departed, mut web) = (Vec::new(), Vec::new(), Vec::new());
         for record in body.lines().filter_map(Record::parse) {
             match record.kind {
                 "server" => {
                     status = Some((record.number("uptime")?, record.number("clients")?, record.number("max")?));
                 }
-                "client" => sessions.push(SessionStatus {
-                    name: record.text("name")?,
-                    you: record.raw("you") == Some("yes"),
-                    addr: record.text("addr")?,
-                    connected_at: record.text("connected")?,
-                    idle_secs: record.number("idle")?,
-                    activity: Activity::parse(&record)?,
-                }),
+                kind @ ("client" | "web") => {
+                    let session = SessionStatus {
+                        name: record.text("name")?,
+                        you: record.raw("you") == Some("yes"),
+                        addr: record.text("addr")?,
+                        connected_at: record.text("connected")?,
+                        idle_secs: record.number("idle")?,
+                        activity: Activity::parse(&record)?,
+                    };
+                    if kind == "web" {
+                        web.push(session)
+                    } else {
+                        sessions.push(session)
+                    }
+                }
                 "left" => departed.push(Departure {
                     name: record.text("name")?,
                     addr: record.text("addr")?,
@@ -231,7 +243,7 @@ impl Status {
             }
         }
         let (uptime_secs, clients, max_clients) = status.ok_or(StatusError::NoServer)?;
-        Ok(Status { uptime_secs, clients, max_clients, sessions, departed })
+        Ok(Status { uptime_secs, clients, max_clients, sessions, departed, web })
     }
 
     /// The `status` text: uptime, `clients N/MAX`, one line per client, then
@@ -251,6 +263,13 @@ impl Status {
                 human_duration(Duration::from_secs(s.idle_secs)),
                 s.activity.describe(),
             );
+        }
+        if !self.web.is_empty() {
+            let _ = writeln!(out, "web connections {}", self.web.len());
+            for s in &self.web {
+                let idle = human_duration(Duration::from_secs(s.idle_secs));
+                let _ = writeln!(out, "  {}  {}  idle {idle}  {}", s.name, s.addr, s.activity.describe());
+            }
         }
         if !self.departed.is_empty() {
             let _ = writeln!(out, "recently left");
@@ -285,12 +304,18 @@ impl Status {
             .collect();
         let departed: Vec<_> =
             self.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
+        let web: Vec<_> = self
+            .web
+            .iter()
+            .map(|s| json!({ "name": s.name, "address": s.addr, "idle_secs": s.idle_secs, "activity": s.activity.describe() }))
+            .collect();
         json!({
             "uptime_secs": self.uptime_secs,
             "clients": self.clients,
             "max_clients": self.max_clients,
             "sessions": sessions,
             "recently_left": departed,
+            "web": web,
         })
     }
 }
@@ -327,6 +352,14 @@ mod tests {
                 addr: "127.0.0.1:4999".into(),
                 left_at: "2026-11-21T08:59:00Z".into(),
             }],
+            web: vec![SessionStatus {
+                name: "web".into(),
+                you: false,
+                addr: "192.168.2.7:51000".into(),
+                connected_at: "2026-11-21T09:02:00Z".into(),
+                idle_secs: 0,
+                activity: Activity::Get { file: "photo.jpg".into(), size: 200, done: 50 },
+            }],
         }
     }
 
@@ -351,7 +384,8 @@ mod tests {
         assert_eq!(lines[0], "server uptime=65 clients=2 max=3");
         assert!(lines[1].ends_with("doing=get file=big%20file%3D1.iso size=1000 done=410"), "{}", lines[1]);
         assert!(lines[1].contains(" you=yes "), "{}", lines[1]);
-        assert_eq!(lines[3], "left name=Client01 addr=127.0.0.1:4999 at=2026-11-21T08:59:00Z");
+        assert!(lines[3].starts_with("web name=web addr=192.168.2.7:51000 "), "{}", lines[3]);
+        assert_eq!(lines[4], "left name=Client01 addr=127.0.0.1:4999 at=2026-11-21T08:59:00Z");
     }
 
     #[test]
@@ -372,6 +406,7 @@ mod tests {
             "uptime 1m 05s\nclients 2/3\n  \
              alice (you)  127.0.0.1:5000  connected 2026-11-21T09:00:00Z  idle 1h 02m 03s  get big file=1.iso 41%\n  \
              Client02  [::1]:5001  connected 2026-11-21T09:01:00+01:00  idle 7s  list my docs\n\
+             web connections 1\n  web  192.168.2.7:51000  idle 0s  get photo.jpg 25%\n\
              recently left\n  Client01  127.0.0.1:4999  left 2026-11-21T08:59:00Z\n"
         );
     }

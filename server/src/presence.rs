@@ -176,6 +176,9 @@ struct Inner {
     sessions: BTreeMap<u64, Arc<SessionInfo>>,
     departed: VecDeque<Departed>,
     next_id: u64,
+    /// Web visitors' connections (the HTTP side), shown in `status` apart
+    /// from the sessions: not counted against the cap, not in the chat.
+    web: BTreeMap<u64, Arc<SessionInfo>>,
 }
 
 impl Inner {
@@ -209,14 +212,16 @@ impl Presence {
         Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
     }
 
-    /// A session for a front end without a place in the list (a web
-    /// visitor): commands can run for it, nobody is told of it, and it
-    /// gets no events.
-    pub fn visitor(&self, addr: SocketAddr) -> SessionInfo {
+    /// A session for a web visitor's connection: commands can run for it,
+    /// `status` lists it under `web` while the returned guard lives, nobody
+    /// is told of it, and it gets no events.
+    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr) -> WebVisit {
         let (events, _) = crossbeam_channel::bounded(0);
-        SessionInfo {
-            id: 0,
-            name: Mutex::new(format!("web {addr}")),
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let info = Arc::new(SessionInfo {
+            id: inner.next_id,
+            name: Mutex::new("web".to_string()),
             addr,
             connected_at: Local::now(),
             events,
@@ -228,7 +233,9 @@ impl Presence {
             closer: Closer::default(),
             account: OnceLock::new(),
             login_failures: AtomicU32::new(0),
-        }
+        });
+        inner.web.insert(info.id, Arc::clone(&info));
+        WebVisit { presence: Arc::clone(self), info }
     }
 
     /// Adds an admitted client, names it and tells the others. The returned
@@ -323,6 +330,18 @@ impl Presence {
                 activity: s.clock.activity(),
             })
             .collect();
+        let web = inner
+            .web
+            .values()
+            .map(|s| SessionStatus {
+                name: s.account().map_or_else(|| "web".to_string(), |a| a.name.clone()),
+                you: s.id == me,
+                addr: s.addr.to_string(),
+                connected_at: rfc3339(&s.connected_at),
+                idle_secs: s.clock.idle_for().as_secs(),
+                activity: s.clock.activity(),
+            })
+            .collect();
         let departed = inner
             .departed
             .iter()
@@ -335,6 +354,7 @@ impl Presence {
             max_clients: self.max_clients as u64,
             sessions,
             departed,
+            web,
         }
     }
 }
@@ -356,6 +376,25 @@ impl Registration {
     /// The shared half, for the session's writer thread.
     pub fn info(&self) -> Arc<SessionInfo> {
         Arc::clone(&self.info)
+    }
+}
+
+/// A web visitor's session, listed under `web` in `status` until dropped.
+pub struct WebVisit {
+    presence: Arc<Presence>,
+    info: Arc<SessionInfo>,
+}
+
+impl std::ops::Deref for WebVisit {
+    type Target = SessionInfo;
+    fn deref(&self) -> &SessionInfo {
+        &self.info
+    }
+}
+
+impl Drop for WebVisit {
+    fn drop(&mut self) {
+        self.presence.inner.lock().web.remove(&self.info.id);
     }
 }
 

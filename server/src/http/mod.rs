@@ -119,7 +119,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
         return tracing::debug!(%addr, "https handshake failed: {e}");
     }
     let _ = conn.set_write_timeout(shared.config.idle_timeout);
-    let visitor = shared.presence.visitor(addr);
+    let visitor = shared.presence.web_visit(addr);
     let caller = Caller { shared, session: &visitor, wanted: &|| true };
     let mut verified: Option<String> = None;
     let mut buf = Vec::new();
@@ -142,6 +142,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
         };
         // A body this side does not take is refused, and the connection
         // closed: its bytes would be read as the next request.
+        visitor.clock.touch();
         let has_body =
             head.header("content-length").is_some_and(|l| l != "0") || head.header("transfer-encoding").is_some();
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");

@@ -191,6 +191,7 @@ pub fn status_page() -> String {
     let body = r#"<nav><a href="/">share</a> · status</nav>
 <p id="summary">loading…</p>
 <table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="sessions"></tbody></table>
+<h3>web</h3><table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="web"></tbody></table>
 <h3>recently left</h3><ul id="left"></ul>
 <script>
 function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
@@ -199,12 +200,13 @@ async function refresh() {
     const s = await (await fetch("/.status.json", {cache: "no-store"})).json();
     document.getElementById("summary").textContent =
       `up ${s.uptime_secs}s · ${s.clients} of ${s.max_clients} clients`;
-    const rows = document.getElementById("sessions");
-    rows.replaceChildren(...s.sessions.map(x => {
+    const row = x => {
       const tr = document.createElement("tr");
       tr.append(cell(x.name), cell(x.address), cell(x.idle_secs + "s"), cell(x.activity));
       return tr;
-    }));
+    };
+    document.getElementById("sessions").replaceChildren(...s.sessions.map(row));
+    document.getElementById("web").replaceChildren(...s.web.map(row));
     document.getElementById("left").replaceChildren(...s.recently_left.map(d => {
       const li = document.createElement("li"); li.textContent = `${d.name} (${d.address}) at ${d.left_at}`; return li;
     }));

@@ -10,6 +10,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
+use common::status::Activity;
 use common::Request;
 
 use super::archive::{self, Format};
@@ -20,10 +21,11 @@ use crate::transport::Transport;
 /// What follows the head.
 enum Body {
     Bytes(Vec<u8>),
-    /// `len` bytes of `file` from its current position.
+    /// `len` bytes of `file` (the share's `name`) from its current position.
     File {
         file: File,
         len: u64,
+        name: String,
     },
     /// A folder as one archive, made while it is sent (length unknown: the
     /// connection's end ends it).
@@ -166,17 +168,27 @@ impl Response {
         }
         match self.body {
             Body::Bytes(bytes) => conn.write_all(&bytes).map(|()| bytes.len() as u64),
-            Body::File { mut file, len } => {
+            Body::File { mut file, len, name } => {
+                // Shown in `status` (and /.status) as the line protocol's downloads are.
+                let clock = &caller.session.clock;
+                clock.set_activity(Activity::Get { file: name, size: len, done: 0 });
                 conn.set_cork(true);
-                let sent = Self::send_file(conn, &mut file, len);
+                let sent = Self::send_file(conn, &mut file, len, |n| clock.set_transferred(n));
                 conn.set_cork(false);
+                clock.set_activity(Activity::Idle);
                 sent
             }
-            Body::Archive { dir, top, format } => archive::write_tree(caller, &dir, &top, format, conn),
+            Body::Archive { dir, top, format } => {
+                let clock = &caller.session.clock;
+                clock.set_activity(Activity::Command(format!("{top}.{}", format.describe().0)));
+                let sent = archive::write_tree(caller, &dir, &top, format, conn);
+                clock.set_activity(Activity::Idle);
+                sent
+            }
         }
     }
 
-    fn send_file(conn: &mut Transport, file: &mut File, len: u64) -> io::Result<u64> {
+    fn send_file(conn: &mut Transport, file: &mut File, len: u64, progress: impl Fn(u64)) -> io::Result<u64> {
         {
             {
                 let mut sent = 0;
@@ -185,7 +197,10 @@ impl Response {
                         Ok(0) => {
                             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
                         }
-                        Ok(n) => sent += n,
+                        Ok(n) => {
+                            sent += n;
+                            progress(sent);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
                     }
@@ -250,7 +265,7 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
     let mut response = with_validators(Response {
         status,
         headers: vec![("Content-Type".into(), content_type)],
-        body: Body::File { file: download.file, len },
+        body: Body::File { file: download.file, len, name },
         keep: true,
     });
     if status == 206 {

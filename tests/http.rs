@@ -347,3 +347,34 @@ fn status_shows_web_transfers_apart_from_the_sessions() {
     slow.kill().unwrap();
     slow.wait().unwrap();
 }
+
+#[test]
+fn the_web_address_is_printed_for_people_and_as_a_qr_code() {
+    let share = Share::new();
+    let mut child = Command::new(file_share_e2e::binary("file-server"))
+        .args(["--bind", "127.0.0.1", "--port", "0", "--http", "0", "--qr", "--repo"])
+        .arg(share.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Lines arrive on a channel, so a missing one fails the test instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(20)).expect("another line on stdout");
+    assert!(next().starts_with("listening on 127.0.0.1:"));
+    let http = next();
+    let port = http.rsplit(':').next().unwrap().to_string();
+    assert_eq!(next(), format!("  http://127.0.0.1:{port}/"));
+    let qr: Vec<String> = (0..12).map(|_| next()).collect();
+    assert!(qr.iter().filter(|l| l.contains('█') || l.contains('▀') || l.contains('▄')).count() >= 8, "{qr:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -71,6 +71,9 @@ struct Args {
     /// picks a free one (printed on stdout's second line).
     #[arg(long, value_name = "PORT")]
     http: Option<u16>,
+    /// With --http: also print a QR code of the web side's address, for phones.
+    #[arg(long, requires = "http")]
+    qr: bool,
     /// HTTP connections served at once; the next ones get 503.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     http_max_connections: u32,
@@ -285,6 +288,41 @@ fn identity(args: &Args) -> Result<Option<Identity>, StartError> {
     Ok(Some(identity))
 }
 
+/// The web side's URLs for people on the network: for each address of this
+/// machine the listener takes (not loopback nor link-local when it listens
+/// on all of them), `SCHEME://IP:PORT/`.
+fn lan_urls(bound: SocketAddr, scheme: &str) -> Vec<String> {
+    let url = |ip: IpAddr| format!("{scheme}://{}/", SocketAddr::new(ip, bound.port()));
+    if !bound.ip().is_unspecified() {
+        return vec![url(bound.ip())];
+    }
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| !i.is_loopback() && !i.is_link_local())
+        .map(if_addrs::Interface::ip)
+        .filter(|ip| bound.is_ipv6() || ip.is_ipv4())
+        .collect();
+    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    ips.dedup();
+    ips.into_iter().map(url).collect()
+}
+
+/// `text` as a QR code in text (two rows of modules per line), with its
+/// quiet zone; light modules drawn, as `qrencode -t UTF8` does, for the
+/// light-on-dark terminals most people have.
+fn qr_code(text: &str) -> String {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let mut art = code.render::<Dense1x2>();
+            art.dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true);
+            art.build() + "\n"
+        }
+        Err(e) => format!("(no QR code: {e})\n"),
+    }
+}
+
 /// Listens on `bind` (an IP, or a name that resolves: the first of its
 /// addresses that can be bound) and `port`.
 fn listen(bind: &str, port: u16) -> Result<TcpListener, StartError> {
@@ -386,6 +424,13 @@ fn run(args: Args) -> Result<(), StartError> {
         let addr = web.local_addr().map_err(failed)?;
         let scheme = if identity.is_some() { "https" } else { "http" };
         let _ = writeln!(stdout, "http on {addr}");
+        let urls = lan_urls(addr, scheme);
+        for url in &urls {
+            let _ = writeln!(stdout, "  {url}");
+        }
+        if let (true, Some(first)) = (args.qr, urls.first()) {
+            let _ = write!(stdout, "{}", qr_code(first));
+        }
         tracing::info!("web side on {scheme}://{addr}/");
         std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
     }

@@ -378,3 +378,36 @@ fn the_web_address_is_printed_for_people_and_as_a_qr_code() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn idle_kept_alive_connections_give_their_places_back() {
+    let share = Share::new();
+    share.add("a.txt", b"hi\n");
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--http-max-connections", "2"]);
+    let addr = format!("127.0.0.1:{}", server.http_port.unwrap());
+    // Two visitors make one request each and keep their connections open.
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let (mut answer, mut chunk) = (Vec::new(), [0u8; 512]);
+            while !answer.ends_with(b"\r\n\r\nhi\n") {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&chunk[..n]);
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+            s
+        })
+        .collect();
+    let url = format!("http://{addr}/a.txt");
+    assert_eq!(head_of(&[&url]).0, 503, "both places held while they idle");
+    // The keep-alive wait (5 s) ends them; then the next visitor is served.
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "closed without a word: {}", String::from_utf8_lossy(&rest));
+    }
+    file_share_e2e::eventually("a place is free", || (text(&curl(&[&url])) == "hi\n").then_some(()));
+}

@@ -212,42 +212,18 @@ impl Presence {
         Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
     }
 
-    /// A session for a web visitor's connection: commands can run for it,
-    /// `status` lists it under `web` while the returned guard lives, nobody
-    /// is told of it, and it gets no events.
-    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr) -> WebVisit {
-        let (events, _) = crossbeam_channel::bounded(0);
-        let mut inner = self.inner.lock();
-        inner.next_id += 1;
-        let info = Arc::new(SessionInfo {
-            id: inner.next_id,
-            name: Mutex::new("web".to_string()),
-            addr,
-            connected_at: Local::now(),
-            events,
-            missed: AtomicU64::new(0),
-            queued_bytes: AtomicUsize::new(0),
-            say_budget: Mutex::new(Budget::full()),
-            clock: Clock::new(self.started),
-            gate: Gate::default(),
-            closer: Closer::default(),
-            account: OnceLock::new(),
-            login_failures: AtomicU32::new(0),
-        });
-        inner.web.insert(info.id, Arc::clone(&info));
-        WebVisit { presence: Arc::clone(self), info }
-    }
-
-    /// Adds an admitted client, names it and tells the others. The returned
-    /// guard removes it again when dropped, on every path out of the session.
-    pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Notice>) -> Registration {
-        let mut inner = self.inner.lock();
-        inner.next_id += 1;
-        let id = inner.next_id;
-        let name = format!("Client{id:02}");
-        let info = Arc::new(SessionInfo {
+    /// A session's shared half, as it starts.
+    fn new_session(
+        &self,
+        id: u64,
+        name: String,
+        addr: SocketAddr,
+        closer: Closer,
+        events: Sender<Notice>,
+    ) -> SessionInfo {
+        SessionInfo {
             id,
-            name: Mutex::new(name.clone()),
+            name: Mutex::new(name),
             addr,
             connected_at: Local::now(),
             events,
@@ -259,7 +235,29 @@ impl Presence {
             closer,
             account: OnceLock::new(),
             login_failures: AtomicU32::new(0),
-        });
+        }
+    }
+
+    /// A session for a web visitor's connection: commands can run for it,
+    /// `status` lists it under `web` while the returned guard lives, nobody
+    /// is told of it, and it gets no events.
+    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr) -> WebVisit {
+        let (events, _) = crossbeam_channel::bounded(0);
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let info = Arc::new(self.new_session(inner.next_id, "web".into(), addr, Closer::default(), events));
+        inner.web.insert(info.id, Arc::clone(&info));
+        WebVisit { presence: Arc::clone(self), info }
+    }
+
+    /// Adds an admitted client, names it and tells the others. The returned
+    /// guard removes it again when dropped, on every path out of the session.
+    pub fn register(self: &Arc<Self>, addr: SocketAddr, closer: Closer, events: Sender<Notice>) -> Registration {
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let name = format!("Client{id:02}");
+        let info = Arc::new(self.new_session(id, name.clone(), addr, closer, events));
         inner.sessions.insert(id, Arc::clone(&info));
         let online = inner.sessions.len();
         let joined = Event::notice(format!("{name} joined ({online} online)"))
@@ -318,30 +316,17 @@ impl Presence {
     pub fn status(&self, me: u64) -> Status {
         let inner = self.inner.lock();
         let rfc3339 = |t: &DateTime<Local>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let sessions = inner
-            .sessions
-            .values()
-            .map(|s| SessionStatus {
-                name: s.name(),
-                you: s.id == me,
-                addr: s.addr.to_string(),
-                connected_at: rfc3339(&s.connected_at),
-                idle_secs: s.clock.idle_for().as_secs(),
-                activity: s.clock.activity(),
-            })
-            .collect();
-        let web = inner
-            .web
-            .values()
-            .map(|s| SessionStatus {
-                name: s.account().map_or_else(|| "web".to_string(), |a| a.name.clone()),
-                you: s.id == me,
-                addr: s.addr.to_string(),
-                connected_at: rfc3339(&s.connected_at),
-                idle_secs: s.clock.idle_for().as_secs(),
-                activity: s.clock.activity(),
-            })
-            .collect();
+        let show = |s: &Arc<SessionInfo>, name: String| SessionStatus {
+            name,
+            you: s.id == me,
+            addr: s.addr.to_string(),
+            connected_at: rfc3339(&s.connected_at),
+            idle_secs: s.clock.idle_for().as_secs(),
+            activity: s.clock.activity(),
+        };
+        let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
+        let web_name = |s: &SessionInfo| s.account().map_or_else(|| "web".to_string(), |a| a.name.clone());
+        let web = inner.web.values().map(|s| show(s, web_name(s))).collect();
         let departed = inner
             .departed
             .iter()

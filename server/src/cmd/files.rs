@@ -212,7 +212,7 @@ impl Incoming<'_> {
     /// this is dropped).
     pub fn abandon(self, why: &dyn std::fmt::Display) {
         let (name, written, size) = (&self.name, self.upload.written(), self.size);
-        tracing::info!(client = %self.session.name(), user = self.session.user(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
+        tracing::info!(client = %self.session.name(), user = %self.session.user(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
     }
 
     /// Checks the hash and stores the file under its name.
@@ -228,7 +228,7 @@ impl Incoming<'_> {
         match self.upload.commit(&expected, modified) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
-                tracing::info!(client = %self.session.name(), user = self.session.user(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
+                tracing::info!(client = %self.session.name(), user = %self.session.user(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
                 Reply::text(format!("stored '{}' ({})\n", self.name, common::text::byte_count(n)))
             }
             Err(e) => Reply::Refused(e.into()),

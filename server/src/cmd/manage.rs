@@ -14,7 +14,7 @@ fn name_below_root(text: &str) -> Result<RemotePath, Refusal> {
 
 /// Logs a change to the share with the session that made it.
 fn changed(caller: Caller<'_, '_>, what: String) -> Reply<'static> {
-    tracing::info!(client = %caller.session.name(), user = caller.session.user(), "{what}");
+    tracing::info!(client = %caller.session.name(), user = %caller.session.user(), "{what}");
     Reply::text(format!("{what}\n"))
 }
 

@@ -323,12 +323,14 @@ fn the_pages_changes_mkdir_move_and_delete_run_the_same_commands() {
 #[test]
 fn status_shows_web_transfers_apart_from_the_sessions() {
     let share = Share::new();
-    share.add("big.bin", &pseudo_random(8 << 20, 6));
+    // More than loopback's socket buffers hold, so the server is still
+    // sending while the test looks.
+    share.add("big.bin", &pseudo_random(64 << 20, 6));
     let server = ServerProcess::start(share.path(), &["--http", "0"]);
     let base = web(&server, "http");
-    // A slow browser: 8 MiB at 1 MiB/s.
+    // A slow browser: 64 MiB at 4 MiB/s.
     let mut slow = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "--limit-rate", "1M", &format!("{base}/big.bin")])
+        .args(["-s", "-o", "/dev/null", "--limit-rate", "4M", &format!("{base}/big.bin")])
         .spawn()
         .unwrap();
     let json = file_share_e2e::eventually("the web download shows", || {
@@ -410,4 +412,29 @@ fn idle_kept_alive_connections_give_their_places_back() {
         assert!(rest.is_empty(), "closed without a word: {}", String::from_utf8_lossy(&rest));
     }
     file_share_e2e::eventually("a place is free", || (text(&curl(&[&url])) == "hi\n").then_some(()));
+}
+
+#[test]
+fn shutdown_lets_a_web_download_under_way_finish_within_the_grace() {
+    let share = Share::new();
+    // More than loopback's socket buffers hold, so the server is still
+    // sending when the signal comes.
+    let data = pseudo_random(64 << 20, 8);
+    share.add("big.bin", &data);
+    let mut server = ServerProcess::start(share.path(), &["--http", "0", "--grace", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.bin");
+    // 64 MiB at 16 MiB/s: about four seconds.
+    let slow = Command::new("curl")
+        .args(["-s", "--limit-rate", "16M", "-o", out.to_str().unwrap(), &format!("{}/big.bin", web(&server, "http"))])
+        .spawn()
+        .unwrap();
+    file_share_e2e::eventually("the download is under way", || {
+        text(&curl(&[&format!("{}/.status.json", web(&server, "http"))])).contains("get big.bin").then_some(())
+    });
+    server.signal("TERM");
+    let finished = file_share_e2e::output_within(slow, Duration::from_secs(30));
+    assert!(finished.status.success(), "curl: {:?}", finished.status);
+    assert!(std::fs::read(&out).unwrap() == data, "the whole file arrived");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
 }

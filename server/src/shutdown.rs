@@ -5,6 +5,7 @@
 //! shutdown has passed a session by.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -15,6 +16,8 @@ use crate::transport::Closer;
 pub struct Stopping {
     begun: AtomicBool,
     grace_over: AtomicBool,
+    /// When it began.
+    at: Mutex<Option<Instant>>,
 }
 
 impl Stopping {
@@ -25,7 +28,13 @@ impl Stopping {
 
     /// Begins shutdown; true the first time.
     pub fn set(&self) -> bool {
+        self.at.lock().get_or_insert_with(Instant::now);
         !self.begun.swap(true, Ordering::SeqCst)
+    }
+
+    /// When shutdown began, if it has.
+    pub fn began_at(&self) -> Option<Instant> {
+        *self.at.lock()
     }
 
     /// The grace period is over: the sessions left are being cut.

@@ -419,6 +419,7 @@ fn run(args: Args) -> Result<(), StartError> {
         Some(id) => writeln!(stdout, "listening on {local} tls sha256 Fingerprint={}", id.fingerprint),
     }
     .ok();
+    let mut web_busy = None;
     if let Some(listener) = http_listener {
         let web = HttpServer::new(listener, server.shared(), args.http_max_connections as usize);
         let addr = web.local_addr().map_err(failed)?;
@@ -432,9 +433,18 @@ fn run(args: Args) -> Result<(), StartError> {
             let _ = write!(stdout, "{}", qr_code(first));
         }
         tracing::info!("web side on {scheme}://{addr}/");
+        web_busy = Some(web.busy());
         std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
     }
     let _ = stdout.flush();
+    let shared = server.shared();
     server.run();
+    // Web responses under way get the rest of the grace period too.
+    if let Some(busy) = web_busy {
+        let began = shared.stopping.began_at().unwrap_or_else(std::time::Instant::now);
+        if !busy.wait_idle(began + Duration::from_secs(args.grace)) {
+            tracing::warn!("grace period over; cutting web transfers still under way");
+        }
+    }
     Ok(())
 }

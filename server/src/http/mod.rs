@@ -48,12 +48,45 @@ pub struct HttpServer {
     shared: Arc<Shared>,
     max_connections: usize,
     open: Arc<AtomicUsize>,
+    busy: Arc<Busy>,
+}
+
+/// Requests being answered now, for the graceful shutdown: a response
+/// under way may finish within the grace period; idle kept-alive
+/// connections are not waited for.
+#[derive(Default)]
+pub struct Busy {
+    count: parking_lot::Mutex<usize>,
+    changed: parking_lot::Condvar,
+}
+
+impl Busy {
+    fn enter(&self) {
+        *self.count.lock() += 1;
+    }
+
+    fn leave(&self) {
+        *self.count.lock() -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until no request is being answered, or `deadline`; true when none is.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut count = self.count.lock();
+        while *count > 0 {
+            if self.changed.wait_until(&mut count, deadline).timed_out() {
+                return *count == 0;
+            }
+        }
+        true
+    }
 }
 
 impl HttpServer {
     /// Serves `shared`'s share on `listener`, at most `max_connections` at once.
     pub fn new(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) -> HttpServer {
-        HttpServer { listener, shared, max_connections, open: Arc::new(AtomicUsize::new(0)) }
+        let (open, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(Busy::default()));
+        HttpServer { listener, shared, max_connections, open, busy }
     }
 
     /// The address bound.
@@ -62,6 +95,11 @@ impl HttpServer {
     /// As `TcpListener::local_addr`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// What the shutdown waits on: the requests being answered.
+    pub fn busy(&self) -> Arc<Busy> {
+        Arc::clone(&self.busy)
     }
 
     /// Accepts connections until the server stops; each runs on its own thread.
@@ -100,9 +138,9 @@ impl HttpServer {
             }
             return transport.shutdown(std::net::Shutdown::Both);
         }
-        let (shared, open) = (Arc::clone(&self.shared), Arc::clone(&self.open));
+        let (shared, open, busy) = (Arc::clone(&self.shared), Arc::clone(&self.open), Arc::clone(&self.busy));
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
-            serve(transport, addr, &shared);
+            serve(transport, addr, &shared, &busy);
             open.fetch_sub(1, Ordering::SeqCst);
         });
         if spawned.is_err() {
@@ -112,7 +150,7 @@ impl HttpServer {
 }
 
 /// One connection's requests, until it closes, idles or errs.
-fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
+fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy) {
     conn.set_nodelay();
     let limit = shared.config.line_timeout;
     if let Err(e) = conn.handshake(Instant::now() + limit) {
@@ -143,6 +181,11 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
         // A body this side does not take is refused, and the connection
         // closed: its bytes would be read as the next request.
         visitor.clock.touch();
+        if shared.stopping.is_set() {
+            let _ = Response::error(503, "server is shutting down", false).send(&mut conn, None, caller);
+            break;
+        }
+        busy.enter();
         let has_body =
             head.header("content-length").is_some_and(|l| l != "0") || head.header("transfer-encoding").is_some();
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
@@ -152,10 +195,12 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared) {
             None if has_body => Response::error(413, "only PUT takes a request body", false),
             None => handle(&head, caller),
         };
-        let keep_alive = keep_alive && response.keeps_alive();
+        let keep_alive = keep_alive && response.keeps_alive() && !shared.stopping.is_set();
         let method = head.method.clone();
         let status = response.status;
-        match response.with_keep_alive(keep_alive).send(&mut conn, Some(&head), caller) {
+        let sent = response.with_keep_alive(keep_alive).send(&mut conn, Some(&head), caller);
+        busy.leave();
+        match sent {
             Ok(sent) => {
                 tracing::debug!(%addr, "{method} {} {status} ({sent} bytes)", common::text::escape(&head.target))
             }

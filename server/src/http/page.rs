@@ -22,18 +22,10 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A share path as a link's path: every byte but unreserved ones and `/`
-/// percent-encoded.
+/// A share path as a link's path: percent-encoded as the protocol's field
+/// values are (`/` stays), which [`super::decode_path`] reads back.
 pub fn href(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    common::text::encode_value(path)
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}\

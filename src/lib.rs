@@ -45,6 +45,8 @@ pub struct ServerProcess {
     pub fingerprint: Option<String>,
     /// With `--http`: the web side's port, from stdout's `http on` line.
     pub http_port: Option<u16>,
+    /// With `--tftp`: the TFTP port, from stdout's `tftp on` line.
+    pub tftp_port: Option<u16>,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -102,15 +104,18 @@ impl ServerProcess {
             panic!("unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
         let fingerprint = line.split_once("Fingerprint=").map(|(_, fp)| fp.trim().to_string());
-        let http_port = if extra.contains(&"--http") {
-            let mut second = String::new();
-            stdout.read_line(&mut second).expect("read the http line");
-            let port = second.strip_prefix("http on ").and_then(|a| a.trim().rsplit(':').next()?.parse().ok());
-            Some(port.unwrap_or_else(|| panic!("unexpected second line {second:?}")))
-        } else {
-            None
+        // Then `http on IP:PORT` and `tftp on IP:PORT`, for the doors asked for.
+        let mut port_line = |flag: &str, prefix: &str| {
+            extra.contains(&flag).then(|| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("read a door's line");
+                let port = line.strip_prefix(prefix).and_then(|a| a.trim().rsplit(':').next()?.parse().ok());
+                port.unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            })
         };
-        ServerProcess { child: Some(child), addr, fingerprint, http_port, log, _log_dir: log_dir }
+        let http_port = port_line("--http", "http on ");
+        let tftp_port = port_line("--tftp", "tftp on ");
+        ServerProcess { child: Some(child), addr, fingerprint, http_port, tftp_port, log, _log_dir: log_dir }
     }
 
     /// The process id.

@@ -34,6 +34,7 @@
 //! - [`shutdown`]: whether shutdown has begun, and whether a reader is mid-command.
 //! - [`http`]: the web side (`--http`): the same commands over HTTP/1.1 for
 //!   browsers, curl and wget.
+//! - [`tftp`]: the UDP door (`--tftp`): reads over TFTP for devices.
 //! - [`repo`]: the shared folder behind a `cap-std` handle: listing, downloads
 //!   with cached BLAKE3 hashes, uploads that appear only when complete.
 
@@ -54,6 +55,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod slots;
+pub mod tftp;
 pub mod transport;
 pub mod writer;
 

@@ -238,14 +238,15 @@ impl Presence {
         }
     }
 
-    /// A session for a web visitor's connection: commands can run for it,
+    /// A session for a web visitor's connection (`kind` names it in
+    /// `status`: `web`, `tftp`): commands can run for it,
     /// `status` lists it under `web` while the returned guard lives, nobody
     /// is told of it, and it gets no events.
-    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr) -> WebVisit {
+    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr, kind: &str) -> WebVisit {
         let (events, _) = crossbeam_channel::bounded(0);
         let mut inner = self.inner.lock();
         inner.next_id += 1;
-        let info = Arc::new(self.new_session(inner.next_id, "web".into(), addr, Closer::default(), events));
+        let info = Arc::new(self.new_session(inner.next_id, kind.into(), addr, Closer::default(), events));
         inner.web.insert(info.id, Arc::clone(&info));
         WebVisit { presence: Arc::clone(self), info }
     }
@@ -325,7 +326,7 @@ impl Presence {
             activity: s.clock.activity(),
         };
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
-        let web_name = |s: &SessionInfo| s.account().map_or_else(|| "web".to_string(), |a| a.name.clone());
+        let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());
         let web = inner.web.values().map(|s| show(s, web_name(s))).collect();
         let departed = inner
             .departed

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +15,7 @@ use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
 use file_server::http::HttpServer;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
+use file_server::tftp::TftpServer;
 use file_server::{Config, Repo, Server};
 
 /// Share a folder over TCP; connect with file-client.
@@ -74,6 +75,13 @@ struct Args {
     /// With --http: also print a QR code of the web side's address, for phones.
     #[arg(long, requires = "http")]
     qr: bool,
+    /// Serve reads over TFTP (UDP) on this port too; 0 picks a free one
+    /// (printed as `tftp on IP:PORT`).
+    #[arg(long, value_name = "PORT")]
+    tftp: Option<u16>,
+    /// TFTP transfers at once; the next request is told the server is busy.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tftp_max_transfers: u32,
     /// HTTP connections served at once; the next ones get 503.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     http_max_connections: u32,
@@ -374,6 +382,14 @@ fn run(args: Args) -> Result<(), StartError> {
     };
     let listener = listen(&args.bind, args.port)?;
     let http_listener = args.http.map(|port| listen(&args.bind, port)).transpose()?;
+    let tftp_socket = match args.tftp {
+        None => None,
+        Some(port) => {
+            let addr =
+                SocketAddr::new(listener.local_addr().map_err(|e| StartError::Failed(e.to_string()))?.ip(), port);
+            Some(UdpSocket::bind(addr).map_err(|e| StartError::Usage(format!("cannot listen on {addr} (UDP): {e}")))?)
+        }
+    };
     let config = Config {
         max_clients: args.max_clients as usize,
         allow_uploads: args.allow_uploads,
@@ -420,21 +436,30 @@ fn run(args: Args) -> Result<(), StartError> {
     }
     .ok();
     let mut web_busy = None;
+    let mut urls = Vec::new();
     if let Some(listener) = http_listener {
         let web = HttpServer::new(listener, server.shared(), args.http_max_connections as usize);
         let addr = web.local_addr().map_err(failed)?;
         let scheme = if identity.is_some() { "https" } else { "http" };
         let _ = writeln!(stdout, "http on {addr}");
-        let urls = lan_urls(addr, scheme);
-        for url in &urls {
-            let _ = writeln!(stdout, "  {url}");
-        }
-        if let (true, Some(first)) = (args.qr, urls.first()) {
-            let _ = write!(stdout, "{}", qr_code(first));
-        }
+        urls = lan_urls(addr, scheme);
         tracing::info!("web side on {scheme}://{addr}/");
         web_busy = Some(web.busy());
         std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
+    }
+    if let Some(socket) = tftp_socket {
+        let tftp = TftpServer::new(socket, server.shared(), args.tftp_max_transfers as usize);
+        let addr = tftp.local_addr().map_err(failed)?;
+        let _ = writeln!(stdout, "tftp on {addr}");
+        tracing::info!("TFTP reads on {addr}");
+        std::thread::Builder::new().name("tftp".into()).spawn(move || tftp.run()).map_err(failed)?;
+    }
+    // For people: the web addresses (after the lines programs read).
+    for url in &urls {
+        let _ = writeln!(stdout, "  {url}");
+    }
+    if let (true, Some(first)) = (args.qr, urls.first()) {
+        let _ = write!(stdout, "{}", qr_code(first));
     }
     let _ = stdout.flush();
     let shared = server.shared();

@@ -44,10 +44,10 @@ pub fn archive_folder(caller: Caller<'_, '_>, dir: &str) -> Result<Vec<common::L
     Ok(entries)
 }
 
-/// A file of a tree being archived, opened for reading (not hashed: the
-/// archive carries no hash), with its length and modification time.
-/// Allowed to whoever may `get`.
-pub fn archive_file(
+/// A file opened for reading without hashing it (an archive of a tree, a
+/// TFTP read: neither carries a hash), with its length and modification
+/// time. Allowed to whoever may `get`, through the same sandbox.
+pub fn open_plain(
     caller: Caller<'_, '_>,
     name: &str,
 ) -> Result<(std::fs::File, u64, Option<std::time::SystemTime>), Refusal> {

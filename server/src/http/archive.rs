@@ -102,7 +102,7 @@ pub fn write_tree(caller: Caller<'_, '_>, dir: &str, top: &str, format: Format, 
                 stack.push(items);
             }
             Item::File { share, name } => {
-                let Ok((file, len, modified)) = files::archive_file(caller, &share) else {
+                let Ok((file, len, modified)) = files::open_plain(caller, &share) else {
                     tracing::debug!("left '{share}' out of an archive: it cannot be opened now");
                     continue;
                 };

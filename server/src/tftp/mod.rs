@@ -1,0 +1,396 @@
+//! The UDP door (`--tftp PORT`): the share over TFTP for devices (routers,
+//! phones, PXE boot) and every OS's `tftp`. Reads only, for now: RFC 1350
+//! (octet and netascii), option negotiation (RFC 2347) with `blksize`
+//! (2348), `timeout` and `tsize` (2349) and `windowsize` (7440). Block
+//! numbers roll over past 65,535.
+//!
+//! The codec and the transfer loop are ours: the `tftpd` crate serves a
+//! directory by path, with no way to go through the share's sandbox (hidden
+//! names, links out, rights) that every other door uses. Each transfer runs
+//! on its own thread and its own socket, at most `--tftp-max-transfers` at
+//! once (the next request gets "server busy"), opens its file through the
+//! command layer ([`cmd::files::open_plain`]), and shows in `status` under
+//! `web` as `tftp` with its peer and progress.
+//!
+//! # Layout
+//! - this file: [`TftpServer`], the request port, and one read transfer.
+//! - [`packet`]: the packets, parsed and encoded.
+
+pub mod packet;
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::status::Activity;
+use common::Code;
+
+use crate::cmd::{files, Caller, Refusal};
+use crate::config::Shared;
+use packet::{ErrorCode, Packet, MAX_BLKSIZE};
+
+/// Seconds to wait for an acknowledgement before sending again, unless the
+/// client asks for another `timeout`.
+const DEFAULT_TIMEOUT: u64 = 1;
+
+/// Times a window is sent again before the transfer gives up.
+const MAX_RETRIES: u32 = 5;
+
+/// Largest window granted (RFC 7440 allows 65,535; the window's blocks are
+/// kept in memory until acknowledged).
+const MAX_WINDOW: u64 = 64;
+
+/// The TFTP request port and what its transfers share.
+pub struct TftpServer {
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    max_transfers: usize,
+    active: Arc<AtomicUsize>,
+}
+
+impl TftpServer {
+    /// Serves `shared`'s share on `socket`, at most `max_transfers` at once.
+    pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize) -> TftpServer {
+        TftpServer { socket, shared, max_transfers, active: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// The address bound.
+    ///
+    /// # Errors
+    /// As `UdpSocket::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Answers requests until the process ends; each transfer on its own thread.
+    pub fn run(self) {
+        let mut buf = vec![0u8; MAX_BLKSIZE + 4];
+        loop {
+            let Ok((n, peer)) = self.socket.recv_from(&mut buf) else { continue };
+            if self.shared.stopping.is_set() {
+                send(&self.socket, peer, &error(ErrorCode::Undefined, "server is shutting down"));
+                continue;
+            }
+            match Packet::parse(&buf[..n]) {
+                Ok(Packet::Request { write: true, .. }) => {
+                    let why = "writing over TFTP is not available on this server";
+                    send(&self.socket, peer, &error(ErrorCode::AccessViolation, why));
+                }
+                Ok(Packet::Request { name, mode, options, .. }) => self.start(peer, name, mode, options),
+                // Anything else is a stray packet of no transfer here.
+                Ok(_) => send(&self.socket, peer, &error(ErrorCode::UnknownTransfer, "no such transfer")),
+                Err(e) => send(&self.socket, peer, &error(ErrorCode::IllegalOperation, &e.to_string())),
+            }
+        }
+    }
+
+    fn start(&self, peer: SocketAddr, name: String, mode: String, options: Vec<(String, String)>) {
+        if self.active.fetch_add(1, Ordering::SeqCst) >= self.max_transfers {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            return send(&self.socket, peer, &error(ErrorCode::Undefined, "server busy; try again shortly"));
+        }
+        let local = self.socket.local_addr().map(|a| SocketAddr::new(a.ip(), 0));
+        let (shared, active) = (Arc::clone(&self.shared), Arc::clone(&self.active));
+        let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
+            match local.and_then(UdpSocket::bind) {
+                Ok(socket) => read_transfer(&socket, peer, &shared, &name, &mode, &options),
+                Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
+            }
+            active.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn send(socket: &UdpSocket, to: SocketAddr, packet: &Packet) {
+    let _ = socket.send_to(&packet.encode(), to);
+}
+
+fn error(code: ErrorCode, message: &str) -> Packet {
+    Packet::Error { code, message: message.to_string() }
+}
+
+/// The TFTP error for a refused command.
+fn error_for(refusal: &Refusal) -> Packet {
+    let code = match refusal.code {
+        Code::NotFound => ErrorCode::NotFound,
+        Code::Forbidden | Code::Unauthorized | Code::BadRequest => ErrorCode::AccessViolation,
+        Code::InsufficientStorage | Code::TooLarge => ErrorCode::DiskFull,
+        Code::Exists => ErrorCode::FileExists,
+        _ => ErrorCode::Undefined,
+    };
+    error(code, &refusal.message)
+}
+
+/// What the client asked for and the server grants.
+struct Agreed {
+    blksize: usize,
+    timeout: Duration,
+    window: u64,
+    /// The options to acknowledge (none: no OACK, plain RFC 1350).
+    acked: Vec<(String, String)>,
+}
+
+/// Takes the options the server can honour, ignoring the others (atftp
+/// sends `tsize enable`, say); `size` answers `tsize` when known.
+fn negotiate(options: &[(String, String)], size: Option<u64>) -> Agreed {
+    let mut agreed =
+        Agreed { blksize: 512, timeout: Duration::from_secs(DEFAULT_TIMEOUT), window: 1, acked: Vec::new() };
+    for (name, value) in options {
+        let number = value.parse::<u64>().ok();
+        match (name.as_str(), number) {
+            ("blksize", Some(n)) if n >= 8 => {
+                agreed.blksize = n.min(MAX_BLKSIZE as u64) as usize;
+                agreed.acked.push((name.clone(), agreed.blksize.to_string()));
+            }
+            ("timeout", Some(n)) if (1..=255).contains(&n) => {
+                agreed.timeout = Duration::from_secs(n);
+                agreed.acked.push((name.clone(), n.to_string()));
+            }
+            ("tsize", _) => {
+                if let Some(size) = size {
+                    agreed.acked.push((name.clone(), size.to_string()));
+                }
+            }
+            ("windowsize", Some(n)) if n >= 1 => {
+                agreed.window = n.min(MAX_WINDOW);
+                agreed.acked.push((name.clone(), agreed.window.to_string()));
+            }
+            _ => {}
+        }
+    }
+    agreed
+}
+
+/// A file's bytes as netascii: LF as CR LF, a lone CR as CR NUL.
+struct Netascii<R> {
+    inner: R,
+    pending: Option<u8>,
+}
+
+impl<R: Read> Read for Netascii<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        let mut byte = [0u8; 1];
+        while n < buf.len() {
+            if let Some(b) = self.pending.take() {
+                buf[n] = b;
+                n += 1;
+                continue;
+            }
+            if self.inner.read(&mut byte)? == 0 {
+                break;
+            }
+            let (first, second) = match byte[0] {
+                b'\n' => (b'\r', Some(b'\n')),
+                b'\r' => (b'\r', Some(0)),
+                b => (b, None),
+            };
+            buf[n] = first;
+            n += 1;
+            self.pending = second;
+        }
+        Ok(n)
+    }
+}
+
+/// Up to `len` bytes of `from`: fewer only at its end.
+fn read_block(from: &mut (impl Read + ?Sized), len: usize) -> io::Result<Vec<u8>> {
+    let mut block = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match from.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    block.truncate(filled);
+    Ok(block)
+}
+
+/// One read transfer (RRQ) from its own socket to `peer`.
+fn read_transfer(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    shared: &Shared,
+    name: &str,
+    mode: &str,
+    options: &[(String, String)],
+) {
+    let visit = shared.presence.web_visit(peer, "tftp");
+    let caller = Caller { shared, session: &visit, wanted: &|| true };
+    let path = name.trim_start_matches('/');
+    if mode != "octet" && mode != "netascii" {
+        return send(
+            socket,
+            peer,
+            &error(ErrorCode::IllegalOperation, &format!("mode '{mode}' is not served; use octet")),
+        );
+    }
+    let (file, len, _) = match files::open_plain(caller, path) {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            tracing::debug!(%peer, "tftp read of '{}' refused: {}", common::text::escape(name), refusal.message);
+            return send(socket, peer, &error_for(&refusal));
+        }
+    };
+    let netascii = mode == "netascii";
+    let agreed = negotiate(options, (!netascii).then_some(len));
+    let mut source: Box<dyn Read> =
+        if netascii { Box::new(Netascii { inner: file, pending: None }) } else { Box::new(file) };
+    visit.clock.set_activity(Activity::Get { file: path.to_string(), size: len, done: 0 });
+    let started = Instant::now();
+    let mut link = Link { socket, peer, timeout: agreed.timeout };
+    let outcome = (|| {
+        if !agreed.acked.is_empty() {
+            link.exchange(&Packet::OptionAck(agreed.acked.clone()), |p| matches!(p, Packet::Ack(0)))?;
+        }
+        send_blocks(&mut link, &mut source, &agreed, |acked| visit.clock.set_transferred(acked))
+    })();
+    visit.clock.set_activity(Activity::Idle);
+    match outcome {
+        Ok(bytes) => {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(%peer, "sent '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
+        }
+        Err(why) => tracing::info!(%peer, "TFTP read of '{path}' ended: {why}"),
+    }
+}
+
+/// A transfer's socket and peer.
+struct Link<'a> {
+    socket: &'a UdpSocket,
+    peer: SocketAddr,
+    timeout: Duration,
+}
+
+impl Link<'_> {
+    /// The next packet from the peer within the timeout; a packet from
+    /// anyone else is answered with error 5 and does not count.
+    fn receive(&self, deadline: Instant) -> Result<Option<Packet>, String> {
+        let mut buf = vec![0u8; MAX_BLKSIZE + 4];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.socket.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.peer => match Packet::parse(&buf[..n]) {
+                    Ok(Packet::Error { message, .. }) => return Err(format!("the client gave up: {message}")),
+                    Ok(packet) => return Ok(Some(packet)),
+                    Err(_) => {}
+                },
+                Ok((_, from)) => send(self.socket, from, &error(ErrorCode::UnknownTransfer, "not your transfer")),
+                Err(e) if crate::connection::is_timeout(&e) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Sends `packet` until the peer answers with one that `wanted` accepts.
+    fn exchange(&mut self, packet: &Packet, wanted: impl Fn(&Packet) -> bool) -> Result<(), String> {
+        for _ in 0..=MAX_RETRIES {
+            send(self.socket, self.peer, packet);
+            let deadline = Instant::now() + self.timeout;
+            while let Some(answer) = self.receive(deadline)? {
+                if wanted(&answer) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(format!("no answer after {MAX_RETRIES} retries"))
+    }
+}
+
+/// Sends the file in windows of blocks, each window sent again on a
+/// timeout (never on a duplicate acknowledgement); the bytes sent.
+fn send_blocks(
+    link: &mut Link<'_>,
+    source: &mut dyn Read,
+    agreed: &Agreed,
+    progress: impl Fn(u64),
+) -> Result<u64, String> {
+    let mut window: VecDeque<Vec<u8>> = VecDeque::new();
+    // Block numbers counted without wrapping; on the wire they are mod 65,536.
+    let (mut base, mut next, mut last) = (1u64, 1u64, None::<u64>);
+    let (mut acked_bytes, mut retries) = (0u64, 0u32);
+    loop {
+        while next < base + agreed.window && last.is_none() {
+            let block = read_block(source, agreed.blksize).map_err(|e| format!("cannot read the file: {e}"))?;
+            if block.len() < agreed.blksize {
+                last = Some(next);
+            }
+            send(link.socket, link.peer, &Packet::Data { block: next as u16, bytes: block.clone() });
+            window.push_back(block);
+            next += 1;
+        }
+        let deadline = Instant::now() + link.timeout;
+        let mut moved = false;
+        while let Some(packet) = link.receive(deadline)? {
+            let Packet::Ack(n) = packet else { continue };
+            // The acknowledged block among those in flight (or the one before).
+            let Some(acked) = (base - 1..next).rev().find(|k| *k as u16 == n) else { continue };
+            if acked < base {
+                continue; // a duplicate: the window is not sent again for it
+            }
+            for _ in base..=acked {
+                acked_bytes += window.pop_front().map_or(0, |b| b.len() as u64);
+            }
+            base = acked + 1;
+            progress(acked_bytes);
+            if last.is_some_and(|l| acked >= l) {
+                return Ok(acked_bytes);
+            }
+            moved = true;
+            break;
+        }
+        if moved {
+            retries = 0;
+            continue;
+        }
+        retries += 1;
+        if retries > MAX_RETRIES {
+            return Err(format!("no acknowledgement after {MAX_RETRIES} retries"));
+        }
+        for (i, block) in window.iter().enumerate() {
+            send(link.socket, link.peer, &Packet::Data { block: (base + i as u64) as u16, bytes: block.clone() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_granted_within_bounds_and_unknown_ones_ignored() {
+        let asked =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let agreed =
+            negotiate(&asked(&[("blksize", "1468"), ("tsize", "0"), ("windowsize", "16"), ("foo", "1")]), Some(99));
+        assert_eq!((agreed.blksize, agreed.window), (1468, 16));
+        assert_eq!(agreed.acked, asked(&[("blksize", "1468"), ("tsize", "99"), ("windowsize", "16")]));
+        let agreed = negotiate(
+            &asked(&[("blksize", "100000"), ("windowsize", "1000"), ("timeout", "0"), ("tsize", "enable")]),
+            None,
+        );
+        assert_eq!((agreed.blksize, agreed.window, agreed.timeout), (MAX_BLKSIZE, MAX_WINDOW, Duration::from_secs(1)));
+        assert_eq!(agreed.acked.len(), 2, "timeout 0 and an unknown tsize are not acknowledged");
+    }
+
+    #[test]
+    fn netascii_turns_line_ends_into_cr_lf() {
+        let mut out = Vec::new();
+        Netascii { inner: &b"a\nb\rc"[..], pending: None }.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"a\r\nb\r\0c");
+    }
+}

@@ -1,0 +1,163 @@
+//! `--tftp`: reads over TFTP with clients nobody here wrote (curl's
+//! tftp://, tftp-hpa's `tftp`, `atftp`), and the protocol's edges typed as
+//! raw packets.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use file_share_e2e::{eventually, pseudo_random, ServerProcess, Share};
+
+fn tftp_addr(server: &ServerProcess) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], server.tftp_port.expect("tftp on line")))
+}
+
+#[test]
+fn curl_tftp_hpa_and_atftp_read_files_byte_identical() {
+    let share = Share::new();
+    let data = pseudo_random(3_000_000, 4);
+    share.add("fw/image.bin", &data);
+    share.add("config.txt", b"hostname router\n");
+    let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
+    let port = server.tftp_port.unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let got = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+
+    let url = format!("tftp://127.0.0.1:{port}/fw/image.bin");
+    let out = Command::new("curl").args(["-s", "-o", "default.bin", &url]).current_dir(dir.path()).status().unwrap();
+    assert!(out.success());
+    assert!(got("default.bin") == data, "curl, default options (512-byte blocks)");
+    let out = Command::new("curl")
+        .args(["-s", "--tftp-blksize", "1468", "-o", "big.bin", &url])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert!(got("big.bin") == data, "curl --tftp-blksize 1468");
+
+    // tftp-hpa: plain RFC 1350, no options.
+    let out = Command::new("tftp")
+        .args(["127.0.0.1", &port, "-m", "binary", "-c", "get", "config.txt", "hpa.txt"])
+        .current_dir(dir.path())
+        .output()
+        .expect("tftp (apt-get install tftp-hpa)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(got("hpa.txt"), b"hostname router\n");
+
+    // atftp with every option this server grants.
+    let out = Command::new("atftp")
+        .args(["--option", "blksize 1468", "--option", "windowsize 16", "--option", "tsize 0"])
+        .args(["-g", "-r", "fw/image.bin", "-l", "atftp.bin", "127.0.0.1", &port])
+        .current_dir(dir.path())
+        .output()
+        .expect("atftp (apt-get install atftp)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(got("atftp.bin") == data, "atftp, windowed");
+    assert!(server.log().contains("over TFTP: 3000000 bytes"), "{}", server.log());
+}
+
+#[test]
+fn block_numbers_roll_over_in_a_40_mib_file_at_512_bytes() {
+    let share = Share::new();
+    let data = pseudo_random(40 << 20, 5); // 81,920 blocks
+    share.add("big.bin", &data);
+    let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("tftp://127.0.0.1:{}/big.bin", server.tftp_port.unwrap());
+    assert!(Command::new("curl")
+        .args(["-s", "-o", "big.bin", &url])
+        .current_dir(dir.path())
+        .status()
+        .unwrap()
+        .success());
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data);
+}
+
+/// A raw TFTP client socket.
+fn raw() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    socket
+}
+
+fn rrq(name: &str) -> Vec<u8> {
+    [&[0u8, 1][..], name.as_bytes(), b"\0octet\0"].concat()
+}
+
+/// The next packet: its opcode, its number, the rest, and who sent it.
+fn next(socket: &UdpSocket) -> (u16, u16, Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 70_000];
+    let (n, from) = socket.recv_from(&mut buf).expect("a packet");
+    (u16::from_be_bytes([buf[0], buf[1]]), u16::from_be_bytes([buf[2], buf[3]]), buf[4..n].to_vec(), from)
+}
+
+#[test]
+fn names_the_share_refuses_get_the_right_error_codes() {
+    let share = Share::new();
+    share.add("ok.txt", b"fine\n");
+    share.add(".hidden", b"SECRET");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), b"SECRET").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), share.path().join("link")).unwrap();
+    let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
+    let absolute = outside.path().join("secret.txt").display().to_string();
+    // Every refusal arrives as one ERROR packet with the code a device expects.
+    for (name, code) in [
+        ("../secret.txt", 2),
+        ("docs/../../secret.txt", 2),
+        (absolute.as_str(), 2),
+        (".hidden", 2),
+        ("link", 2),
+        ("nope.txt", 1),
+    ] {
+        let socket = raw();
+        socket.send_to(&rrq(name), tftp_addr(&server)).unwrap();
+        let (opcode, number, rest, _) = next(&socket);
+        assert_eq!((opcode, number), (5, code), "{name}: {}", String::from_utf8_lossy(&rest));
+    }
+    // A write: access violation (no TFTP writes on this server).
+    let socket = raw();
+    socket.send_to(&[&[0u8, 2][..], b"new.txt\0octet\0"].concat(), tftp_addr(&server)).unwrap();
+    let (opcode, code, _, _) = next(&socket);
+    assert_eq!((opcode, code), (5, 2));
+    assert!(!share.path().join("new.txt").exists());
+}
+
+#[test]
+fn strangers_get_error_5_a_vanished_client_frees_its_place_and_beyond_the_cap_is_busy() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(100_000, 7));
+    let server = ServerProcess::start(share.path(), &["--tftp", "0", "--tftp-max-transfers", "1"]);
+    let client = raw();
+    client.send_to(&rrq("big.bin"), tftp_addr(&server)).unwrap();
+    let (opcode, block, _, transfer) = next(&client);
+    assert_eq!((opcode, block), (3, 1));
+
+    // Someone else acknowledging: told it is not their transfer...
+    let stranger = raw();
+    stranger.send_to(&[0, 4, 0, 1], transfer).unwrap();
+    let (opcode, code, _, _) = next(&stranger);
+    assert_eq!((opcode, code), (5, 5));
+    // ...and the transfer goes on for its client.
+    client.send_to(&[0, 4, 0, 1], transfer).unwrap();
+    assert_eq!(next(&client).1, 2);
+
+    // The only place is taken: a second request is told the server is busy.
+    let second = raw();
+    second.send_to(&rrq("big.bin"), tftp_addr(&server)).unwrap();
+    let (opcode, _, message, _) = next(&second);
+    assert_eq!(opcode, 5);
+    assert!(String::from_utf8_lossy(&message).contains("busy"));
+
+    // The client vanishes: after its retries the place is free again.
+    drop(client);
+    eventually("the vanished client's place frees", || {
+        let again = raw();
+        again.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        again.send_to(&rrq("big.bin"), tftp_addr(&server)).unwrap();
+        let mut buf = [0u8; 1024];
+        let (n, _) = again.recv_from(&mut buf).ok()?;
+        (n > 4 && buf[1] == 3).then_some(())
+    });
+    assert!(server.log().contains("ended: no acknowledgement"), "{}", server.log());
+}

@@ -161,3 +161,61 @@ fn strangers_get_error_5_a_vanished_client_frees_its_place_and_beyond_the_cap_is
     });
     assert!(server.log().contains("ended: no acknowledgement"), "{}", server.log());
 }
+
+#[test]
+fn writes_go_through_puts_path_with_every_client() {
+    let share = Share::new();
+    share.add("taken.bin", b"already here");
+    let server = ServerProcess::start(share.path(), &["--tftp", "0", "--allow-uploads", "--max-upload-size", "4M"]);
+    let port = server.tftp_port.unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(3_000_000, 9);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"line one\nline two\r\nbare\rcr\n").unwrap();
+    let stored = |name: &str| std::fs::read(share.path().join(name)).unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    run("curl", &["-s", "-T", "up.bin", &format!("tftp://127.0.0.1:{port}/curl.bin")]);
+    assert!(stored("curl.bin") == data);
+    run("tftp", &["127.0.0.1", &port, "-m", "binary", "-c", "put", "up.bin", "hpa.bin"]);
+    assert!(stored("hpa.bin") == data);
+    // netascii: line ends travel as CR LF and arrive as they were.
+    run("tftp", &["127.0.0.1", &port, "-m", "ascii", "-c", "put", "notes.txt", "notes.txt"]);
+    assert_eq!(stored("notes.txt"), b"line one\nline two\r\nbare\rcr\n");
+    run(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 16",
+            "-p",
+            "-l",
+            "up.bin",
+            "-r",
+            "atftp.bin",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    assert!(stored("atftp.bin") == data);
+
+    // Refusals, each before any data: a name taken (6), over the limit by
+    // tsize (3), hidden or outside (2). Nothing half-written is left.
+    for (request, code) in [
+        (&b"\0\x02taken.bin\0octet\0"[..], 6),
+        (b"\0\x02huge.bin\0octet\0tsize\x0099999999\0", 3),
+        (b"\0\x02.profile\0octet\0", 2),
+        (b"\0\x02../x.bin\0octet\0", 2),
+    ] {
+        let socket = raw();
+        socket.send_to(request, tftp_addr(&server)).unwrap();
+        let (opcode, number, rest, _) = next(&socket);
+        assert_eq!((opcode, number), (5, code), "{}", String::from_utf8_lossy(&rest));
+    }
+    assert_eq!(stored("taken.bin"), b"already here");
+    assert_eq!(std::fs::read_dir(share.path().join(".uploads")).unwrap().count(), 0);
+}

@@ -208,6 +208,36 @@ impl Incoming<'_> {
         Ok(())
     }
 
+    /// For an upload announced without a hash (`digest: None`, as TFTP's
+    /// WRQ, whose length may be unknown): reads `from` to its end, at most
+    /// the announced size, which is then the limit rather than the length.
+    ///
+    /// # Errors
+    /// What `from` reports (the transfer failed), or more bytes than the
+    /// limit ([`io::ErrorKind::FileTooLarge`]); nothing is stored then.
+    pub fn receive_to_end(&mut self, from: &mut impl Read) -> io::Result<()> {
+        let clock = &self.session.clock;
+        clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if self.upload.written() + n as u64 > self.size {
+                let limit = self.size;
+                return Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("more than {limit} bytes")));
+            }
+            if let Err(e) = io::Write::write_all(&mut self.upload, &buf[..n]) {
+                // Read to the end all the same, as `receive` does; `finish` says why.
+                self.failed.get_or_insert(e);
+            }
+            clock.set_transferred(self.upload.written());
+        }
+    }
+
     /// Logs why the upload ends without its bytes (the temporary goes when
     /// this is dropped).
     pub fn abandon(self, why: &dyn std::fmt::Display) {

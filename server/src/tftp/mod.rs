@@ -1,6 +1,6 @@
 //! The UDP door (`--tftp PORT`): the share over TFTP for devices (routers,
-//! phones, PXE boot) and every OS's `tftp`. Reads only, for now: RFC 1350
-//! (octet and netascii), option negotiation (RFC 2347) with `blksize`
+//! phones, PXE boot) and every OS's `tftp`. Reads, and writes where the
+//! server takes uploads: RFC 1350 (octet and netascii), option negotiation (RFC 2347) with `blksize`
 //! (2348), `timeout` and `tsize` (2349) and `windowsize` (7440). Block
 //! numbers roll over past 65,535.
 //!
@@ -13,7 +13,7 @@
 //! `web` as `tftp` with its peer and progress.
 //!
 //! # Layout
-//! - this file: [`TftpServer`], the request port, and one read transfer.
+//! - this file: [`TftpServer`], the request port, a read transfer and a write transfer.
 //! - [`packet`]: the packets, parsed and encoded.
 
 pub mod packet;
@@ -75,11 +75,7 @@ impl TftpServer {
                 continue;
             }
             match Packet::parse(&buf[..n]) {
-                Ok(Packet::Request { write: true, .. }) => {
-                    let why = "writing over TFTP is not available on this server";
-                    send(&self.socket, peer, &error(ErrorCode::AccessViolation, why));
-                }
-                Ok(Packet::Request { name, mode, options, .. }) => self.start(peer, name, mode, options),
+                Ok(Packet::Request { write, name, mode, options }) => self.start(peer, write, name, mode, options),
                 // Anything else is a stray packet of no transfer here.
                 Ok(_) => send(&self.socket, peer, &error(ErrorCode::UnknownTransfer, "no such transfer")),
                 Err(e) => send(&self.socket, peer, &error(ErrorCode::IllegalOperation, &e.to_string())),
@@ -87,7 +83,7 @@ impl TftpServer {
         }
     }
 
-    fn start(&self, peer: SocketAddr, name: String, mode: String, options: Vec<(String, String)>) {
+    fn start(&self, peer: SocketAddr, write: bool, name: String, mode: String, options: Vec<(String, String)>) {
         if self.active.fetch_add(1, Ordering::SeqCst) >= self.max_transfers {
             self.active.fetch_sub(1, Ordering::SeqCst);
             return send(&self.socket, peer, &error(ErrorCode::Undefined, "server busy; try again shortly"));
@@ -96,6 +92,7 @@ impl TftpServer {
         let (shared, active) = (Arc::clone(&self.shared), Arc::clone(&self.active));
         let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
             match local.and_then(UdpSocket::bind) {
+                Ok(socket) if write => write_transfer(&socket, peer, &shared, &name, &mode, &options),
                 Ok(socket) => read_transfer(&socket, peer, &shared, &name, &mode, &options),
                 Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
             }
@@ -264,6 +261,224 @@ fn read_transfer(
     }
 }
 
+/// One write transfer (WRQ) from `peer`, through `put`'s path: writes
+/// allowed, the size limit (a `tsize` over it refused before any data), a
+/// temporary file that appears under its name only once complete, never
+/// replacing a file (ERROR 6).
+fn write_transfer(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    shared: &Shared,
+    name: &str,
+    mode: &str,
+    options: &[(String, String)],
+) {
+    let visit = shared.presence.web_visit(peer, "tftp");
+    let caller = Caller { shared, session: &visit, wanted: &|| true };
+    let path = name.trim_start_matches('/');
+    if mode != "octet" && mode != "netascii" {
+        return send(
+            socket,
+            peer,
+            &error(ErrorCode::IllegalOperation, &format!("mode '{mode}' is not served; use octet")),
+        );
+    }
+    let tsize = options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
+    let limit = shared.config.max_upload_size;
+    let announced =
+        files::Announced { size: tsize.unwrap_or(limit), digest: None, replace: false, modified: None, resume: false };
+    let mut incoming = match files::put(caller, announced, path) {
+        Ok(crate::cmd::Reply::Receive(incoming)) => incoming,
+        Ok(_) => return send(socket, peer, &error(ErrorCode::Undefined, "unexpected reply")),
+        Err(refusal) => {
+            tracing::debug!(%peer, "tftp write of '{}' refused: {}", common::text::escape(name), refusal.message);
+            return send(socket, peer, &error_for(&refusal));
+        }
+    };
+    let agreed = negotiate(options, tsize);
+    let started = Instant::now();
+    let mut receiver = Blocks {
+        link: Link { socket, peer, timeout: agreed.timeout },
+        blksize: agreed.blksize,
+        window: agreed.window,
+        expected: 1,
+        unacked: 0,
+        block: Vec::new(),
+        at: 0,
+        ended: false,
+        first: if agreed.acked.is_empty() { Packet::Ack(0) } else { Packet::OptionAck(agreed.acked.clone()) },
+    };
+    let received = if mode == "netascii" {
+        incoming.receive_to_end(&mut FromNetascii { inner: &mut receiver, held_cr: false, pending: None })
+    } else {
+        incoming.receive_to_end(&mut receiver)
+    };
+    let bytes = incoming.offset();
+    match received {
+        Ok(()) => match incoming.finish() {
+            crate::cmd::Reply::Ok { .. } => {
+                receiver.ack();
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(%peer, "received '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
+            }
+            crate::cmd::Reply::Refused(refusal) => send(socket, peer, &error_for(&refusal)),
+            _ => {}
+        },
+        Err(e) => {
+            if e.kind() == io::ErrorKind::FileTooLarge {
+                send(socket, peer, &error(ErrorCode::DiskFull, &format!("larger than this server takes: {e}")));
+            }
+            incoming.abandon(&e);
+        }
+    }
+}
+
+/// A write transfer's blocks as a byte stream: each DATA in order is
+/// acknowledged (at the end of each window, or on a gap or a timeout, with
+/// the last block in order), and a block shorter than `blksize` ends the
+/// stream; its ACK is the caller's, once the file is stored.
+struct Blocks<'a> {
+    link: Link<'a>,
+    blksize: usize,
+    window: u64,
+    /// The next block wanted (not wrapped).
+    expected: u64,
+    /// Blocks taken since the last ACK.
+    unacked: u64,
+    block: Vec<u8>,
+    at: usize,
+    ended: bool,
+    /// What answers the request (ACK 0 or the OACK): sent again until DATA 1 comes.
+    first: Packet,
+}
+
+impl Blocks<'_> {
+    fn ack(&self) {
+        send(self.link.socket, self.link.peer, &Packet::Ack((self.expected - 1) as u16));
+    }
+}
+
+impl Read for Blocks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.block.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            self.next_block()?;
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Blocks<'_> {
+    fn next_block(&mut self) -> io::Result<()> {
+        if self.expected == 1 && self.unacked == 0 {
+            send(self.link.socket, self.link.peer, &self.first);
+        }
+        let mut tries = 0;
+        loop {
+            let deadline = Instant::now() + self.link.timeout;
+            match self.link.receive(deadline).map_err(io::Error::other)? {
+                Some(Packet::Data { block, bytes }) if block == self.expected as u16 => {
+                    if bytes.len() > self.blksize {
+                        return Err(io::Error::other("a block larger than agreed"));
+                    }
+                    self.ended = bytes.len() < self.blksize;
+                    self.expected += 1;
+                    self.unacked += 1;
+                    // The last block's ACK waits until the file is stored: a
+                    // client told "done" must find it there.
+                    if !self.ended && self.unacked >= self.window {
+                        self.ack();
+                        self.unacked = 0;
+                    }
+                    (self.block, self.at) = (bytes, 0);
+                    return Ok(());
+                }
+                // Out of order or a repeat: say where we are.
+                Some(Packet::Data { .. }) => {
+                    self.ack();
+                    self.unacked = 0;
+                }
+                Some(_) => {}
+                None => {
+                    tries += 1;
+                    if tries > MAX_RETRIES {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no data after {MAX_RETRIES} retries"),
+                        ));
+                    }
+                    if self.expected == 1 {
+                        send(self.link.socket, self.link.peer, &self.first);
+                    } else {
+                        self.ack();
+                    }
+                    self.unacked = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Netascii back to the file's bytes: CR LF as LF, CR NUL as CR.
+struct FromNetascii<R> {
+    inner: R,
+    /// A CR was read and its partner not yet.
+    held_cr: bool,
+    pending: Option<u8>,
+}
+
+impl<R: Read> Read for FromNetascii<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        let mut byte = [0u8; 1];
+        while n < buf.len() {
+            if let Some(b) = self.pending.take() {
+                buf[n] = b;
+                n += 1;
+                continue;
+            }
+            if self.inner.read(&mut byte)? == 0 {
+                if std::mem::take(&mut self.held_cr) {
+                    buf[n] = b'\r';
+                    n += 1;
+                }
+                break;
+            }
+            match (std::mem::take(&mut self.held_cr), byte[0]) {
+                (true, b'\n') => {
+                    buf[n] = b'\n';
+                    n += 1;
+                }
+                (true, 0) => {
+                    buf[n] = b'\r';
+                    n += 1;
+                }
+                (true, b'\r') => {
+                    buf[n] = b'\r';
+                    n += 1;
+                    self.held_cr = true;
+                }
+                (true, other) => {
+                    buf[n] = b'\r';
+                    n += 1;
+                    self.pending = Some(other);
+                }
+                (false, b'\r') => self.held_cr = true,
+                (false, other) => {
+                    buf[n] = other;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// A transfer's socket and peer.
 struct Link<'a> {
     socket: &'a UdpSocket,
@@ -388,9 +603,16 @@ mod tests {
     }
 
     #[test]
-    fn netascii_turns_line_ends_into_cr_lf() {
+    fn netascii_turns_line_ends_into_cr_lf_and_back() {
         let mut out = Vec::new();
         Netascii { inner: &b"a\nb\rc"[..], pending: None }.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"a\r\nb\r\0c");
+        for original in [&b"a\nb\rc\r\n\r"[..], b"\r\r\n", b"plain"] {
+            let mut encoded = Vec::new();
+            Netascii { inner: original, pending: None }.read_to_end(&mut encoded).unwrap();
+            let mut decoded = Vec::new();
+            FromNetascii { inner: &encoded[..], held_cr: false, pending: None }.read_to_end(&mut decoded).unwrap();
+            assert_eq!(decoded, original);
+        }
     }
 }

@@ -219,3 +219,75 @@ fn writes_go_through_puts_path_with_every_client() {
     assert_eq!(stored("taken.bin"), b"already here");
     assert_eq!(std::fs::read_dir(share.path().join(".uploads")).unwrap().count(), 0);
 }
+
+/// A UDP relay in front of the TFTP port that drops every 10th packet each
+/// way. Returns where clients send, a flag that stops it, and its thread
+/// (which also stops by itself after `lifetime`), giving the drops each way.
+fn lossy_relay(
+    server: SocketAddr,
+    lifetime: Duration,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<(u64, u64)>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    front.set_nonblocking(true).unwrap();
+    back.set_nonblocking(true).unwrap();
+    let relay = std::thread::spawn(move || {
+        let (mut client, mut transfer) = (None::<SocketAddr>, None::<SocketAddr>);
+        let (mut up, mut down, mut dropped_up, mut dropped_down) = (0u64, 0u64, 0u64, 0u64);
+        let mut buf = [0u8; 70_000];
+        let until = std::time::Instant::now() + lifetime;
+        while std::time::Instant::now() < until && !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut moved = false;
+            if let Ok((n, from)) = front.recv_from(&mut buf) {
+                moved = true;
+                client = Some(from);
+                up += 1;
+                if up % 10 == 0 {
+                    dropped_up += 1;
+                } else {
+                    let _ = back.send_to(&buf[..n], transfer.unwrap_or(server));
+                }
+            }
+            if let Ok((n, from)) = back.recv_from(&mut buf) {
+                moved = true;
+                if from != server {
+                    transfer = Some(from);
+                }
+                down += 1;
+                if down % 10 == 0 {
+                    dropped_down += 1;
+                } else if let Some(c) = client {
+                    let _ = front.send_to(&buf[..n], c);
+                }
+            }
+            if !moved {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (dropped_up, dropped_down)
+    });
+    (addr, stop, relay)
+}
+
+#[test]
+fn a_transfer_survives_losing_every_tenth_packet_both_ways() {
+    let share = Share::new();
+    let data = pseudo_random(12_000, 3); // 24 blocks of 512
+    share.add("cfg.bin", &data);
+    let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
+    let (relay, stop, thread) = lossy_relay(tftp_addr(&server), Duration::from_secs(25));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-o", "cfg.bin", &format!("tftp://{relay}/cfg.bin")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl through the lossy relay: {:?}", out.status);
+    assert!(std::fs::read(dir.path().join("cfg.bin")).unwrap() == data, "byte-identical despite the losses");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (dropped_up, dropped_down) = thread.join().unwrap();
+    assert!(dropped_up >= 1 && dropped_down >= 2, "the relay did drop packets: {dropped_up} up, {dropped_down} down");
+}

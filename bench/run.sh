@@ -302,3 +302,6 @@ RUNS=$RUNS BASE_PORT=$((BASE_PORT + 200)) bash bench/tls.sh
 
 # The web side next to nginx: its own script too.
 RUNS=$RUNS BASE_PORT=$((BASE_PORT + 300)) bash bench/http.sh
+
+# TFTP next to tftpd-hpa: its own script too.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 400)) bash bench/tftp.sh

@@ -142,6 +142,12 @@ fn strangers_get_error_5_a_vanished_client_frees_its_place_and_beyond_the_cap_is
     client.send_to(&[0, 4, 0, 1], transfer).unwrap();
     assert_eq!(next(&client).1, 2);
 
+    // status shows the transfer with its peer and progress.
+    let status = server.client(tempfile::tempdir().unwrap().path(), &["status"]);
+    let said = String::from_utf8_lossy(&status.stdout).into_owned();
+    let peer = client.local_addr().unwrap().to_string();
+    assert!(said.lines().any(|l| l.contains("tftp") && l.contains(&peer) && l.contains("get big.bin")), "{said}");
+
     // The only place is taken: a second request is told the server is busy.
     let second = raw();
     second.send_to(&rrq("big.bin"), tftp_addr(&server)).unwrap();

@@ -244,7 +244,7 @@ fn read_transfer(
         if netascii { Box::new(Netascii { inner: file, pending: None }) } else { Box::new(file) };
     visit.clock.set_activity(Activity::Get { file: path.to_string(), size: len, done: 0 });
     let started = Instant::now();
-    let mut link = Link { socket, peer, timeout: agreed.timeout };
+    let mut link = Link { socket, peer, timeout: agreed.timeout, buf: Vec::new() };
     let outcome = (|| {
         if !agreed.acked.is_empty() {
             link.exchange(&Packet::OptionAck(agreed.acked.clone()), |p| matches!(p, Packet::Ack(0)))?;
@@ -298,7 +298,7 @@ fn write_transfer(
     let agreed = negotiate(options, tsize);
     let started = Instant::now();
     let mut receiver = Blocks {
-        link: Link { socket, peer, timeout: agreed.timeout },
+        link: Link { socket, peer, timeout: agreed.timeout, buf: Vec::new() },
         blksize: agreed.blksize,
         window: agreed.window,
         expected: 1,
@@ -484,21 +484,26 @@ struct Link<'a> {
     socket: &'a UdpSocket,
     peer: SocketAddr,
     timeout: Duration,
+    /// Where packets are received (one per transfer, not one per packet:
+    /// a lock-step transfer waits once per block).
+    buf: Vec<u8>,
 }
 
 impl Link<'_> {
     /// The next packet from the peer within the timeout; a packet from
     /// anyone else is answered with error 5 and does not count.
-    fn receive(&self, deadline: Instant) -> Result<Option<Packet>, String> {
-        let mut buf = vec![0u8; MAX_BLKSIZE + 4];
+    fn receive(&mut self, deadline: Instant) -> Result<Option<Packet>, String> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; MAX_BLKSIZE + 4];
+        }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
             self.socket.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) if from == self.peer => match Packet::parse(&buf[..n]) {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, from)) if from == self.peer => match Packet::parse(&self.buf[..n]) {
                     Ok(Packet::Error { message, .. }) => return Err(format!("the client gave up: {message}")),
                     Ok(packet) => return Ok(Some(packet)),
                     Err(_) => {}
@@ -526,6 +531,19 @@ impl Link<'_> {
     }
 }
 
+/// Sends block number `block` (wrapped to 16 bits on the wire) without copying it into a packet first.
+fn send_data(link: &Link<'_>, block: u64, bytes: &[u8]) {
+    let mut head = [0u8, 3, 0, 0];
+    head[2..].copy_from_slice(&(block as u16).to_be_bytes());
+    let _ = rustix::net::sendmsg_addr(
+        link.socket,
+        &rustix::net::SocketAddrAny::from(link.peer),
+        &[io::IoSlice::new(&head), io::IoSlice::new(bytes)],
+        &mut Default::default(),
+        rustix::net::SendFlags::empty(),
+    );
+}
+
 /// Sends the file in windows of blocks, each window sent again on a
 /// timeout (never on a duplicate acknowledgement); the bytes sent.
 fn send_blocks(
@@ -544,7 +562,7 @@ fn send_blocks(
             if block.len() < agreed.blksize {
                 last = Some(next);
             }
-            send(link.socket, link.peer, &Packet::Data { block: next as u16, bytes: block.clone() });
+            send_data(link, next, &block);
             window.push_back(block);
             next += 1;
         }
@@ -577,7 +595,7 @@ fn send_blocks(
             return Err(format!("no acknowledgement after {MAX_RETRIES} retries"));
         }
         for (i, block) in window.iter().enumerate() {
-            send(link.socket, link.peer, &Packet::Data { block: (base + i as u64) as u16, bytes: block.clone() });
+            send_data(link, base + i as u64, block);
         }
     }
 }

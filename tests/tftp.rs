@@ -43,6 +43,14 @@ fn curl_tftp_hpa_and_atftp_read_files_byte_identical() {
         .expect("tftp (apt-get install tftp-hpa)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(got("hpa.txt"), b"hostname router\n");
+    // netascii: sent as CR LF, written back by tftp-hpa as it was.
+    let out = Command::new("tftp")
+        .args(["127.0.0.1", &port, "-m", "ascii", "-c", "get", "config.txt", "ascii.txt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(got("ascii.txt"), b"hostname router\n");
 
     // atftp with every option this server grants.
     let out = Command::new("atftp")

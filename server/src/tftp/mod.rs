@@ -15,7 +15,9 @@
 //! # Layout
 //! - this file: [`TftpServer`], the request port, a read transfer and a write transfer.
 //! - [`packet`]: the packets, parsed and encoded.
+//! - [`netascii`]: line ends as netascii carries them, both ways.
 
+pub mod netascii;
 pub mod packet;
 
 use std::collections::VecDeque;
@@ -164,38 +166,6 @@ fn negotiate(options: &[(String, String)], size: Option<u64>) -> Agreed {
     agreed
 }
 
-/// A file's bytes as netascii: LF as CR LF, a lone CR as CR NUL.
-struct Netascii<R> {
-    inner: R,
-    pending: Option<u8>,
-}
-
-impl<R: Read> Read for Netascii<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        let mut byte = [0u8; 1];
-        while n < buf.len() {
-            if let Some(b) = self.pending.take() {
-                buf[n] = b;
-                n += 1;
-                continue;
-            }
-            if self.inner.read(&mut byte)? == 0 {
-                break;
-            }
-            let (first, second) = match byte[0] {
-                b'\n' => (b'\r', Some(b'\n')),
-                b'\r' => (b'\r', Some(0)),
-                b => (b, None),
-            };
-            buf[n] = first;
-            n += 1;
-            self.pending = second;
-        }
-        Ok(n)
-    }
-}
-
 /// Up to `len` bytes of `from`: fewer only at its end.
 fn read_block(from: &mut (impl Read + ?Sized), len: usize) -> io::Result<Vec<u8>> {
     let mut block = vec![0u8; len];
@@ -238,10 +208,9 @@ fn read_transfer(
             return send(socket, peer, &error_for(&refusal));
         }
     };
-    let netascii = mode == "netascii";
-    let agreed = negotiate(options, (!netascii).then_some(len));
-    let mut source: Box<dyn Read> =
-        if netascii { Box::new(Netascii { inner: file, pending: None }) } else { Box::new(file) };
+    let ascii = mode == "netascii";
+    let agreed = negotiate(options, (!ascii).then_some(len));
+    let mut source: Box<dyn Read> = if ascii { Box::new(netascii::encode(file)) } else { Box::new(file) };
     visit.clock.set_activity(Activity::Get { file: path.to_string(), size: len, done: 0 });
     let started = Instant::now();
     let mut link = Link { socket, peer, timeout: agreed.timeout, buf: Vec::new() };
@@ -309,7 +278,7 @@ fn write_transfer(
         first: if agreed.acked.is_empty() { Packet::Ack(0) } else { Packet::OptionAck(agreed.acked.clone()) },
     };
     let received = if mode == "netascii" {
-        incoming.receive_to_end(&mut FromNetascii { inner: &mut receiver, held_cr: false, pending: None })
+        incoming.receive_to_end(&mut netascii::decode(&mut receiver))
     } else {
         incoming.receive_to_end(&mut receiver)
     };
@@ -421,61 +390,6 @@ impl Blocks<'_> {
                 }
             }
         }
-    }
-}
-
-/// Netascii back to the file's bytes: CR LF as LF, CR NUL as CR.
-struct FromNetascii<R> {
-    inner: R,
-    /// A CR was read and its partner not yet.
-    held_cr: bool,
-    pending: Option<u8>,
-}
-
-impl<R: Read> Read for FromNetascii<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        let mut byte = [0u8; 1];
-        while n < buf.len() {
-            if let Some(b) = self.pending.take() {
-                buf[n] = b;
-                n += 1;
-                continue;
-            }
-            if self.inner.read(&mut byte)? == 0 {
-                if std::mem::take(&mut self.held_cr) {
-                    buf[n] = b'\r';
-                    n += 1;
-                }
-                break;
-            }
-            match (std::mem::take(&mut self.held_cr), byte[0]) {
-                (true, b'\n') => {
-                    buf[n] = b'\n';
-                    n += 1;
-                }
-                (true, 0) => {
-                    buf[n] = b'\r';
-                    n += 1;
-                }
-                (true, b'\r') => {
-                    buf[n] = b'\r';
-                    n += 1;
-                    self.held_cr = true;
-                }
-                (true, other) => {
-                    buf[n] = b'\r';
-                    n += 1;
-                    self.pending = Some(other);
-                }
-                (false, b'\r') => self.held_cr = true,
-                (false, other) => {
-                    buf[n] = other;
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
     }
 }
 
@@ -618,19 +532,5 @@ mod tests {
         );
         assert_eq!((agreed.blksize, agreed.window, agreed.timeout), (MAX_BLKSIZE, MAX_WINDOW, Duration::from_secs(1)));
         assert_eq!(agreed.acked.len(), 2, "timeout 0 and an unknown tsize are not acknowledged");
-    }
-
-    #[test]
-    fn netascii_turns_line_ends_into_cr_lf_and_back() {
-        let mut out = Vec::new();
-        Netascii { inner: &b"a\nb\rc"[..], pending: None }.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"a\r\nb\r\0c");
-        for original in [&b"a\nb\rc\r\n\r"[..], b"\r\r\n", b"plain"] {
-            let mut encoded = Vec::new();
-            Netascii { inner: original, pending: None }.read_to_end(&mut encoded).unwrap();
-            let mut decoded = Vec::new();
-            FromNetascii { inner: &encoded[..], held_cr: false, pending: None }.read_to_end(&mut decoded).unwrap();
-            assert_eq!(decoded, original);
-        }
     }
 }

@@ -287,6 +287,13 @@ fn write_transfer(
         Ok(()) => match incoming.finish() {
             crate::cmd::Reply::Ok { .. } => {
                 receiver.ack();
+                // Dally one timeout: the last block sent again means the
+                // client lost our ACK; answer it, or it would report a
+                // failure for a file that is stored.
+                let deadline = Instant::now() + agreed.timeout;
+                while let Ok(Some(Packet::Data { .. })) = receiver.link.receive(deadline) {
+                    receiver.ack();
+                }
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(%peer, "received '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
             }

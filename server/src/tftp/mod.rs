@@ -94,8 +94,7 @@ impl TftpServer {
         let (shared, active) = (Arc::clone(&self.shared), Arc::clone(&self.active));
         let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
             match local.and_then(UdpSocket::bind) {
-                Ok(socket) if write => write_transfer(&socket, peer, &shared, &name, &mode, &options),
-                Ok(socket) => read_transfer(&socket, peer, &shared, &name, &mode, &options),
+                Ok(socket) => serve_transfer(&socket, peer, &shared, write, &name, &mode, &options),
                 Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
             }
             active.fetch_sub(1, Ordering::SeqCst);
@@ -182,38 +181,73 @@ fn read_block(from: &mut (impl Read + ?Sized), len: usize) -> io::Result<Vec<u8>
     Ok(block)
 }
 
-/// One read transfer (RRQ) from its own socket to `peer`.
-fn read_transfer(
+/// One request, on the transfer's own socket: what read and write transfers share.
+struct Transfer<'a> {
+    socket: &'a UdpSocket,
+    peer: SocketAddr,
+    /// Its session (shown in `status` as `tftp`) and the command layer's view of it.
+    caller: Caller<'a, 'a>,
+    /// The share path (a leading `/` is the share's top).
+    path: &'a str,
+    /// `netascii` rather than `octet`.
+    ascii: bool,
+    options: &'a [(String, String)],
+}
+
+impl Transfer<'_> {
+    fn send(&self, packet: &Packet) {
+        send(self.socket, self.peer, packet);
+    }
+
+    /// A refused command, logged and told as its TFTP error.
+    fn refuse(&self, what: &str, refusal: &Refusal) {
+        tracing::debug!(peer = %self.peer, "tftp {what} of '{}' refused: {}", common::text::escape(self.path), refusal.message);
+        self.send(&error_for(refusal));
+    }
+
+    fn link(&self, timeout: Duration) -> Link<'_> {
+        Link { socket: self.socket, peer: self.peer, timeout, buf: Vec::new() }
+    }
+}
+
+/// Runs one request (RRQ or WRQ) from `peer` on `socket`, its transfer ID.
+fn serve_transfer(
     socket: &UdpSocket,
     peer: SocketAddr,
     shared: &Shared,
+    write: bool,
     name: &str,
     mode: &str,
     options: &[(String, String)],
 ) {
+    if mode != "octet" && mode != "netascii" {
+        let why = format!("mode '{mode}' is not served; use octet");
+        return send(socket, peer, &error(ErrorCode::IllegalOperation, &why));
+    }
     let visit = shared.presence.web_visit(peer, "tftp");
     let caller = Caller { shared, session: &visit, wanted: &|| true };
     let path = name.trim_start_matches('/');
-    if mode != "octet" && mode != "netascii" {
-        return send(
-            socket,
-            peer,
-            &error(ErrorCode::IllegalOperation, &format!("mode '{mode}' is not served; use octet")),
-        );
+    let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options };
+    if write {
+        write_transfer(&transfer);
+    } else {
+        read_transfer(&transfer);
     }
+}
+
+/// One read transfer (RRQ).
+fn read_transfer(t: &Transfer<'_>) {
+    let (caller, path, peer) = (t.caller, t.path, t.peer);
+    let visit = caller.session;
     let (file, len, _) = match files::open_plain(caller, path) {
         Ok(opened) => opened,
-        Err(refusal) => {
-            tracing::debug!(%peer, "tftp read of '{}' refused: {}", common::text::escape(name), refusal.message);
-            return send(socket, peer, &error_for(&refusal));
-        }
+        Err(refusal) => return t.refuse("read", &refusal),
     };
-    let ascii = mode == "netascii";
-    let agreed = negotiate(options, (!ascii).then_some(len));
-    let mut source: Box<dyn Read> = if ascii { Box::new(netascii::encode(file)) } else { Box::new(file) };
+    let agreed = negotiate(t.options, (!t.ascii).then_some(len));
+    let mut source: Box<dyn Read> = if t.ascii { Box::new(netascii::encode(file)) } else { Box::new(file) };
     visit.clock.set_activity(Activity::Get { file: path.to_string(), size: len, done: 0 });
     let started = Instant::now();
-    let mut link = Link { socket, peer, timeout: agreed.timeout, buf: Vec::new() };
+    let mut link = t.link(agreed.timeout);
     let outcome = (|| {
         if !agreed.acked.is_empty() {
             link.exchange(&Packet::OptionAck(agreed.acked.clone()), |p| matches!(p, Packet::Ack(0)))?;
@@ -234,40 +268,21 @@ fn read_transfer(
 /// allowed, the size limit (a `tsize` over it refused before any data), a
 /// temporary file that appears under its name only once complete, never
 /// replacing a file (ERROR 6).
-fn write_transfer(
-    socket: &UdpSocket,
-    peer: SocketAddr,
-    shared: &Shared,
-    name: &str,
-    mode: &str,
-    options: &[(String, String)],
-) {
-    let visit = shared.presence.web_visit(peer, "tftp");
-    let caller = Caller { shared, session: &visit, wanted: &|| true };
-    let path = name.trim_start_matches('/');
-    if mode != "octet" && mode != "netascii" {
-        return send(
-            socket,
-            peer,
-            &error(ErrorCode::IllegalOperation, &format!("mode '{mode}' is not served; use octet")),
-        );
-    }
-    let tsize = options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
-    let limit = shared.config.max_upload_size;
+fn write_transfer(t: &Transfer<'_>) {
+    let (caller, path, peer) = (t.caller, t.path, t.peer);
+    let tsize = t.options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
+    let limit = caller.shared.config.max_upload_size;
     let announced =
         files::Announced { size: tsize.unwrap_or(limit), digest: None, replace: false, modified: None, resume: false };
     let mut incoming = match files::put(caller, announced, path) {
         Ok(crate::cmd::Reply::Receive(incoming)) => incoming,
-        Ok(_) => return send(socket, peer, &error(ErrorCode::Undefined, "unexpected reply")),
-        Err(refusal) => {
-            tracing::debug!(%peer, "tftp write of '{}' refused: {}", common::text::escape(name), refusal.message);
-            return send(socket, peer, &error_for(&refusal));
-        }
+        Ok(_) => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
+        Err(refusal) => return t.refuse("write", &refusal),
     };
-    let agreed = negotiate(options, tsize);
+    let agreed = negotiate(t.options, tsize);
     let started = Instant::now();
     let mut receiver = Blocks {
-        link: Link { socket, peer, timeout: agreed.timeout, buf: Vec::new() },
+        link: t.link(agreed.timeout),
         blksize: agreed.blksize,
         window: agreed.window,
         expected: 1,
@@ -277,7 +292,7 @@ fn write_transfer(
         ended: false,
         first: if agreed.acked.is_empty() { Packet::Ack(0) } else { Packet::OptionAck(agreed.acked.clone()) },
     };
-    let received = if mode == "netascii" {
+    let received = if t.ascii {
         incoming.receive_to_end(&mut netascii::decode(&mut receiver))
     } else {
         incoming.receive_to_end(&mut receiver)
@@ -297,12 +312,12 @@ fn write_transfer(
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(%peer, "received '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
             }
-            crate::cmd::Reply::Refused(refusal) => send(socket, peer, &error_for(&refusal)),
+            crate::cmd::Reply::Refused(refusal) => t.send(&error_for(&refusal)),
             _ => {}
         },
         Err(e) => {
             if e.kind() == io::ErrorKind::FileTooLarge {
-                send(socket, peer, &error(ErrorCode::DiskFull, &format!("larger than this server takes: {e}")));
+                t.send(&error(ErrorCode::DiskFull, &format!("larger than this server takes: {e}")));
             }
             incoming.abandon(&e);
         }

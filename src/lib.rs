@@ -505,6 +505,23 @@ impl Share {
     }
 }
 
+impl Share {
+    /// A share with traps for the doors that must refuse them: `ok.txt`
+    /// (`fine\n`), a hidden `.hidden`, and symbolic links `link` and
+    /// `dirlink` to a file and a folder outside (`secret.txt`, returned,
+    /// removed with it). Every secret reads `SECRET`.
+    pub fn with_traps() -> (Share, tempfile::TempDir) {
+        let share = Share::new();
+        share.add("ok.txt", b"fine\n");
+        share.add(".hidden", b"SECRET");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.txt"), b"SECRET").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), share.path().join("link")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), share.path().join("dirlink")).expect("symlink");
+        (share, outside)
+    }
+}
+
 impl Default for Share {
     fn default() -> Share {
         Share::new()

@@ -105,13 +105,7 @@ fn wget_c_resumes_a_cut_download_byte_identical() {
 
 #[test]
 fn every_traversal_form_is_refused() {
-    let share = Share::new();
-    share.add("ok.txt", b"fine\n");
-    share.add(".hidden", b"SECRET");
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), b"SECRET").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), share.path().join("link")).unwrap();
-    std::os::unix::fs::symlink(outside.path(), share.path().join("dirlink")).unwrap();
+    let (share, outside) = Share::with_traps();
     let server = ServerProcess::start(share.path(), &["--http", "0"]);
     let base = web(&server, "http");
     let escape = outside.path().join("secret.txt");

@@ -101,12 +101,7 @@ fn next(socket: &UdpSocket) -> (u16, u16, Vec<u8>, SocketAddr) {
 
 #[test]
 fn names_the_share_refuses_get_the_right_error_codes() {
-    let share = Share::new();
-    share.add("ok.txt", b"fine\n");
-    share.add(".hidden", b"SECRET");
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), b"SECRET").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), share.path().join("link")).unwrap();
+    let (share, outside) = Share::with_traps();
     let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
     let absolute = outside.path().join("secret.txt").display().to_string();
     // Every refusal arrives as one ERROR packet with the code a device expects.

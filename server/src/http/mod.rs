@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::{Code, ListEntry, Request};
 
-use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::cmd::{self, Caller, Reply};
 use crate::config::Shared;
 use crate::transport::Transport;
 use head::{read_head, Head, Outcome};
@@ -416,14 +416,6 @@ pub fn decode_path(raw: &str) -> Option<String> {
     }
     let decoded = common::text::decode_value(raw)?;
     Some(decoded.trim_start_matches('/').to_string())
-}
-
-/// The HTTP status for a refusal's code.
-pub fn status_of(refusal: &Refusal) -> u16 {
-    match refusal.code {
-        Code::Other(n) => n,
-        code => code.number(),
-    }
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ impl Response {
 
     /// A refused command as an error response, with its code and message.
     pub fn refused(refusal: &Refusal) -> Response {
-        Response::error(super::status_of(refusal), &refusal.message, true)
+        Response::error(refusal.code.number(), &refusal.message, true)
     }
 
     /// The folder `dir` as a `format` archive named after `top`.

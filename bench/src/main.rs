@@ -342,7 +342,14 @@ fn probe(addr: SocketAddr, count: u64, rate: f64) -> Result<String, String> {
         .collect::<Result<Vec<f64>, String>>()?;
     waits.sort_by(f64::total_cmp);
     let at = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
-    Ok(format!("probes={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}", waits.len(), at(0.5), at(0.99), at(1.0)))
+    let over = waits.iter().filter(|&&ms| ms > 200.0).count();
+    Ok(format!(
+        "probes={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} over_200ms={over}",
+        waits.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    ))
 }
 
 fn say_flood(addr: SocketAddr, sleepers: usize, count: usize) -> Result<String, String> {

@@ -164,17 +164,31 @@ fn frames_and_cancel_typed_by_hand() {
     c.send_bytes(b"DATA 1\naDATA 2\nbcEND ok\n");
     assert_eq!(c.read_reply().text(), "stored 'up.txt' (3 bytes)\n");
 
+    // The hash may follow the bytes instead (`-`), in END; it is checked.
+    assert_eq!(c.request("put 3 - late.txt").header, "OK 0");
+    c.send_bytes(format!("DATA 3\nabdEND ok blake3={hash}\n").as_bytes());
+    assert_eq!(c.read_header(), "ERR 400 upload of 'late.txt' does not match its hash; nothing was stored");
+    assert_eq!(c.request("put 3 - late.txt").header, "OK 0");
+    c.send_bytes(b"DATA 3\nabcEND ok\n");
+    assert!(c.read_header().starts_with("ERR 400 'late.txt' was announced with '-': END ok must carry blake3="));
+    assert_eq!(c.request("put 3 - late.txt").header, "OK 0");
+    c.send_bytes(format!("DATA 3\nabcEND ok blake3={hash}\n").as_bytes());
+    assert_eq!(c.read_reply().text(), "stored 'late.txt' (3 bytes)\n");
+
     // Without frames, as with nc: the raw bytes.
     assert_eq!(c.request("frames off").header, "OK 0 frames=off");
     let reply = c.request("get up.txt");
     assert!(reply.header.starts_with(&format!("OK 3 blake3={hash} modified=")), "{}", reply.header);
     assert_eq!(reply.body, b"abc");
+    // A hash after the bytes needs END, so frames.
+    let refused = c.request("put 3 - raw.txt").header;
+    assert!(refused.starts_with("ERR 400 a put with '-' for its hash needs frames on"), "{refused}");
 
     // A frame line that is not one ends the session: the bytes after it
     // cannot be told from requests.
     c.request("frames on");
     assert_eq!(c.request(&format!("put 3 {hash} other.txt")).header, "OK 0");
     c.send_bytes(b"hello\n");
-    assert_eq!(c.read_header(), "ERR 400 expected DATA <len> or END ok|cancelled; closing");
+    assert_eq!(c.read_header(), "ERR 400 expected DATA <len> or END ok [blake3=<hex>]|cancelled; closing");
     assert!(c.read_to_eof().is_empty());
 }

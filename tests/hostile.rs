@@ -146,7 +146,7 @@ fn a_fifo_a_symlink_loop_and_overlong_names_get_clear_refusals() {
     let hash = "0".repeat(64);
     assert_eq!(
         c.request(&format!("put +5 {hash} x")).header,
-        "ERR 400 bad put line: usage: put [-f] [-c] [-m <unix secs>] <size> <blake3> <name>"
+        "ERR 400 bad put line: usage: put [-f] [-c] [-m <unix secs>] <size> <blake3|-> <name>"
     );
     assert_eq!(c.request("ping").text(), "ping ACK\n", "the session goes on");
 }

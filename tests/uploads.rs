@@ -134,7 +134,7 @@ fn upload_names_are_checked_like_download_names() {
     }
     assert_eq!(
         c.request("put 1 nothex x").header,
-        "ERR 400 bad put line: usage: put [-f] [-c] [-m <unix secs>] <size> <blake3> <name>"
+        "ERR 400 bad put line: usage: put [-f] [-c] [-m <unix secs>] <size> <blake3|-> <name>"
     );
     assert_eq!(uploads_left(&share), 0);
 }

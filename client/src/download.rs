@@ -431,7 +431,7 @@ impl Session {
                     }
                 }
                 Some(Header::Data { .. }) => stop.heard(),
-                Some(Header::End { cancelled }) => {
+                Some(Header::End { cancelled, .. }) => {
                     received.complete = !cancelled;
                     return Ok(received);
                 }

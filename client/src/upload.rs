@@ -1,12 +1,16 @@
-//! Uploads: `put`. The file is hashed first, so the request can announce
-//! its size and BLAKE3 and the server can refuse before a byte is sent; the
-//! bytes then go in `DATA` frames with the transport's `send_file`
-//! (`sendfile(2)` on TCP), so Ctrl+C can end an upload between two frames
-//! and keep the session.
+//! Uploads: `put`. The request announces the size, so the server can
+//! refuse before a byte is sent; the bytes then go in `DATA` frames with the
+//! transport's `send_file` (`sendfile(2)` on TCP), so Ctrl+C can end an
+//! upload between two frames and keep the session. A second thread hashes
+//! a file of more than a frame meanwhile, and the BLAKE3 follows the bytes
+//! in `END ok blake3=<hex>` (the request says `-` for it). Small files, and
+//! `put -c` (the server finds what it kept by the hash), are hashed first.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use common::text::escape;
@@ -20,6 +24,10 @@ use crate::session::Session;
 
 /// Bytes in one frame of an upload; Ctrl+C takes effect after the frame.
 const UPLOAD_CHUNK: u64 = 1024 * 1024;
+
+/// Files up to this size are hashed before the request, as one frame's
+/// worth hashes in about 0.1 ms; larger ones while they are sent.
+const HASH_FIRST_UP_TO: u64 = UPLOAD_CHUNK;
 
 impl Session {
     /// `put <local|glob>... [remote]`: uploads each file, printing a report line each.
@@ -54,8 +62,16 @@ impl Session {
         if !meta.is_file() {
             return Err(ClientError::Local(format!("'{}' is not a regular file", local.display())));
         }
-        let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
-        file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
+        // Resuming needs the hash first (the server keeps bytes under it), and
+        // a small file is hashed sooner than a thread starts; otherwise the
+        // hash is made while the bytes go, and follows them.
+        let digest = if resume || meta.len() <= HASH_FIRST_UP_TO {
+            let digest = Digest::of_reader(&mut file).map_err(|e| local_err("cannot read", e))?;
+            file.seek(SeekFrom::Start(0)).map_err(|e| local_err("cannot read", e))?;
+            Some(digest)
+        } else {
+            None
+        };
         let size = meta.len();
         // The file's time travels with it, as with sftp -p.
         let modified =
@@ -72,7 +88,7 @@ impl Session {
         }
         file.seek(SeekFrom::Start(offset)).map_err(|e| local_err("cannot read", e))?;
         let started = Instant::now();
-        self.send_body(&mut file, size, (local, &remote), offset).map_err(|e| match e {
+        self.send_body(&mut file, size, (local, &remote), offset, digest.is_none()).map_err(|e| match e {
             ClientError::Cancelled(m) => ClientError::Cancelled(format!("{m}; put -c resumes it")),
             e => e,
         })?;
@@ -91,9 +107,49 @@ impl Session {
     }
 
     /// Sends `size` bytes of `file` in frames with a progress bar, then
-    /// `END`. Ctrl+C ends the upload at the next frame (`END cancelled`):
-    /// the server stores nothing and the session goes on.
+    /// `END` (with the file's hash, made on a second thread meanwhile, when
+    /// `hash_along`). Ctrl+C ends the upload at the next frame (`END
+    /// cancelled`): the server stores nothing and the session goes on.
     fn send_body(
+        &mut self,
+        file: &mut File,
+        size: u64,
+        (local, remote): (&Path, &str),
+        offset: u64,
+        hash_along: bool,
+    ) -> Result<(), ClientError> {
+        let stop = AtomicBool::new(false);
+        let hashing = if hash_along {
+            let copy =
+                file.try_clone().map_err(|e| ClientError::Local(format!("cannot read '{}': {e}", local.display())))?;
+            Some(copy)
+        } else {
+            None
+        };
+        std::thread::scope(|scope| {
+            let hasher = hashing.map(|copy| scope.spawn(|| hash_prefix(copy, size, &stop)));
+            let sent = self.send_frames(file, size, (local, remote), offset);
+            stop.store(sent.is_err(), Ordering::Relaxed);
+            let digest = hasher
+                .map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("the hashing thread failed"))))
+                .transpose();
+            match (sent, digest) {
+                (Err(why), _) => self.end_cancelled(why),
+                (Ok(()), Err(e)) => {
+                    self.end_cancelled(ClientError::Local(format!("cannot read '{}': {e}", local.display())))
+                }
+                (Ok(()), Ok(digest)) => {
+                    self.conn.send_raw(Header::End { cancelled: false, digest }.encode().as_bytes())?;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// The `DATA` frames of an upload, with its progress bar. Stops early,
+    /// with the reason, on Ctrl+C or a file that shrank (its frame is filled
+    /// up so the stream stays in step): the caller then sends `END cancelled`.
+    fn send_frames(
         &mut self,
         file: &mut File,
         size: u64,
@@ -102,11 +158,10 @@ impl Session {
     ) -> Result<(), ClientError> {
         let mut progress = Progress::new(self.settings.progress, "put", remote, size, offset);
         let mut sent = offset;
-        let mut stopped = None;
-        while sent < size && stopped.is_none() {
+        while sent < size {
             if self.is_interrupted() {
-                stopped = Some(ClientError::Cancelled(format!(": upload of '{}' cancelled", escape(remote))));
-                break;
+                progress.abandon();
+                return Err(ClientError::Cancelled(format!(": upload of '{}' cancelled", escape(remote))));
             }
             let frame = UPLOAD_CHUNK.min(size - sent);
             self.conn.send_raw(Header::Data { len: frame }.encode().as_bytes())?;
@@ -115,24 +170,28 @@ impl Session {
                 let sent_now = self.conn.upload_sink().send_file(file, left);
                 let n = sent_now.map_err(|e| self.conn.failure(&format!("uploading '{}'", local.display()), e))?;
                 if n == 0 {
-                    // The file shrank while being sent: the frame is filled
-                    // up and the upload cancelled, so the session goes on.
                     self.conn.send_raw(&vec![0; usize::try_from(left).unwrap_or(0)])?;
+                    progress.abandon();
                     let shrank = format!("'{}' shrank while being sent; nothing was stored", local.display());
-                    stopped = Some(ClientError::Local(shrank));
-                    break;
+                    return Err(ClientError::Local(shrank));
                 }
                 left -= n;
                 sent += n;
                 progress.set(sent);
             }
         }
-        self.conn.send_raw(Header::End { cancelled: stopped.is_some() }.encode().as_bytes())?;
-        let Some(why) = stopped else {
-            progress.finish();
-            return Ok(());
-        };
-        progress.abandon();
+        progress.finish();
+        Ok(())
+    }
+
+    /// Ends an upload early for `why` (Ctrl+C, a local file that cannot be
+    /// read): `END cancelled`, then the server's `ERR 499`. Anything else
+    /// (the connection failed) is reported as it is.
+    fn end_cancelled(&mut self, why: ClientError) -> Result<(), ClientError> {
+        if !matches!(why, ClientError::Cancelled(_) | ClientError::Local(_)) {
+            return Err(why);
+        }
+        self.conn.send_raw(Header::End { cancelled: true, digest: None }.encode().as_bytes())?;
         match self.conn.read_reply_header() {
             Err(ClientError::Remote { code: Code::Cancelled, .. }) => Err(why),
             Err(e) => Err(e),
@@ -140,6 +199,33 @@ impl Session {
         }
     }
 }
+
+/// The BLAKE3 of the first `size` bytes of `file`, read at their offsets
+/// (so the sending side's file position is left alone); gives up when
+/// `stop` is set.
+fn hash_prefix(file: File, size: u64, stop: &AtomicBool) -> io::Result<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut done = 0;
+    while done < size {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("upload stopped"));
+        }
+        let want = buf.len().min(usize::try_from(size - done).unwrap_or(usize::MAX));
+        let n = match file.read_at(&mut buf[..want], done) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(Digest::from(hasher.finalize()))
+}
+
+/// Bytes read at a time to hash an upload while it is sent.
+const HASH_BUFFER: usize = 1024 * 1024;
 
 /// Local files named by `put` words, globs expanded.
 ///

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::text::escape;
+use crate::Digest;
 
 /// The number in an `ERR` line, as in HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +114,14 @@ pub enum Header {
         /// Bytes in this frame.
         len: u64,
     },
-    /// `END ok` or `END cancelled`: the last frame of a framed transfer.
+    /// `END ok [blake3=<hex>]` or `END cancelled`: the last frame of a
+    /// framed transfer.
     End {
         /// The sender stopped early (`cancel`, or Ctrl+C on an upload).
         cancelled: bool,
+        /// The BLAKE3 of all the bytes, when it comes after them (an upload
+        /// announced with `-` for its hash); never with `cancelled`.
+        digest: Option<Digest>,
     },
 }
 
@@ -161,8 +166,9 @@ impl Header {
             Header::Err { code, message } => format!("ERR {} {}\n", code.number(), escape(message)),
             Header::Event { len, fields } => format!("EVT {len}{}\n", encode_fields(fields)),
             Header::Data { len } => format!("DATA {len}\n"),
-            Header::End { cancelled: false } => "END ok\n".to_string(),
-            Header::End { cancelled: true } => "END cancelled\n".to_string(),
+            Header::End { cancelled: true, .. } => "END cancelled\n".to_string(),
+            Header::End { cancelled: false, digest: None } => "END ok\n".to_string(),
+            Header::End { cancelled: false, digest: Some(digest) } => format!("END ok blake3={digest}\n"),
         }
     }
 
@@ -191,8 +197,12 @@ impl Header {
             // Digits only: `u64::from_str` would take `+5`.
             "DATA" if rest.bytes().all(|b| b.is_ascii_digit()) => Ok(Header::Data { len: number(rest)? }),
             "DATA" => Err(HeaderError::BadNumber(escape(line).into_owned())),
-            "END" if rest == "ok" => Ok(Header::End { cancelled: false }),
-            "END" if rest == "cancelled" => Ok(Header::End { cancelled: true }),
+            "END" if rest == "ok" => Ok(Header::End { cancelled: false, digest: None }),
+            "END" if rest == "cancelled" => Ok(Header::End { cancelled: true, digest: None }),
+            "END" => match rest.strip_prefix("ok blake3=").map(str::parse::<Digest>) {
+                Some(Ok(digest)) => Ok(Header::End { cancelled: false, digest: Some(digest) }),
+                _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
+            },
             _ => Err(HeaderError::UnknownKind(escape(line).into_owned())),
         }
     }
@@ -334,8 +344,9 @@ mod tests {
             Header::Event { len: 17, fields: Vec::new() },
             Header::Event { len: 9, fields: vec![("event".into(), "left".into()), ("name".into(), "bob".into())] },
             Header::Data { len: 4 << 20 },
-            Header::End { cancelled: false },
-            Header::End { cancelled: true },
+            Header::End { cancelled: false, digest: None },
+            Header::End { cancelled: false, digest: Some(Digest([7; 32])) },
+            Header::End { cancelled: true, digest: None },
         ];
         for h in cases {
             assert_eq!(Header::parse(&h.encode()), Ok(h.clone()), "{h:?}");

@@ -28,13 +28,15 @@ pub enum Request {
         /// The remote name.
         name: String,
     },
-    /// `put [-f] <size> <blake3> <name>`: an upload of exactly `size` bytes
+    /// `put [-f] [-c] [-m <secs>] <size> <blake3|-> <name>`: an upload of exactly `size` bytes
     /// follows once the server has answered `OK 0`.
     Put {
         /// Bytes the client will send.
         size: u64,
-        /// BLAKE3 of those bytes, checked before the file becomes visible.
-        digest: Digest,
+        /// BLAKE3 of those bytes, checked before the file becomes visible;
+        /// `None` (`-`) when it comes after them, in `END ok blake3=<hex>`
+        /// (framed uploads only).
+        digest: Option<Digest>,
         /// Where to store it, relative to the share.
         name: String,
         /// `-f`: replace a file of that name, atomically.
@@ -129,7 +131,7 @@ impl RequestError {
 }
 
 /// How `put` is written on the wire.
-pub const PUT_USAGE: &str = "put [-f] [-c] [-m <unix secs>] <size> <blake3> <name>";
+pub const PUT_USAGE: &str = "put [-f] [-c] [-m <unix secs>] <size> <blake3|-> <name>";
 
 impl Request {
     /// Reads a request line (its line ending may still be attached).
@@ -223,7 +225,10 @@ impl Request {
             return Err(bad);
         };
         let size = parse_count(size).ok_or_else(|| bad.clone())?;
-        let digest = digest.parse().map_err(|_| bad.clone())?;
+        let digest = match digest {
+            "-" => None,
+            hex => Some(hex.parse().map_err(|_| bad.clone())?),
+        };
         let name = unquote(name.trim()).ok_or(RequestError::BadQuotes)?;
         if name.is_empty() {
             return Err(bad);
@@ -336,6 +341,7 @@ impl fmt::Display for Request {
                 let force = if *replace { "-f " } else { "" };
                 let force = if *resume { format!("{force}-c ") } else { force.to_string() };
                 let time = modified.map(|secs| format!("-m {secs} ")).unwrap_or_default();
+                let digest = digest.map_or_else(|| "-".to_string(), |d| d.to_string());
                 write!(f, "put {force}{time}{size} {digest} {}", quote(name))
             }
             Request::Mkdir(dir) => write!(f, "mkdir {}", quote(dir)),
@@ -399,7 +405,7 @@ mod tests {
             Request::List(" spaced dir ".into()),
             Request::Put {
                 size: 1,
-                digest: digest(),
+                digest: Some(digest()),
                 name: "tr ".into(),
                 replace: false,
                 modified: Some(1_700_000_000),
@@ -407,17 +413,10 @@ mod tests {
             },
             Request::Resume { offset: 1, name: " x".into() },
             Request::Login { user: "alice".into(), password: "correct horse battery".into() },
-            Request::Put {
-                size: 0,
-                digest: digest(),
-                name: "empty".into(),
-                replace: false,
-                modified: None,
-                resume: false,
-            },
+            Request::Put { size: 0, digest: None, name: "empty".into(), replace: false, modified: None, resume: false },
             Request::Put {
                 size: 1 << 33,
-                digest: digest(),
+                digest: Some(digest()),
                 name: "big name.iso".into(),
                 replace: true,
                 modified: Some(9),

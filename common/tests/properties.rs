@@ -24,7 +24,8 @@ proptest! {
         for request in [
             Request::Get(name.clone()),
             Request::List(name.clone()),
-            Request::Put { size, digest: Digest(bytes), name: name.clone(), replace: false, modified: None, resume: false },
+            Request::Put { size, digest: Some(Digest(bytes)), name: name.clone(), replace: false, modified: None, resume: false },
+            Request::Put { size, digest: None, name: name.clone(), replace: true, modified: None, resume: false },
         ] {
             prop_assert_eq!(Request::parse(&request.encode()), Ok(request));
         }

@@ -1,21 +1,22 @@
 //! An upload's bytes in frames (after `frames on`): `DATA <len>` lines each
-//! followed by `<len>` bytes, then `END ok` or `END cancelled`. Framing is
+//! followed by `<len>` bytes, then `END ok` (with `blake3=<hex>` when the
+//! hash comes after the bytes) or `END cancelled`. Framing is
 //! what lets a client stop an upload half-way and keep its session: the
 //! server knows where the bytes end without reading all that was announced.
 //! (Downloads are framed by the writer, see [`crate::writer`].)
 
 use std::io::{self, BufRead, Read};
 
-use common::Header;
+use common::{Digest, Header};
 
-/// Longest frame line read (`DATA 18446744073709551615` is 25 bytes).
-const MAX_FRAME_LINE: u64 = 64;
+/// Longest frame line read (`END ok blake3=<64 hex digits>` is 79 bytes).
+const MAX_FRAME_LINE: u64 = 128;
 
 /// How a framed upload ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
-    /// `END ok`.
-    Complete,
+    /// `END ok`, with the hash of the bytes when it comes after them.
+    Complete(Option<Digest>),
     /// `END cancelled`: the client stopped; nothing is to be stored.
     Cancelled,
 }
@@ -66,10 +67,9 @@ impl<'a, R: BufRead> FramedUpload<'a, R> {
         let text = std::str::from_utf8(&line).map_err(|_| bad("a frame line is not UTF-8"))?;
         match Header::parse(text) {
             Ok(Header::Data { len }) => self.left = len,
-            Ok(Header::End { cancelled }) => {
-                self.ended = Some(if cancelled { Ending::Cancelled } else { Ending::Complete });
-            }
-            _ => return Err(bad("expected DATA <len> or END ok|cancelled")),
+            Ok(Header::End { cancelled: true, .. }) => self.ended = Some(Ending::Cancelled),
+            Ok(Header::End { cancelled: false, digest }) => self.ended = Some(Ending::Complete(digest)),
+            _ => return Err(bad("expected DATA <len> or END ok [blake3=<hex>]|cancelled")),
         }
         Ok(())
     }
@@ -112,14 +112,26 @@ mod tests {
     #[test]
     fn frames_give_their_bytes_and_end() {
         let (bytes, ended) = read_all(b"DATA 3\nabcDATA 0\nDATA 3\nde\nEND ok\nnext request\n");
-        assert_eq!((bytes.unwrap(), ended), (b"abcde\n".to_vec(), Some(Ending::Complete)));
+        assert_eq!((bytes.unwrap(), ended), (b"abcde\n".to_vec(), Some(Ending::Complete(None))));
         let (bytes, ended) = read_all(b"DATA 2\nabEND cancelled\n");
         assert_eq!((bytes.unwrap(), ended), (b"ab".to_vec(), Some(Ending::Cancelled)));
+        let hash = Digest::from(blake3::hash(b"ab"));
+        let (bytes, ended) = read_all(format!("DATA 2\nabEND ok blake3={hash}\n").as_bytes());
+        assert_eq!((bytes.unwrap(), ended), (b"ab".to_vec(), Some(Ending::Complete(Some(hash)))));
     }
 
     #[test]
     fn anything_else_is_an_error() {
-        for bad in [&b"DATA 5\nab"[..], b"DATA x\n", b"hello\n", b"DATA 1", b"END\n", &[b'D'; 100]] {
+        for bad in [
+            &b"DATA 5\nab"[..],
+            b"DATA x\n",
+            b"hello\n",
+            b"DATA 1",
+            b"END\n",
+            b"END ok blake3=12\n",
+            b"END cancelled blake3=\n",
+            &[b'D'; 200],
+        ] {
             let (result, ended) = read_all(bad);
             assert!(result.is_err() && ended.is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -131,7 +143,7 @@ mod tests {
         let mut frames = FramedUpload::new(&mut inner);
         let mut buf = [0u8; 3];
         frames.read_exact(&mut buf).unwrap();
-        assert_eq!(frames.finish().unwrap(), Ending::Complete);
+        assert_eq!(frames.finish().unwrap(), Ending::Complete(None));
 
         let mut inner = &b"DATA 4\nabcdEND ok\n"[..];
         let mut frames = FramedUpload::new(&mut inner);

@@ -314,8 +314,10 @@ impl Repo {
         }
         let keep_as = kept_name(path, &digest, size);
         if resume {
-            if let Some(upload) = self.continue_kept(path, &keep_as, replace, size)? {
-                return Ok(upload);
+            for kept in [keep_as.clone(), kept_name(path, &UNKNOWN_CONTENT, size)] {
+                if let Some(upload) = self.continue_kept(path, &kept, replace, size)? {
+                    return Ok(upload);
+                }
             }
         }
         let (temp, file) = self.create_temporary()?;
@@ -386,6 +388,12 @@ pub struct UploadPlan {
     /// Their BLAKE3.
     pub digest: Digest,
 }
+
+/// The key of bytes kept of an upload whose hash was to come after them
+/// (`put … -`): no BLAKE3 is all zeros in practice. `put -c` goes on from
+/// such bytes when none were kept under its hash; the hash of the whole
+/// is checked all the same.
+pub const UNKNOWN_CONTENT: Digest = Digest([0; 32]);
 
 /// Where the bytes of a cut-short upload of `digest` (`size` bytes) to
 /// `path` are kept, for `put -c`: one name per target and content.

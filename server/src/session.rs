@@ -280,13 +280,17 @@ impl Handler {
             cmd::apply(request, Caller { shared: &self.shared, session: &self.session, wanted: &wanted })
         };
         let next = match reply {
+            Reply::Receive(incoming) if incoming.hash_at_end() && !self.framed => {
+                let message = "a put with '-' for its hash needs frames on: the hash comes in END ok blake3=";
+                self.out.deliver(Reply::Refused(Refusal::new(Code::BadRequest, message)), &self.session)
+            }
             Reply::Receive(mut incoming) => {
                 self.out.send(Outgoing::reply(&incoming.go_ahead(), b""), &self.session);
                 if self.framed {
                     receive_frames(&mut self.reader, &self.out, &self.session, incoming)
                 } else {
                     match incoming.receive(self.reader.body()) {
-                        Ok(()) => self.out.deliver(incoming.finish(), &self.session),
+                        Ok(()) => self.out.deliver(incoming.finish(None), &self.session),
                         Err(e) => {
                             incoming.abandon(&e);
                             Next::Close("connection lost during upload")
@@ -323,7 +327,7 @@ fn receive_frames(
     let received = incoming.receive(&mut frames).and_then(|()| frames.finish());
     let size = incoming.size();
     let reply = match (received, frames.ended()) {
-        (Ok(Ending::Complete), _) => incoming.finish(),
+        (Ok(Ending::Complete(sent)), _) => incoming.finish(sent),
         (Ok(Ending::Cancelled), _) | (Err(_), Some(Ending::Cancelled)) => {
             incoming.abandon(&"cancelled by the client");
             Reply::Refused(Refusal::new(
@@ -331,7 +335,7 @@ fn receive_frames(
                 "upload cancelled; nothing was stored (put -c goes on from what arrived)",
             ))
         }
-        (Err(_), Some(Ending::Complete)) => {
+        (Err(_), Some(Ending::Complete(_))) => {
             incoming.abandon(&"END came early");
             let message = format!("the upload ended before its {size} bytes; nothing was stored");
             Reply::Refused(Refusal::new(Code::BadRequest, message))

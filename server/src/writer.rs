@@ -315,7 +315,7 @@ impl Push<'_> {
             sent += frame;
         }
         let stopped = sent < len;
-        self.write(Header::End { cancelled: stopped }.encode().as_bytes())?;
+        self.write(Header::End { cancelled: stopped, digest: None }.encode().as_bytes())?;
         Ok((sent, stopped))
     }
 }

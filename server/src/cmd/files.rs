@@ -85,14 +85,28 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
     Ok(Reply::File(FileReply { header, download, name: path.to_string() }))
 }
 
+/// How an upload's bytes are checked before they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Against the BLAKE3 the request announced: a cut-short upload is
+    /// kept for `put -c`.
+    Announced(Digest),
+    /// Against the BLAKE3 that comes after the bytes, in `END ok blake3=`
+    /// (`put … -`, framed only): the client hashes while it sends. A
+    /// cut-short upload is kept too, as bytes of unknown content.
+    AtEnd,
+    /// Not at all, for a front end whose clients send no hash (HTTP `PUT`,
+    /// TFTP): the file is stored once its bytes have arrived, and nothing
+    /// is kept of a cut-short one.
+    Unchecked,
+}
+
 /// What a `put` line announces about the bytes to come.
 pub struct Announced {
     /// How many.
     pub size: u64,
-    /// Their BLAKE3; `None` from a front end whose clients send none (an
-    /// HTTP `PUT`): the file is stored once all its bytes have arrived, and
-    /// nothing is kept of a cut-short one.
-    pub digest: Option<Digest>,
+    /// How they are checked.
+    pub check: Check,
     /// Replace a file of the name (`-f`).
     pub replace: bool,
     /// The modification time to give the file (`-m`), Unix seconds.
@@ -101,11 +115,11 @@ pub struct Announced {
     pub resume: bool,
 }
 
-/// `put [-f] [-m <secs>] <size> <blake3> <name>`: every check that can be made before the
+/// `put [-f] [-c] [-m <secs>] <size> <blake3|-> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
 pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Result<Reply<'a>, Refusal> {
-    let Announced { size, digest, replace, modified, resume } = announced;
+    let Announced { size, check, replace, modified, resume } = announced;
     let config = &caller.shared.config;
     writes_allowed(caller)?;
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
@@ -114,17 +128,23 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         let message = format!("'{path}' is {size} bytes; this server accepts uploads of at most {max} bytes");
         return Err(Refusal::new(Code::TooLarge, message));
     }
-    let plan =
-        UploadPlan { replace, resume: resume && digest.is_some(), size, digest: digest.unwrap_or(Digest([0; 32])) };
+    let digest = match check {
+        Check::Announced(digest) => digest,
+        Check::AtEnd if resume => {
+            return Err(Refusal::new(Code::BadRequest, "put -c needs the hash before the bytes, not '-'"));
+        }
+        Check::AtEnd | Check::Unchecked => crate::repo::UNKNOWN_CONTENT,
+    };
+    let plan = UploadPlan { replace, resume, size, digest };
     let mut upload = caller.shared.repo.begin_upload(&path, plan)?;
-    if digest.is_none() {
+    if check == Check::Unchecked {
         upload.discard();
     }
     let name = path.to_string();
     Ok(Reply::Receive(Box::new(Incoming {
         upload,
         size,
-        digest,
+        check,
         modified,
         name,
         session: caller.session,
@@ -160,7 +180,7 @@ pub fn writes_allowed(caller: Caller<'_, '_>) -> Result<(), Refusal> {
 pub struct Incoming<'a> {
     upload: Upload<'a>,
     size: u64,
-    digest: Option<Digest>,
+    check: Check,
     /// The time to give the stored file, Unix seconds.
     modified: Option<u64>,
     name: String,
@@ -174,6 +194,12 @@ impl Incoming<'_> {
     /// Bytes announced.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Whether its hash comes after the bytes (`put … -`), which only
+    /// frames can carry.
+    pub fn hash_at_end(&self) -> bool {
+        self.check == Check::AtEnd
     }
 
     /// Bytes already there, kept of an earlier attempt (`put -c`): the
@@ -245,16 +271,34 @@ impl Incoming<'_> {
         tracing::info!(client = %self.session.name(), user = %self.session.user(), "upload of '{name}' abandoned after {written} of {size} bytes: {why}");
     }
 
-    /// Checks the hash and stores the file under its name.
-    pub fn finish(mut self) -> Reply<'static> {
+    /// Checks the hash and stores the file under its name. `sent` is the
+    /// hash that came after the bytes (`END ok blake3=`), if any: required
+    /// when the request announced `-`, and when both came they must agree.
+    pub fn finish(mut self, sent: Option<Digest>) -> Reply<'static> {
         if let Some(e) = self.failed.take() {
             self.upload.discard();
             let err = RepoError::from_io(e, self.upload.target(), "cannot write");
             tracing::warn!(client = %self.session.name(), "upload of '{}' failed: {err}", self.name);
             return Reply::Refused(err.into());
         }
+        let expected = match (self.check, sent) {
+            (Check::Announced(announced), Some(sent)) if announced != sent => {
+                self.upload.discard();
+                let message =
+                    format!("the hash after the bytes of '{}' is not the one announced; nothing was stored", self.name);
+                return Reply::Refused(Refusal::new(Code::BadRequest, message));
+            }
+            (Check::Announced(announced), _) => announced,
+            (Check::AtEnd, Some(sent)) => sent,
+            (Check::AtEnd, None) => {
+                self.upload.discard();
+                let message =
+                    format!("'{}' was announced with '-': END ok must carry blake3=; nothing was stored", self.name);
+                return Reply::Refused(Refusal::new(Code::BadRequest, message));
+            }
+            (Check::Unchecked, _) => self.upload.digest_so_far(),
+        };
         let modified = self.modified.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        let expected = self.digest.unwrap_or_else(|| self.upload.digest_so_far());
         match self.upload.commit(&expected, modified) {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
@@ -352,7 +396,7 @@ mod tests {
         assert_eq!(incoming.size(), data.len() as u64);
         assert!(!bench.dir.path().join("new.txt").exists(), "invisible until complete");
         incoming.receive(&mut &data[..]).unwrap();
-        assert_eq!(ok_text(incoming.finish()), "stored 'new.txt' (14 bytes)\n");
+        assert_eq!(ok_text(incoming.finish(None)), "stored 'new.txt' (14 bytes)\n");
         assert_eq!(std::fs::read(bench.dir.path().join("new.txt")).unwrap(), data);
 
         let hash = Digest::from(blake3::hash(b"x"));
@@ -374,7 +418,7 @@ mod tests {
         let Reply::Receive(mut incoming) = apply_line(&format!("put 3 {wrong} x.bin"), caller) else { panic!() };
         incoming.receive(&mut &b"abc"[..]).unwrap();
         assert_eq!(
-            refused(incoming.finish()),
+            refused(incoming.finish(None)),
             (400, "upload of 'x.bin' does not match its hash; nothing was stored".into())
         );
         let left = || std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().count();
@@ -389,9 +433,65 @@ mod tests {
         let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {good} y.bin"), caller) else { panic!() };
         assert_eq!(rest.offset(), 2);
         rest.receive(&mut &b"c"[..]).unwrap();
-        assert_eq!(ok_text(rest.finish()), "stored 'y.bin' (3 bytes)\n");
+        assert_eq!(ok_text(rest.finish(None)), "stored 'y.bin' (3 bytes)\n");
         assert_eq!(std::fs::read(bench.dir.path().join("y.bin")).unwrap(), b"abc");
         assert_eq!(left(), 0, "nothing is left once stored");
+    }
+
+    #[test]
+    fn a_put_whose_hash_comes_after_the_bytes_is_checked_against_it() {
+        let bench = Bench::new(uploads_on());
+        let (me, _) = bench.join(1);
+        let caller = bench.caller(&me);
+        let good = Digest::from(blake3::hash(b"abc"));
+        let left = || std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().count();
+        let receive = |name: &str, bytes: &[u8]| {
+            let Reply::Receive(mut incoming) = apply_line(&format!("put 3 - {name}"), caller) else { panic!() };
+            assert!(incoming.hash_at_end());
+            incoming.receive(&mut &bytes[..]).unwrap();
+            incoming
+        };
+        assert_eq!(ok_text(receive("a.bin", b"abc").finish(Some(good))), "stored 'a.bin' (3 bytes)\n");
+        assert_eq!(std::fs::read(bench.dir.path().join("a.bin")).unwrap(), b"abc");
+        let (code, message) = refused(receive("b.bin", b"abd").finish(Some(good)));
+        assert_eq!((code, message.as_str()), (400, "upload of 'b.bin' does not match its hash; nothing was stored"));
+        let (code, message) = refused(receive("c.bin", b"abc").finish(None));
+        assert_eq!(code, 400);
+        assert!(message.contains("END ok must carry blake3="), "{message}");
+        assert!(!bench.dir.path().join("b.bin").exists() && !bench.dir.path().join("c.bin").exists());
+        assert_eq!(left(), 0, "nothing is kept of a complete upload that was refused");
+
+        // Announced before and after: they must agree.
+        let Reply::Receive(mut both) = apply_line(&format!("put 3 {good} d.bin"), caller) else { panic!() };
+        both.receive(&mut &b"abc"[..]).unwrap();
+        assert_eq!(refused(both.finish(Some(Digest::from(blake3::hash(b"xyz"))))).0, 400);
+        assert!(!bench.dir.path().join("d.bin").exists());
+
+        // Cut short: kept, and put -c (which must give its hash first) goes on from it.
+        let Reply::Receive(mut short) = apply_line("put 3 - e.bin", caller) else { panic!() };
+        assert!(short.receive(&mut &b"ab"[..]).is_err());
+        drop(short);
+        assert_eq!(left(), 1, "what arrived is kept");
+        assert_eq!(refused(apply_line("put -c 3 - e.bin", caller)).0, 400);
+        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {good} e.bin"), caller) else { panic!() };
+        assert_eq!(rest.offset(), 2);
+        rest.receive(&mut &b"c"[..]).unwrap();
+        assert_eq!(ok_text(rest.finish(None)), "stored 'e.bin' (3 bytes)\n");
+        assert_eq!(left(), 0);
+
+        // Kept bytes of another version: the whole fails its hash, they go,
+        // and the next put -c starts afresh.
+        let Reply::Receive(mut short) = apply_line("put 3 - f.bin", caller) else { panic!() };
+        assert!(short.receive(&mut &b"ab"[..]).is_err());
+        drop(short);
+        let other = Digest::from(blake3::hash(b"xyz"));
+        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
+        assert_eq!(rest.offset(), 2);
+        rest.receive(&mut &b"z"[..]).unwrap();
+        assert_eq!(refused(rest.finish(None)).0, 400);
+        assert_eq!(left(), 0);
+        let Reply::Receive(fresh) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
+        assert_eq!(fresh.offset(), 0);
     }
 
     #[test]

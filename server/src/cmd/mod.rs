@@ -36,7 +36,8 @@ info                        the same as status, as key=value records for program
 list [dir]                  files and folders with size and modification time
 get <name>                  download a file; the reply carries its BLAKE3 hash
 resume <offset> <name>      the rest of a file from byte <offset>, with the whole file's hash
-put [-f] [-c] [-m <secs>] <size> <blake3> <name>  upload; -f replaces, -c goes on from a cut-short one, -m sets its time
+put [-f] [-c] [-m <secs>] <size> <blake3|-> <name>  upload; -f replaces, -c goes on from a cut-short one,
+                            -m sets its time; - : the hash comes after the bytes (END ok blake3=, framed)
 mkdir <dir>                 make a folder (needs --allow-uploads, as every change below)
 rm <name>                   remove a file
 rmdir <dir>                 remove an empty folder
@@ -167,7 +168,8 @@ pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::Get(name) => files::get(caller, &name, 0),
         Request::Resume { offset, name } => files::get(caller, &name, offset),
         Request::Put { size, digest, name, replace, modified, resume } => {
-            files::put(caller, files::Announced { size, digest: Some(digest), replace, modified, resume }, &name)
+            let check = digest.map_or(files::Check::AtEnd, files::Check::Announced);
+            files::put(caller, files::Announced { size, check, replace, modified, resume }, &name)
         }
         Request::Mkdir(dir) => manage::make_dir(caller, &dir),
         Request::Remove(name) => manage::remove(caller, &name),

@@ -234,7 +234,8 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
         return Response::error(411, "Content-Length is needed", false);
     };
     let replace = head.header("if-none-match") != Some("*");
-    let announced = cmd::files::Announced { size, digest: None, replace, modified: None, resume: false };
+    let announced =
+        cmd::files::Announced { size, check: cmd::files::Check::Unchecked, replace, modified: None, resume: false };
     let mut incoming = match cmd::files::put(caller, announced, &path) {
         Ok(Reply::Receive(incoming)) => incoming,
         Ok(_) => return Response::error(500, "unexpected reply", false),
@@ -257,7 +258,7 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
         incoming.abandon(&e);
         return Response::error(400, "the body ended before its Content-Length", false);
     }
-    match incoming.finish() {
+    match incoming.finish(None) {
         Reply::Ok { body, .. } => Response::bytes(201, "text/plain; charset=utf-8", body),
         Reply::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", false),

@@ -272,8 +272,13 @@ fn write_transfer(t: &Transfer<'_>) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let tsize = t.options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
     let limit = caller.shared.config.max_upload_size;
-    let announced =
-        files::Announced { size: tsize.unwrap_or(limit), digest: None, replace: false, modified: None, resume: false };
+    let announced = files::Announced {
+        size: tsize.unwrap_or(limit),
+        check: files::Check::Unchecked,
+        replace: false,
+        modified: None,
+        resume: false,
+    };
     let mut incoming = match files::put(caller, announced, path) {
         Ok(crate::cmd::Reply::Receive(incoming)) => incoming,
         Ok(_) => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
@@ -299,7 +304,7 @@ fn write_transfer(t: &Transfer<'_>) {
     };
     let bytes = incoming.offset();
     match received {
-        Ok(()) => match incoming.finish() {
+        Ok(()) => match incoming.finish(None) {
             crate::cmd::Reply::Ok { .. } => {
                 receiver.ack();
                 // Dally one timeout: the last block sent again means the

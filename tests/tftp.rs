@@ -300,3 +300,30 @@ fn a_transfer_survives_losing_every_tenth_packet_both_ways() {
     let (dropped_up, dropped_down) = thread.join().unwrap();
     assert!(dropped_up >= 1 && dropped_down >= 2, "the relay did drop packets: {dropped_up} up, {dropped_down} down");
 }
+
+#[test]
+fn a_write_whose_last_ack_was_lost_is_acknowledged_again() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &["--tftp", "0", "--allow-uploads"]);
+    let data = pseudo_random(700, 11);
+    let client = raw();
+    client.send_to(&[&[0u8, 2][..], b"dally.bin\0octet\0"].concat(), tftp_addr(&server)).unwrap();
+    let (opcode, block, _, transfer) = next(&client);
+    assert_eq!((opcode, block), (4, 0));
+    client.send_to(&[&[0u8, 3, 0, 1][..], &data[..512]].concat(), transfer).unwrap();
+    let (opcode, block, _, _) = next(&client);
+    assert_eq!((opcode, block), (4, 1));
+    // The last block (short) is acknowledged and the file stored...
+    let last = [&[0u8, 3, 0, 2][..], &data[512..]].concat();
+    client.send_to(&last, transfer).unwrap();
+    let (opcode, block, _, _) = next(&client);
+    assert_eq!((opcode, block), (4, 2));
+    eventually("the file stored", || (std::fs::read(share.path().join("dally.bin")).ok()? == data).then_some(()));
+    // ...and when that ACK is lost, the client sends the block again: the
+    // transfer is still there to acknowledge it once more, and stores nothing twice.
+    client.send_to(&last, transfer).unwrap();
+    let (opcode, block, _, from) = next(&client);
+    assert_eq!((opcode, block, from), (4, 2, transfer));
+    assert_eq!(std::fs::read(share.path().join("dally.bin")).unwrap(), data);
+    assert_eq!(server.log().matches("stored 'dally.bin'").count(), 1, "{}", server.log());
+}

@@ -451,7 +451,8 @@ fn run(args: Args) -> Result<(), StartError> {
         let tftp = TftpServer::new(socket, server.shared(), args.tftp_max_transfers as usize);
         let addr = tftp.local_addr().map_err(failed)?;
         let _ = writeln!(stdout, "tftp on {addr}");
-        tracing::info!("TFTP reads on {addr}");
+        let what = if args.allow_uploads { "reads and writes" } else { "reads only" };
+        tracing::info!("TFTP on {addr}: {what}");
         std::thread::Builder::new().name("tftp".into()).spawn(move || tftp.run()).map_err(failed)?;
     }
     // For people: the web addresses (after the lines programs read).

@@ -110,6 +110,41 @@ fn put_r_sends_a_tree_and_symlinks_are_not_followed_either_way() {
     }
 }
 
+/// Starts `command` (a tree transfer into `target`) in a terminal client
+/// through a slow relay, presses Ctrl+C once three entries have arrived, and
+/// checks the session goes on: same name, and it still answers. Returns
+/// the terminal at its prompt (and the relay, to keep it running).
+fn interrupted(
+    server: &ServerProcess,
+    dir: &Path,
+    command: &str,
+    target: &Path,
+) -> (rexpect::session::PtySession, String, file_share_e2e::SlowRelay) {
+    let relay = file_share_e2e::SlowRelay::start(server.addr, 4 << 20);
+    let mut pty = file_share_e2e::pty_client(&relay.addr.to_string(), dir, dir);
+    let prompt = format!("Client01@{}> ", relay.addr);
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.send_line(command).unwrap();
+    file_share_e2e::eventually("a few files of the tree", || (fs::read_dir(target).ok()?.count() >= 3).then_some(()));
+    pty.send_control('c').unwrap();
+    let verb = command.split(' ').next().unwrap();
+    pty.exp_string(&format!("cancelled: {verb} -r again continues where it stopped")).unwrap();
+    file_share_e2e::ready(&mut pty, &prompt);
+    pty.send_line("status").unwrap();
+    pty.exp_string("clients 1/3").unwrap();
+    file_share_e2e::ready(&mut pty, &prompt);
+    (pty, prompt, relay)
+}
+
+/// Runs the interrupted `command` again: the `done` files are skipped; then exits.
+fn finish_by_rerun(mut pty: rexpect::session::PtySession, prompt: &str, command: &str, done: usize) {
+    pty.send_line(command).unwrap();
+    pty.exp_string(&format!("{done} identical and skipped")).unwrap();
+    file_share_e2e::ready(&mut pty, prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}
+
 #[test]
 fn ctrl_c_during_get_r_stops_every_download_in_flight_and_keeps_the_session() {
     let share = Share::new();
@@ -117,34 +152,33 @@ fn ctrl_c_during_get_r_stops_every_download_in_flight_and_keeps_the_session() {
         share.add(&format!("t/f{i:02}.bin"), &pseudo_random(1 << 20, i));
     }
     let server = ServerProcess::start(share.path(), &[]);
-    let relay = file_share_e2e::SlowRelay::start(server.addr, 4 << 20);
     let dir = tempfile::tempdir().unwrap();
-    let mut pty = file_share_e2e::pty_client(&relay.addr.to_string(), dir.path(), dir.path());
-    let prompt = format!("Client01@{}> ", relay.addr);
-    file_share_e2e::ready(&mut pty, &prompt);
-    pty.send_line("get -r t").unwrap();
-    file_share_e2e::eventually("a few files of the tree", || {
-        (fs::read_dir(dir.path().join("t")).ok()?.count() >= 3).then_some(())
-    });
-    pty.send_control('c').unwrap();
-    pty.exp_string("cancelled: get -r again continues where it stopped").unwrap();
-    // The same session: same name, and it still answers.
-    file_share_e2e::ready(&mut pty, &prompt);
-    pty.send_line("status").unwrap();
-    pty.exp_string("clients 1/3").unwrap();
-    file_share_e2e::ready(&mut pty, &prompt);
+    let (pty, prompt, _relay) = interrupted(&server, dir.path(), "get -r t", &dir.path().join("t"));
     let done = fs::read_dir(dir.path().join("t"))
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".bin")))
         .count();
     assert!(done < 24, "stopped early: {done} files");
-    pty.send_line("get -r t").unwrap();
-    pty.exp_string(&format!("{done} identical and skipped")).unwrap();
-    file_share_e2e::ready(&mut pty, &prompt);
+    finish_by_rerun(pty, &prompt, "get -r t", done);
     same_tree(&share.path().join("t"), &dir.path().join("t"));
-    pty.send_line("exit").unwrap();
-    pty.exp_eof().unwrap();
+}
+
+#[test]
+fn ctrl_c_during_put_r_keeps_the_session_and_a_rerun_sends_the_rest() {
+    let share = Share::new();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..24 {
+        let path = dir.path().join(format!("t/f{i:02}.bin"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, pseudo_random(1 << 20, 100 + i)).unwrap();
+    }
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let (pty, prompt, _relay) = interrupted(&server, dir.path(), "put -r t", &share.path().join("t"));
+    let stored = fs::read_dir(share.path().join("t")).unwrap().count();
+    assert!(stored < 24, "stopped early: {stored} files");
+    finish_by_rerun(pty, &prompt, "put -r t", stored);
+    same_tree(&dir.path().join("t"), &share.path().join("t"));
 }
 
 #[test]

@@ -25,6 +25,7 @@ use crate::part::local_base_name;
 use crate::progress::{Progress, ProgressMode};
 use crate::render::{self, print};
 use crate::session::Session;
+use crate::upload::PendingPut;
 
 /// Downloads asked for ahead of the one being read.
 pub const WINDOW: usize = 32;
@@ -296,15 +297,33 @@ impl Session {
         let mut bar = TreeBar::new(self.settings.progress, "put", &root, bytes, send.len());
         // The tree's line shows the progress; each file's own bar stays hidden.
         let mode = std::mem::replace(&mut self.settings.progress, ProgressMode::Never);
-        for (rel, size, replace) in send {
-            if self.is_interrupted() {
-                tally.cancelled = true;
-                break;
+        let remote_of = |rel: &str| format!("/{}", remote(rel));
+        let sent = self.put_files(send, &local_root, &remote_of, &mut tally, &mut bar);
+        self.settings.progress = mode;
+        sent?;
+        bar.bar.finish();
+        tally.finish("put", word, &format!("/{root}"), local.links, started, out)
+    }
+
+    /// Uploads `send` (relative name, size, replace) in turn. One upload's
+    /// request goes while the server stores the one before: replies come in
+    /// order, so only each go-ahead is waited for.
+    fn put_files(
+        &mut self,
+        send: Vec<(String, u64, bool)>,
+        local_root: &Path,
+        remote_of: &dyn Fn(&str) -> String,
+        tally: &mut Tally,
+        bar: &mut TreeBar,
+    ) -> Result<(), ClientError> {
+        let mut files = send.into_iter();
+        let mut next = self.request_next_put(&mut files, local_root, remote_of, tally)?;
+        while let Some((mut upload, rel, size)) = next.take() {
+            let sent = self.put_bytes(&mut upload);
+            if sent.is_ok() && !self.is_interrupted() {
+                next = self.request_next_put(&mut files, local_root, remote_of, tally)?;
             }
-            // A file cut short by an earlier run goes on from what the server kept.
-            let how = crate::command::PutHow { replace, resume: true };
-            let result = self.put(&local_root.join(&rel), Some(&format!("/{}", remote(&rel))), how);
-            match result {
+            match sent.and_then(|()| self.put_report(upload)) {
                 Ok(_) => {
                     tally.moved += 1;
                     tally.bytes += size;
@@ -312,18 +331,45 @@ impl Session {
                 }
                 Err(ClientError::Cancelled(_)) => {
                     tally.cancelled = true;
-                    break;
+                    return Ok(());
                 }
-                Err(e @ ClientError::Connection(_)) => {
-                    self.settings.progress = mode;
-                    return Err(e);
+                Err(e @ ClientError::Connection(_)) => return Err(e),
+                Err(e) => tally.failed.push(format!("'{}': {e}", escape(&rel))),
+            }
+            if self.is_interrupted() {
+                tally.cancelled = true;
+                if let Some((ahead, _, _)) = next {
+                    self.withdraw_put(ahead)?;
                 }
+                return Ok(());
+            }
+            if next.is_none() {
+                // This one's bytes were refused, so nothing was sent ahead.
+                next = self.request_next_put(&mut files, local_root, remote_of, tally)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the `put` request of the next file of `files` that can be
+    /// read (one that cannot is counted as failed); `None` when none is left.
+    fn request_next_put(
+        &mut self,
+        files: &mut impl Iterator<Item = (String, u64, bool)>,
+        local_root: &Path,
+        remote_of: &dyn Fn(&str) -> String,
+        tally: &mut Tally,
+    ) -> Result<Option<(PendingPut, String, u64)>, ClientError> {
+        for (rel, size, replace) in files {
+            // A file cut short by an earlier run goes on from what the server kept.
+            let how = crate::command::PutHow { replace, resume: true };
+            match self.put_request(&local_root.join(&rel), Some(&remote_of(&rel)), how) {
+                Ok(upload) => return Ok(Some((upload, rel, size))),
+                Err(e @ ClientError::Connection(_)) => return Err(e),
                 Err(e) => tally.failed.push(format!("'{}': {e}", escape(&rel))),
             }
         }
-        self.settings.progress = mode;
-        bar.bar.finish();
-        tally.finish("put", word, &format!("/{root}"), local.links, started, out)
+        Ok(None)
     }
 
     /// Every folder and file below remote folder `root`, one `list` each.

@@ -47,6 +47,21 @@ impl Session {
 
     /// `put`: uploads `local` as `remote` (default: its file name); the report line.
     pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>, how: PutHow) -> Result<String, ClientError> {
+        let mut upload = self.put_request(local, remote, how)?;
+        self.put_bytes(&mut upload)?;
+        self.put_report(upload)
+    }
+
+    /// The first step of an upload: opens `local` (hashing it first when
+    /// resuming or small) and sends the `put` request. The go-ahead is read
+    /// by [`Session::put_bytes`], so a caller may send this while the
+    /// server still stores the previous file (`put -r`).
+    pub(crate) fn put_request(
+        &mut self,
+        local: &Path,
+        remote: Option<&str>,
+        how: PutHow,
+    ) -> Result<PendingPut, ClientError> {
         let PutHow { replace, resume } = how;
         let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
         let remote = match remote {
@@ -77,21 +92,62 @@ impl Session {
         let modified =
             meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
         self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace, modified, resume })?;
+        Ok(PendingPut {
+            local: local.to_path_buf(),
+            remote,
+            file,
+            size,
+            hash_along: digest.is_none(),
+            offset: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// The second step: reads the go-ahead and sends the bytes (from the
+    /// offset the server kept, with `-c`), then `END`.
+    pub(crate) fn put_bytes(&mut self, upload: &mut PendingPut) -> Result<(), ClientError> {
+        let PendingPut { local, remote, file, size, hash_along, offset, started } = upload;
         // With -c the server may have kept the start of an earlier attempt.
-        let offset = match self.conn.read_reply_header()? {
+        *offset = match self.conn.read_reply_header()? {
             header @ Header::Ok { len: 0, .. } => header.field("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
             other => return Err(unexpected(&other)),
         };
-        if offset > size {
+        if *offset > *size {
             self.conn.close();
             return Err(ClientError::Connection(format!("the server kept {offset} bytes of a {size}-byte file")));
         }
-        file.seek(SeekFrom::Start(offset)).map_err(|e| local_err("cannot read", e))?;
-        let started = Instant::now();
-        self.send_body(&mut file, size, (local, &remote), offset, digest.is_none()).map_err(|e| match e {
+        file.seek(SeekFrom::Start(*offset))
+            .map_err(|e| ClientError::Local(format!("cannot read '{}': {e}", local.display())))?;
+        *started = Instant::now();
+        self.send_body(file, *size, (local, remote), *offset, *hash_along).map_err(|e| match e {
             ClientError::Cancelled(m) => ClientError::Cancelled(format!("{m}; put -c resumes it")),
             e => e,
-        })?;
+        })
+    }
+
+    /// Withdraws an upload whose request went but whose bytes did not
+    /// (Ctrl+C between two files of `put -r`): after its go-ahead, `END
+    /// cancelled`, so the session stays in step and nothing is stored.
+    pub(crate) fn withdraw_put(&mut self, upload: PendingPut) -> Result<(), ClientError> {
+        drop(upload);
+        match self.conn.read_reply_header() {
+            Ok(Header::Ok { len: 0, .. }) => {}
+            Err(ClientError::Remote { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(other) => return Err(unexpected(&other)),
+        }
+        self.conn.send_raw(Header::End { cancelled: true, digest: None }.encode().as_bytes())?;
+        match self.conn.read_reply_header() {
+            Err(ClientError::Remote { code: Code::Cancelled, .. }) => Ok(()),
+            Err(e) => Err(e),
+            Ok(other) => Err(unexpected(&other)),
+        }
+    }
+
+    /// The last step: the server's answer once it has checked and stored
+    /// the file; the report line.
+    pub(crate) fn put_report(&mut self, upload: PendingPut) -> Result<String, ClientError> {
+        let PendingPut { local, remote, size, offset, started, .. } = upload;
         let body = match self.conn.read_reply_header()? {
             Header::Ok { len, .. } => self.conn.read_text_body(len)?,
             other => return Err(unexpected(&other)),
@@ -226,6 +282,21 @@ fn hash_prefix(file: File, size: u64, stop: &AtomicBool) -> io::Result<Digest> {
 
 /// Bytes read at a time to hash an upload while it is sent.
 const HASH_BUFFER: usize = 1024 * 1024;
+
+/// An upload whose request is sent: what the next steps need.
+pub(crate) struct PendingPut {
+    local: PathBuf,
+    /// The remote name, relative to the share.
+    remote: String,
+    file: File,
+    size: u64,
+    /// No hash in the request: it follows the bytes.
+    hash_along: bool,
+    /// Bytes the server kept of an earlier attempt (`-c`).
+    offset: u64,
+    /// When the bytes began to go.
+    started: Instant,
+}
 
 /// Local files named by `put` words, globs expanded.
 ///

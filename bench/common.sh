@@ -31,5 +31,7 @@ bench_cleanup() {
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+# kib FIELD PID: a /proc/PID/status field in KiB (VmRSS, VmHWM).
+kib() { awk "/$1/ {print \$2}" "/proc/$2/status"; }
 # timed CMD...: the seconds CMD takes, its output discarded.
 timed() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); python3 -c "print($t1-$t0)"; }

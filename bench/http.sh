@@ -20,7 +20,6 @@ command -v curl >/dev/null || need+=(curl)
 command -v wrk >/dev/null || need+=(wrk)
 install_missing "${need[@]}"
 bench_setup
-kib() { awk "/$1/ {print \$2}" "/proc/$2/status"; }
 
 SHARE=$SHM/share
 mkdir -p "$SHARE/tree"

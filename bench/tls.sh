@@ -21,7 +21,6 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 install_missing "${need[@]}"
 bench_setup
-kib() { awk "/$1/ {print \$2}" "/proc/$2/status"; }
 
 SHARE=$SHM/share
 mkdir -p "$SHARE"

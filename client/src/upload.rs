@@ -128,17 +128,14 @@ impl Session {
     /// Withdraws an upload whose request went but whose bytes did not
     /// (Ctrl+C between two files of `put -r`): after its go-ahead, `END
     /// cancelled`, so the session stays in step and nothing is stored.
-    pub(crate) fn withdraw_put(&mut self, upload: PendingPut) -> Result<(), ClientError> {
-        drop(upload);
+    pub(crate) fn withdraw_put(&mut self, _withdrawn: PendingPut) -> Result<(), ClientError> {
         match self.conn.read_reply_header() {
-            Ok(Header::Ok { len: 0, .. }) => {}
-            Err(ClientError::Remote { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(other) => return Err(unexpected(&other)),
-        }
-        self.conn.send_raw(Header::End { cancelled: true, digest: None }.encode().as_bytes())?;
-        match self.conn.read_reply_header() {
-            Err(ClientError::Remote { code: Code::Cancelled, .. }) => Ok(()),
+            Ok(Header::Ok { len: 0, .. }) => match self.end_cancelled(ClientError::Cancelled(String::new())) {
+                Err(ClientError::Cancelled(_)) => Ok(()),
+                other => other,
+            },
+            // Refused: nothing to withdraw.
+            Err(ClientError::Remote { .. }) => Ok(()),
             Err(e) => Err(e),
             Ok(other) => Err(unexpected(&other)),
         }

@@ -48,7 +48,7 @@ fn a_session_of_file_management_from_the_client() {
         "named from the remote folder"
     );
     assert!(lines[5].ends_with("  draft.txt"), "{stdout}");
-    assert_eq!(lines[6], "removed folder 'photos' and the 1 entries in it");
+    assert_eq!(lines[6], "removed folder 'photos' and the 1 entry in it");
     assert!(!share.path().join("photos").exists() && share.path().join("docs/guide.txt").exists());
     // The server logs who changed what.
     assert!(server.log().contains("moved 'draft.txt' to 'photos/draft.txt'"), "{}", server.log());
@@ -103,7 +103,7 @@ fn changes_typed_by_hand_and_their_refusals() {
     );
     assert_eq!(c.request("rm ../etc/passwd").header.split(' ').nth(1), Some("403"));
     assert_eq!(c.request("rmtree .uploads").header.split(' ').nth(1), Some("403"));
-    assert_eq!(c.request("rmtree new").text(), "removed folder 'new' and the 1 entries in it\n");
+    assert_eq!(c.request("rmtree new").text(), "removed folder 'new' and the 1 entry in it\n");
 
     let read_only = ServerProcess::start(share.path(), &[]);
     let mut r = read_only.raw();
@@ -123,7 +123,7 @@ fn a_folder_removed_while_its_file_is_downloaded_breaks_nothing() {
     downloader.send_line("get tree/big.bin");
     assert!(downloader.read_header().starts_with("OK 16777216 "));
     let mut remover = server.raw();
-    assert_eq!(remover.request("rmtree tree").text(), "removed folder 'tree' and the 1 entries in it\n");
+    assert_eq!(remover.request("rmtree tree").text(), "removed folder 'tree' and the 1 entry in it\n");
     // The download goes on from the open file, and both sessions go on.
     assert!(downloader.read_exact(16 << 20) == data);
     assert_eq!(downloader.request("get tree/big.bin").header, "ERR 404 no such file 'tree/big.bin'");

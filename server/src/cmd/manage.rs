@@ -39,7 +39,11 @@ pub fn remove_dir<'a>(caller: Caller<'_, '_>, name: &str, tree: bool) -> Result<
     writes_allowed(caller)?;
     let path = name_below_root(name)?;
     let entries = caller.shared.repo.remove_dir(&path, tree)?;
-    let with = if tree { format!(" and the {entries} entries in it") } else { String::new() };
+    let with = match (tree, entries) {
+        (false, _) => String::new(),
+        (true, 1) => " and the 1 entry in it".to_string(),
+        (true, n) => format!(" and the {n} entries in it"),
+    };
     Ok(changed(caller, format!("removed folder '{}'{with}", escape(&path.to_string()))))
 }
 
@@ -86,7 +90,10 @@ mod tests {
         assert_eq!(std::fs::read(bench.dir.path().join("new dir/b c.txt")).unwrap(), b"x");
         assert_eq!(refused(run("rmdir new dir")).0, 409, "not empty");
         assert_eq!(refused(run("rm new dir")).0, 400, "a folder is not removed by rm");
-        assert_eq!(ok_text(run("rmtree new dir")), "removed folder 'new dir' and the 1 entries in it\n");
+        assert_eq!(ok_text(run("rmtree new dir")), "removed folder 'new dir' and the 1 entry in it\n");
+        bench.add("two/a", b"a");
+        bench.add("two/b", b"b");
+        assert_eq!(ok_text(run("rmtree two")), "removed folder 'two' and the 2 entries in it\n");
         assert_eq!(refused(run("rm gone.txt")).0, 404);
     }
 

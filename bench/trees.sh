@@ -89,18 +89,24 @@ cp "$SHM/big.bin" "$SHARE/big.bin"
 declare -a put_1g get_1g curl_1g
 # This VM hands freed memory back to its host (free page reporting), so
 # whichever transfer first writes 1 GiB after a pause can pay seconds of page
-# faults: the order of the three turns each round, so none is always first.
+# faults: each transfer is preceded by writing and removing 1 GiB of zeros on
+# the same tmpfs (so its pages are ones just used), and the order of the
+# three turns each round, so none is always first.
+warm() { head -c 1G /dev/zero > "$SHM/ballast"; rm -f "$SHM/ballast"; }
 put_round() {
+  warm
   put_1g+=("$(timed bash -c "cd '$SHM' && '$BIN/file-client' 127.0.0.1:$FS -q -c 'put big.bin up$run.bin'")")
   cmp -s "$SHM/big.bin" "$SHARE/up$run.bin" || { echo "put did not store the file" >&2; exit 1; }
   rm -f "$SHARE/up$run.bin"
 }
 get_round() {
+  warm
   get_1g+=("$(timed "$BIN/file-client" "127.0.0.1:$FS" -q --download-dir "$SHM/out" -c "get big.bin")")
   cmp -s "$SHM/big.bin" "$SHM/out/big.bin" || { echo "get did not fetch the file" >&2; exit 1; }
   rm -f "$SHM/out/big.bin"
 }
 curl_round() {
+  warm
   curl_1g+=("$(timed curl -s -T "$SHM/big.bin" "ftp://127.0.0.1:$VS/incoming/up$run.bin")")
   cmp -s "$SHM/big.bin" "$SHARE/incoming/up$run.bin" || { echo "curl -T did not store the file" >&2; exit 1; }
   rm -f "$SHARE/incoming/up$run.bin"

@@ -88,13 +88,13 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
 /// How an upload's bytes are checked before they are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
-    /// Against the BLAKE3 the request announced: a cut-short upload is
-    /// kept for `put -c`.
-    Announced(Digest),
+    /// Against the BLAKE3 the request announced before the bytes: a
+    /// cut-short upload is kept for `put -c`.
+    Before(Digest),
     /// Against the BLAKE3 that comes after the bytes, in `END ok blake3=`
     /// (`put … -`, framed only): the client hashes while it sends. A
     /// cut-short upload is kept too, as bytes of unknown content.
-    AtEnd,
+    After,
     /// Not at all, for a front end whose clients send no hash (HTTP `PUT`,
     /// TFTP): the file is stored once its bytes have arrived, and nothing
     /// is kept of a cut-short one.
@@ -129,11 +129,11 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         return Err(Refusal::new(Code::TooLarge, message));
     }
     let digest = match check {
-        Check::Announced(digest) => digest,
-        Check::AtEnd if resume => {
+        Check::Before(digest) => digest,
+        Check::After if resume => {
             return Err(Refusal::new(Code::BadRequest, "put -c needs the hash before the bytes, not '-'"));
         }
-        Check::AtEnd | Check::Unchecked => crate::repo::UNKNOWN_CONTENT,
+        Check::After | Check::Unchecked => crate::repo::UNKNOWN_CONTENT,
     };
     let plan = UploadPlan { replace, resume, size, digest };
     let mut upload = caller.shared.repo.begin_upload(&path, plan)?;
@@ -199,7 +199,7 @@ impl Incoming<'_> {
     /// Whether its hash comes after the bytes (`put … -`), which only
     /// frames can carry.
     pub fn hash_at_end(&self) -> bool {
-        self.check == Check::AtEnd
+        self.check == Check::After
     }
 
     /// Bytes already there, kept of an earlier attempt (`put -c`): the
@@ -282,15 +282,15 @@ impl Incoming<'_> {
             return Reply::Refused(err.into());
         }
         let expected = match (self.check, sent) {
-            (Check::Announced(announced), Some(sent)) if announced != sent => {
+            (Check::Before(announced), Some(sent)) if announced != sent => {
                 self.upload.discard();
                 let message =
                     format!("the hash after the bytes of '{}' is not the one announced; nothing was stored", self.name);
                 return Reply::Refused(Refusal::new(Code::BadRequest, message));
             }
-            (Check::Announced(announced), _) => announced,
-            (Check::AtEnd, Some(sent)) => sent,
-            (Check::AtEnd, None) => {
+            (Check::Before(announced), _) => announced,
+            (Check::After, Some(sent)) => sent,
+            (Check::After, None) => {
                 self.upload.discard();
                 let message =
                     format!("'{}' was announced with '-': END ok must carry blake3=; nothing was stored", self.name);

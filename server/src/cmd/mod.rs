@@ -168,7 +168,7 @@ pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::Get(name) => files::get(caller, &name, 0),
         Request::Resume { offset, name } => files::get(caller, &name, offset),
         Request::Put { size, digest, name, replace, modified, resume } => {
-            let check = digest.map_or(files::Check::AtEnd, files::Check::Announced);
+            let check = digest.map_or(files::Check::After, files::Check::Before);
             files::put(caller, files::Announced { size, check, replace, modified, resume }, &name)
         }
         Request::Mkdir(dir) => manage::make_dir(caller, &dir),

@@ -1,7 +1,9 @@
 //! Accounts (`--users FILE`): names with Argon2 password hashes and the
 //! right to read or also write; checking a login so that an unknown name
-//! and a wrong password take the same time; and [`Throttle`], which makes an
-//! address that keeps guessing wait longer each time.
+//! and a wrong password take the same time; [`Penalties`], which make a
+//! source or an account that keeps failing wait longer each time, refused at
+//! once while it waits; and [`PasswordChecks`], the few threads every
+//! password check runs on.
 //!
 //! The file has one account a line, `NAME:RIGHTS:PHC`, where RIGHTS is
 //! `read` or `write` and PHC the Argon2id hash as a PHC string
@@ -149,6 +151,15 @@ impl Accounts {
     }
 }
 
+/// The users file's permission bits when its group or others may read or
+/// write it (it should be 0600, as `adduser` makes it); `None` when they may
+/// not, or it cannot be seen.
+pub fn loose_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// `NAME:RIGHTS:PHC` as an account and its hash.
 fn parse_line(line: &str) -> Result<(Account, String), String> {
     let mut parts = line.splitn(3, ':');
@@ -206,45 +217,264 @@ pub fn add_user(path: &Path, name: &str, password: &str, write: bool) -> Result<
     Ok(added)
 }
 
-/// Failed logins per address, and how long the next answer waits: an
-/// address that keeps failing waits twice as long each time (from `base`,
-/// up to 64 × `base`); other addresses are not slowed. An address's count
-/// is forgotten after [`Throttle::FORGET`] without failures, or on a login.
-pub struct Throttle {
+/// Failed logins, remembered per source (an IPv4 address, or an IPv6 /64)
+/// and per account name, so that guessing costs the guesser, not the server.
+///
+/// Each failure raises its source's and its account's level by one and
+/// penalises both for `base × 2^(level−1)` (up to 64 × `base`); a level
+/// decays by one for each [`Penalties::DECAY`] without failures. While a
+/// source is penalised, or already has a login being checked, its next
+/// attempt is refused at once ([`Penalties::begin`] gives the wait), with no
+/// password check and no slot held. The same holds for an account, except
+/// from a source that has logged in to it before: a guesser spread over many
+/// addresses slows the account down for strangers, not for its owner. A
+/// success clears nothing: the levels only decay.
+pub struct Penalties {
     base: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    state: Mutex<PenaltyState>,
 }
 
-impl Throttle {
-    /// How long an address's failures are remembered.
-    pub const FORGET: Duration = Duration::from_secs(15 * 60);
-    /// Addresses remembered at most; beyond, the quiet ones are forgotten first.
-    const MAX_ADDRESSES: usize = 65_536;
+#[derive(Default)]
+struct PenaltyState {
+    sources: HashMap<IpAddr, Record>,
+    accounts: HashMap<String, Record>,
+    /// Sources that logged in to an account, and when.
+    known: HashMap<(IpAddr, String), Instant>,
+}
 
-    /// A throttle whose first wait is `base`.
-    pub fn new(base: Duration) -> Throttle {
-        Throttle { base, failures: Mutex::new(HashMap::new()) }
+/// One source's or account's failures.
+#[derive(Clone, Copy)]
+struct Record {
+    level: u32,
+    /// The last failure (levels decay from it).
+    last: Instant,
+    /// Refused at once until then.
+    until: Instant,
+    /// A login is being checked now.
+    checking: bool,
+}
+
+impl Record {
+    fn new(now: Instant) -> Record {
+        Record { level: 0, last: now, until: now, checking: false }
     }
 
-    /// Counts a failure from `ip`; how long to wait before answering it.
-    pub fn failed(&self, ip: IpAddr) -> Duration {
+    /// The level once decay is counted.
+    fn level(&self, now: Instant) -> u32 {
+        let steps = now.duration_since(self.last).as_secs() / Penalties::DECAY.as_secs();
+        self.level.saturating_sub(u32::try_from(steps).unwrap_or(u32::MAX))
+    }
+
+    /// How long an attempt must wait, if at all: a penalty, or a check under way.
+    fn wait(&self, now: Instant, base: Duration) -> Option<Duration> {
+        if now < self.until {
+            return Some(self.until - now);
+        }
+        self.checking.then_some(base)
+    }
+
+    fn fail(&mut self, now: Instant, base: Duration) {
+        self.level = self.level(now).saturating_add(1);
+        self.last = now;
+        self.until = now + base * 2u32.pow(self.level.saturating_sub(1).min(6));
+    }
+
+    /// Nothing left to remember.
+    fn forgotten(&self, now: Instant) -> bool {
+        !self.checking && now >= self.until && self.level(now) == 0
+    }
+}
+
+/// A login being checked: holds its source's and account's turn until
+/// dropped, and says how it ended with [`Attempt::failed`] or [`Attempt::succeeded`].
+pub struct Attempt<'a> {
+    penalties: &'a Penalties,
+    source: IpAddr,
+    account: String,
+    /// The account gate was passed as a known source (its turn not held).
+    known: bool,
+}
+
+impl Penalties {
+    /// How long a level takes to decay by one.
+    pub const DECAY: Duration = Duration::from_secs(60);
+    /// How long a source is remembered as having logged in to an account.
+    const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Sources, accounts and known pairs remembered at most each; beyond,
+    /// those with nothing left to hold are forgotten first.
+    const MAX_ENTRIES: usize = 65_536;
+
+    /// Penalties whose first step is `base`.
+    pub fn new(base: Duration) -> Penalties {
+        Penalties { base, state: Mutex::new(PenaltyState::default()) }
+    }
+
+    /// The step penalties are counted in, and the time every answer to a
+    /// login takes at least (successes and failures alike).
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The source an address counts as: itself, or its /64 for IPv6 (one
+    /// machine commonly holds a whole /64).
+    pub fn source(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Begins a login from `ip` to `account`, or says how long to wait
+    /// before trying again (the source or the account is penalised, or has
+    /// a login being checked).
+    ///
+    /// # Errors
+    /// The wait, when the attempt may not be made now.
+    pub fn begin(&self, ip: IpAddr, account: &str) -> Result<Attempt<'_>, Duration> {
+        let (now, source) = (Instant::now(), Self::source(ip));
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if state.sources.len() >= Self::MAX_ENTRIES || state.accounts.len() >= Self::MAX_ENTRIES {
+            state.sources.retain(|_, r| !r.forgotten(now));
+            state.accounts.retain(|_, r| !r.forgotten(now));
+        }
+        let known = state
+            .known
+            .get(&(source, account.to_string()))
+            .is_some_and(|since| now.duration_since(*since) < Self::KNOWN_FOR);
+        let by_source = state.sources.get(&source).and_then(|r| r.wait(now, self.base));
+        let by_account = if known { None } else { state.accounts.get(account).and_then(|r| r.wait(now, self.base)) };
+        if let Some(wait) = by_source.max(by_account) {
+            return Err(wait);
+        }
+        state.sources.entry(source).or_insert_with(|| Record::new(now)).checking = true;
+        if !known {
+            state.accounts.entry(account.to_string()).or_insert_with(|| Record::new(now)).checking = true;
+        }
+        Ok(Attempt { penalties: self, source, account: account.to_string(), known })
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the name unknown): both the source and the
+    /// account are penalised.
+    pub fn failed(self) {
+        let (now, base) = (Instant::now(), self.penalties.base);
+        let mut state = self.penalties.state.lock();
+        if let Some(r) = state.sources.get_mut(&self.source) {
+            r.fail(now, base);
+        }
+        let account = state.accounts.entry(self.account.clone()).or_insert_with(|| Record::new(now));
+        account.fail(now, base);
+    }
+
+    /// The login succeeded: its source is known to the account from now on.
+    pub fn succeeded(self) {
         let now = Instant::now();
-        let mut failures = self.failures.lock();
-        if failures.len() >= Self::MAX_ADDRESSES {
-            failures.retain(|_, (_, last)| now.duration_since(*last) < Self::FORGET);
+        let mut state = self.penalties.state.lock();
+        if state.known.len() >= Penalties::MAX_ENTRIES {
+            state.known.retain(|_, since| now.duration_since(*since) < Penalties::KNOWN_FOR);
+            if state.known.len() >= Penalties::MAX_ENTRIES {
+                state.known.clear();
+            }
         }
-        let entry = failures.entry(ip.to_canonical()).or_insert((0, now));
-        if now.duration_since(entry.1) >= Self::FORGET {
-            entry.0 = 0;
+        state.known.insert((self.source, self.account.clone()), now);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let mut state = self.penalties.state.lock();
+        if let Some(r) = state.sources.get_mut(&self.source) {
+            r.checking = false;
         }
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = now;
-        self.base * 2u32.pow(entry.0.saturating_sub(1).min(6))
+        if !self.known {
+            if let Some(r) = state.accounts.get_mut(&self.account) {
+                r.checking = false;
+            }
+        }
+    }
+}
+
+/// Password checks run here, on a fixed set of threads (at most one per
+/// core): each Argon2 check takes 19 MiB while it runs, so however many
+/// logins arrive at once, memory stays bounded (and the threads' memory is
+/// reused rather than grown).
+pub struct PasswordChecks {
+    jobs: Option<crossbeam_channel::Sender<Check>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One check: the accounts, the name and password, and where the answer goes.
+struct Check {
+    accounts: std::sync::Arc<Accounts>,
+    name: String,
+    password: String,
+    answer: crossbeam_channel::Sender<Option<Account>>,
+}
+
+impl PasswordChecks {
+    /// Checks waiting for a thread at most; beyond, a login is told to try again.
+    const QUEUE: usize = 64;
+
+    /// `threads` checking threads (at least one).
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub fn new(threads: usize) -> io::Result<PasswordChecks> {
+        let (jobs, queue) = crossbeam_channel::bounded::<Check>(Self::QUEUE);
+        let workers = (0..threads.max(1))
+            .map(|i| {
+                let queue = queue.clone();
+                std::thread::Builder::new().name(format!("password-{i}")).spawn(move || {
+                    for check in queue {
+                        let _ = check.answer.send(check.accounts.check(&check.name, &check.password));
+                    }
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(PasswordChecks { jobs: Some(jobs), workers })
     }
 
-    /// A login from `ip` succeeded: its count starts over.
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.failures.lock().remove(&ip.to_canonical());
+    /// The account `name` when `password` is its password, checked on one of
+    /// the threads; `None` for a wrong password or an unknown name, and
+    /// `Err` when too many checks wait already (try again shortly).
+    ///
+    /// # Errors
+    /// When the queue is full or the checks have stopped.
+    pub fn check(
+        &self,
+        accounts: &std::sync::Arc<Accounts>,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<Account>, ChecksBusy> {
+        let (answer, answered) = crossbeam_channel::bounded(1);
+        let check = Check {
+            accounts: std::sync::Arc::clone(accounts),
+            name: name.to_string(),
+            password: password.to_string(),
+            answer,
+        };
+        self.jobs.as_ref().ok_or(ChecksBusy)?.try_send(check).map_err(|_| ChecksBusy)?;
+        answered.recv().map_err(|_| ChecksBusy)
+    }
+}
+
+/// Too many password checks wait already.
+#[derive(Debug, thiserror::Error)]
+#[error("too many logins are being checked")]
+pub struct ChecksBusy;
+
+impl Drop for PasswordChecks {
+    fn drop(&mut self) {
+        // Closing the queue stops the threads once they are done.
+        drop(self.jobs.take());
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -291,13 +521,63 @@ mod tests {
     }
 
     #[test]
-    fn an_address_that_keeps_failing_waits_longer_and_others_do_not() {
-        let throttle = Throttle::new(Duration::from_millis(100));
+    fn a_source_is_refused_while_penalised_or_checking_and_levels_double() {
+        let penalties = Penalties::new(Duration::from_millis(100));
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let waits: Vec<u128> = (0..9).map(|_| throttle.failed(a).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 6400, 6400]);
-        assert_eq!(throttle.failed(b), Duration::from_millis(100));
-        throttle.succeeded(a);
-        assert_eq!(throttle.failed(a), Duration::from_millis(100));
+        let first = penalties.begin(a, "alice").expect("a first attempt goes ahead");
+        assert!(penalties.begin(a, "bob").is_err(), "one check at a time per source");
+        assert!(penalties.begin(b, "alice").is_err(), "and per account, for strangers");
+        first.failed();
+        let wait = penalties.begin(a, "carol").err().expect("penalised");
+        assert!(wait > Duration::from_millis(50) && wait <= Duration::from_millis(100), "{wait:?}");
+        let wait = penalties.begin(b, "alice").err().expect("the account too");
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        penalties.begin(b, "bob").expect("other sources and accounts go ahead").failed();
+        // The level doubles the penalty: 100, 200, 400 ms ... up to 64 ×.
+        let mut state = penalties.state.lock();
+        let now = Instant::now();
+        let r = state.sources.get_mut(&a).unwrap();
+        r.until = now;
+        r.fail(now, Duration::from_millis(100));
+        assert_eq!(r.level, 2);
+        assert_eq!(r.until - now, Duration::from_millis(200));
+        for _ in 0..10 {
+            r.fail(now, Duration::from_millis(100));
+        }
+        assert_eq!(r.until - now, Duration::from_millis(6400));
+        // A minute without failures takes a level off.
+        assert_eq!(r.level(now + Penalties::DECAY), r.level - 1);
+    }
+
+    #[test]
+    fn a_known_source_passes_the_account_gate_and_a_success_clears_nothing() {
+        let penalties = Penalties::new(Duration::from_millis(200));
+        let (home, guesser): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.9.9".parse().unwrap());
+        penalties.begin(home, "alice").unwrap().succeeded();
+        penalties.begin(guesser, "alice").unwrap().failed();
+        assert!(penalties.begin("10.0.0.3".parse().unwrap(), "alice").is_err(), "strangers wait");
+        penalties.begin(home, "alice").expect("the owner's address is not held back").succeeded();
+        // The guesser's own account's success does not clear its failures.
+        assert!(penalties.begin(guesser, "mallory").is_err());
+    }
+
+    #[test]
+    fn ipv6_sources_are_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(Penalties::source(a), Penalties::source(b));
+        assert_ne!(Penalties::source(a), Penalties::source("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(Penalties::source("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn checks_run_on_the_pool_and_a_full_queue_says_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        add_user(&file, "alice", "pw one", true).unwrap();
+        let accounts = std::sync::Arc::new(Accounts::load(&file).unwrap());
+        let checks = PasswordChecks::new(1).unwrap();
+        assert_eq!(checks.check(&accounts, "alice", "pw one").unwrap().map(|a| a.name), Some("alice".into()));
+        assert_eq!(checks.check(&accounts, "alice", "pw two").unwrap(), None);
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{Accounts, Throttle};
+use crate::accounts::{Accounts, PasswordChecks, Penalties};
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::shutdown::Stopping;
@@ -37,8 +37,9 @@ pub struct Config {
     /// With accounts (and no anonymous reading), a session must have logged
     /// in this long after it was admitted, else it is closed.
     pub login_timeout: Duration,
-    /// The first wait after a failed login; it doubles with each failure from
-    /// the same address (see [`Throttle`]).
+    /// How long every answer to a login takes at least, and the first
+    /// penalty after a failed one; it doubles with each further failure from
+    /// the same source or on the same account (see [`Penalties`]).
     pub login_delay: Duration,
 }
 
@@ -71,14 +72,21 @@ pub struct Shared {
     pub presence: Arc<Presence>,
     /// Set once shutdown has begun.
     pub stopping: Stopping,
-    /// Failed logins per address.
-    pub throttle: Throttle,
+    /// Failed logins per source and per account.
+    pub penalties: Penalties,
+    /// Where passwords are checked (with accounts): a thread per core at most.
+    pub password_checks: Option<PasswordChecks>,
 }
 
 impl Shared {
     /// The state for a server with `config` sharing `repo`, nobody connected yet.
-    pub fn new(config: Config, repo: Repo) -> Shared {
-        let (presence, throttle) = (Arc::new(Presence::new(config.max_clients)), Throttle::new(config.login_delay));
-        Shared { presence, config, repo, stopping: Stopping::default(), throttle }
+    ///
+    /// # Errors
+    /// With accounts, when the password-checking threads cannot be started.
+    pub fn new(config: Config, repo: Repo) -> std::io::Result<Shared> {
+        let (presence, penalties) = (Arc::new(Presence::new(config.max_clients)), Penalties::new(config.login_delay));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let password_checks = config.accounts.as_ref().map(|_| PasswordChecks::new(cores)).transpose()?;
+        Ok(Shared { presence, config, repo, stopping: Stopping::default(), penalties, password_checks })
     }
 }

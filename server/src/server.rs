@@ -67,7 +67,7 @@ impl Server {
         let pool = ThreadPool::new(config.max_clients)?;
         let slots = Arc::new(Slots::new(config.max_clients));
         let per_address = PerAddress::new(config.max_per_ip);
-        let shared = Arc::new(Shared::new(config, repo));
+        let shared = Arc::new(Shared::new(config, repo)?);
         let (refusals, tls_refusers) = (Refusals::default(), Arc::new(AtomicUsize::new(0)));
         Ok(Server { listener, slots, per_address, refusals, shared, pool, tls_refusers })
     }
@@ -105,6 +105,7 @@ impl Server {
     /// to the grace period, closes the rest and returns.
     pub fn run(mut self) {
         lower_accept_priority();
+        let mut failures = LogEvery::new(Duration::from_secs(1));
         loop {
             let accepted = self.listener.accept();
             if self.shared.stopping.is_set() {
@@ -113,9 +114,10 @@ impl Server {
             match accepted {
                 Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    std::thread::sleep(Duration::from_millis(10));
+                    // Out of file descriptors and the like: pause instead of
+                    // spinning, and say so once a second.
+                    failures.note(|n| tracing::warn!("accept failed {n} time(s) in the last second: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             }
         }
@@ -290,5 +292,30 @@ const ACCEPT_NICENESS: i32 = 5;
 fn lower_accept_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ACCEPT_NICENESS) {
         tracing::debug!("cannot lower the accepting thread's priority: {e}");
+    }
+}
+
+/// A log line for something that can happen many times a second (a failing
+/// `accept`), written at most once per period with how often it happened.
+pub struct LogEvery {
+    every: Duration,
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl LogEvery {
+    /// At most one line per `every`.
+    pub fn new(every: Duration) -> LogEvery {
+        LogEvery { every, count: 0, last: None }
+    }
+
+    /// Counts one; calls `log` with the count since the last line when a line is due.
+    pub fn note(&mut self, log: impl FnOnce(u64)) {
+        self.count += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= self.every) {
+            log(self.count);
+            self.count = 0;
+            self.last = Some(Instant::now());
+        }
     }
 }

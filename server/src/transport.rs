@@ -59,6 +59,14 @@ impl Transport {
         }
     }
 
+    /// The address the peer reached this server on.
+    ///
+    /// # Errors
+    /// As `TcpStream::local_addr`.
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.socket().local_addr()
+    }
+
     /// Sends small writes at once (Nagle off): replies are small and a
     /// client waits for each.
     pub fn set_nodelay(&self) {

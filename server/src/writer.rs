@@ -212,8 +212,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
             let started = Instant::now();
             let clock = &session.clock;
             clock.set_activity(Activity::Get { file: name.clone(), size: download.len, done: 0 });
-            stream.set_write_timeout(STALL_TICK)?;
-            let mut push = Push { stream, stall: half.stall, moved: Instant::now() };
+            let mut push = Push::new(stream, half.stall)?;
             let progress = |n| clock.set_transferred(n);
             let result = push.write(&header).and_then(|()| match frames {
                 None => push.send_file(&mut download.file, download.len, progress).map(|()| (download.len, false)),
@@ -222,7 +221,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
                     push.send_frames(&mut download.file, download.len, cancelled, progress)
                 }
             });
-            push.stream.set_write_timeout(half.stall)?;
+            drop(push);
             clock.set_activity(Activity::Idle);
             let (sent, cancelled) = result?;
             let secs = started.elapsed().as_secs_f64();
@@ -241,11 +240,40 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
 /// Sending to a peer that may take the bytes as slowly as it likes, but once
 /// it has taken nothing for `stall` (the idle timeout) the download is
 /// dropped: the connection's write timeout is [`STALL_TICK`], so a trickle
-/// of partial sends cannot hide that nothing moves.
-struct Push<'a> {
+/// of partial sends cannot hide that nothing moves. Every door sends its
+/// files this way (the line protocol's writer, the web side).
+pub(crate) struct Push<'a> {
     stream: &'a mut Transport,
     stall: Duration,
     moved: Instant,
+}
+
+impl<'a> Push<'a> {
+    /// Sends on `stream` until the peer takes nothing for `stall`; the
+    /// connection's write timeout is `stall` again once this is dropped.
+    ///
+    /// # Errors
+    /// When the write timeout cannot be set.
+    pub(crate) fn new(stream: &'a mut Transport, stall: Duration) -> io::Result<Push<'a>> {
+        stream.set_write_timeout(STALL_TICK)?;
+        Ok(Push { stream, stall, moved: Instant::now() })
+    }
+}
+
+impl Drop for Push<'_> {
+    fn drop(&mut self) {
+        let _ = self.stream.set_write_timeout(self.stall);
+    }
+}
+
+impl io::Write for Push<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        Push::write(self, bytes).map(|()| bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 impl Push<'_> {
@@ -279,7 +307,7 @@ impl Push<'_> {
 
     /// Sends the next `len` bytes of `file`; `progress` hears of the bytes
     /// sent so far after each step.
-    fn send_file(&mut self, file: &mut std::fs::File, len: u64, progress: impl Fn(u64)) -> io::Result<()> {
+    pub(crate) fn send_file(&mut self, file: &mut std::fs::File, len: u64, progress: impl Fn(u64)) -> io::Result<()> {
         let mut sent = 0;
         while sent < len {
             match self.stream.send_file(file, SEND_CHUNK.min(len - sent)) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
-use file_server::http::HttpServer;
+use file_server::http::{HttpLimits, HttpServer};
 use file_server::identity::{default_state_dir, Identity, IdentityError};
 use file_server::tftp::TftpServer;
 use file_server::{Config, Repo, Server};
@@ -85,6 +85,16 @@ struct Args {
     /// HTTP connections served at once; the next ones get 503.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     http_max_connections: u32,
+    /// HTTP connections one address may hold at once (0: no limit); the next get 503.
+    #[arg(long, default_value_t = 8)]
+    http_max_per_ip: u32,
+    /// A name web requests may give as their Host besides this machine's
+    /// addresses, localhost and its host name (repeatable); others get 421.
+    #[arg(long, value_name = "NAME")]
+    http_host: Vec<String>,
+    /// TFTP transfers one address may have at once; the next request is told the server is busy.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tftp_max_per_ip: u32,
     /// Accounts file (made with `file-server adduser`): sessions must log in,
     /// and have write rights to change files. Needs --tls.
     #[arg(long, value_name = "FILE")]
@@ -250,10 +260,18 @@ const MAPPINGS_PER_SESSION: u64 = 5;
 /// Files and mappings the server needs besides its sessions.
 const RESERVED: u64 = 64;
 
+/// Open files a web connection or a TFTP transfer holds at once: its
+/// socket and the file it sends or receives.
+const FILES_PER_DOOR_CONNECTION: u64 = 2;
+
 /// Raises the soft limit on open files to the hard one, then checks that
-/// `max_clients` sessions can be served: a cap the system cannot honour is
-/// refused now, not discovered by the client who finds it.
-fn check_capacity(max_clients: u64) -> Result<(), StartError> {
+/// every door can be full at once (`max_clients` sessions, and the web
+/// side's and TFTP's own caps): a cap the system cannot honour is refused
+/// now, not discovered by the client who finds it.
+fn check_capacity(args: &Args) -> Result<(), StartError> {
+    let max_clients = u64::from(args.max_clients);
+    let doors = args.http.map_or(0, |_| u64::from(args.http_max_connections))
+        + args.tftp.map_or(0, |_| u64::from(args.tftp_max_transfers));
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut files = getrlimit(Resource::Nofile);
     if files.current < files.maximum {
@@ -263,11 +281,12 @@ fn check_capacity(max_clients: u64) -> Result<(), StartError> {
         }
     }
     let allowed = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let needed = max_clients * FILES_PER_SESSION + RESERVED;
+    let needed = max_clients * FILES_PER_SESSION + doors * FILES_PER_DOOR_CONNECTION + RESERVED;
     if needed > allowed {
         return Err(StartError::Usage(format!(
-            "--max-clients {max_clients} needs about {needed} open files, but this system allows {allowed} \
-             (ulimit -n); lower --max-clients or raise the limit"
+            "--max-clients {max_clients} (with --http-max-connections and --tftp-max-transfers for the doors \
+             asked for) needs about {needed} open files, but this system allows {allowed} (ulimit -n); \
+             lower them or raise the limit"
         )));
     }
     let mappings = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
@@ -353,7 +372,7 @@ fn listen(bind: &str, port: u16) -> Result<TcpListener, StartError> {
 
 fn run(args: Args) -> Result<(), StartError> {
     init_logging();
-    check_capacity(u64::from(args.max_clients))?;
+    check_capacity(&args)?;
     let repo = Repo::open(&args.repo).map_err(|e| {
         StartError::Usage(format!("cannot share '{}': {e} (it must be an existing folder)", args.repo.display()))
     })?;
@@ -369,6 +388,14 @@ fn run(args: Args) -> Result<(), StartError> {
         }
         Some(file) => {
             let loaded = Accounts::load(file).map_err(|e| StartError::Usage(e.to_string()))?;
+            if let Some(mode) = accounts::loose_mode(file) {
+                tracing::warn!(
+                    "{} can be read by others (mode {mode:03o}): its password hashes can be guessed at offline; \
+                     chmod 600 {}",
+                    file.display(),
+                    file.display()
+                );
+            }
             if loaded.is_empty() {
                 return Err(StartError::Usage(format!(
                     "{} has no accounts; add one with file-server adduser --users {} NAME",
@@ -438,7 +465,12 @@ fn run(args: Args) -> Result<(), StartError> {
     let mut web_busy = None;
     let mut urls = Vec::new();
     if let Some(listener) = http_listener {
-        let web = HttpServer::new(listener, server.shared(), args.http_max_connections as usize);
+        let limits = HttpLimits {
+            max_connections: args.http_max_connections as usize,
+            max_per_ip: args.http_max_per_ip as usize,
+            hosts: args.http_host.clone(),
+        };
+        let web = HttpServer::new(listener, server.shared(), &limits);
         let addr = web.local_addr().map_err(failed)?;
         let scheme = if identity.is_some() { "https" } else { "http" };
         let _ = writeln!(stdout, "http on {addr}");
@@ -448,7 +480,8 @@ fn run(args: Args) -> Result<(), StartError> {
         std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
     }
     if let Some(socket) = tftp_socket {
-        let tftp = TftpServer::new(socket, server.shared(), args.tftp_max_transfers as usize);
+        let tftp =
+            TftpServer::new(socket, server.shared(), args.tftp_max_transfers as usize, args.tftp_max_per_ip as usize);
         let addr = tftp.local_addr().map_err(failed)?;
         let _ = writeln!(stdout, "tftp on {addr}");
         let what = if args.allow_uploads { "reads and writes" } else { "reads only" };

@@ -2,7 +2,7 @@
 //! (`--users`): until a session logs in, only `help`, `exit` and `login`
 //! (and, with `--anonymous read`, everything that only reads).
 
-use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use common::text::escape;
 use common::{Code, Request};
@@ -38,30 +38,49 @@ pub fn may_take_name(nick: &str, caller: Caller<'_, '_>) -> Result<(), Refusal> 
 }
 
 /// `login <name> <password>`. An unknown name and a wrong password get the
-/// same answer after the same work; each failure waits as the address's
-/// [`crate::accounts::Throttle`] says, and the [`MAX_FAILURES`]th closes the
+/// same answer after the same work, and every answer, success or failure,
+/// comes [`crate::accounts::Penalties::base`] after the attempt began, so
+/// silence tells a guesser nothing. A source or account that is penalised
+/// (or has a login being checked) is refused at once with `429` and the
+/// wait, without a password check. The [`MAX_FAILURES`]th failure closes the
 /// session. A login takes the account's name as display name when it is free.
 pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<Reply<'a>, Refusal> {
-    let Some(accounts) = &caller.shared.config.accounts else {
+    let (Some(accounts), Some(checks)) = (&caller.shared.config.accounts, &caller.shared.password_checks) else {
         return Err(Refusal::new(Code::BadRequest, "this server has no accounts (it was started without --users)"));
     };
-    if let Some(account) = caller.session.account() {
+    let session = caller.session;
+    if let Some(account) = session.account() {
         return Err(Refusal::new(Code::Exists, format!("already logged in as {}", account.name)));
     }
-    let (session, ip): (_, IpAddr) = (caller.session, caller.session.addr.ip());
-    let Some(account) = accounts.check(user, password) else {
-        let wait = caller.shared.throttle.failed(ip);
-        let failures = session.login_failed();
-        tracing::warn!(client = %session.name(), user = %escape(user), addr = %session.addr, "login failed ({failures} in this session)");
-        std::thread::sleep(wait);
-        let refusal = Refusal::new(Code::Unauthorized, "wrong name or password");
-        if failures >= MAX_FAILURES {
-            let message = format!("wrong name or password; {MAX_FAILURES} failed logins, closing");
-            return Ok(Reply::Ended { refusal: Refusal::new(Code::Unauthorized, message), reason: "login failed" });
+    let penalties = &caller.shared.penalties;
+    let started = Instant::now();
+    let attempt = match penalties.begin(session.addr.ip(), user) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::debug!(client = %session.name(), user = %escape(user), addr = %session.addr, "login refused: penalised");
+            return Err(too_many(wait));
         }
-        return Err(refusal);
     };
-    caller.shared.throttle.succeeded(ip);
+    let checked = checks.check(accounts, user, password);
+    // Successes and failures alike are answered after the same time.
+    std::thread::sleep(penalties.base().saturating_sub(started.elapsed()));
+    let account = match checked {
+        Err(busy) => return Err(Refusal::new(Code::TooMany, format!("{busy}; try again in 1s")).with_retry_after(1)),
+        Ok(None) => {
+            attempt.failed();
+            let failures = session.login_failed();
+            tracing::warn!(client = %session.name(), user = %escape(user), addr = %session.addr, "login failed ({failures} in this session)");
+            if failures >= MAX_FAILURES {
+                let message = format!("wrong name or password; {MAX_FAILURES} failed logins, closing");
+                return Ok(Reply::Ended { refusal: Refusal::new(Code::Unauthorized, message), reason: "login failed" });
+            }
+            return Err(Refusal::new(Code::Unauthorized, "wrong name or password"));
+        }
+        Ok(Some(account)) => {
+            attempt.succeeded();
+            account
+        }
+    };
     let rights = account.rights();
     let name = account.name.clone();
     session.log_in(account.clone());
@@ -72,4 +91,11 @@ pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<R
     let write = if account.write { "write" } else { "read" };
     let fields = vec![("user".into(), name.clone()), ("rights".into(), write.into())];
     Ok(Reply::Ok { fields, body: format!("logged in as {name} ({rights})\n").into_bytes() })
+}
+
+/// The refusal of a login made too soon: `429`, and how long to wait, in
+/// whole seconds (rounded up), as `retry_after=` for programs.
+fn too_many(wait: Duration) -> Refusal {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Refusal::new(Code::TooMany, format!("too many failed logins; try again in {secs}s")).with_retry_after(secs)
 }

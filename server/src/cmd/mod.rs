@@ -113,12 +113,20 @@ pub struct Refusal {
     pub code: Code,
     /// One line for the user; says what failed and on what.
     pub message: String,
+    /// For a `429`: seconds until trying again may succeed (HTTP's `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
     /// A refusal with this code and message.
     pub fn new(code: Code, message: impl Into<String>) -> Refusal {
-        Refusal { code, message: message.into() }
+        Refusal { code, message: message.into(), retry_after: None }
+    }
+
+    /// The same, saying when to try again.
+    pub fn with_retry_after(mut self, secs: u64) -> Refusal {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A name that breaks the naming rules, quoted as the client sent it.
@@ -229,7 +237,7 @@ pub(crate) mod testing {
             if config.allow_uploads {
                 repo.prepare_uploads().unwrap();
             }
-            Bench { shared: Shared::new(config, repo), dir }
+            Bench { shared: Shared::new(config, repo).expect("shared state"), dir }
         }
 
         pub fn add(&self, name: &str, content: &[u8]) {

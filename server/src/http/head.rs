@@ -19,8 +19,11 @@ const MAX_HEADERS: usize = 64;
 pub struct Head {
     /// `GET`, `HEAD`, ...
     pub method: String,
-    /// The request target as sent (`/docs/a%20b.txt?tar`).
+    /// The request target's path and query (`/docs/a%20b.txt?tar`); for an
+    /// absolute-form target (`http://host/docs/`), its path.
     pub target: String,
+    /// The authority of an absolute-form target, which stands for `Host`.
+    pub authority: Option<String>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
     /// Header names in lower case, values as sent (trimmed).
@@ -31,6 +34,17 @@ impl Head {
     /// The first value of header `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The host the request is for: an absolute-form target's authority,
+    /// else the `Host` header.
+    pub fn host(&self) -> Option<&str> {
+        self.authority.as_deref().or_else(|| self.header("host"))
+    }
+
+    /// The body's length (`Content-Length`, checked when the head was read).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.split(',').next()?.trim().parse().ok())
     }
 
     /// Whether the connection stays open after the response (HTTP/1.1
@@ -78,9 +92,11 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
             let mut request = httparse::Request::new(&mut headers);
             match request.parse(buf) {
                 Ok(httparse::Status::Complete(len)) => {
+                    let (authority, target) = split_target(request.path.unwrap_or(""));
                     let head = Head {
                         method: request.method.unwrap_or("").to_string(),
-                        target: request.path.unwrap_or("").to_string(),
+                        target,
+                        authority,
                         minor: request.version.unwrap_or(1),
                         headers: request
                             .headers
@@ -89,6 +105,9 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
                             .collect(),
                     };
                     buf.drain(..len);
+                    if let Err(why) = check_framing(&head) {
+                        return Ok(Outcome::Bad(why.into()));
+                    }
                     return Ok(Outcome::Head(head));
                 }
                 Ok(httparse::Status::Partial) => {}
@@ -118,5 +137,94 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
             Err(e) if crate::connection::is_timeout(&e) => return Ok(Outcome::TooSlow),
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// An absolute-form target (`http://host:port/path?q`, as proxies send) as
+/// its authority and its origin-form path; any other target as it is.
+fn split_target(target: &str) -> (Option<String>, String) {
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &target[7..]
+    } else if lower.starts_with("https://") {
+        &target[8..]
+    } else {
+        return (None, target.to_string());
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    (Some(authority.to_string()), path)
+}
+
+/// How the body is framed, per RFC 9112 §6.3: every `Content-Length`
+/// (repeated, or a list) must be the same run of digits, and never beside
+/// `Transfer-Encoding`; one `Host` at most. A head that breaks this could be
+/// read two ways (a smuggled request), so it is refused and the connection closed.
+fn check_framing(head: &Head) -> Result<(), &'static str> {
+    let mut lengths = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .peekable();
+    if let Some(first) = lengths.peek().copied() {
+        if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) || first.parse::<u64>().is_err() {
+            return Err("Content-Length is not a number");
+        }
+        if lengths.any(|l| l != first) {
+            return Err("Content-Length is given twice with different values");
+        }
+        if head.header("transfer-encoding").is_some() {
+            return Err("both Content-Length and Transfer-Encoding");
+        }
+    }
+    if head.headers.iter().filter(|(n, _)| n == "host").count() > 1 {
+        return Err("more than one Host");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "PUT".into(),
+            target: "/x".into(),
+            authority: None,
+            minor: 1,
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn lengths_that_can_be_read_two_ways_are_refused() {
+        assert!(check_framing(&head(&[("content-length", "5")])).is_ok());
+        assert!(check_framing(&head(&[("content-length", "5"), ("content-length", "5")])).is_ok());
+        assert!(check_framing(&head(&[("content-length", "5, 5")])).is_ok());
+        assert_eq!(head(&[("content-length", "5, 5")]).content_length(), Some(5));
+        for bad in [
+            &[("content-length", "5"), ("content-length", "6")][..],
+            &[("content-length", "+5")][..],
+            &[("content-length", "5, 6")][..],
+            &[("content-length", "")][..],
+            &[("content-length", "0x10")][..],
+            &[("content-length", "99999999999999999999999")][..],
+            &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
+            &[("host", "a"), ("host", "b")][..],
+        ] {
+            assert!(check_framing(&head(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_targets_give_their_authority_and_path() {
+        assert_eq!(split_target("/a?b"), (None, "/a?b".into()));
+        assert_eq!(split_target("http://host:8080/docs/x"), (Some("host:8080".into()), "/docs/x".into()));
+        assert_eq!(split_target("HTTPS://Host"), (Some("Host".into()), "/".into()));
+        assert_eq!(split_target("http://h?tar"), (Some("h".into()), "/?tar".into()));
     }
 }

@@ -1,8 +1,12 @@
 //! The web side (`--http PORT`): the same share over HTTP/1.1 (HTTPS with
 //! `--tls`, the same certificate), for browsers, curl and wget. It runs on
 //! threads like the rest: one per connection, at most
-//! `--http-max-connections` at once (the next ones get `503`), each with
-//! keep-alive and time limits on request heads.
+//! `--http-max-connections` at once and `--http-max-per-ip` from one address
+//! (the next ones get `503`), each with keep-alive and time limits on request
+//! heads, bodies (a floor rate) and responses (a peer that takes nothing for
+//! the idle timeout is dropped). Requests must name this machine (`Host`,
+//! see [`host`]) and be framed one way only; files are served under a
+//! policy that lets them run nothing as the share.
 //!
 //! Every request is a command of [`crate::cmd`] (`list`, `get`, `resume`,
 //! `info`, `login`) run for a visitor session, so the sandbox, hidden names,
@@ -12,18 +16,19 @@
 //! # Layout
 //! - this file: [`HttpServer`], the accept loop and one connection's requests.
 //! - [`archive`]: a folder as one `?tar` or `?zip`, streamed.
-//! - [`head`]: reading a request head with limits.
+//! - [`head`]: reading a request head with limits, and its framing checks.
+//! - [`host`]: which `Host` names a request may give.
 //! - [`page`]: the HTML pages (a folder, the live status).
 //! - [`respond`]: the responses: files with their headers and ranges, pages, errors.
 
 pub mod archive;
 pub mod head;
+pub mod host;
 pub mod page;
 pub mod respond;
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +37,10 @@ use common::{Code, ListEntry, Request};
 
 use crate::cmd::{self, Caller, Reply};
 use crate::config::Shared;
+use crate::slots::{PerAddress, Slot, Slots};
 use crate::transport::Transport;
 use head::{read_head, Head, Outcome};
+use host::Hosts;
 use respond::Response;
 
 /// How long a kept-alive connection waits for its next request.
@@ -42,13 +49,28 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS: u32 = 1000;
 
+/// The slowest a request body may come once the line timeout has passed
+/// since it began (bytes a second): a trickle cannot hold a place.
+pub const BODY_FLOOR: u64 = 1024;
+
 /// The HTTP listener and what its connections share.
 pub struct HttpServer {
     listener: TcpListener,
     shared: Arc<Shared>,
-    max_connections: usize,
-    open: Arc<AtomicUsize>,
+    places: Slots,
+    per_address: PerAddress,
+    hosts: Arc<Hosts>,
     busy: Arc<Busy>,
+}
+
+/// The web side's own settings.
+pub struct HttpLimits {
+    /// Connections served at once (`--http-max-connections`).
+    pub max_connections: usize,
+    /// Connections one address may hold at once (`--http-max-per-ip`; 0: no limit).
+    pub max_per_ip: usize,
+    /// Names requests may give in `Host` besides this machine's (`--http-host`).
+    pub hosts: Vec<String>,
 }
 
 /// Requests being answered now, for the graceful shutdown: a response
@@ -83,10 +105,16 @@ impl Busy {
 }
 
 impl HttpServer {
-    /// Serves `shared`'s share on `listener`, at most `max_connections` at once.
-    pub fn new(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) -> HttpServer {
-        let (open, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(Busy::default()));
-        HttpServer { listener, shared, max_connections, open, busy }
+    /// Serves `shared`'s share on `listener` within `limits`.
+    pub fn new(listener: TcpListener, shared: Arc<Shared>, limits: &HttpLimits) -> HttpServer {
+        HttpServer {
+            listener,
+            shared,
+            places: Slots::new(limits.max_connections),
+            per_address: PerAddress::new(limits.max_per_ip),
+            hosts: Arc::new(Hosts::new(&limits.hosts)),
+            busy: Arc::new(Busy::default()),
+        }
     }
 
     /// The address bound.
@@ -104,6 +132,7 @@ impl HttpServer {
 
     /// Accepts connections until the server stops; each runs on its own thread.
     pub fn run(self) {
+        let mut failures = crate::server::LogEvery::new(Duration::from_secs(1));
         for accepted in self.listener.incoming() {
             if self.shared.stopping.is_set() {
                 break;
@@ -111,8 +140,9 @@ impl HttpServer {
             let stream = match accepted {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::warn!("http accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
+                    // Out of file descriptors and the like: pause, and say so once a second.
+                    failures.note(|n| tracing::warn!("http accept failed {n} time(s) in the last second: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
             };
@@ -129,29 +159,40 @@ impl HttpServer {
                 Err(e) => return tracing::error!(%addr, "cannot start TLS: {e}"),
             },
         };
-        if self.open.fetch_add(1, Ordering::SeqCst) >= self.max_connections {
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            // A plain peer is told; a TLS one would need a handshake first.
-            let busy = Response::error(503, "too many connections; try again shortly", false);
-            if matches!(transport, Transport::Plain(_)) {
-                transport.send_now(&busy.head_bytes());
+        let place = match (self.places.try_acquire(), self.per_address.try_acquire(addr.ip())) {
+            (Some(place), Some(address)) => place.with_address(address),
+            (place, _) => {
+                let why = match place {
+                    None => "too many connections; try again shortly".to_string(),
+                    Some(_) => format!(
+                        "too many connections from {} (at most {} per address)",
+                        addr.ip().to_canonical(),
+                        self.per_address.limit()
+                    ),
+                };
+                // A plain peer is told; a TLS one would need a handshake first.
+                if matches!(transport, Transport::Plain(_)) {
+                    transport.send_now(&Response::error(503, &why, false).head_bytes());
+                }
+                return transport.shutdown(std::net::Shutdown::Both);
             }
-            return transport.shutdown(std::net::Shutdown::Both);
-        }
-        let (shared, open, busy) = (Arc::clone(&self.shared), Arc::clone(&self.open), Arc::clone(&self.busy));
+        };
+        let (shared, busy, hosts) = (Arc::clone(&self.shared), Arc::clone(&self.busy), Arc::clone(&self.hosts));
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
-            serve(transport, addr, &shared, &busy);
-            open.fetch_sub(1, Ordering::SeqCst);
+            // The place is given back however `serve` ends, a panic included.
+            let _place: Slot = place;
+            serve(transport, addr, &shared, &busy, &hosts);
         });
-        if spawned.is_err() {
-            self.open.fetch_sub(1, Ordering::SeqCst);
+        if let Err(e) = spawned {
+            tracing::warn!(%addr, "cannot start a thread for a web connection: {e}");
         }
     }
 }
 
 /// One connection's requests, until it closes, idles or errs.
-fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy) {
+fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, hosts: &Hosts) {
     conn.set_nodelay();
+    let local = conn.local_addr().map_or(addr.ip(), |a| a.ip());
     let limit = shared.config.line_timeout;
     if let Err(e) = conn.handshake(Instant::now() + limit) {
         return tracing::debug!(%addr, "https handshake failed: {e}");
@@ -186,10 +227,18 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy) {
             break;
         }
         busy.enter();
-        let has_body =
-            head.header("content-length").is_some_and(|l| l != "0") || head.header("transfer-encoding").is_some();
+        let has_body = head.content_length().is_some_and(|l| l > 0) || head.header("transfer-encoding").is_some();
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
-        let response = match authorize(&head, caller, &mut verified) {
+        let misdirected = match head.host() {
+            None if head.minor > 0 => Some(Response::error(400, "Host is missing", false)),
+            Some(host) if !hosts.allows(host, local) => Some(Response::error(
+                421,
+                &format!("this server does not answer for '{}'", common::text::escape(host)),
+                false,
+            )),
+            _ => None,
+        };
+        let response = match misdirected.map_or_else(|| authorize(&head, caller, &mut verified), Some) {
             Some(refusal) => refusal.with_keep_alive(!has_body),
             None if head.method == "PUT" => put(&head, caller, &mut conn, &mut buf),
             None if has_body => Response::error(413, "only PUT takes a request body", false),
@@ -230,7 +279,7 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
     if head.header("transfer-encoding").is_some() {
         return Response::error(411, "send the length (Content-Length), not chunks", false);
     }
-    let Some(size) = head.header("content-length").and_then(|l| l.parse::<u64>().ok()) else {
+    let Some(size) = head.content_length() else {
         return Response::error(411, "Content-Length is needed", false);
     };
     let replace = head.header("if-none-match") != Some("*");
@@ -253,9 +302,14 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
     // The body: what came with the head, then the connection.
     let early = buf.len().min(usize::try_from(size).unwrap_or(usize::MAX));
     let prefix: Vec<u8> = buf.drain(..early).collect();
-    let mut body = io::Read::chain(&prefix[..], io::Read::take(&mut *conn, size - early as u64));
+    let grace = caller.shared.config.line_timeout;
+    let floored = FloorRate { conn, started: Instant::now(), taken: early as u64, grace };
+    let mut body = io::Read::chain(&prefix[..], io::Read::take(floored, size - early as u64));
     if let Err(e) = incoming.receive(&mut body) {
         incoming.abandon(&e);
+        if e.kind() == io::ErrorKind::TimedOut {
+            return Response::error(408, &e.to_string(), false);
+        }
         return Response::error(400, "the body ended before its Content-Length", false);
     }
     match incoming.finish(None) {
@@ -295,6 +349,8 @@ fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>)
                 *verified = Some(credentials.to_string());
                 None
             }
+            // Penalised: refused at once, with when to come back.
+            Reply::Refused(refusal) if refusal.code == Code::TooMany => Some(Response::refused(&refusal)),
             _ => Some(challenge()),
         };
     }
@@ -324,6 +380,9 @@ fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
         ".status.json" => return status_json(caller),
         _ => {}
     }
+    if let Some((_, content_type, text)) = page::ASSETS.iter().find(|(name, _, _)| *name == path) {
+        return Response::asset(content_type, text);
+    }
     if path.is_empty() || folder_named {
         return folder(caller, path.trim_end_matches('/'), query);
     }
@@ -342,10 +401,18 @@ fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -
         "MKCOL" => Request::Mkdir(path.to_string()),
         _ => {
             let destination = head.header("destination").unwrap_or("");
-            // An absolute URL or a path; only its path counts.
+            // An absolute URL on this server, or a path; then only its path counts.
             let after_scheme = destination.split_once("://").map_or(destination, |(_, rest)| rest);
             let raw = if destination.contains("://") {
-                after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+                let (authority, path) = after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
+                if !head.host().is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
+                    return Response::error(502, "Destination is on another server", true);
+                }
+                if path.is_empty() {
+                    "/"
+                } else {
+                    path
+                }
             } else {
                 destination
             };
@@ -397,6 +464,40 @@ fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
         }
         Reply::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
+    }
+}
+
+/// A request body read off the connection no slower than [`BODY_FLOOR`]
+/// bytes a second on average once `grace` has passed since it began; a
+/// slower one fails with `TimedOut`, so a trickle cannot hold its place.
+struct FloorRate<'a> {
+    conn: &'a mut Transport,
+    started: Instant,
+    taken: u64,
+    grace: Duration,
+}
+
+impl Read for FloorRate<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // When the bytes taken so far stop being enough.
+            let due = self.grace.max(Duration::from_secs(self.taken / BODY_FLOOR));
+            let Some(left) = due.checked_sub(self.started.elapsed()).filter(|l| !l.is_zero()) else {
+                let secs = self.started.elapsed().as_secs();
+                let message =
+                    format!("the body came slower than {BODY_FLOOR} bytes a second ({} in {secs}s)", self.taken);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, message));
+            };
+            self.conn.set_read_timeout(left)?;
+            match self.conn.read(buf) {
+                Ok(n) => {
+                    self.taken += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if crate::connection::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

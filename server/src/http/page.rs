@@ -2,7 +2,9 @@
 //! modified; sortable by links, breadcrumbs; usable on a phone, no
 //! JavaScript needed) and the live status (a little plain JavaScript that
 //! reads `/.status.json` every second). Every name is HTML-escaped in text
-//! and percent-encoded in links.
+//! and percent-encoded in links. The pages hold no inline script or style:
+//! those are fixed [`ASSETS`] served from this server, so the pages' policy
+//! can forbid any other.
 
 use common::{ListEntry, ListEntryKind};
 
@@ -28,6 +30,7 @@ pub fn href(path: &str) -> String {
     common::text::encode_value(path)
 }
 
+/// The pages' style, served as `/.page.css`.
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}\
 table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd}\
 td.size,th.size{text-align:right;white-space:nowrap}td.time{white-space:nowrap;color:#555}\
@@ -38,7 +41,7 @@ fn document(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n{body}</body></html>\n",
+         <title>{}</title><link rel=\"stylesheet\" href=\"/.page.css\"></head><body>\n{body}</body></html>\n",
         escape(title)
     )
 }
@@ -103,7 +106,7 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str, writable: boo
             }
         };
         let actions = if writable {
-            "<td class=\"act\"><button onclick=\"ren(this)\">rename</button> <button onclick=\"del(this)\">delete</button></td>"
+            "<td class=\"act\"><button class=\"ren\">rename</button> <button class=\"del\">delete</button></td>"
         } else {
             ""
         };
@@ -132,12 +135,15 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str, writable: boo
 
 /// Uploads (several files, each with its progress), a new folder, rename
 /// and delete: plain JavaScript calling `PUT`, `MKCOL`, `MOVE`, `DELETE`.
-const MANAGE: &str = r#"<form id="manage" onsubmit="return false">
-<input type="file" id="files" multiple> <button onclick="upload()">upload</button>
-<button onclick="mkdir()">new folder</button>
+const MANAGE: &str = r#"<form id="manage">
+<input type="file" id="files" multiple> <button type="button" id="upload">upload</button>
+<button type="button" id="mkdir">new folder</button>
 <ul id="progress"></ul></form>
-<script>
-const here = location.pathname;
+<script src="/.manage.js"></script>
+"#;
+
+/// The folder page's script (uploads, new folder, rename, delete), served as `/.manage.js`.
+const MANAGE_SCRIPT: &str = r#"const here = location.pathname;
 const enc = p => p.split("/").map(encodeURIComponent).join("/");
 async function call(method, url, headers) {
   const r = await fetch(url, {method, headers});
@@ -174,7 +180,13 @@ async function upload() {
   }
   location.reload();
 }
-</script>
+document.getElementById("manage").addEventListener("submit", e => e.preventDefault());
+document.getElementById("upload").addEventListener("click", upload);
+document.getElementById("mkdir").addEventListener("click", mkdir);
+document.addEventListener("click", e => {
+  if (e.target.matches("button.ren")) ren(e.target);
+  if (e.target.matches("button.del")) del(e.target);
+});
 "#;
 
 /// The live status page: clients and what each is doing, refreshed every
@@ -185,8 +197,13 @@ pub fn status_page() -> String {
 <table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="sessions"></tbody></table>
 <h3>web</h3><table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="web"></tbody></table>
 <h3>recently left</h3><ul id="left"></ul>
-<script>
-function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+<script src="/.status.js"></script>
+"#;
+    document("status", body)
+}
+
+/// The status page's script, served as `/.status.js`.
+const STATUS_SCRIPT: &str = r#"function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
 async function refresh() {
   try {
     const s = await (await fetch("/.status.json", {cache: "no-store"})).json();
@@ -208,7 +225,11 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 1000);
-</script>
 "#;
-    document("status", body)
-}
+
+/// The pages' fixed assets: path (without its `/`), content type, text.
+pub const ASSETS: [(&str, &str, &str); 3] = [
+    (".page.css", "text/css; charset=utf-8", STYLE),
+    (".manage.js", "text/javascript; charset=utf-8", MANAGE_SCRIPT),
+    (".status.js", "text/javascript; charset=utf-8", STATUS_SCRIPT),
+];

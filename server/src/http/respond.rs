@@ -17,6 +17,7 @@ use super::archive::{self, Format};
 use super::head::Head;
 use crate::cmd::{self, Caller, Refusal, Reply};
 use crate::transport::Transport;
+use crate::writer::Push;
 
 /// What follows the head.
 enum Body {
@@ -44,7 +45,24 @@ pub struct Response {
     body: Body,
     /// Whether the connection may stay open after it.
     keep: bool,
+    /// One of this server's own pages (which may run its own scripts), not
+    /// a file of the share or a message.
+    page: bool,
 }
+
+/// The policy of everything that is not one of our pages: a file of the
+/// share opened in a browser runs no script, has no origin (so it cannot
+/// call this server with the visitor's rights or read its answers), loads
+/// nothing but its own images, media and inline styles, and cannot be
+/// framed. (GitHub's raw files are served the same way.)
+pub const FILE_POLICY: &str =
+    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
+/// The policy of our own pages: their scripts and style come from this
+/// server's fixed assets only (no inline code, so an injected tag could not
+/// run), they talk only to this server, and no other site may frame them.
+pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The reason phrase of the codes used here.
 fn reason(status: u16) -> &'static str {
@@ -66,9 +84,11 @@ fn reason(status: u16) -> &'static str {
         412 => "Precondition Failed",
         413 => "Content Too Large",
         416 => "Range Not Satisfiable",
+        421 => "Misdirected Request",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         499 => "Client Closed Request",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
         507 => "Insufficient Storage",
         _ => "Error",
@@ -83,12 +103,21 @@ impl Response {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: Body::Bytes(bytes),
             keep: true,
+            page: false,
         }
     }
 
-    /// An HTML page.
+    /// One of our HTML pages.
     pub fn html(status: u16, page: String) -> Response {
-        Response::bytes(status, "text/html; charset=utf-8", page.into_bytes()).header("Cache-Control", "no-store")
+        let mut response =
+            Response::bytes(status, "text/html; charset=utf-8", page.into_bytes()).header("Cache-Control", "no-store");
+        response.page = true;
+        response
+    }
+
+    /// One of the pages' fixed assets (their style and scripts).
+    pub fn asset(content_type: &str, text: &'static str) -> Response {
+        Response::bytes(200, content_type, text.as_bytes().to_vec()).header("Cache-Control", "no-cache")
     }
 
     /// An error with its message as plain text; `keep` says whether the
@@ -102,7 +131,11 @@ impl Response {
 
     /// A refused command as an error response, with its code and message.
     pub fn refused(refusal: &Refusal) -> Response {
-        Response::error(refusal.code.number(), &refusal.message, true)
+        let response = Response::error(refusal.code.number(), &refusal.message, true);
+        match refusal.retry_after {
+            Some(secs) => response.header("Retry-After", secs.to_string()),
+            None => response,
+        }
     }
 
     /// The folder `dir` as a `format` archive named after `top`.
@@ -117,6 +150,7 @@ impl Response {
             ],
             body: Body::Archive { dir: dir.into(), top: top.into(), format },
             keep: false,
+            page: false,
         }
     }
 
@@ -148,6 +182,14 @@ impl Response {
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
+        // Whatever it is, a browser takes it as the type said, sends no
+        // Referer from it, and runs it under its policy.
+        head.push_str("X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n");
+        if self.page {
+            head.push_str(&format!("Content-Security-Policy: {PAGE_POLICY}\r\nX-Frame-Options: DENY\r\n"));
+        } else {
+            head.push_str(&format!("Content-Security-Policy: {FILE_POLICY}\r\n"));
+        }
         if let Some(len) = len.filter(|_| self.status != 304) {
             head.push_str(&format!("Content-Length: {len}\r\n"));
         }
@@ -157,55 +199,41 @@ impl Response {
     }
 
     /// Sends the response (its body only for a request that is not `HEAD`);
-    /// the bytes of body sent.
+    /// the bytes of body sent. A peer that takes no byte for the idle
+    /// timeout is given up on, however the bytes before were taken.
     ///
     /// # Errors
     /// As the connection's writes; a file that shrank meanwhile.
     pub fn send(self, conn: &mut Transport, request: Option<&Head>, caller: Caller<'_, '_>) -> io::Result<u64> {
-        conn.write_all(&self.head_bytes())?;
+        // The head and the start of a file leave in full segments (nginx's tcp_nopush).
+        conn.set_cork(true);
+        let sent = self.send_corked(conn, request, caller);
+        conn.set_cork(false);
+        sent
+    }
+
+    fn send_corked(self, conn: &mut Transport, request: Option<&Head>, caller: Caller<'_, '_>) -> io::Result<u64> {
+        let mut push = Push::new(conn, caller.shared.config.idle_timeout)?;
+        push.write_all(&self.head_bytes())?;
         if request.is_some_and(|h| h.method == "HEAD") || self.status == 304 {
             return Ok(0);
         }
         match self.body {
-            Body::Bytes(bytes) => conn.write_all(&bytes).map(|()| bytes.len() as u64),
+            Body::Bytes(bytes) => push.write_all(&bytes).map(|()| bytes.len() as u64),
             Body::File { mut file, len, name } => {
                 // Shown in `status` (and /.status) as the line protocol's downloads are.
                 let clock = &caller.session.clock;
                 clock.set_activity(Activity::Get { file: name, size: len, done: 0 });
-                conn.set_cork(true);
-                let sent = Self::send_file(conn, &mut file, len, |n| clock.set_transferred(n));
-                conn.set_cork(false);
+                let sent = push.send_file(&mut file, len, |n| clock.set_transferred(n)).map(|()| len);
                 clock.set_activity(Activity::Idle);
                 sent
             }
             Body::Archive { dir, top, format } => {
                 let clock = &caller.session.clock;
                 clock.set_activity(Activity::Command(format!("{top}.{}", format.describe().0)));
-                let sent = archive::write_tree(caller, &dir, &top, format, conn);
+                let sent = archive::write_tree(caller, &dir, &top, format, &mut push);
                 clock.set_activity(Activity::Idle);
                 sent
-            }
-        }
-    }
-
-    fn send_file(conn: &mut Transport, file: &mut File, len: u64, progress: impl Fn(u64)) -> io::Result<u64> {
-        {
-            {
-                let mut sent = 0;
-                while sent < len {
-                    match conn.send_file(file, (len - sent).min(1 << 22)) {
-                        Ok(0) => {
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
-                        }
-                        Ok(n) => {
-                            sent += n;
-                            progress(sent);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(sent)
             }
         }
     }
@@ -267,6 +295,7 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
         headers: vec![("Content-Type".into(), content_type)],
         body: Body::File { file: download.file, len, name },
         keep: true,
+        page: false,
     });
     if status == 206 {
         response = response.header("Content-Range", format!("bytes {start}-{}/{size}", start + len - 1));

@@ -8,7 +8,10 @@
 //! directory by path, with no way to go through the share's sandbox (hidden
 //! names, links out, rights) that every other door uses. Each transfer runs
 //! on its own thread and its own socket, at most `--tftp-max-transfers` at
-//! once (the next request gets "server busy"), opens its file through the
+//! once and `--tftp-max-per-ip` for one address (the next request gets
+//! "server busy"). A request's source can be forged, so a transfer that has
+//! heard nothing from its peer sends one block per timeout, backs off, and
+//! gives up within [`UNHEARD_LIMIT`] whatever `timeout` it asked for. Each opens its file through the
 //! command layer ([`cmd::files::open_plain`]), and shows in `status` under
 //! `web` as `tftp` with its peer and progress.
 //!
@@ -23,7 +26,6 @@ pub mod packet;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,7 @@ use common::Code;
 
 use crate::cmd::{files, Caller, Refusal};
 use crate::config::Shared;
+use crate::slots::{PerAddress, Slot, Slots};
 use packet::{ErrorCode, Packet, MAX_BLKSIZE};
 
 /// Seconds to wait for an acknowledgement before sending again, unless the
@@ -41,6 +44,13 @@ const DEFAULT_TIMEOUT: u64 = 1;
 /// Times a window is sent again before the transfer gives up.
 const MAX_RETRIES: u32 = 5;
 
+/// How long a transfer whose peer has not answered at all may live: its
+/// request may have come from a forged address.
+pub const UNHEARD_LIMIT: Duration = Duration::from_secs(10);
+
+/// The largest factor a wait grows to by backing off (one doubling per resend).
+const MAX_BACKOFF: u32 = 8;
+
 /// Largest window granted (RFC 7440 allows 65,535; the window's blocks are
 /// kept in memory until acknowledged).
 const MAX_WINDOW: u64 = 64;
@@ -49,14 +59,15 @@ const MAX_WINDOW: u64 = 64;
 pub struct TftpServer {
     socket: UdpSocket,
     shared: Arc<Shared>,
-    max_transfers: usize,
-    active: Arc<AtomicUsize>,
+    places: Slots,
+    per_address: PerAddress,
 }
 
 impl TftpServer {
-    /// Serves `shared`'s share on `socket`, at most `max_transfers` at once.
-    pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize) -> TftpServer {
-        TftpServer { socket, shared, max_transfers, active: Arc::new(AtomicUsize::new(0)) }
+    /// Serves `shared`'s share on `socket`, at most `max_transfers` at once
+    /// and `max_per_ip` for one address.
+    pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize, max_per_ip: usize) -> TftpServer {
+        TftpServer { socket, shared, places: Slots::new(max_transfers), per_address: PerAddress::new(max_per_ip) }
     }
 
     /// The address bound.
@@ -86,21 +97,28 @@ impl TftpServer {
     }
 
     fn start(&self, peer: SocketAddr, write: bool, name: String, mode: String, options: Vec<(String, String)>) {
-        if self.active.fetch_add(1, Ordering::SeqCst) >= self.max_transfers {
-            self.active.fetch_sub(1, Ordering::SeqCst);
-            return send(&self.socket, peer, &error(ErrorCode::Undefined, "server busy; try again shortly"));
-        }
+        let place = match (self.places.try_acquire(), self.per_address.try_acquire(peer.ip())) {
+            (Some(place), Some(address)) => place.with_address(address),
+            (None, _) => {
+                return send(&self.socket, peer, &error(ErrorCode::Undefined, "server busy; try again shortly"))
+            }
+            (Some(_), None) => {
+                let why = format!("too many transfers from your address (at most {})", self.per_address.limit());
+                return send(&self.socket, peer, &error(ErrorCode::Undefined, &why));
+            }
+        };
         let local = self.socket.local_addr().map(|a| SocketAddr::new(a.ip(), 0));
-        let (shared, active) = (Arc::clone(&self.shared), Arc::clone(&self.active));
+        let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
+            // The place is given back however the transfer ends, a panic included.
+            let _place: Slot = place;
             match local.and_then(UdpSocket::bind) {
                 Ok(socket) => serve_transfer(&socket, peer, &shared, write, &name, &mode, &options),
                 Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
             }
-            active.fetch_sub(1, Ordering::SeqCst);
         });
-        if spawned.is_err() {
-            self.active.fetch_sub(1, Ordering::SeqCst);
+        if let Err(e) = spawned {
+            tracing::warn!(%peer, "cannot start a thread for a TFTP transfer: {e}");
         }
     }
 }
@@ -206,7 +224,7 @@ impl Transfer<'_> {
     }
 
     fn link(&self, timeout: Duration) -> Link<'_> {
-        Link { socket: self.socket, peer: self.peer, timeout, buf: Vec::new() }
+        Link { socket: self.socket, peer: self.peer, timeout, buf: Vec::new(), started: Instant::now(), heard: false }
     }
 }
 
@@ -376,8 +394,8 @@ impl Blocks<'_> {
         }
         let mut tries = 0;
         loop {
-            let deadline = Instant::now() + self.link.timeout;
-            match self.link.receive(deadline).map_err(io::Error::other)? {
+            let wait = self.link.wait(tries).map_err(|why| io::Error::new(io::ErrorKind::TimedOut, why))?;
+            match self.link.receive(Instant::now() + wait).map_err(io::Error::other)? {
                 Some(Packet::Data { block, bytes }) if block == self.expected as u16 => {
                     if bytes.len() > self.blksize {
                         return Err(io::Error::other("a block larger than agreed"));
@@ -428,9 +446,31 @@ struct Link<'a> {
     /// Where packets are received (one per transfer, not one per packet:
     /// a lock-step transfer waits once per block).
     buf: Vec<u8>,
+    /// When the transfer began.
+    started: Instant,
+    /// The peer has sent a packet of this transfer: it is no forged address.
+    heard: bool,
 }
 
 impl Link<'_> {
+    /// How long to wait for an answer after the `tries`th resend (0: the
+    /// first send): the timeout, doubled with each resend up to
+    /// [`MAX_BACKOFF`] times; while the peer has said nothing, never past
+    /// [`UNHEARD_LIMIT`] from the start.
+    ///
+    /// # Errors
+    /// When the peer has said nothing for [`UNHEARD_LIMIT`].
+    fn wait(&self, tries: u32) -> Result<Duration, String> {
+        let wait = self.timeout * 2u32.pow(tries.min(MAX_BACKOFF.ilog2()));
+        if self.heard {
+            return Ok(wait);
+        }
+        match UNHEARD_LIMIT.checked_sub(self.started.elapsed()).filter(|left| !left.is_zero()) {
+            Some(left) => Ok(wait.min(left)),
+            None => Err(format!("no answer from the peer within {}s", UNHEARD_LIMIT.as_secs())),
+        }
+    }
+
     /// The next packet from the peer within the timeout; a packet from
     /// anyone else is answered with error 5 and does not count.
     fn receive(&mut self, deadline: Instant) -> Result<Option<Packet>, String> {
@@ -446,7 +486,10 @@ impl Link<'_> {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) if from == self.peer => match Packet::parse(&self.buf[..n]) {
                     Ok(Packet::Error { message, .. }) => return Err(format!("the client gave up: {message}")),
-                    Ok(packet) => return Ok(Some(packet)),
+                    Ok(packet) => {
+                        self.heard = true;
+                        return Ok(Some(packet));
+                    }
                     Err(_) => {}
                 },
                 Ok((_, from)) => send(self.socket, from, &error(ErrorCode::UnknownTransfer, "not your transfer")),
@@ -459,9 +502,9 @@ impl Link<'_> {
 
     /// Sends `packet` until the peer answers with one that `wanted` accepts.
     fn exchange(&mut self, packet: &Packet, wanted: impl Fn(&Packet) -> bool) -> Result<(), String> {
-        for _ in 0..=MAX_RETRIES {
+        for tries in 0..=MAX_RETRIES {
             send(self.socket, self.peer, packet);
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.wait(tries)?;
             while let Some(answer) = self.receive(deadline)? {
                 if wanted(&answer) {
                     return Ok(());
@@ -486,7 +529,9 @@ fn send_data(link: &Link<'_>, block: u64, bytes: &[u8]) {
 }
 
 /// Sends the file in windows of blocks, each window sent again on a
-/// timeout (never on a duplicate acknowledgement); the bytes sent.
+/// timeout (never on a duplicate acknowledgement), the wait doubling with
+/// each resend; the bytes sent. Until the peer has acknowledged a block, the
+/// window is one block: a forged request brings no flood to its victim.
 fn send_blocks(
     link: &mut Link<'_>,
     source: &mut dyn Read,
@@ -498,7 +543,8 @@ fn send_blocks(
     let (mut base, mut next, mut last) = (1u64, 1u64, None::<u64>);
     let (mut acked_bytes, mut retries) = (0u64, 0u32);
     loop {
-        while next < base + agreed.window && last.is_none() {
+        let window_size = if base > 1 { agreed.window } else { 1 };
+        while next < base + window_size && last.is_none() {
             let block = read_block(source, agreed.blksize).map_err(|e| format!("cannot read the file: {e}"))?;
             if block.len() < agreed.blksize {
                 last = Some(next);
@@ -507,7 +553,7 @@ fn send_blocks(
             window.push_back(block);
             next += 1;
         }
-        let deadline = Instant::now() + link.timeout;
+        let deadline = Instant::now() + link.wait(retries)?;
         let mut moved = false;
         while let Some(packet) = link.receive(deadline)? {
             let Packet::Ack(n) = packet else { continue };

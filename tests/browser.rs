@@ -85,3 +85,70 @@ fn the_status_page_shows_a_transfer_while_it_runs() {
     assert!(page.contains("get big.bin"), "the transfer, as the page's script drew it: {page}");
     assert!(page.contains("of 3 clients"), "{page}");
 }
+
+/// A page and a picture uploaded to the share by anyone who may write, each
+/// trying, with the visitor's rights, what the share's own pages do:
+/// delete a file, upload one, read the status.
+const TRAP_PAGE: &str = r#"<!DOCTYPE html><html><body><p id="out">trap loaded</p><script>
+const log = t => { document.getElementById("out").textContent += " " + t; };
+log(["script", "ran"].join("-"));
+const share = location.origin;
+fetch(share + "/victim.txt", {method: "DELETE"}).then(r => log("delete " + r.status), () => log("delete blocked"));
+fetch(share + "/planted.txt", {method: "PUT", body: "from the trap"}).then(r => log("put " + r.status), () => log("put blocked"));
+fetch(share + "/.status.json").then(r => r.text()).then(t => log("read " + t.length), () => log("read blocked"));
+</script></body></html>"#;
+
+const TRAP_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"
+ onload="fetch(location.origin + '/victim.txt', {method: 'DELETE'});
+ fetch(location.origin + '/planted-by-svg.txt', {method: 'PUT', body: 'x'})">
+<rect width="10" height="10"/></svg>"#;
+
+#[test]
+fn an_uploaded_trap_page_opened_by_a_logged_in_writer_changes_nothing() {
+    let share = Share::new();
+    share.add("victim.txt", b"keep me\n");
+    let state = tempfile::tempdir().unwrap();
+    let users = state.path().join("users");
+    assert!(file_share_e2e::adduser(&users, "alice", "alicepw", true).status.success());
+    let server = ServerProcess::start(
+        share.path(),
+        &[
+            "--http",
+            "0",
+            "--allow-uploads",
+            "--users",
+            users.to_str().unwrap(),
+            "--insecure-plaintext-login",
+            "--login-delay",
+            "0",
+        ],
+    );
+    let port = server.http_port.unwrap();
+    // Another writer (here the same account) plants the traps.
+    for (name, body) in [("trap.html", TRAP_PAGE), ("trap.svg", TRAP_SVG)] {
+        let local = state.path().join(name);
+        std::fs::write(&local, body).unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "alice:alicepw", "-T"])
+            .arg(&local)
+            .arg(format!("http://127.0.0.1:{port}/{name}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "{name} uploaded");
+    }
+    // alice opens them in her browser, logged in (the browser sends her
+    // credentials with every request to the share).
+    let profile = tempfile::tempdir().unwrap();
+    let page = dom(profile.path(), &format!("http://alice:alicepw@127.0.0.1:{port}/trap.html"), 3000);
+    assert!(page.contains("trap loaded"), "the page itself shows: {page}");
+    assert!(!page.contains("script-ran"), "its script must not run: {page}");
+    dom(profile.path(), &format!("http://alice:alicepw@127.0.0.1:{port}/trap.svg"), 3000);
+
+    assert_eq!(std::fs::read(share.path().join("victim.txt")).unwrap(), b"keep me\n");
+    assert!(!share.path().join("planted.txt").exists() && !share.path().join("planted-by-svg.txt").exists());
+    let log = server.log();
+    assert!(!log.contains("removed") && !log.contains("planted"), "nothing changed in alice's name: {log}");
+    // While the share's own folder page works for her, under its own policy.
+    let folder = dom(profile.path(), &format!("http://alice:alicepw@127.0.0.1:{port}/"), 2000);
+    assert!(folder.contains("trap.html") && folder.contains("id=\"upload\""), "{folder}");
+}

@@ -315,11 +315,7 @@ impl RawClient {
     /// Connects from the loopback address `from` (127.0.0.2, ...) and reads
     /// the greeting: another host, as far as the server can tell.
     pub fn connect_from(from: &str, addr: SocketAddr) -> RawClient {
-        use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
-        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
-        bind(&fd, &SocketAddr::new(from.parse().expect("address"), 0)).expect("bind the source address");
-        connect(&fd, &addr).expect("connect");
-        RawClient::from_stream(TcpStream::from(fd))
+        RawClient::from_stream(tcp_from(from, addr))
     }
 
     /// Reads the greeting on a connection made some other way (from another
@@ -443,6 +439,16 @@ impl RawClient {
         self.reader.read_to_end(&mut rest).expect("read to end");
         rest
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (`127.0.0.3`),
+/// for tests of what one address may hold.
+pub fn tcp_from(from: &str, addr: SocketAddr) -> TcpStream {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+    bind(&fd, &SocketAddr::new(from.parse().expect("address"), 0)).expect("bind the source address");
+    connect(&fd, &addr).expect("connect");
+    TcpStream::from(fd)
 }
 
 /// Deterministic bytes that do not compress (xorshift64*).

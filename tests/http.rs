@@ -443,3 +443,129 @@ fn shutdown_lets_a_web_download_under_way_finish_within_the_grace() {
     assert!(std::fs::read(&out).unwrap() == data, "the whole file arrived");
     assert!(server.wait_exit(Duration::from_secs(30)).success());
 }
+
+/// Sends `request` on a new connection to `addr` and returns all that comes
+/// back until the server closes (or 10 s pass).
+fn exchange(addr: &str, request: &[u8]) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn requests_for_other_hosts_or_framed_two_ways_are_refused() {
+    let share = Share::new();
+    share.add("a.txt", b"hi\n");
+    let server =
+        ServerProcess::start(share.path(), &["--http", "0", "--allow-uploads", "--http-host", "files.example"]);
+    let port = server.http_port.unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    // DNS rebinding, as a browser would do it: a page of evil.example whose
+    // name now resolves to this machine. curl plays the browser.
+    let rebound = format!("evil.example:{port}:127.0.0.1");
+    let (status, _) = head_of(&["--resolve", &rebound, &format!("http://evil.example:{port}/a.txt")]);
+    assert_eq!(status, 421);
+    let named = format!("files.example:{port}:127.0.0.1");
+    assert_eq!(text(&curl(&["--resolve", &named, &format!("http://files.example:{port}/a.txt")])), "hi\n");
+    assert_eq!(text(&curl(&[&format!("http://localhost:{port}/a.txt")])), "hi\n");
+    // The authority of an absolute-form target counts, not Host.
+    let absolute =
+        exchange(&addr, format!("GET http://{addr}/a.txt HTTP/1.1\r\nHost: evil.example\r\n\r\n").as_bytes());
+    assert!(absolute.starts_with("HTTP/1.1 200") && absolute.ends_with("hi\n"), "{absolute}");
+    let absolute = exchange(&addr, b"GET http://evil.example/a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(absolute.starts_with("HTTP/1.1 421"), "{absolute}");
+    assert!(exchange(&addr, b"GET /a.txt HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+
+    // Two lengths: which one holds decides where the next request starts. Refused, closed.
+    let smuggled = b"PUT /s.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n\
+GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let answer = exchange(&addr, smuggled);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("Content-Length"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "the request behind it is never read: {answer}");
+    let plus = exchange(&addr, b"PUT /p.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: +3\r\n\r\nabc");
+    assert!(plus.starts_with("HTTP/1.1 400"), "{plus}");
+    assert!(!share.path().join("s.txt").exists() && !share.path().join("p.txt").exists());
+
+    // A MOVE whose Destination is another server is not carried out here.
+    let (status, _) =
+        head_of(&["-X", "MOVE", "-H", "Destination: http://other.example/b.txt", &format!("http://{addr}/a.txt")]);
+    assert_eq!(status, 502);
+    assert!(share.path().join("a.txt").exists() && !share.path().join("b.txt").exists());
+    let here = format!("Destination: http://{addr}/b.txt");
+    assert_eq!(head_of(&["-X", "MOVE", "-H", &here, &format!("http://{addr}/a.txt")]).0, 201);
+    assert!(share.path().join("b.txt").exists());
+}
+
+#[test]
+fn one_address_cannot_take_every_web_place() {
+    let share = Share::new();
+    share.add("a.txt", b"hi\n");
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--http-max-connections", "12"]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.http_port.unwrap()).parse().unwrap();
+    // 127.0.0.3 opens requests and never ends them (its 8 places, the default).
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = file_share_e2e::tcp_from("127.0.0.3", addr);
+            s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    let mut ninth = file_share_e2e::tcp_from("127.0.0.3", addr);
+    ninth.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = ninth.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many connections from 127.0.0.3 (at most 8 per address)"), "{answer}");
+    // Another address is served at once, every time.
+    for _ in 0..5 {
+        let out = curl(&["--interface", "127.0.0.2", &format!("http://{addr}/a.txt")]);
+        assert_eq!(text(&out), "hi\n");
+    }
+    drop(held);
+}
+
+#[test]
+fn a_download_nobody_reads_and_an_upload_that_trickles_are_cut() {
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(64 << 20, 9));
+    let server = ServerProcess::start(
+        share.path(),
+        &["--http", "0", "--allow-uploads", "--idle-timeout", "2", "--line-timeout", "2"],
+    );
+    let addr = format!("127.0.0.1:{}", server.http_port.unwrap());
+
+    // A reader that stops: cut once it has taken nothing for the idle
+    // timeout, not later however the sends before it went.
+    let mut stuck = TcpStream::connect(&addr).unwrap();
+    stuck.write_all(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let asked = std::time::Instant::now();
+    file_share_e2e::eventually("the stuck download is given up", || {
+        server.log().contains("GET /big.bin: the peer took nothing for 2s").then_some(())
+    });
+    let after = asked.elapsed();
+    assert!(after < Duration::from_secs(6), "cut after {after:?}, for an idle timeout of 2 s");
+    drop(stuck);
+
+    // A body at one byte every half second: cut after the line timeout (408), nothing stored.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"PUT /slow.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    let reader = slow.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if slow.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let mut answer = String::new();
+    let mut reader = reader;
+    reader.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = reader.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("slower than 1024 bytes a second"), "{answer}");
+    trickle.join().unwrap();
+    assert!(!share.path().join("slow.bin").exists());
+}

@@ -327,3 +327,56 @@ fn a_write_whose_last_ack_was_lost_is_acknowledged_again() {
     assert_eq!(std::fs::read(share.path().join("dally.bin")).unwrap(), data);
     assert_eq!(server.log().matches("stored 'dally.bin'").count(), 1, "{}", server.log());
 }
+
+#[test]
+fn forged_requests_hold_two_places_briefly_and_bring_the_victim_no_flood() {
+    let share = Share::new();
+    let data = pseudo_random(4 << 20, 11);
+    share.add("fw.bin", &data);
+    let server = ServerProcess::start(share.path(), &["--tftp", "0"]);
+    // 16 requests "from" 127.0.0.3 (a forged source: it never answers),
+    // asking for the longest timeout and the largest window.
+    let victim = UdpSocket::bind("127.0.0.3:0").unwrap();
+    victim.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let options = b"fw.bin\0octet\0timeout\0255\0blksize\065464\0windowsize\064\0";
+    for _ in 0..16 {
+        victim.send_to(&[&[0u8, 1][..], options].concat(), tftp_addr(&server)).unwrap();
+    }
+    // Meanwhile a device on 127.0.0.2 is served at once.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--interface", "127.0.0.2", "-o", "got.bin"])
+        .arg(format!("tftp://{}/fw.bin", tftp_addr(&server)))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(dir.path().join("got.bin")).unwrap() == data);
+
+    // What the victim receives: two transfers' first packets (each an
+    // option acknowledgement, never sent again within their 10 s), and
+    // "too many transfers" for the rest.
+    let (mut bytes, mut busy, mut oacks) = (0usize, 0, 0);
+    let mut buf = [0u8; 70_000];
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        let Ok((n, _)) = victim.recv_from(&mut buf) else { continue };
+        bytes += n;
+        match buf[1] {
+            6 => oacks += 1,
+            5 if String::from_utf8_lossy(&buf[4..n]).contains("too many transfers from your address") => busy += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((oacks, busy), (2, 14), "{bytes} bytes in all");
+    assert!(bytes < 4096, "{bytes} bytes reached the victim");
+    eventually("the forged transfers give their places up", || {
+        let log = server.log();
+        (log.matches("no answer from the peer within 10s").count() == 2).then_some(())
+    });
+    // Its places are free again.
+    victim.send_to(&rrq("fw.bin"), tftp_addr(&server)).unwrap();
+    victim.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, _) = victim.recv_from(&mut buf).unwrap();
+    assert_eq!((n, buf[1], buf[3]), (516, 3, 1), "DATA 1 of a new transfer");
+}

@@ -172,7 +172,7 @@ impl HttpServer {
                 };
                 // A plain peer is told; a TLS one would need a handshake first.
                 if matches!(transport, Transport::Plain(_)) {
-                    transport.send_now(&Response::error(503, &why, false).head_bytes());
+                    transport.send_now(&Response::error(503, &why, false).whole());
                 }
                 return transport.shutdown(std::net::Shutdown::Both);
             }

@@ -198,6 +198,16 @@ impl Response {
         head.into_bytes()
     }
 
+    /// The whole response as bytes (the body only when it is bytes): for a
+    /// short refusal sent without waiting on the peer.
+    pub fn whole(&self) -> Vec<u8> {
+        let mut out = self.head_bytes();
+        if let Body::Bytes(bytes) = &self.body {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
     /// Sends the response (its body only for a request that is not `HEAD`);
     /// the bytes of body sent. A peer that takes no byte for the idle
     /// timeout is given up on, however the bytes before were taken.

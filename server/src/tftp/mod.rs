@@ -111,9 +111,8 @@ impl TftpServer {
         let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
             // The place is given back however the transfer ends, a panic included.
-            let _place: Slot = place;
             match local.and_then(UdpSocket::bind) {
-                Ok(socket) => serve_transfer(&socket, peer, &shared, write, &name, &mode, &options),
+                Ok(socket) => serve_transfer(&socket, peer, &shared, place, write, &name, &mode, &options),
                 Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
             }
         });
@@ -229,10 +228,12 @@ impl Transfer<'_> {
 }
 
 /// Runs one request (RRQ or WRQ) from `peer` on `socket`, its transfer ID.
+#[allow(clippy::too_many_arguments)]
 fn serve_transfer(
     socket: &UdpSocket,
     peer: SocketAddr,
     shared: &Shared,
+    place: Slot,
     write: bool,
     name: &str,
     mode: &str,
@@ -247,7 +248,7 @@ fn serve_transfer(
     let path = name.trim_start_matches('/');
     let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options };
     if write {
-        write_transfer(&transfer);
+        write_transfer(&transfer, place);
     } else {
         read_transfer(&transfer);
     }
@@ -286,7 +287,7 @@ fn read_transfer(t: &Transfer<'_>) {
 /// allowed, the size limit (a `tsize` over it refused before any data), a
 /// temporary file that appears under its name only once complete, never
 /// replacing a file (ERROR 6).
-fn write_transfer(t: &Transfer<'_>) {
+fn write_transfer(t: &Transfer<'_>, place: Slot) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let tsize = t.options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
     let limit = caller.shared.config.max_upload_size;
@@ -327,7 +328,9 @@ fn write_transfer(t: &Transfer<'_>) {
                 receiver.ack();
                 // Dally one timeout: the last block sent again means the
                 // client lost our ACK; answer it, or it would report a
-                // failure for a file that is stored.
+                // failure for a file that is stored. The transfer is done:
+                // its place is free for the client's next one meanwhile.
+                drop(place);
                 let deadline = Instant::now() + agreed.timeout;
                 while let Ok(Some(Packet::Data { .. })) = receiver.link.receive(deadline) {
                     receiver.ack();
@@ -420,6 +423,7 @@ impl Blocks<'_> {
                 Some(_) => {}
                 None => {
                     tries += 1;
+                    self.link.wait(tries).map_err(|why| io::Error::new(io::ErrorKind::TimedOut, why))?;
                     if tries > MAX_RETRIES {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
@@ -454,17 +458,17 @@ struct Link<'a> {
 
 impl Link<'_> {
     /// How long to wait for an answer after the `tries`th resend (0: the
-    /// first send): the timeout, doubled with each resend up to
-    /// [`MAX_BACKOFF`] times; while the peer has said nothing, never past
-    /// [`UNHEARD_LIMIT`] from the start.
+    /// first send): the timeout once the peer has answered; before, while
+    /// its address may be forged, the timeout doubled with each resend (up
+    /// to [`MAX_BACKOFF`] times), and never past [`UNHEARD_LIMIT`] from the start.
     ///
     /// # Errors
     /// When the peer has said nothing for [`UNHEARD_LIMIT`].
     fn wait(&self, tries: u32) -> Result<Duration, String> {
-        let wait = self.timeout * 2u32.pow(tries.min(MAX_BACKOFF.ilog2()));
         if self.heard {
-            return Ok(wait);
+            return Ok(self.timeout);
         }
+        let wait = self.timeout * 2u32.pow(tries.min(MAX_BACKOFF.ilog2()));
         match UNHEARD_LIMIT.checked_sub(self.started.elapsed()).filter(|left| !left.is_zero()) {
             Some(left) => Ok(wait.min(left)),
             None => Err(format!("no answer from the peer within {}s", UNHEARD_LIMIT.as_secs())),
@@ -503,8 +507,9 @@ impl Link<'_> {
     /// Sends `packet` until the peer answers with one that `wanted` accepts.
     fn exchange(&mut self, packet: &Packet, wanted: impl Fn(&Packet) -> bool) -> Result<(), String> {
         for tries in 0..=MAX_RETRIES {
+            let wait = self.wait(tries)?;
             send(self.socket, self.peer, packet);
-            let deadline = Instant::now() + self.wait(tries)?;
+            let deadline = Instant::now() + wait;
             while let Some(answer) = self.receive(deadline)? {
                 if wanted(&answer) {
                     return Ok(());
@@ -528,37 +533,44 @@ fn send_data(link: &Link<'_>, block: u64, bytes: &[u8]) {
     );
 }
 
-/// Sends the file in windows of blocks, each window sent again on a
-/// timeout (never on a duplicate acknowledgement), the wait doubling with
-/// each resend; the bytes sent. Until the peer has acknowledged a block, the
-/// window is one block: a forged request brings no flood to its victim.
+/// Sends the file in windows of blocks; on a timeout (never on a duplicate
+/// acknowledgement) the first unacknowledged block goes again, and the rest
+/// follow the peer's next acknowledgement; the bytes sent. Until the peer
+/// has acknowledged a block, the window is one block: a forged request
+/// brings no flood to its victim.
 fn send_blocks(
     link: &mut Link<'_>,
     source: &mut dyn Read,
     agreed: &Agreed,
     progress: impl Fn(u64),
 ) -> Result<u64, String> {
+    // Blocks base..read, read and not yet acknowledged; base..sent have gone out.
     let mut window: VecDeque<Vec<u8>> = VecDeque::new();
     // Block numbers counted without wrapping; on the wire they are mod 65,536.
-    let (mut base, mut next, mut last) = (1u64, 1u64, None::<u64>);
+    let (mut base, mut sent, mut last) = (1u64, 1u64, None::<u64>);
     let (mut acked_bytes, mut retries) = (0u64, 0u32);
     loop {
         let window_size = if base > 1 { agreed.window } else { 1 };
-        while next < base + window_size && last.is_none() {
-            let block = read_block(source, agreed.blksize).map_err(|e| format!("cannot read the file: {e}"))?;
-            if block.len() < agreed.blksize {
-                last = Some(next);
+        while sent < base + window_size && last.is_none_or(|l| sent <= l) {
+            let offset = usize::try_from(sent - base).unwrap_or(usize::MAX);
+            if offset == window.len() {
+                let block = read_block(source, agreed.blksize).map_err(|e| format!("cannot read the file: {e}"))?;
+                if block.len() < agreed.blksize {
+                    last = Some(sent);
+                }
+                window.push_back(block);
             }
-            send_data(link, next, &block);
-            window.push_back(block);
-            next += 1;
+            if let Some(block) = window.get(offset) {
+                send_data(link, sent, block);
+            }
+            sent += 1;
         }
         let deadline = Instant::now() + link.wait(retries)?;
         let mut moved = false;
         while let Some(packet) = link.receive(deadline)? {
             let Packet::Ack(n) = packet else { continue };
             // The acknowledged block among those in flight (or the one before).
-            let Some(acked) = (base - 1..next).rev().find(|k| *k as u16 == n) else { continue };
+            let Some(acked) = (base - 1..sent).rev().find(|k| *k as u16 == n) else { continue };
             if acked < base {
                 continue; // a duplicate: the window is not sent again for it
             }
@@ -581,9 +593,14 @@ fn send_blocks(
         if retries > MAX_RETRIES {
             return Err(format!("no acknowledgement after {MAX_RETRIES} retries"));
         }
-        for (i, block) in window.iter().enumerate() {
-            send_data(link, base + i as u64, block);
+        // Only the first block the peer lacks goes again; the rest of the
+        // window follows its next acknowledgement. A silent peer gets one
+        // block per wait, not a window, and none once it has had its time.
+        link.wait(retries)?;
+        if let Some(block) = window.front() {
+            send_data(link, base, block);
         }
+        sent = base + 1;
     }
 }
 

@@ -338,7 +338,8 @@ fn forged_requests_hold_two_places_briefly_and_bring_the_victim_no_flood() {
     // asking for the longest timeout and the largest window.
     let victim = UdpSocket::bind("127.0.0.3:0").unwrap();
     victim.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let options = b"fw.bin\0octet\0timeout\0255\0blksize\065464\0windowsize\064\0";
+    let options = ["fw.bin", "octet", "timeout", "255", "blksize", "65464", "windowsize", "64"].join("\0") + "\0";
+    let options = options.as_bytes();
     for _ in 0..16 {
         victim.send_to(&[&[0u8, 1][..], options].concat(), tftp_addr(&server)).unwrap();
     }

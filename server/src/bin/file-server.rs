@@ -283,10 +283,10 @@ fn check_capacity(args: &Args) -> Result<(), StartError> {
     let allowed = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     let needed = max_clients * FILES_PER_SESSION + doors * FILES_PER_DOOR_CONNECTION + RESERVED;
     if needed > allowed {
+        let with_doors = if doors > 0 { " with the web side's and TFTP's caps" } else { "" };
         return Err(StartError::Usage(format!(
-            "--max-clients {max_clients} (with --http-max-connections and --tftp-max-transfers for the doors \
-             asked for) needs about {needed} open files, but this system allows {allowed} (ulimit -n); \
-             lower them or raise the limit"
+            "--max-clients {max_clients}{with_doors} needs about {needed} open files, but this system allows \
+             {allowed} (ulimit -n); lower them or raise the limit"
         )));
     }
     let mappings = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());

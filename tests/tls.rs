@@ -216,29 +216,59 @@ fn on_a_terminal_an_unknown_server_is_shown_and_remembered_once_accepted() {
 }
 
 #[test]
-fn a_handshake_that_stalls_gives_its_slot_back_and_refusals_arrive_over_tls() {
+fn stalled_handshakes_never_make_the_server_full_and_refusals_arrive_over_tls() {
     let share = Share::new();
     let state = state_dir();
     let server = ServerProcess::start(
         share.path(),
-        &["--tls", "--state-dir", path(&state), "--max-clients", "1", "--line-timeout", "1"],
+        &["--tls", "--state-dir", path(&state), "--max-clients", "1", "--line-timeout", "2"],
     );
     let addr = server.addr.to_string();
-    // Half a ClientHello, then nothing: the only slot is held...
-    let mut stalled = TcpStream::connect(server.addr).unwrap();
-    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
-    eventually("the stalled peer holds the slot", || {
-        let refused = s_client(&addr, "exit\n");
-        refused[0].header.starts_with("ERR 503 Server is full").then_some(())
-    });
-    // ...until its handshake time is over; then the server drops it...
-    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut rest = Vec::new();
-    let _ = stalled.read_to_end(&mut rest);
-    // ...and the next client is served.
+    // Half a ClientHello, then nothing, three times from 127.0.0.3: they
+    // hold that address's places among the connections being set up...
+    let half_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+    let mut stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = file_share_e2e::tcp_from("127.0.0.3", server.addr);
+            s.write_all(&half_hello).unwrap();
+            s
+        })
+        .collect();
+    // ...a fourth is closed at once, with no handshake to spend on it...
+    let mut fourth = file_share_e2e::tcp_from("127.0.0.3", server.addr);
+    let _ = fourth.write_all(&half_hello);
+    fourth.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut nothing = Vec::new();
+    let closed = fourth.read_to_end(&mut nothing);
+    // (At most a TLS alert, record type 0x15: no ServerHello, no certificate.)
+    let no_handshake = nothing.is_empty() || (nothing[0] == 0x15 && nothing.len() < 16);
+    assert!(closed.is_ok() && no_handshake, "closed at once, without a handshake: {closed:?} {nothing:?}");
+    // ...and the only session place is still free for someone else.
+    let mut holder = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut greeting).unwrap();
+    assert!(greeting.contains("proto="), "{greeting}");
+    // With it taken, the next is told so, over TLS.
+    let refused = s_client(&addr, "exit\n");
+    assert!(refused[0].header.starts_with("ERR 503 Server is full"), "{refused:?}");
+    drop(holder.stdin.take());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The stalled ones are dropped once their handshake time is over.
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    assert!(server.log().contains("TLS handshake failed"), "{}", server.log());
     let served = s_client(&addr, "exit\n");
     assert!(served[0].header.contains("proto="), "{served:?}");
-    assert!(server.log().contains("TLS handshake failed"), "{}", server.log());
 }
 
 #[test]

@@ -410,6 +410,8 @@ impl Connection {
                 }
                 Ok(user)
             }
+            // Every place is taken: not admitted (as a full server at the door).
+            Err(ClientError::Remote { code: Code::Unavailable, message }) => Err(ClientError::NotAdmitted(message)),
             Err(ClientError::Remote { message, .. }) => {
                 Err(ClientError::Identity(format!("login as {} refused: {message}", login.user)))
             }

@@ -265,6 +265,8 @@ struct PenaltyState {
     accounts: HashMap<String, Record>,
     /// Sources that logged in to an account, and when.
     known: HashMap<(IpAddr, String), Instant>,
+    /// Sources that logged in to any account, and when last.
+    known_sources: HashMap<IpAddr, Instant>,
 }
 
 /// One source's or account's failures.
@@ -352,6 +354,14 @@ impl Penalties {
         }
     }
 
+    /// Whether `ip`'s source has logged in to some account before (within
+    /// the time it is remembered): such an address gets a place to log in
+    /// even while strangers take every other one.
+    pub fn is_known(&self, ip: IpAddr) -> bool {
+        let (now, source) = (Instant::now(), Self::source(ip));
+        self.state.lock().known_sources.get(&source).is_some_and(|since| now.duration_since(*since) < Self::KNOWN_FOR)
+    }
+
     /// Begins a login from `ip` to `account`, or says how long to wait
     /// before trying again (the source or the account is penalised, or has
     /// a login being checked).
@@ -405,8 +415,13 @@ impl Attempt<'_> {
             if state.known.len() >= Penalties::MAX_ENTRIES {
                 state.known.clear();
             }
+            state.known_sources.retain(|_, since| now.duration_since(*since) < Penalties::KNOWN_FOR);
+            if state.known_sources.len() >= Penalties::MAX_ENTRIES {
+                state.known_sources.clear();
+            }
         }
         state.known.insert((self.source, self.account.clone()), now);
+        state.known_sources.insert(self.source, now);
     }
 }
 
@@ -584,6 +599,7 @@ mod tests {
         penalties.begin(guesser, "alice").unwrap().failed();
         assert!(penalties.begin("10.0.0.3".parse().unwrap(), "alice").is_err(), "strangers wait");
         penalties.begin(home, "alice").expect("the owner's address is not held back").succeeded();
+        assert!(penalties.is_known(home) && !penalties.is_known(guesser));
         // The guesser's own account's success does not clear its failures.
         assert!(penalties.begin(guesser, "mallory").is_err());
     }

@@ -10,6 +10,7 @@ use crate::accounts::{Accounts, PasswordChecks, Penalties};
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::shutdown::Stopping;
+use crate::slots::Caps;
 
 /// Settings that shape every session.
 #[derive(Clone)]
@@ -37,6 +38,10 @@ pub struct Config {
     /// With accounts (and no anonymous reading), a session must have logged
     /// in this long after it was admitted, else it is closed.
     pub login_timeout: Duration,
+    /// Connections being set up at once (a TLS handshake, or the wait for a
+    /// login on a server where one is needed), across the line protocol and
+    /// the web side, before they take a session's place (`--max-startups`).
+    pub max_startups: usize,
     /// How long every answer to a login takes at least, and the first
     /// penalty after a failed one; it doubles with each further failure from
     /// the same source or on the same account (see [`Penalties`]).
@@ -58,9 +63,22 @@ impl Default for Config {
             anonymous_read: false,
             login_timeout: Duration::from_secs(10),
             login_delay: Duration::from_millis(500),
+            max_startups: 10,
         }
     }
 }
+
+impl Config {
+    /// A session must log in before it may do anything (accounts, and no
+    /// `--anonymous read`).
+    pub fn login_required(&self) -> bool {
+        self.accounts.is_some() && !self.anonymous_read
+    }
+}
+
+/// Connections one address may have being set up at once (a share of
+/// [`Config::max_startups`]).
+pub const STARTUPS_PER_ADDRESS: usize = 3;
 
 /// What every session shares.
 pub struct Shared {
@@ -76,9 +94,30 @@ pub struct Shared {
     pub penalties: Penalties,
     /// Where passwords are checked (with accounts): a thread per core at most.
     pub password_checks: Option<PasswordChecks>,
+    /// Connections being set up (TLS handshake, login), on every door.
+    pub startups: Caps,
+    /// As many again, for addresses that have logged in before
+    /// ([`Penalties::is_known`]) when strangers hold every startup place.
+    pub known_startups: Caps,
 }
 
 impl Shared {
+    /// A place for a connection from `ip` to be set up in: among the
+    /// startups, or, when strangers hold them all, among the known
+    /// addresses' when `ip` has logged in before.
+    ///
+    /// # Errors
+    /// Which cap is reached.
+    pub fn startup_place(&self, ip: std::net::IpAddr) -> Result<crate::slots::Slot, crate::slots::Over> {
+        self.startups.try_acquire(ip).or_else(|over| {
+            if self.penalties.is_known(ip) {
+                self.known_startups.try_acquire(ip)
+            } else {
+                Err(over)
+            }
+        })
+    }
+
     /// The state for a server with `config` sharing `repo`, nobody connected yet.
     ///
     /// # Errors
@@ -87,6 +126,9 @@ impl Shared {
         let (presence, penalties) = (Arc::new(Presence::new(config.max_clients)), Penalties::new(config.login_delay));
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let password_checks = config.accounts.as_ref().map(|_| PasswordChecks::new(cores)).transpose()?;
-        Ok(Shared { presence, config, repo, stopping: Stopping::default(), penalties, password_checks })
+        let startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
+        let known_startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
+        let stopping = Stopping::default();
+        Ok(Shared { presence, config, repo, stopping, penalties, password_checks, startups, known_startups })
     }
 }

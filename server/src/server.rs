@@ -15,7 +15,8 @@ use crate::pool::ThreadPool;
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::session;
-use crate::slots::{PerAddress, Slots};
+use crate::session::Admission;
+use crate::slots::{Caps, Over};
 use crate::transport::Transport;
 
 /// How long the last step of shutdown waits for sessions whose sockets were closed.
@@ -25,8 +26,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    slots: Arc<Slots>,
-    per_address: PerAddress,
+    sessions: Arc<Caps>,
     refusals: Refusals,
     pool: ThreadPool,
     /// TLS refusals under way (each on its own thread).
@@ -64,12 +64,12 @@ impl Server {
                 io::Error::new(e.kind(), format!("cannot prepare uploads in '{}': {e}", repo.path().display()))
             })?;
         }
-        let pool = ThreadPool::new(config.max_clients)?;
-        let slots = Arc::new(Slots::new(config.max_clients));
-        let per_address = PerAddress::new(config.max_per_ip);
+        // Sessions, and connections being set up before they are sessions.
+        let pool = ThreadPool::new(config.max_clients + config.max_startups)?;
+        let sessions = Arc::new(Caps::new(config.max_clients, config.max_per_ip));
         let shared = Arc::new(Shared::new(config, repo)?);
         let (refusals, tls_refusers) = (Refusals::default(), Arc::new(AtomicUsize::new(0)));
-        Ok(Server { listener, slots, per_address, refusals, shared, pool, tls_refusers })
+        Ok(Server { listener, sessions, refusals, shared, pool, tls_refusers })
     }
 
     /// The address actually bound.
@@ -122,16 +122,21 @@ impl Server {
             }
         }
         self.refusals.flush();
-        let Server { listener, shared, slots, pool, .. } = self;
+        let Server { listener, shared, sessions, pool, .. } = self;
         drop(listener);
         let (presence, grace) = (&shared.presence, shared.config.grace);
         tracing::info!("shutting down: {} session(s) open, {}s grace", presence.len(), grace.as_secs());
         announce_shutdown(presence, grace);
-        if !slots.wait_all_free(Instant::now() + grace) {
+        let all_ended = |deadline| {
+            sessions.wait_all_free(deadline)
+                && shared.startups.wait_all_free(deadline)
+                && shared.known_startups.wait_all_free(deadline)
+        };
+        if !all_ended(Instant::now() + grace) {
             tracing::warn!("grace period over; closing {} session(s)", presence.len());
             shared.stopping.end_grace();
             presence.sessions().iter().for_each(|s| s.closer.close());
-            if !slots.wait_all_free(Instant::now() + CLOSE_WAIT) {
+            if !all_ended(Instant::now() + CLOSE_WAIT) {
                 // Stuck in the file system, say: do not wait for them.
                 tracing::error!(
                     "{} session(s) did not end after their connections were closed; leaving them",
@@ -153,14 +158,32 @@ impl Server {
                 Err(e) => return tracing::error!(%addr, "cannot start TLS: {e}"),
             },
         };
-        let Some(slot) = self.slots.try_acquire() else {
-            self.refusals.note(Refusal::Full);
-            return self.refuse(transport, "Server is full".into());
-        };
-        let Some(address) = self.per_address.try_acquire(addr.ip()) else {
-            self.refusals.note(Refusal::PerAddress);
-            let (ip, limit) = (addr.ip().to_canonical(), self.per_address.limit());
-            return self.refuse(transport, format!("too many connections from {ip} (at most {limit} per address)"));
+        // A TLS handshake, or a login the server needs, happens before a
+        // session's place is taken: a connection that never finishes either
+        // holds only a place among the startups, so the server is never
+        // "full" for people who log in.
+        let config = &self.shared.config;
+        let admission = if config.tls.is_some() || config.login_required() {
+            match self.shared.startup_place(addr.ip()) {
+                Ok(place) => Admission::Startup(place),
+                Err(_) => {
+                    self.refusals.note(Refusal::Startups);
+                    // No handshake for a TLS peer: that is what is being saved.
+                    if matches!(transport, Transport::Plain(_)) {
+                        let why = "too many connections are logging in; try again shortly";
+                        transport.send_now(Header::err(Code::Unavailable, why).encode().as_bytes());
+                    }
+                    return transport.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        } else {
+            match self.sessions.try_acquire(addr.ip()) {
+                Ok(slot) => Admission::Session(slot),
+                Err(over) => {
+                    self.refusals.note(Refusal::from(over));
+                    return self.refuse(transport, refusal_message(over, addr));
+                }
+            }
         };
         let reserved = match self.pool.reserve() {
             Ok(reserved) => reserved,
@@ -170,9 +193,8 @@ impl Server {
             }
         };
         self.refusals.flush();
-        let shared = Arc::clone(&self.shared);
-        let slot = slot.with_address(address);
-        self.pool.execute(reserved, move || session::serve(transport, addr, slot, shared));
+        let (shared, sessions) = (Arc::clone(&self.shared), Arc::clone(&self.sessions));
+        self.pool.execute(reserved, move || session::serve(transport, addr, admission, sessions, shared));
     }
 }
 
@@ -210,6 +232,17 @@ const TLS_REFUSERS: usize = 16;
 /// How long a refused TLS connection may take over its handshake.
 const TLS_REFUSAL_TIME: Duration = Duration::from_secs(3);
 
+/// What a connection refused by `caps` is told: `Server is full`, or its
+/// address's limit.
+pub fn refusal_message(over: Over, addr: SocketAddr) -> String {
+    match over {
+        Over::Full => "Server is full".into(),
+        Over::PerAddress(limit) => {
+            format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
+        }
+    }
+}
+
 /// Why a connection was refused.
 #[derive(Clone, Copy)]
 enum Refusal {
@@ -217,6 +250,17 @@ enum Refusal {
     Full,
     /// Its address holds `--max-per-ip` sessions already.
     PerAddress,
+    /// Every place for connections being set up is taken (`--max-startups`).
+    Startups,
+}
+
+impl From<Over> for Refusal {
+    fn from(over: Over) -> Refusal {
+        match over {
+            Over::Full => Refusal::Full,
+            Over::PerAddress(_) => Refusal::PerAddress,
+        }
+    }
 }
 
 /// Refusals counted and logged at most once a second: a flood of
@@ -225,6 +269,7 @@ enum Refusal {
 struct Refusals {
     full: u64,
     per_address: u64,
+    startups: u64,
     /// When the counts began; `None` while none are counted.
     since: Option<Instant>,
 }
@@ -237,6 +282,7 @@ impl Refusals {
         match why {
             Refusal::Full => self.full += 1,
             Refusal::PerAddress => self.per_address += 1,
+            Refusal::Startups => self.startups += 1,
         }
         match self.since {
             // The first refusal after a quiet spell is logged at once.
@@ -251,11 +297,12 @@ impl Refusals {
 
     /// Logs what was counted, if anything, and starts counting afresh.
     fn flush(&mut self) {
-        if self.full + self.per_address > 0 {
+        if self.full + self.per_address + self.startups > 0 {
             let secs = self.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            let (full, per_address) = (self.full, self.per_address);
+            let (full, per_address, startups) = (self.full, self.per_address, self.startups);
             tracing::info!(
-                "refused {full} connection(s) as full, {per_address} over the per-address limit, in {secs:.1}s"
+                "refused {full} connection(s) as full, {per_address} over the per-address limit, \
+                 {startups} with every startup place taken, in {secs:.1}s"
             );
             self.since = Some(Instant::now());
         } else {
@@ -263,6 +310,7 @@ impl Refusals {
         }
         self.full = 0;
         self.per_address = 0;
+        self.startups = 0;
     }
 }
 

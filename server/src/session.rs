@@ -24,7 +24,8 @@ use crate::config::Shared;
 use crate::connection::{is_timeout, Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
-use crate::slots::Slot;
+use crate::server::refusal_message;
+use crate::slots::{Caps, Slot};
 use crate::transport::{Closer, Transport};
 use crate::writer::{self, Outgoing, WriteHalf};
 
@@ -37,16 +38,38 @@ const CANNOT_SERVE: &str = "the server cannot start a session now; try again lat
 /// Most characters of client-chosen text (a name in an error) in one log line.
 const LOGGED_TEXT: usize = 300;
 
-/// Runs a session to its end on the current thread.
-pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Shared>) {
+/// What a connection holds while it is served; dropping it gives it back.
+pub enum Admission {
+    /// A session's place (`--max-clients`, `--max-per-ip`).
+    Session(Slot),
+    /// A place among the connections being set up (`--max-startups`): for
+    /// a TLS handshake, and on a server that needs a login, until the login.
+    /// A session's place is taken once they are done.
+    Startup(Slot),
+}
+
+/// Runs a session to its end on the current thread. `sessions` is the cap
+/// a connection admitted as a startup takes its session's place from.
+pub fn serve(transport: Transport, addr: SocketAddr, admission: Admission, sessions: Arc<Caps>, shared: Arc<Shared>) {
     transport.set_nodelay();
-    // A TLS peer that stalls its handshake keeps the slot no longer than a
-    // request line may take.
+    // A TLS peer that stalls its handshake keeps its startup place no
+    // longer than a request line may take.
     if let Err(e) = transport.handshake(Instant::now() + shared.config.line_timeout) {
         tracing::info!(%addr, "TLS handshake failed: {e}");
-        drop(slot);
+        drop(admission);
         return transport.shutdown(Shutdown::Both);
     }
+    let admission = match admission {
+        Admission::Startup(_) if !shared.config.login_required() => match sessions.try_acquire(addr.ip()) {
+            Ok(slot) => Admission::Session(slot),
+            Err(over) => {
+                tracing::debug!(%addr, "refused after its handshake: {}", refusal_message(over, addr));
+                transport.send_now(Header::err(Code::Unavailable, refusal_message(over, addr)).encode().as_bytes());
+                return transport.shutdown(Shutdown::Both);
+            }
+        },
+        admission => admission,
+    };
     let _ = transport.set_write_timeout(shared.config.idle_timeout);
     let clones = (transport.try_clone(), transport.try_clone());
     let (Ok(for_closer), Ok(for_writer)) = clones else {
@@ -88,20 +111,30 @@ pub fn serve(transport: Transport, addr: SocketAddr, slot: Slot, shared: Arc<Sha
     let reader = RequestReader::new(transport, shared.config.line_timeout);
     let config = &shared.config;
     let login_by = (config.accounts.is_some() && !config.anonymous_read).then(|| Instant::now() + config.login_timeout);
-    let mut handler =
-        Handler { reader, out, shared, session, timeout_shortened: false, framed: false, requests: 0, login_by };
+    let mut handler = Handler {
+        reader,
+        out,
+        shared,
+        session,
+        timeout_shortened: false,
+        framed: false,
+        requests: 0,
+        login_by,
+        admission,
+        sessions,
+    };
     let mut reason = if stopping { "server shutting down".to_string() } else { handler.run() };
     if handler.shared.stopping.grace_is_over() {
         reason = format!("closed at the end of the grace period ({reason})");
     }
-    let Handler { reader, out, session, .. } = handler;
+    let Handler { reader, out, session, admission, .. } = handler;
     drop(out);
     if writer.join().is_err() {
         tracing::error!(client = %session.name(), "writer thread panicked");
     }
     tracing::info!(client = %session.name(), "disconnected: {reason}");
     drop(session);
-    drop(slot);
+    drop(admission);
     reader.transport().shutdown(Shutdown::Both);
 }
 
@@ -129,6 +162,11 @@ struct Handler {
     requests: u64,
     /// When the session must have logged in by (`--users`), until it has.
     login_by: Option<Instant>,
+    /// Its place: among the startups until it has logged in (where a login
+    /// is needed), then a session's.
+    admission: Admission,
+    /// Where a session's place is taken from.
+    sessions: Arc<Caps>,
 }
 
 /// What waiting for the next request line gave.
@@ -271,6 +309,20 @@ impl Handler {
             }
             _ => {}
         }
+        // A login of a connection still among the startups needs a session's
+        // place: taken for it now, kept only if the login succeeds.
+        let place = match (&request, &self.admission) {
+            (Request::Login { .. }, Admission::Startup(_)) if self.session.account().is_none() => {
+                match self.sessions.try_acquire(self.session.addr.ip()) {
+                    Ok(slot) => Some(slot),
+                    Err(over) => {
+                        let refusal = Refusal::new(Code::Unavailable, refusal_message(over, self.session.addr));
+                        return self.out.deliver(Reply::Ended { refusal, reason: "no session place" }, &self.session);
+                    }
+                }
+            }
+            _ => None,
+        };
         // Shown while the command runs (a first `get` hashes the file).
         self.session.clock.set_activity(Activity::Command(summary));
         let reply = {
@@ -279,6 +331,9 @@ impl Handler {
             let wanted = || !reader.cancel_waiting();
             cmd::apply(request, Caller { shared: &self.shared, session: &self.session, wanted: &wanted })
         };
+        if let Some(slot) = place.filter(|_| self.session.account().is_some()) {
+            self.admission = Admission::Session(slot);
+        }
         let next = match reply {
             Reply::Receive(incoming) if incoming.hash_at_end() && !self.framed => {
                 let message = "a put with '-' for its hash needs frames on: the hash comes in END ok blake3=";

@@ -1,6 +1,8 @@
-//! The caps on concurrent sessions: the server's (`--max-clients`), as a
-//! channel holding one token per slot, and each address's (`--max-per-ip`),
-//! as a count per address.
+//! The caps every door admits against: a total (`--max-clients`,
+//! `--http-max-connections`, `--tftp-max-transfers`, `--max-startups`), as a
+//! channel holding one token per slot, and each address's share of it
+//! (`--max-per-ip` and the like), as a count per address; [`Caps`] holds
+//! both.
 //!
 //! Taking a token is atomic (`try_recv`), so two connections can never both
 //! take the last slot, and the token comes back in [`Slot`]'s `Drop`, so a
@@ -62,6 +64,44 @@ impl Slot {
     pub fn with_address(mut self, address: AddressSlot) -> Slot {
         self.address = Some(address);
         self
+    }
+}
+
+/// A total cap and a per-address cap together: what one door (or stage)
+/// admits connections against.
+pub struct Caps {
+    slots: Slots,
+    per_address: PerAddress,
+}
+
+/// Why [`Caps::try_acquire`] said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Every slot is taken.
+    Full,
+    /// The address holds its share already (the limit).
+    PerAddress(usize),
+}
+
+impl Caps {
+    /// At most `capacity` at once, and `per_address` from one address (0: no limit).
+    pub fn new(capacity: usize, per_address: usize) -> Caps {
+        Caps { slots: Slots::new(capacity), per_address: PerAddress::new(per_address) }
+    }
+
+    /// A slot holding `ip`'s share too, if both are free, without waiting.
+    ///
+    /// # Errors
+    /// Which cap is reached.
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<Slot, Over> {
+        let slot = self.slots.try_acquire().ok_or(Over::Full)?;
+        let address = self.per_address.try_acquire(ip).ok_or(Over::PerAddress(self.per_address.limit()))?;
+        Ok(slot.with_address(address))
+    }
+
+    /// Waits until every slot is free or `deadline` passes; true when all are.
+    pub fn wait_all_free(&self, deadline: Instant) -> bool {
+        self.slots.wait_all_free(deadline)
     }
 }
 
@@ -165,6 +205,19 @@ mod tests {
         let held: Vec<_> = (0..100).map(|_| unlimited.try_acquire(a).unwrap()).collect();
         drop(held);
         assert!(unlimited.held.lock().is_empty(), "counts of zero are forgotten");
+    }
+
+    #[test]
+    fn caps_say_which_limit_is_hit() {
+        let caps = Caps::new(3, 2);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let _one = caps.try_acquire(a).unwrap();
+        let two = caps.try_acquire(a).unwrap();
+        assert_eq!(caps.try_acquire(a).err(), Some(Over::PerAddress(2)));
+        let _three = caps.try_acquire(b).unwrap();
+        assert_eq!(caps.try_acquire(b).err(), Some(Over::Full));
+        drop(two);
+        assert!(caps.try_acquire(a).is_ok(), "the slot and the address's share both came back");
     }
 
     #[test]

@@ -45,6 +45,11 @@ struct Args {
     /// Seconds a silent client stays connected.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Connections being set up at once, across the doors: a TLS handshake,
+    /// or (with --users) the time until the login, before a session's place
+    /// is taken; one address may have 3. The next connections are closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_startups: u32,
     /// Seconds a request line may take from its first byte to its end.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     line_timeout: u64,
@@ -270,6 +275,8 @@ const FILES_PER_DOOR_CONNECTION: u64 = 2;
 /// now, not discovered by the client who finds it.
 fn check_capacity(args: &Args) -> Result<(), StartError> {
     let max_clients = u64::from(args.max_clients);
+    // Connections being set up run on session threads too.
+    let threads = max_clients + u64::from(args.max_startups);
     let doors = args.http.map_or(0, |_| u64::from(args.http_max_connections))
         + args.tftp.map_or(0, |_| u64::from(args.tftp_max_transfers));
     use rustix::process::{getrlimit, setrlimit, Resource};
@@ -281,7 +288,7 @@ fn check_capacity(args: &Args) -> Result<(), StartError> {
         }
     }
     let allowed = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let needed = max_clients * FILES_PER_SESSION + doors * FILES_PER_DOOR_CONNECTION + RESERVED;
+    let needed = threads * FILES_PER_SESSION + doors * FILES_PER_DOOR_CONNECTION + RESERVED;
     if needed > allowed {
         let with_doors = if doors > 0 { " with the web side's and TFTP's caps" } else { "" };
         return Err(StartError::Usage(format!(
@@ -290,7 +297,7 @@ fn check_capacity(args: &Args) -> Result<(), StartError> {
         )));
     }
     let mappings = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
-    let needed = max_clients * MAPPINGS_PER_SESSION + RESERVED;
+    let needed = threads * MAPPINGS_PER_SESSION + RESERVED;
     match mappings {
         Some(allowed) if needed > allowed => Err(StartError::Usage(format!(
             "--max-clients {max_clients} needs about {needed} memory mappings, but this system allows {allowed} \
@@ -430,6 +437,7 @@ fn run(args: Args) -> Result<(), StartError> {
         anonymous_read: matches!(args.anonymous, Some(Anonymous::Read)),
         login_timeout: Duration::from_secs(args.login_timeout),
         login_delay: Duration::from_secs_f64(args.login_delay),
+        max_startups: args.max_startups as usize,
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let server = Server::new(listener, repo, config).map_err(failed)?;

@@ -17,7 +17,7 @@ pub const MAX_FAILURES: u32 = 3;
 /// ([`super::files::writes_allowed`]).
 pub fn admitted(request: &Request, caller: Caller<'_, '_>) -> Option<Refusal> {
     let config = &caller.shared.config;
-    if config.accounts.is_none() || config.anonymous_read || caller.session.account().is_some() {
+    if !config.login_required() || caller.session.account().is_some() {
         return None;
     }
     match request {

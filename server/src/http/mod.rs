@@ -37,7 +37,7 @@ use common::{Code, ListEntry, Request};
 
 use crate::cmd::{self, Caller, Reply};
 use crate::config::Shared;
-use crate::slots::{PerAddress, Slot, Slots};
+use crate::slots::{Caps, Over, Slot};
 use crate::transport::Transport;
 use head::{read_head, Head, Outcome};
 use host::Hosts;
@@ -57,8 +57,7 @@ pub const BODY_FLOOR: u64 = 1024;
 pub struct HttpServer {
     listener: TcpListener,
     shared: Arc<Shared>,
-    places: Slots,
-    per_address: PerAddress,
+    places: Caps,
     hosts: Arc<Hosts>,
     busy: Arc<Busy>,
 }
@@ -110,8 +109,7 @@ impl HttpServer {
         HttpServer {
             listener,
             shared,
-            places: Slots::new(limits.max_connections),
-            per_address: PerAddress::new(limits.max_per_ip),
+            places: Caps::new(limits.max_connections, limits.max_per_ip),
             hosts: Arc::new(Hosts::new(&limits.hosts)),
             busy: Arc::new(Busy::default()),
         }
@@ -159,16 +157,14 @@ impl HttpServer {
                 Err(e) => return tracing::error!(%addr, "cannot start TLS: {e}"),
             },
         };
-        let place = match (self.places.try_acquire(), self.per_address.try_acquire(addr.ip())) {
-            (Some(place), Some(address)) => place.with_address(address),
-            (place, _) => {
-                let why = match place {
-                    None => "too many connections; try again shortly".to_string(),
-                    Some(_) => format!(
-                        "too many connections from {} (at most {} per address)",
-                        addr.ip().to_canonical(),
-                        self.per_address.limit()
-                    ),
+        let place = match self.places.try_acquire(addr.ip()) {
+            Ok(place) => place,
+            Err(over) => {
+                let why = match over {
+                    Over::Full => "too many connections; try again shortly".to_string(),
+                    Over::PerAddress(limit) => {
+                        format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
+                    }
                 };
                 // A plain peer is told; a TLS one would need a handshake first.
                 if matches!(transport, Transport::Plain(_)) {
@@ -194,8 +190,14 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
     conn.set_nodelay();
     let local = conn.local_addr().map_or(addr.ip(), |a| a.ip());
     let limit = shared.config.line_timeout;
-    if let Err(e) = conn.handshake(Instant::now() + limit) {
-        return tracing::debug!(%addr, "https handshake failed: {e}");
+    if matches!(conn, Transport::Tls(_)) {
+        // The handshake holds a place among the startups, shared with the line protocol's.
+        let Ok(_startup) = shared.startup_place(addr.ip()) else {
+            return conn.shutdown(std::net::Shutdown::Both);
+        };
+        if let Err(e) = conn.handshake(Instant::now() + limit) {
+            return tracing::debug!(%addr, "https handshake failed: {e}");
+        }
     }
     let _ = conn.set_write_timeout(shared.config.idle_timeout);
     let visitor = shared.presence.web_visit(addr, "web");

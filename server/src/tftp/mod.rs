@@ -34,7 +34,7 @@ use common::Code;
 
 use crate::cmd::{files, Caller, Refusal};
 use crate::config::Shared;
-use crate::slots::{PerAddress, Slot, Slots};
+use crate::slots::{Caps, Over, Slot};
 use packet::{ErrorCode, Packet, MAX_BLKSIZE};
 
 /// Seconds to wait for an acknowledgement before sending again, unless the
@@ -59,15 +59,14 @@ const MAX_WINDOW: u64 = 64;
 pub struct TftpServer {
     socket: UdpSocket,
     shared: Arc<Shared>,
-    places: Slots,
-    per_address: PerAddress,
+    places: Caps,
 }
 
 impl TftpServer {
     /// Serves `shared`'s share on `socket`, at most `max_transfers` at once
     /// and `max_per_ip` for one address.
     pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize, max_per_ip: usize) -> TftpServer {
-        TftpServer { socket, shared, places: Slots::new(max_transfers), per_address: PerAddress::new(max_per_ip) }
+        TftpServer { socket, shared, places: Caps::new(max_transfers, max_per_ip) }
     }
 
     /// The address bound.
@@ -97,13 +96,13 @@ impl TftpServer {
     }
 
     fn start(&self, peer: SocketAddr, write: bool, name: String, mode: String, options: Vec<(String, String)>) {
-        let place = match (self.places.try_acquire(), self.per_address.try_acquire(peer.ip())) {
-            (Some(place), Some(address)) => place.with_address(address),
-            (None, _) => {
+        let place = match self.places.try_acquire(peer.ip()) {
+            Ok(place) => place,
+            Err(Over::Full) => {
                 return send(&self.socket, peer, &error(ErrorCode::Undefined, "server busy; try again shortly"))
             }
-            (Some(_), None) => {
-                let why = format!("too many transfers from your address (at most {})", self.per_address.limit());
+            Err(Over::PerAddress(limit)) => {
+                let why = format!("too many transfers from your address (at most {limit})");
                 return send(&self.socket, peer, &error(ErrorCode::Undefined, &why));
             }
         };

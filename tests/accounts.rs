@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use file_share_e2e::{adduser, binary, client_args as args, RawClient, ServerProcess, Share};
+use file_share_e2e::{adduser, binary, client_args as args, ServerProcess, Share};
 
 /// A users file with alice (write, "alice pw") and bob (read, "bob pw").
 fn users() -> tempfile::TempDir {

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use file_share_e2e::{
-    adduser, client_args as args, eventually, output_within, parse_messages, pseudo_random, pty_client_with, ready,
-    run_client_env, Reply, ServerProcess, Share,
+    adduser, client_args as args, output_within, parse_messages, pseudo_random, pty_client_with, ready, run_client_env,
+    Reply, ServerProcess, Share,
 };
 
 /// Runs `openssl s_client` against `addr`, types `input` (ending with

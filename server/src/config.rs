@@ -96,6 +96,8 @@ pub struct Shared {
     pub password_checks: Option<PasswordChecks>,
     /// Connections being set up (TLS handshake, login), on every door.
     pub startups: Caps,
+    /// Per-connection log lines at the default level, a few a second.
+    pub connection_log: crate::logs::Burst,
     /// As many again, for addresses that have logged in before
     /// ([`Penalties::is_known`]) when strangers hold every startup place.
     pub known_startups: Caps,
@@ -129,6 +131,17 @@ impl Shared {
         let startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
         let known_startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
         let stopping = Stopping::default();
-        Ok(Shared { presence, config, repo, stopping, penalties, password_checks, startups, known_startups })
+        let connection_log = crate::logs::Burst::new();
+        Ok(Shared {
+            presence,
+            config,
+            repo,
+            stopping,
+            penalties,
+            password_checks,
+            startups,
+            known_startups,
+            connection_log,
+        })
     }
 }

@@ -21,7 +21,10 @@
 //!   users file `adduser` writes, and the per-address throttle on failed logins.
 //! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
 //!   and kept in the state folder) and its fingerprint.
-//! - [`slots`]: the cap, as RAII slot tokens.
+//! - [`slots`]: the caps every door admits against ([`slots::Caps`]: a
+//!   total and a per-address share), as RAII slot tokens.
+//! - [`logs`]: log lines a peer could make happen many times a second,
+//!   written at most so often and the rest counted.
 //! - [`pool`]: the fixed set of session threads.
 //! - [`session`]: one client over the line protocol: read a line, apply, send, keep time.
 //! - [`connection`]: reading request lines with a hard length limit.
@@ -48,6 +51,7 @@ pub mod connection;
 pub mod frames;
 pub mod http;
 pub mod identity;
+pub mod logs;
 pub mod pool;
 pub mod presence;
 pub mod repo;

@@ -29,6 +29,12 @@ use crate::transport::Closer;
 /// How many departed clients `status` remembers.
 pub const RECENT_DEPARTURES: usize = 5;
 
+/// Joins, departures and renames are announced to everyone while at most
+/// this many are online; beyond, not (as IRC does in large channels;
+/// `status` lists who is there). Announcing each arrival to every session
+/// made admitting n sessions take time in n² (3,000 took 47 s).
+pub const ANNOUNCE_LIMIT: usize = 100;
+
 /// A notice as it waits in outboxes: one broadcast is one allocation,
 /// shared by every outbox it is queued in.
 pub type Notice = Arc<Event>;
@@ -182,6 +188,14 @@ struct Inner {
 }
 
 impl Inner {
+    /// A presence notice (joined, left, renamed) for everyone but `from`,
+    /// while at most [`ANNOUNCE_LIMIT`] are online.
+    fn announce(&self, from: u64, event: Event) {
+        if self.sessions.len() <= ANNOUNCE_LIMIT {
+            self.broadcast(from, event);
+        }
+    }
+
     /// Queues `event` for everyone but `from`; returns how many got it.
     fn broadcast(&self, from: u64, event: Event) -> usize {
         let event = Notice::new(event);
@@ -265,7 +279,7 @@ impl Presence {
             .with("event", "joined")
             .with("name", &name)
             .with("online", online);
-        inner.broadcast(id, joined);
+        inner.announce(id, joined);
         Registration { presence: Arc::clone(self), info }
     }
 
@@ -287,7 +301,7 @@ impl Presence {
                 .with("event", "renamed")
                 .with("from", &old)
                 .with("name", new);
-            inner.broadcast(id, renamed);
+            inner.announce(id, renamed);
         }
         Ok(old)
     }
@@ -394,7 +408,7 @@ impl Drop for Registration {
             .with("event", "left")
             .with("name", &name)
             .with("online", online);
-        inner.broadcast(self.info.id, left);
+        inner.announce(self.info.id, left);
         inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
@@ -411,6 +425,20 @@ mod tests {
         let (tx, rx) = unbounded();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         (presence.register(addr, Closer::default(), tx), rx)
+    }
+
+    #[test]
+    fn arrivals_past_the_announce_limit_are_not_announced_but_chat_still_reaches_all() {
+        let presence = Arc::new(Presence::new(ANNOUNCE_LIMIT + 10));
+        let (_first, first_events) = join(&presence, 1000);
+        let others: Vec<_> = (1..ANNOUNCE_LIMIT as u16).map(|i| join(&presence, 1000 + i)).collect();
+        assert_eq!(first_events.try_iter().count(), ANNOUNCE_LIMIT - 1, "every arrival up to the limit");
+        let (late, _) = join(&presence, 2000);
+        assert_eq!(first_events.try_iter().count(), 0, "arrival number {} is not announced", ANNOUNCE_LIMIT + 1);
+        drop(late);
+        assert_eq!(first_events.try_iter().count(), 1, "back at the limit, departures are announced again");
+        assert_eq!(presence.broadcast_from(others[0].0.id, Event::notice("hi")), ANNOUNCE_LIMIT - 1);
+        assert_eq!(first_events.try_iter().count(), 1);
     }
 
     #[test]

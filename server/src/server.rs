@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::session;
 use crate::session::Admission;
-use crate::slots::{Caps, Over};
+use crate::slots::{Caps, Over, Slots};
 use crate::transport::Transport;
 
 /// How long the last step of shutdown waits for sessions whose sockets were closed.
@@ -30,7 +29,7 @@ pub struct Server {
     refusals: Refusals,
     pool: ThreadPool,
     /// TLS refusals under way (each on its own thread).
-    tls_refusers: Arc<AtomicUsize>,
+    tls_refusers: Slots,
 }
 
 /// Starts a graceful shutdown from another thread (a signal handler, a test).
@@ -68,7 +67,7 @@ impl Server {
         let pool = ThreadPool::new(config.max_clients + config.max_startups)?;
         let sessions = Arc::new(Caps::new(config.max_clients, config.max_per_ip));
         let shared = Arc::new(Shared::new(config, repo)?);
-        let (refusals, tls_refusers) = (Refusals::default(), Arc::new(AtomicUsize::new(0)));
+        let (refusals, tls_refusers) = (Refusals::default(), Slots::new(TLS_REFUSERS));
         Ok(Server { listener, sessions, refusals, shared, pool, tls_refusers })
     }
 
@@ -105,7 +104,7 @@ impl Server {
     /// to the grace period, closes the rest and returns.
     pub fn run(mut self) {
         lower_accept_priority();
-        let mut failures = LogEvery::new(Duration::from_secs(1));
+        let mut failures = crate::logs::LogEvery::new(Duration::from_secs(1));
         loop {
             let accepted = self.listener.accept();
             if self.shared.stopping.is_set() {
@@ -208,20 +207,19 @@ impl Server {
         if matches!(transport, Transport::Plain(_)) {
             return transport.send_now(line.as_bytes());
         }
-        let busy = Arc::clone(&self.tls_refusers);
-        if busy.fetch_add(1, Ordering::SeqCst) >= TLS_REFUSERS {
-            busy.fetch_sub(1, Ordering::SeqCst);
+        let Some(place) = self.tls_refusers.try_acquire() else {
             return transport.shutdown(std::net::Shutdown::Both);
-        }
+        };
         let spawned = std::thread::Builder::new().name("tls-refusal".into()).spawn(move || {
+            // Given back however this ends, a panic included.
+            let _place = place;
             if transport.handshake(Instant::now() + TLS_REFUSAL_TIME).is_ok() {
                 transport.send_now(line.as_bytes());
             }
             transport.shutdown(std::net::Shutdown::Both);
-            busy.fetch_sub(1, Ordering::SeqCst);
         });
-        if spawned.is_err() {
-            self.tls_refusers.fetch_sub(1, Ordering::SeqCst);
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start a thread to refuse a TLS connection: {e}");
         }
     }
 }
@@ -340,30 +338,5 @@ const ACCEPT_NICENESS: i32 = 5;
 fn lower_accept_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ACCEPT_NICENESS) {
         tracing::debug!("cannot lower the accepting thread's priority: {e}");
-    }
-}
-
-/// A log line for something that can happen many times a second (a failing
-/// `accept`), written at most once per period with how often it happened.
-pub struct LogEvery {
-    every: Duration,
-    count: u64,
-    last: Option<Instant>,
-}
-
-impl LogEvery {
-    /// At most one line per `every`.
-    pub fn new(every: Duration) -> LogEvery {
-        LogEvery { every, count: 0, last: None }
-    }
-
-    /// Counts one; calls `log` with the count since the last line when a line is due.
-    pub fn note(&mut self, log: impl FnOnce(u64)) {
-        self.count += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= self.every) {
-            log(self.count);
-            self.count = 0;
-            self.last = Some(Instant::now());
-        }
     }
 }

@@ -82,7 +82,11 @@ pub fn serve(transport: Transport, addr: SocketAddr, admission: Admission, sessi
     let (events_tx, events_rx) = unbounded();
     let presence = &shared.presence;
     let session = presence.register(addr, Closer::new(for_closer), events_tx);
-    tracing::info!(client = %session.name(), %addr, "connected ({}/{})", presence.len(), shared.config.max_clients);
+    if shared.connection_log.allow("connection events") {
+        tracing::info!(client = %session.name(), %addr, "connected ({}/{})", presence.len(), shared.config.max_clients);
+    } else {
+        tracing::debug!(client = %session.name(), %addr, "connected ({}/{})", presence.len(), shared.config.max_clients);
+    }
 
     // A session admitted just as shutdown began is told so and ends at once.
     let stopping = shared.stopping.is_set();
@@ -132,7 +136,11 @@ pub fn serve(transport: Transport, addr: SocketAddr, admission: Admission, sessi
     if writer.join().is_err() {
         tracing::error!(client = %session.name(), "writer thread panicked");
     }
-    tracing::info!(client = %session.name(), "disconnected: {reason}");
+    if handler.shared.connection_log.allow("connection events") {
+        tracing::info!(client = %session.name(), "disconnected: {reason}");
+    } else {
+        tracing::debug!(client = %session.name(), "disconnected: {reason}");
+    }
     drop(session);
     drop(admission);
     reader.transport().shutdown(Shutdown::Both);

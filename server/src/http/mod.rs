@@ -130,7 +130,7 @@ impl HttpServer {
 
     /// Accepts connections until the server stops; each runs on its own thread.
     pub fn run(self) {
-        let mut failures = crate::server::LogEvery::new(Duration::from_secs(1));
+        let mut failures = crate::logs::LogEvery::new(Duration::from_secs(1));
         for accepted in self.listener.incoming() {
             if self.shared.stopping.is_set() {
                 break;

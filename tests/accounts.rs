@@ -400,3 +400,18 @@ fn the_password_is_asked_once_on_a_terminal_and_a_reconnect_logs_in_again_withou
     pty.exp_eof().unwrap();
     assert_eq!(server.log().matches("logged in (read and write)").count(), 2, "{}", server.log());
 }
+
+#[test]
+fn a_users_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let share = Share::new();
+    let dir = users();
+    let file = dir.path().join("users");
+    let quiet = plaintext_server(&share, &dir, &[]);
+    assert!(!quiet.log().contains("chmod 600"), "0600, as adduser makes it: {}", quiet.log());
+    drop(quiet);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = plaintext_server(&share, &dir, &[]);
+    let log = server.log();
+    assert!(log.contains("can be read by others (mode 644)") && log.contains("chmod 600"), "{log}");
+}

@@ -569,3 +569,65 @@ fn a_download_nobody_reads_and_an_upload_that_trickles_are_cut() {
     trickle.join().unwrap();
     assert!(!share.path().join("slow.bin").exists());
 }
+
+/// The status line of `GET /a.txt` with Basic `user:password`, sent from
+/// the loopback address `from`.
+fn basic_get_from(from: &str, port: u16, user: &str, password: &str) -> String {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut conn = file_share_e2e::tcp_from(from, addr);
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let credentials = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
+    let request = format!(
+        "GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {credentials}\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_basic_auth_brute_force_holds_no_places_and_keeps_no_one_out() {
+    let share = Share::new();
+    share.add("a.txt", b"members only\n");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    assert!(adduser(&users, "alice", "alice pw", false).status.success());
+    let server = ServerProcess::start(
+        share.path(),
+        &["--http", "0", "--users", users.to_str().unwrap(), "--insecure-plaintext-login", "--login-delay", "0.2"],
+    );
+    let port = server.http_port.unwrap();
+    // alice has read the share from 127.0.0.2 before.
+    assert_eq!(basic_get_from("127.0.0.2", port, "alice", "alice pw"), "HTTP/1.1 200 OK");
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let (guesses, owner) = std::thread::scope(|scope| {
+        let guessers: Vec<_> = (0..32)
+            .map(|w| {
+                scope.spawn(move || {
+                    let mut answers = Vec::new();
+                    for i in 0.. {
+                        if std::time::Instant::now() >= until {
+                            break;
+                        }
+                        answers.push(basic_get_from("127.0.0.3", port, "alice", &format!("guess-{w}-{i}")));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let mut owner = Vec::new();
+        while std::time::Instant::now() < until {
+            owner.push(basic_get_from("127.0.0.2", port, "alice", "alice pw"));
+        }
+        (guessers.into_iter().flat_map(|g| g.join().unwrap()).collect::<Vec<_>>(), owner)
+    });
+    assert!(owner.iter().all(|s| s == "HTTP/1.1 200 OK"), "alice was kept out: {owner:?}");
+    let checked = guesses.iter().filter(|s| s.starts_with("HTTP/1.1 401")).count();
+    // 0.2 s to answer, then penalties of 0.2, 0.4, 0.8, 1.6 s: at most 4 in 3 s.
+    assert!(checked <= 4, "{checked} guesses checked in 3 s");
+    assert!(guesses.iter().any(|s| s.starts_with("HTTP/1.1 429")), "refused at once while penalised");
+    assert!(guesses.iter().any(|s| s.starts_with("HTTP/1.1 503")), "and beyond 8 places, at once too");
+}

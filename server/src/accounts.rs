@@ -279,11 +279,18 @@ struct Record {
     until: Instant,
     /// A login is being checked now.
     checking: bool,
+    /// The last attempt refused at once (penalised, or one under way).
+    refused: Option<Instant>,
 }
 
 impl Record {
     fn new(now: Instant) -> Record {
-        Record { level: 0, last: now, until: now, checking: false }
+        Record { level: 0, last: now, until: now, checking: false, refused: None }
+    }
+
+    /// Neither failed nor refused for a while: behaves as its owner would.
+    fn quiet(&self, now: Instant) -> bool {
+        self.level(now) == 0 && self.refused.is_none_or(|t| now.duration_since(t) >= Penalties::DECAY)
     }
 
     /// The level once decay is counted.
@@ -308,7 +315,7 @@ impl Record {
 
     /// Nothing left to remember.
     fn forgotten(&self, now: Instant) -> bool {
-        !self.checking && now >= self.until && self.level(now) == 0
+        !self.checking && now >= self.until && self.quiet(now)
     }
 }
 
@@ -355,11 +362,17 @@ impl Penalties {
     }
 
     /// Whether `ip`'s source has logged in to some account before (within
-    /// the time it is remembered): such an address gets a place to log in
-    /// even while strangers take every other one.
+    /// the time it is remembered) and has no failed login of late (its level
+    /// has decayed to nothing, and none refused for a minute): such an
+    /// address gets a place to log in even while strangers take every other
+    /// one. An address that guesses, even one that also logs in to an
+    /// account of its own, loses that.
     pub fn is_known(&self, ip: IpAddr) -> bool {
         let (now, source) = (Instant::now(), Self::source(ip));
-        self.state.lock().known_sources.get(&source).is_some_and(|since| now.duration_since(*since) < Self::KNOWN_FOR)
+        let state = self.state.lock();
+        let logged_in =
+            state.known_sources.get(&source).is_some_and(|since| now.duration_since(*since) < Self::KNOWN_FOR);
+        logged_in && state.sources.get(&source).is_none_or(|r| r.quiet(now))
     }
 
     /// Begins a login from `ip` to `account`, or says how long to wait
@@ -383,6 +396,7 @@ impl Penalties {
         let by_source = state.sources.get(&source).and_then(|r| r.wait(now, self.base));
         let by_account = if known { None } else { state.accounts.get(account).and_then(|r| r.wait(now, self.base)) };
         if let Some(wait) = by_source.max(by_account) {
+            state.sources.entry(source).or_insert_with(|| Record::new(now)).refused = Some(now);
             return Err(wait);
         }
         state.sources.entry(source).or_insert_with(|| Record::new(now)).checking = true;
@@ -600,6 +614,17 @@ mod tests {
         assert!(penalties.begin("10.0.0.3".parse().unwrap(), "alice").is_err(), "strangers wait");
         penalties.begin(home, "alice").expect("the owner's address is not held back").succeeded();
         assert!(penalties.is_known(home) && !penalties.is_known(guesser));
+        // A guesser that logs in to an account of its own is not known while it guesses...
+        let mut state = penalties.state.lock();
+        state.known_sources.insert(Penalties::source(guesser), Instant::now());
+        drop(state);
+        assert!(!penalties.is_known(guesser));
+        // ...nor one whose tries are only ever refused at once.
+        let prober: IpAddr = "10.0.7.7".parse().unwrap();
+        penalties.begin(prober, "bob").unwrap().succeeded();
+        assert!(penalties.is_known(prober));
+        assert!(penalties.begin(prober, "alice").is_err(), "alice is penalised for strangers");
+        assert!(!penalties.is_known(prober));
         // The guesser's own account's success does not clear its failures.
         assert!(penalties.begin(guesser, "mallory").is_err());
     }

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::status::Activity;
-use common::{Code, Event, Header, Request, PROTOCOL_VERSION};
+use common::{Code, Event, Header, ListEntry, Request, PROTOCOL_VERSION};
 use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::cmd::{self, Caller, Refusal, Reply};
@@ -435,12 +435,27 @@ impl Replies {
                 (ok(refusal.header(), b""), Next::Continue)
             }
             Reply::File(file) => (Outgoing::file(file, None), Next::Continue),
+            // The line protocol's wording of the typed outcomes.
+            Reply::Listing(entries) => {
+                let body: String = entries.iter().map(ListEntry::encode).collect();
+                (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Continue)
+            }
+            Reply::Status { status, records: true } => {
+                let body = status.encode();
+                (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Continue)
+            }
+            Reply::Status { status, records: false } => {
+                let body = status.render();
+                let fields = [("uptime", status.uptime_secs), ("clients", status.clients), ("max", status.max_clients)];
+                let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                (ok(Header::Ok { len: body.len() as u64, fields }, body.as_bytes()), Next::Continue)
+            }
             Reply::Close { body, reason } => (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason)),
             Reply::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
-            Reply::Receive(_) => {
-                // Only the session loop reads an upload's bytes; it takes this
-                // reply before it gets here.
-                let refusal = Refusal::new(Code::Internal, "an upload cannot be received here");
+            Reply::Receive(_) | Reply::Plain(_) => {
+                // Only the session loop reads an upload's bytes (it takes this
+                // reply before it gets here); plain reads are other doors'.
+                let refusal = Refusal::new(Code::Internal, "this reply cannot be sent on the line protocol");
                 (ok(refusal.header(), b""), Next::Close("internal error"))
             }
         };

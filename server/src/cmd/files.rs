@@ -23,17 +23,13 @@ pub struct FileReply {
 /// `list [dir]`: one line per visible entry, sorted by name.
 pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal> {
     let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
-    let entries = caller.shared.repo.list(&path)?;
-    Ok(Reply::text(entries.iter().map(|e| e.encode()).collect::<String>()))
+    Ok(Reply::Listing(caller.shared.repo.list(&path)?))
 }
 
-/// One folder of a tree being archived (the web side's `?tar`, `?zip`):
+/// One folder of a tree being archived ([`super::Op::ArchiveFolder`]):
 /// what `list` shows, less folders reached through a symbolic link, so a
-/// walk of the tree never loops. Allowed to whoever may `list`.
-pub fn archive_folder(caller: Caller<'_, '_>, dir: &str) -> Result<Vec<common::ListEntry>, Refusal> {
-    if let Some(refusal) = super::login::admitted(&common::Request::List(dir.to_string()), caller) {
-        return Err(refusal);
-    }
+/// walk of the tree never loops.
+pub fn archive_folder<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal> {
     let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
     let repo = &caller.shared.repo;
     let mut entries = repo.list(&path)?;
@@ -41,22 +37,26 @@ pub fn archive_folder(caller: Caller<'_, '_>, dir: &str) -> Result<Vec<common::L
         e.kind == common::ListEntryKind::File
             || RemotePath::parse(&format!("{path}/{}", e.name)).is_ok_and(|child| !repo.is_link(&child))
     });
-    Ok(entries)
+    Ok(Reply::Listing(entries))
 }
 
-/// A file opened for reading without hashing it (an archive of a tree, a
-/// TFTP read: neither carries a hash), with its length and modification
-/// time. Allowed to whoever may `get`, through the same sandbox.
-pub fn open_plain(
-    caller: Caller<'_, '_>,
-    name: &str,
-) -> Result<(std::fs::File, u64, Option<std::time::SystemTime>), Refusal> {
-    if let Some(refusal) = super::login::admitted(&common::Request::Get(name.to_string()), caller) {
-        return Err(refusal);
-    }
+/// A file opened for reading without hashing it.
+pub struct PlainFile {
+    /// Open, at its start.
+    pub file: std::fs::File,
+    /// Its length.
+    pub len: u64,
+    /// When it was last changed.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// A file opened for reading without hashing it ([`super::Op::ReadPlain`]:
+/// an archive of a tree, a TFTP read; neither carries a hash), through the
+/// same sandbox as `get`.
+pub fn open_plain<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refusal> {
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
     let (file, meta) = caller.shared.repo.open_file(&path)?;
-    Ok((file, meta.len(), meta.modified().ok()))
+    Ok(Reply::Plain(PlainFile { file, len: meta.len(), modified: meta.modified().ok() }))
 }
 
 /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
@@ -314,7 +314,7 @@ impl Incoming<'_> {
 mod tests {
     use std::io::Read;
 
-    use super::super::testing::{ok_text, refused, Bench};
+    use super::super::testing::{listing, ok_text, refused, Bench};
     use super::super::{apply_line, Reply};
     use crate::config::Config;
     use common::Digest;
@@ -330,11 +330,12 @@ mod tests {
         bench.add("docs/a.txt", b"a");
         bench.add(".hidden", b"h");
         let (me, _) = bench.join(1);
-        let listing = ok_text(apply_line("list", bench.caller(&me)));
-        let names: Vec<&str> = listing.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
-        assert_eq!(names, ["b.txt", "docs/"]);
-        assert!(listing.starts_with("f 2 "), "{listing}");
-        assert_eq!(ok_text(apply_line("list docs", bench.caller(&me))).lines().count(), 1);
+        let entries = listing(apply_line("list", bench.caller(&me)));
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["b.txt", "docs"]);
+        assert_eq!((entries[0].kind, entries[0].size), (common::ListEntryKind::File, 2));
+        assert_eq!(entries[1].kind, common::ListEntryKind::Dir);
+        assert_eq!(listing(apply_line("list docs", bench.caller(&me))).len(), 1);
         assert_eq!(refused(apply_line("list ../etc", bench.caller(&me))).0, 403);
         assert_eq!(refused(apply_line("list nope", bench.caller(&me))).0, 404);
         assert_eq!(refused(apply_line("list b.txt", bench.caller(&me))), (400, "'b.txt' is not a folder".into()));

@@ -7,21 +7,21 @@ use std::time::{Duration, Instant};
 use common::text::escape;
 use common::{Code, Request};
 
-use super::{Caller, Refusal, Reply};
+use super::{Caller, Op, Refusal, Reply};
 
 /// Failed logins a session may make; the last one closes it.
 pub const MAX_FAILURES: u32 = 3;
 
-/// `None` when `caller` may make `request` as far as logging in goes; else
+/// `None` when `caller` may do `op` as far as logging in goes; else
 /// why not. Rights to write are checked by the writing commands themselves
 /// ([`super::files::writes_allowed`]).
-pub fn admitted(request: &Request, caller: Caller<'_, '_>) -> Option<Refusal> {
+pub fn admitted(op: &Op, caller: Caller<'_, '_>) -> Option<Refusal> {
     let config = &caller.shared.config;
     if !config.login_required() || caller.session.account().is_some() {
         return None;
     }
-    match request {
-        Request::Help | Request::Exit | Request::Login { .. } => None,
+    match op {
+        Op::Request(Request::Help | Request::Exit | Request::Login { .. }) => None,
         _ => Some(Refusal::new(Code::Unauthorized, "log in first: login <name> <password> (file-client USER@HOST)")),
     }
 }

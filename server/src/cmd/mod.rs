@@ -1,8 +1,12 @@
-//! Commands as values: a [`Request`] and the [`Caller`] (the server's shared
-//! state and the session asking) go in, a [`Reply`] comes out. Nothing here
-//! touches a connection, so every command is tested against a temporary
-//! share alone, and any front end (the line protocol today, HTTP or TFTP
-//! tomorrow) runs the same commands and words its replies from the same values.
+//! Commands as values: an [`Op`] (a wire [`Request`], or what another door
+//! needs that is not one) and the [`Caller`] (the server's shared state and
+//! the session asking) go in, a [`Reply`] comes out as typed data: a listing
+//! as entries, the status as a [`Status`], a file to send, an upload to
+//! receive. Nothing here touches a connection or words a reply for a wire,
+//! so every command is tested against a temporary share alone, and every
+//! door (the line protocol, the web side, TFTP) runs the same commands and
+//! encodes their outcomes its own way. Who may do what is checked once, in
+//! [`apply`].
 //!
 //! Every failure becomes a [`Refusal`], made in one place from the errors of
 //! names, the share and the request parser.
@@ -21,13 +25,40 @@ pub mod manage;
 pub mod people;
 
 use common::text::escape;
-use common::{Code, Header, PathError, Request, RequestError};
+use common::{Code, Header, ListEntry, PathError, Request, RequestError, Status};
 
 use crate::config::Shared;
 use crate::presence::{NameTaken, SessionInfo};
 use crate::repo::RepoError;
 
-pub use files::{FileReply, Incoming};
+pub use files::{FileReply, Incoming, PlainFile};
+
+/// Every operation a door performs: the line protocol's requests, and what
+/// the other doors need that is not a wire request.
+pub enum Op {
+    /// A request of the line protocol (which the web side maps its own onto).
+    Request(Request),
+    /// A file's bytes without their hash (a TFTP read, a file in an archive):
+    /// whoever may `get` may.
+    ReadPlain(String),
+    /// One folder of a tree being archived: what `list` shows, less folders
+    /// reached through a symbolic link, so a walk never loops.
+    ArchiveFolder(String),
+    /// An upload announced otherwise than by a `put` line (an HTTP `PUT`, a
+    /// TFTP write): `put`'s rules.
+    Upload {
+        /// What is known of the bytes to come.
+        announced: files::Announced,
+        /// The share path.
+        name: String,
+    },
+}
+
+impl From<Request> for Op {
+    fn from(request: Request) -> Op {
+        Op::Request(request)
+    }
+}
 
 /// The `help` reply.
 pub const HELP: &str = "\
@@ -83,6 +114,18 @@ pub enum Reply<'a> {
     /// reads the announced bytes into [`Incoming`], whose `finish` gives the
     /// final reply.
     Receive(Box<Incoming<'a>>),
+    /// A folder's entries (`list`).
+    Listing(Vec<ListEntry>),
+    /// Who is connected and what each is doing: `status` (for people) or
+    /// `info` (`records`: for programs).
+    Status {
+        /// The state.
+        status: Box<Status>,
+        /// Asked as `info`: sent as `key=value` records.
+        records: bool,
+    },
+    /// A file's bytes without a hash ([`Op::ReadPlain`]).
+    Plain(PlainFile),
     /// A refusal, then the session ends for `reason` (too many failed logins).
     Ended {
         /// What the client is told.
@@ -165,10 +208,17 @@ impl<'a> From<Refusal> for Reply<'a> {
 }
 
 /// Runs one request for `caller`.
-pub fn apply<'a>(request: Request, caller: Caller<'a, '_>) -> Reply<'a> {
-    if let Some(refusal) = login::admitted(&request, caller) {
+pub fn apply<'a>(op: impl Into<Op>, caller: Caller<'a, '_>) -> Reply<'a> {
+    let op = op.into();
+    if let Some(refusal) = login::admitted(&op, caller) {
         return Reply::Refused(refusal);
     }
+    let request = match op {
+        Op::Request(request) => request,
+        Op::ReadPlain(name) => return files::open_plain(caller, &name).unwrap_or_else(Reply::Refused),
+        Op::ArchiveFolder(dir) => return files::archive_folder(caller, &dir).unwrap_or_else(Reply::Refused),
+        Op::Upload { announced, name } => return files::put(caller, announced, &name).unwrap_or_else(Reply::Refused),
+    };
     let outcome = match request {
         Request::Status => Ok(people::status(caller)),
         Request::Info => Ok(people::info(caller)),
@@ -264,6 +314,15 @@ pub(crate) mod testing {
             Reply::Ok { body, .. } => String::from_utf8(body).unwrap(),
             Reply::Refused(r) => panic!("refused: {} {}", r.code, r.message),
             _ => panic!("not a text reply"),
+        }
+    }
+
+    /// The entries of a listing; panics on any other reply.
+    pub fn listing(reply: Reply<'_>) -> Vec<common::ListEntry> {
+        match reply {
+            Reply::Listing(entries) => entries,
+            Reply::Refused(r) => panic!("refused: {} {}", r.code, r.message),
+            _ => panic!("not a listing"),
         }
     }
 

@@ -9,17 +9,12 @@ use crate::presence::{SAY_BURST, SAY_PER_SEC};
 
 /// `status`: the text a person reads; the header carries the counts.
 pub fn status<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
-    let status = caller.shared.presence.status(caller.session.id);
-    let fields = [("uptime", status.uptime_secs), ("clients", status.clients), ("max", status.max_clients)];
-    Reply::Ok {
-        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        body: status.render().into_bytes(),
-    }
+    Reply::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: false }
 }
 
-/// `info`: the same state as `key=value` records (see `common::status`).
+/// `info`: the same state, for programs (as `key=value` records on the line protocol).
 pub fn info<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
-    Reply::text(caller.shared.presence.status(caller.session.id).encode())
+    Reply::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: true }
 }
 
 /// `name <nick>`: a new display name, unique among those connected; the
@@ -50,7 +45,6 @@ pub fn say<'a>(caller: Caller<'_, '_>, text: &str) -> Result<Reply<'a>, Refusal>
 
 #[cfg(test)]
 mod tests {
-    use common::Status;
 
     use super::super::testing::{ok_text, refused, Bench};
     use super::super::{apply_line, Reply};
@@ -61,14 +55,13 @@ mod tests {
         let bench = Bench::new(Config::default());
         let (me, _) = bench.join(5000);
         let (_other, _) = bench.join(5001);
-        let Reply::Ok { fields, body } = apply_line("status", bench.caller(&me)) else { panic!() };
-        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(fields[1..], ["clients=2", "max=3"]);
-        let text = String::from_utf8(body).unwrap();
+        let Reply::Status { status, records: false } = apply_line("status", bench.caller(&me)) else { panic!() };
+        assert_eq!((status.clients, status.max_clients), (2, 3));
+        let text = status.render();
         assert!(text.contains("\n  Client01 (you)  127.0.0.1:5000  connected "), "{text}");
         assert!(text.contains("\n  Client02  127.0.0.1:5001  connected "), "{text}");
 
-        let info = Status::parse(&ok_text(apply_line("info", bench.caller(&me)))).unwrap();
+        let Reply::Status { status: info, records: true } = apply_line("info", bench.caller(&me)) else { panic!() };
         assert_eq!((info.clients, info.max_clients), (2, 3));
         assert_eq!(
             info.sessions.iter().map(|s| (s.name.as_str(), s.you)).collect::<Vec<_>>(),

@@ -2,7 +2,7 @@
 //! streamed as the tree is walked (no temporary file; memory holds one
 //! folder's listing per level and one buffer). Entries are named relative to
 //! the folder, under a top folder of its name. Folders reached through a
-//! symbolic link are left out (see [`cmd::files::archive_folder`]), so a walk
+//! symbolic link are left out (see [`cmd::Op::ArchiveFolder`]), so a walk
 //! never loops; a file that vanishes meanwhile is left out too.
 
 use std::io::{self, BufWriter, Read, Write};
@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use common::ListEntryKind;
 
-use crate::cmd::{files, Caller};
+use crate::cmd::{self, Caller, Op, PlainFile, Reply};
 
 /// The archive formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn write_tree(caller: Caller<'_, '_>, dir: &str, top: &str, format: Format, 
         match item {
             Item::Folder { share, name } => {
                 sink.folder(&name)?;
-                let Ok(entries) = files::archive_folder(caller, &share) else { continue };
+                let Reply::Listing(entries) = cmd::apply(Op::ArchiveFolder(share.clone()), caller) else { continue };
                 let join = |base: &str, child: &str| {
                     if base.is_empty() {
                         child.to_string()
@@ -102,7 +102,8 @@ pub fn write_tree(caller: Caller<'_, '_>, dir: &str, top: &str, format: Format, 
                 stack.push(items);
             }
             Item::File { share, name } => {
-                let Ok((file, len, modified)) = files::open_plain(caller, &share) else {
+                let Reply::Plain(PlainFile { file, len, modified }) = cmd::apply(Op::ReadPlain(share.clone()), caller)
+                else {
                     tracing::debug!("left '{share}' out of an archive: it cannot be opened now");
                     continue;
                 };

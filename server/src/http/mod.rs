@@ -8,10 +8,10 @@
 //! see [`host`]) and be framed one way only; files are served under a
 //! policy that lets them run nothing as the share.
 //!
-//! Every request is a command of [`crate::cmd`] (`list`, `get`, `resume`,
-//! `info`, `login`) run for a visitor session, so the sandbox, hidden names,
-//! accounts and rights are the line protocol's; this module only speaks HTTP
-//! around their replies.
+//! Every request is an operation of [`crate::cmd`] (`list`, `get`, `info`,
+//! `login`, the changes, an upload, an archive's folders and files) run for a
+//! visitor session, so the sandbox, hidden names, accounts and rights are the
+//! line protocol's; this module only speaks HTTP around their typed outcomes.
 //!
 //! # Layout
 //! - this file: [`HttpServer`], the accept loop and one connection's requests.
@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Code, ListEntry, Request};
+use common::{Code, Request};
 
-use crate::cmd::{self, Caller, Reply};
+use crate::cmd::{self, Caller, Op, Reply};
 use crate::config::Shared;
 use crate::slots::{Caps, Over, Slot};
 use crate::transport::Transport;
@@ -287,13 +287,13 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
     let replace = head.header("if-none-match") != Some("*");
     let announced =
         cmd::files::Announced { size, check: cmd::files::Check::Unchecked, replace, modified: None, resume: false };
-    let mut incoming = match cmd::files::put(caller, announced, &path) {
-        Ok(Reply::Receive(incoming)) => incoming,
-        Ok(_) => return Response::error(500, "unexpected reply", false),
-        Err(refusal) if refusal.code == Code::Exists && !replace => {
+    let mut incoming = match cmd::apply(Op::Upload { announced, name: path }, caller) {
+        Reply::Receive(incoming) => incoming,
+        Reply::Refused(refusal) if refusal.code == Code::Exists && !replace => {
             return Response::error(412, &refusal.message, false);
         }
-        Err(refusal) => return Response::refused(&refusal).with_keep_alive(false),
+        Reply::Refused(refusal) => return Response::refused(&refusal).with_keep_alive(false),
+        _ => return Response::error(500, "unexpected reply", false),
     };
     if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
         if let Err(e) = io::Write::write_all(conn, b"HTTP/1.1 100 Continue\r\n\r\n") {
@@ -435,13 +435,12 @@ fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -
     }
 }
 
-/// `/.status.json`: the line protocol's `info`, as JSON.
+/// `/.status.json`: `info`, as JSON.
 fn status_json(caller: Caller<'_, '_>) -> Response {
     match cmd::apply(Request::Info, caller) {
-        Reply::Ok { body, .. } => match common::Status::parse(&String::from_utf8_lossy(&body)) {
-            Ok(status) => Response::bytes(200, "application/json", status.to_json().to_string().into_bytes()),
-            Err(e) => Response::error(500, &e.to_string(), true),
-        },
+        Reply::Status { status, .. } => {
+            Response::bytes(200, "application/json", status.to_json().to_string().into_bytes())
+        }
         Reply::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
@@ -455,15 +454,11 @@ fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
         _ => None,
     };
     match cmd::apply(Request::List(path.to_string()), caller) {
-        Reply::Ok { .. } if format.is_some() => {
+        Reply::Listing(_) if format.is_some() => {
             let top = path.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or("share");
             Response::archive(path, top, format.unwrap_or(archive::Format::Tar))
         }
-        Reply::Ok { body, .. } => {
-            let text = String::from_utf8_lossy(&body);
-            let entries: Vec<ListEntry> = text.lines().filter_map(ListEntry::parse).collect();
-            Response::html(200, page::folder_page(path, &entries, query, may_write(caller)))
-        }
+        Reply::Listing(entries) => Response::html(200, page::folder_page(path, &entries, query, may_write(caller))),
         Reply::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }

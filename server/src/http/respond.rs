@@ -261,7 +261,7 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
         Reply::File(reply) => (reply.download, reply.name),
         Reply::Refused(refusal) => {
             // A folder: its page lives at its name with a `/`.
-            if let Reply::Ok { .. } = cmd::apply(Request::List(path.to_string()), caller) {
+            if let Reply::Listing(_) = cmd::apply(Request::List(path.to_string()), caller) {
                 let location = format!("/{}/", super::page::href(path));
                 return Response::error(301, "a folder", true).header("Location", location);
             }

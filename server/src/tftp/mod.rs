@@ -12,7 +12,7 @@
 //! "server busy"). A request's source can be forged, so a transfer that has
 //! heard nothing from its peer sends one block per timeout, backs off, and
 //! gives up within [`UNHEARD_LIMIT`] whatever `timeout` it asked for. Each opens its file through the
-//! command layer ([`cmd::files::open_plain`]), and shows in `status` under
+//! command layer ([`cmd::apply`] with [`Op::ReadPlain`] and [`Op::Upload`]), and shows in `status` under
 //! `web` as `tftp` with its peer and progress.
 //!
 //! # Layout
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use common::status::Activity;
 use common::Code;
 
-use crate::cmd::{files, Caller, Refusal};
+use crate::cmd::{self, files, Caller, Op, PlainFile, Refusal, Reply};
 use crate::config::Shared;
 use crate::slots::{Caps, Over, Slot};
 use packet::{ErrorCode, Packet, MAX_BLKSIZE};
@@ -257,9 +257,10 @@ fn serve_transfer(
 fn read_transfer(t: &Transfer<'_>) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let visit = caller.session;
-    let (file, len, _) = match files::open_plain(caller, path) {
-        Ok(opened) => opened,
-        Err(refusal) => return t.refuse("read", &refusal),
+    let (file, len) = match cmd::apply(Op::ReadPlain(path.to_string()), caller) {
+        Reply::Plain(PlainFile { file, len, .. }) => (file, len),
+        Reply::Refused(refusal) => return t.refuse("read", &refusal),
+        _ => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
     };
     let agreed = negotiate(t.options, (!t.ascii).then_some(len));
     let mut source: Box<dyn Read> = if t.ascii { Box::new(netascii::encode(file)) } else { Box::new(file) };
@@ -297,10 +298,10 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
         modified: None,
         resume: false,
     };
-    let mut incoming = match files::put(caller, announced, path) {
-        Ok(crate::cmd::Reply::Receive(incoming)) => incoming,
-        Ok(_) => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
-        Err(refusal) => return t.refuse("write", &refusal),
+    let mut incoming = match cmd::apply(Op::Upload { announced, name: path.to_string() }, caller) {
+        Reply::Receive(incoming) => incoming,
+        Reply::Refused(refusal) => return t.refuse("write", &refusal),
+        _ => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
     };
     let agreed = negotiate(t.options, tsize);
     let started = Instant::now();
@@ -323,7 +324,7 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
     let bytes = incoming.offset();
     match received {
         Ok(()) => match incoming.finish(None) {
-            crate::cmd::Reply::Ok { .. } => {
+            Reply::Ok { .. } => {
                 receiver.ack();
                 // Dally one timeout: the last block sent again means the
                 // client lost our ACK; answer it, or it would report a
@@ -337,7 +338,7 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(%peer, "received '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
             }
-            crate::cmd::Reply::Refused(refusal) => t.send(&error_for(&refusal)),
+            Reply::Refused(refusal) => t.send(&error_for(&refusal)),
             _ => {}
         },
         Err(e) => {

@@ -8,7 +8,7 @@
 //! A request travels down this list: [`server`] accepts the connection and
 //! wraps it in a [`transport`]; [`session`] reads its request lines
 //! ([`connection`]), hands each to [`cmd`], which works on the [`repo`] and
-//! [`presence`] and answers with a reply value, and the session sends that
+//! [`presence`] and answers with a typed outcome, and the session sends that
 //! reply through its [`writer`].
 //!
 //! # Layout
@@ -31,7 +31,7 @@
 //! - [`frames`]: an upload's bytes in `DATA`/`END` frames (after `frames on`).
 //! - [`writer`]: one client's write side: replies and events, whole and in
 //!   order; downloads raw or in frames a `cancel` can stop.
-//! - [`cmd`]: the commands, as values: a request in, a reply out, no connection.
+//! - [`cmd`]: the commands, as values: an [`cmd::Op`] in, a typed [`cmd::Outcome`] out, no connection.
 //! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
 //! - [`activity`]: a session's idle clock and what it is doing, for `status`.
 //! - [`shutdown`]: whether shutdown has begun, and whether a reader is mid-command.

@@ -19,7 +19,7 @@ use common::status::Activity;
 use common::{Code, Event, Header, ListEntry, Request, PROTOCOL_VERSION};
 use crossbeam_channel::{bounded, unbounded, Sender};
 
-use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::cmd::{self, Caller, Outcome, Refusal};
 use crate::config::Shared;
 use crate::connection::{is_timeout, Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
@@ -301,7 +301,7 @@ impl Handler {
         self.requests += 1;
         let request = match Request::parse(line) {
             Ok(request) => request,
-            Err(e) => return self.out.deliver(Reply::Refused(e.into()), &self.session),
+            Err(e) => return self.out.deliver(Outcome::Refused(e.into()), &self.session),
         };
         let summary = request.summary();
         tracing::debug!(client = %self.session.name(), "{summary}");
@@ -309,11 +309,11 @@ impl Handler {
             Request::Frames(on) => {
                 self.framed = on;
                 let fields = vec![("frames".into(), if on { "on" } else { "off" }.into())];
-                return self.out.deliver(Reply::Ok { fields, body: Vec::new() }, &self.session);
+                return self.out.deliver(Outcome::Ok { fields, body: Vec::new() }, &self.session);
             }
             Request::Cancel => {
                 self.out.half.cancel_before(self.requests);
-                return self.out.deliver(Reply::Ok { fields: Vec::new(), body: Vec::new() }, &self.session);
+                return self.out.deliver(Outcome::Ok { fields: Vec::new(), body: Vec::new() }, &self.session);
             }
             _ => {}
         }
@@ -325,7 +325,7 @@ impl Handler {
                     Ok(slot) => Some(slot),
                     Err(over) => {
                         let refusal = Refusal::new(Code::Unavailable, refusal_message(over, self.session.addr));
-                        return self.out.deliver(Reply::Ended { refusal, reason: "no session place" }, &self.session);
+                        return self.out.deliver(Outcome::Ended { refusal, reason: "no session place" }, &self.session);
                     }
                 }
             }
@@ -343,11 +343,11 @@ impl Handler {
             self.admission = Admission::Session(slot);
         }
         let next = match reply {
-            Reply::Receive(incoming) if incoming.hash_at_end() && !self.framed => {
+            Outcome::Receive(incoming) if incoming.hash_at_end() && !self.framed => {
                 let message = "a put with '-' for its hash needs frames on: the hash comes in END ok blake3=";
-                self.out.deliver(Reply::Refused(Refusal::new(Code::BadRequest, message)), &self.session)
+                self.out.deliver(Outcome::Refused(Refusal::new(Code::BadRequest, message)), &self.session)
             }
-            Reply::Receive(mut incoming) => {
+            Outcome::Receive(mut incoming) => {
                 self.out.send(Outgoing::reply(&incoming.go_ahead(), b""), &self.session);
                 if self.framed {
                     receive_frames(&mut self.reader, &self.out, &self.session, incoming)
@@ -362,7 +362,7 @@ impl Handler {
                 }
             }
             // From here the download's activity belongs to the writer.
-            Reply::File(file) => {
+            Outcome::File(file) => {
                 let frames = self.framed.then_some(self.requests);
                 self.out.send(Outgoing::file(file, frames), &self.session);
                 return Next::Continue;
@@ -374,7 +374,7 @@ impl Handler {
     }
 
     fn refuse(&self, refusal: Refusal) {
-        self.out.deliver(Reply::Refused(refusal), &self.session);
+        self.out.deliver(Outcome::Refused(refusal), &self.session);
     }
 }
 
@@ -393,7 +393,7 @@ fn receive_frames(
         (Ok(Ending::Complete(sent)), _) => incoming.finish(sent),
         (Ok(Ending::Cancelled), _) | (Err(_), Some(Ending::Cancelled)) => {
             incoming.abandon(&"cancelled by the client");
-            Reply::Refused(Refusal::new(
+            Outcome::Refused(Refusal::new(
                 Code::Cancelled,
                 "upload cancelled; nothing was stored (put -c goes on from what arrived)",
             ))
@@ -401,13 +401,13 @@ fn receive_frames(
         (Err(_), Some(Ending::Complete(_))) => {
             incoming.abandon(&"END came early");
             let message = format!("the upload ended before its {size} bytes; nothing was stored");
-            Reply::Refused(Refusal::new(Code::BadRequest, message))
+            Outcome::Refused(Refusal::new(Code::BadRequest, message))
         }
         (Err(e), None) => {
             incoming.abandon(&e);
             if e.kind() == io::ErrorKind::InvalidData {
                 let refusal = Refusal::new(Code::BadRequest, format!("{e}; closing"));
-                out.deliver(Reply::Refused(refusal), session);
+                out.deliver(Outcome::Refused(refusal), session);
             }
             return Next::Close("connection lost during upload");
         }
@@ -424,35 +424,37 @@ pub(crate) struct Replies {
 
 impl Replies {
     /// Sends a command's reply; says whether the session goes on.
-    fn deliver(&self, reply: Reply<'_>, session: &Registration) -> Next {
+    fn deliver(&self, reply: Outcome<'_>, session: &Registration) -> Next {
         let ok = |header: Header, body: &[u8]| Outgoing::reply(&header, body);
         let (msg, next) = match reply {
-            Reply::Ok { fields, body } => (ok(Header::Ok { len: body.len() as u64, fields }, &body), Next::Continue),
-            Reply::Refused(refusal) => {
+            Outcome::Ok { fields, body } => (ok(Header::Ok { len: body.len() as u64, fields }, &body), Next::Continue),
+            Outcome::Refused(refusal) => {
                 if refusal.code == Code::Internal {
                     tracing::error!(client = %session.name(), "{}", common::text::shorten(&refusal.message, LOGGED_TEXT));
                 }
                 (ok(refusal.header(), b""), Next::Continue)
             }
-            Reply::File(file) => (Outgoing::file(file, None), Next::Continue),
+            Outcome::File(file) => (Outgoing::file(file, None), Next::Continue),
             // The line protocol's wording of the typed outcomes.
-            Reply::Listing(entries) => {
+            Outcome::Listing(entries) => {
                 let body: String = entries.iter().map(ListEntry::encode).collect();
                 (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Continue)
             }
-            Reply::Status { status, records: true } => {
+            Outcome::Status { status, records: true } => {
                 let body = status.encode();
                 (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Continue)
             }
-            Reply::Status { status, records: false } => {
+            Outcome::Status { status, records: false } => {
                 let body = status.render();
                 let fields = [("uptime", status.uptime_secs), ("clients", status.clients), ("max", status.max_clients)];
                 let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 (ok(Header::Ok { len: body.len() as u64, fields }, body.as_bytes()), Next::Continue)
             }
-            Reply::Close { body, reason } => (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason)),
-            Reply::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
-            Reply::Receive(_) | Reply::Plain(_) => {
+            Outcome::Close { body, reason } => {
+                (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason))
+            }
+            Outcome::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
+            Outcome::Receive(_) | Outcome::Plain(_) => {
                 // Only the session loop reads an upload's bytes (it takes this
                 // reply before it gets here); plain reads are other doors'.
                 let refusal = Refusal::new(Code::Internal, "this reply cannot be sent on the line protocol");

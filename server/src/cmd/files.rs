@@ -6,7 +6,7 @@ use std::time::Instant;
 use common::status::Activity;
 use common::{Code, Digest, Header, RemotePath};
 
-use super::{Caller, Refusal, Reply};
+use super::{Caller, Outcome, Refusal};
 use crate::presence::SessionInfo;
 use crate::repo::{Download, RepoError, Upload, UploadPlan};
 
@@ -21,15 +21,15 @@ pub struct FileReply {
 }
 
 /// `list [dir]`: one line per visible entry, sorted by name.
-pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal> {
+pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Outcome<'a>, Refusal> {
     let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
-    Ok(Reply::Listing(caller.shared.repo.list(&path)?))
+    Ok(Outcome::Listing(caller.shared.repo.list(&path)?))
 }
 
 /// One folder of a tree being archived ([`super::Op::ArchiveFolder`]):
 /// what `list` shows, less folders reached through a symbolic link, so a
 /// walk of the tree never loops.
-pub fn archive_folder<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>, Refusal> {
+pub fn archive_folder<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Outcome<'a>, Refusal> {
     let path = RemotePath::parse(dir).map_err(|e| Refusal::bad_name(&e, dir))?;
     let repo = &caller.shared.repo;
     let mut entries = repo.list(&path)?;
@@ -37,7 +37,7 @@ pub fn archive_folder<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Reply<'a>
         e.kind == common::ListEntryKind::File
             || RemotePath::parse(&format!("{path}/{}", e.name)).is_ok_and(|child| !repo.is_link(&child))
     });
-    Ok(Reply::Listing(entries))
+    Ok(Outcome::Listing(entries))
 }
 
 /// A file opened for reading without hashing it.
@@ -53,15 +53,15 @@ pub struct PlainFile {
 /// A file opened for reading without hashing it ([`super::Op::ReadPlain`]:
 /// an archive of a tree, a TFTP read; neither carries a hash), through the
 /// same sandbox as `get`.
-pub fn open_plain<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn open_plain<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Outcome<'a>, Refusal> {
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
     let (file, meta) = caller.shared.repo.open_file(&path)?;
-    Ok(Reply::Plain(PlainFile { file, len: meta.len(), modified: meta.modified().ok() }))
+    Ok(Outcome::Plain(PlainFile { file, len: meta.len(), modified: meta.modified().ok() }))
 }
 
 /// `get` (offset 0) and `resume`: the bytes from `offset` on; the hash is
 /// always the whole file's, so a resumed download can be checked.
-pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<'a>, Refusal> {
+pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Outcome<'a>, Refusal> {
     let path = RemotePath::parse_file(name).map_err(|e| Refusal::bad_name(&e, name))?;
     let mut download = caller.shared.repo.open_download(&path, caller.wanted)?;
     if offset > download.len {
@@ -82,7 +82,7 @@ pub fn get<'a>(caller: Caller<'_, '_>, name: &str, offset: u64) -> Result<Reply<
         download.len -= offset;
     }
     let header = Header::Ok { len: download.len, fields };
-    Ok(Reply::File(FileReply { header, download, name: path.to_string() }))
+    Ok(Outcome::File(FileReply { header, download, name: path.to_string() }))
 }
 
 /// How an upload's bytes are checked before they are stored.
@@ -118,7 +118,7 @@ pub struct Announced {
 /// `put [-f] [-c] [-m <secs>] <size> <blake3|-> <name>`: every check that can be made before the
 /// bytes are sent (uploads on, the name, the size, the folder, the name
 /// free), then a temporary file to receive them.
-pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Result<Outcome<'a>, Refusal> {
     let Announced { size, check, replace, modified, resume } = announced;
     let config = &caller.shared.config;
     writes_allowed(caller)?;
@@ -141,7 +141,7 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         upload.discard();
     }
     let name = path.to_string();
-    Ok(Reply::Receive(Box::new(Incoming {
+    Ok(Outcome::Receive(Box::new(Incoming {
         upload,
         size,
         check,
@@ -274,19 +274,19 @@ impl Incoming<'_> {
     /// Checks the hash and stores the file under its name. `sent` is the
     /// hash that came after the bytes (`END ok blake3=`), if any: required
     /// when the request announced `-`, and when both came they must agree.
-    pub fn finish(mut self, sent: Option<Digest>) -> Reply<'static> {
+    pub fn finish(mut self, sent: Option<Digest>) -> Outcome<'static> {
         if let Some(e) = self.failed.take() {
             self.upload.discard();
             let err = RepoError::from_io(e, self.upload.target(), "cannot write");
             tracing::warn!(client = %self.session.name(), "upload of '{}' failed: {err}", self.name);
-            return Reply::Refused(err.into());
+            return Outcome::Refused(err.into());
         }
         let expected = match (self.check, sent) {
             (Check::Before(announced), Some(sent)) if announced != sent => {
                 self.upload.discard();
                 let message =
                     format!("the hash after the bytes of '{}' is not the one announced; nothing was stored", self.name);
-                return Reply::Refused(Refusal::new(Code::BadRequest, message));
+                return Outcome::Refused(Refusal::new(Code::BadRequest, message));
             }
             (Check::Before(announced), _) => announced,
             (Check::After, Some(sent)) => sent,
@@ -294,7 +294,7 @@ impl Incoming<'_> {
                 self.upload.discard();
                 let message =
                     format!("'{}' was announced with '-': END ok must carry blake3=; nothing was stored", self.name);
-                return Reply::Refused(Refusal::new(Code::BadRequest, message));
+                return Outcome::Refused(Refusal::new(Code::BadRequest, message));
             }
             (Check::Unchecked, _) => self.upload.digest_so_far(),
         };
@@ -303,9 +303,9 @@ impl Incoming<'_> {
             Ok(n) => {
                 let secs = self.started.elapsed().as_secs_f64();
                 tracing::info!(client = %self.session.name(), user = %self.session.user(), "stored '{}': {n} bytes in {secs:.3}s", self.name);
-                Reply::text(format!("stored '{}' ({})\n", self.name, common::text::byte_count(n)))
+                Outcome::text(format!("stored '{}' ({})\n", self.name, common::text::byte_count(n)))
             }
-            Err(e) => Reply::Refused(e.into()),
+            Err(e) => Outcome::Refused(e.into()),
         }
     }
 }
@@ -315,7 +315,7 @@ mod tests {
     use std::io::Read;
 
     use super::super::testing::{listing, ok_text, refused, Bench};
-    use super::super::{apply_line, Reply};
+    use super::super::{apply_line, Outcome};
     use crate::config::Config;
     use common::Digest;
 
@@ -346,13 +346,13 @@ mod tests {
         let bench = Bench::new(Config::default());
         bench.add("a b.txt", b"hello world");
         let (me, _) = bench.join(1);
-        let Reply::File(mut whole) = apply_line("get a b.txt", bench.caller(&me)) else { panic!("no file") };
+        let Outcome::File(mut whole) = apply_line("get a b.txt", bench.caller(&me)) else { panic!("no file") };
         assert_eq!(whole.header.field("blake3"), Some(blake3::hash(b"hello world").to_hex().as_str()));
         let mut bytes = String::new();
         whole.download.file.read_to_string(&mut bytes).unwrap();
         assert_eq!((bytes.as_str(), whole.download.len, whole.name.as_str()), ("hello world", 11, "a b.txt"));
 
-        let Reply::File(mut rest) = apply_line("resume 6 a b.txt", bench.caller(&me)) else { panic!("no file") };
+        let Outcome::File(mut rest) = apply_line("resume 6 a b.txt", bench.caller(&me)) else { panic!("no file") };
         let modified =
             crate::repo::rfc3339(std::fs::metadata(bench.dir.path().join("a b.txt")).unwrap().modified().unwrap());
         assert_eq!(whole.header.field("modified"), Some(modified.as_str()));
@@ -393,7 +393,7 @@ mod tests {
         let caller = bench.caller(&me);
         let data = b"uploaded bytes";
         let line = format!("put {} {} new.txt", data.len(), Digest::from(blake3::hash(data)));
-        let Reply::Receive(mut incoming) = apply_line(&line, caller) else { panic!("not accepted") };
+        let Outcome::Receive(mut incoming) = apply_line(&line, caller) else { panic!("not accepted") };
         assert_eq!(incoming.size(), data.len() as u64);
         assert!(!bench.dir.path().join("new.txt").exists(), "invisible until complete");
         incoming.receive(&mut &data[..]).unwrap();
@@ -416,7 +416,7 @@ mod tests {
         let (me, _) = bench.join(1);
         let caller = bench.caller(&me);
         let wrong = Digest([0; 32]);
-        let Reply::Receive(mut incoming) = apply_line(&format!("put 3 {wrong} x.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut incoming) = apply_line(&format!("put 3 {wrong} x.bin"), caller) else { panic!() };
         incoming.receive(&mut &b"abc"[..]).unwrap();
         assert_eq!(
             refused(incoming.finish(None)),
@@ -425,13 +425,13 @@ mod tests {
         let left = || std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().count();
         assert_eq!(left(), 0, "wrong bytes are not kept");
         let good = Digest::from(blake3::hash(b"abc"));
-        let Reply::Receive(mut short) = apply_line(&format!("put 3 {good} y.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut short) = apply_line(&format!("put 3 {good} y.bin"), caller) else { panic!() };
         assert!(short.receive(&mut &b"ab"[..]).is_err());
         drop(short);
         assert_eq!(left(), 1, "what arrived is kept");
         assert!(!bench.dir.path().join("x.bin").exists() && !bench.dir.path().join("y.bin").exists());
         // put -c asks for the rest only, and the whole is checked.
-        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {good} y.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut rest) = apply_line(&format!("put -c 3 {good} y.bin"), caller) else { panic!() };
         assert_eq!(rest.offset(), 2);
         rest.receive(&mut &b"c"[..]).unwrap();
         assert_eq!(ok_text(rest.finish(None)), "stored 'y.bin' (3 bytes)\n");
@@ -447,7 +447,7 @@ mod tests {
         let good = Digest::from(blake3::hash(b"abc"));
         let left = || std::fs::read_dir(bench.dir.path().join(".uploads")).unwrap().count();
         let receive = |name: &str, bytes: &[u8]| {
-            let Reply::Receive(mut incoming) = apply_line(&format!("put 3 - {name}"), caller) else { panic!() };
+            let Outcome::Receive(mut incoming) = apply_line(&format!("put 3 - {name}"), caller) else { panic!() };
             assert!(incoming.hash_at_end());
             incoming.receive(&mut &bytes[..]).unwrap();
             incoming
@@ -463,18 +463,18 @@ mod tests {
         assert_eq!(left(), 0, "nothing is kept of a complete upload that was refused");
 
         // Announced before and after: they must agree.
-        let Reply::Receive(mut both) = apply_line(&format!("put 3 {good} d.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut both) = apply_line(&format!("put 3 {good} d.bin"), caller) else { panic!() };
         both.receive(&mut &b"abc"[..]).unwrap();
         assert_eq!(refused(both.finish(Some(Digest::from(blake3::hash(b"xyz"))))).0, 400);
         assert!(!bench.dir.path().join("d.bin").exists());
 
         // Cut short: kept, and put -c (which must give its hash first) goes on from it.
-        let Reply::Receive(mut short) = apply_line("put 3 - e.bin", caller) else { panic!() };
+        let Outcome::Receive(mut short) = apply_line("put 3 - e.bin", caller) else { panic!() };
         assert!(short.receive(&mut &b"ab"[..]).is_err());
         drop(short);
         assert_eq!(left(), 1, "what arrived is kept");
         assert_eq!(refused(apply_line("put -c 3 - e.bin", caller)).0, 400);
-        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {good} e.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut rest) = apply_line(&format!("put -c 3 {good} e.bin"), caller) else { panic!() };
         assert_eq!(rest.offset(), 2);
         rest.receive(&mut &b"c"[..]).unwrap();
         assert_eq!(ok_text(rest.finish(None)), "stored 'e.bin' (3 bytes)\n");
@@ -482,16 +482,16 @@ mod tests {
 
         // Kept bytes of another version: the whole fails its hash, they go,
         // and the next put -c starts afresh.
-        let Reply::Receive(mut short) = apply_line("put 3 - f.bin", caller) else { panic!() };
+        let Outcome::Receive(mut short) = apply_line("put 3 - f.bin", caller) else { panic!() };
         assert!(short.receive(&mut &b"ab"[..]).is_err());
         drop(short);
         let other = Digest::from(blake3::hash(b"xyz"));
-        let Reply::Receive(mut rest) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
+        let Outcome::Receive(mut rest) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
         assert_eq!(rest.offset(), 2);
         rest.receive(&mut &b"z"[..]).unwrap();
         assert_eq!(refused(rest.finish(None)).0, 400);
         assert_eq!(left(), 0);
-        let Reply::Receive(fresh) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
+        let Outcome::Receive(fresh) = apply_line(&format!("put -c 3 {other} f.bin"), caller) else { panic!() };
         assert_eq!(fresh.offset(), 0);
     }
 

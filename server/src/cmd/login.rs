@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::text::escape;
 use common::{Code, Request};
 
-use super::{Caller, Op, Refusal, Reply};
+use super::{Caller, Op, Outcome, Refusal};
 
 /// Failed logins a session may make; the last one closes it.
 pub const MAX_FAILURES: u32 = 3;
@@ -44,7 +44,7 @@ pub fn may_take_name(nick: &str, caller: Caller<'_, '_>) -> Result<(), Refusal> 
 /// (or has a login being checked) is refused at once with `429` and the
 /// wait, without a password check. The [`MAX_FAILURES`]th failure closes the
 /// session. A login takes the account's name as display name when it is free.
-pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<Reply<'a>, Refusal> {
+pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<Outcome<'a>, Refusal> {
     let (Some(accounts), Some(checks)) = (&caller.shared.config.accounts, &caller.shared.password_checks) else {
         return Err(Refusal::new(Code::BadRequest, "this server has no accounts (it was started without --users)"));
     };
@@ -72,7 +72,10 @@ pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<R
             tracing::warn!(client = %session.name(), user = %escape(user), addr = %session.addr, "login failed ({failures} in this session)");
             if failures >= MAX_FAILURES {
                 let message = format!("wrong name or password; {MAX_FAILURES} failed logins, closing");
-                return Ok(Reply::Ended { refusal: Refusal::new(Code::Unauthorized, message), reason: "login failed" });
+                return Ok(Outcome::Ended {
+                    refusal: Refusal::new(Code::Unauthorized, message),
+                    reason: "login failed",
+                });
             }
             return Err(Refusal::new(Code::Unauthorized, "wrong name or password"));
         }
@@ -90,7 +93,7 @@ pub fn login<'a>(caller: Caller<'_, '_>, user: &str, password: &str) -> Result<R
     tracing::info!(client = %session.name(), user = %name, addr = %session.addr, "logged in ({rights})");
     let write = if account.write { "write" } else { "read" };
     let fields = vec![("user".into(), name.clone()), ("rights".into(), write.into())];
-    Ok(Reply::Ok { fields, body: format!("logged in as {name} ({rights})\n").into_bytes() })
+    Ok(Outcome::Ok { fields, body: format!("logged in as {name} ({rights})\n").into_bytes() })
 }
 
 /// The refusal of a login made too soon: `429`, and how long to wait, in

@@ -6,20 +6,20 @@ use common::text::escape;
 use common::RemotePath;
 
 use super::files::writes_allowed;
-use super::{Caller, Refusal, Reply};
+use super::{Caller, Outcome, Refusal};
 
 fn name_below_root(text: &str) -> Result<RemotePath, Refusal> {
     RemotePath::parse_file(text).map_err(|e| Refusal::bad_name(&e, text))
 }
 
 /// Logs a change to the share with the session that made it.
-fn changed(caller: Caller<'_, '_>, what: String) -> Reply<'static> {
+fn changed(caller: Caller<'_, '_>, what: String) -> Outcome<'static> {
     tracing::info!(client = %caller.session.name(), user = %caller.session.user(), "{what}");
-    Reply::text(format!("{what}\n"))
+    Outcome::text(format!("{what}\n"))
 }
 
 /// `mkdir <dir>`.
-pub fn make_dir<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn make_dir<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Outcome<'a>, Refusal> {
     writes_allowed(caller)?;
     let path = name_below_root(name)?;
     caller.shared.repo.make_dir(&path)?;
@@ -27,7 +27,7 @@ pub fn make_dir<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Ref
 }
 
 /// `rm <name>`: a file.
-pub fn remove<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn remove<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Outcome<'a>, Refusal> {
     writes_allowed(caller)?;
     let path = name_below_root(name)?;
     caller.shared.repo.remove_file(&path)?;
@@ -35,7 +35,7 @@ pub fn remove<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refus
 }
 
 /// `rmdir <dir>` (empty) or `rmtree <dir>` (and all in it).
-pub fn remove_dir<'a>(caller: Caller<'_, '_>, name: &str, tree: bool) -> Result<Reply<'a>, Refusal> {
+pub fn remove_dir<'a>(caller: Caller<'_, '_>, name: &str, tree: bool) -> Result<Outcome<'a>, Refusal> {
     writes_allowed(caller)?;
     let path = name_below_root(name)?;
     let entries = caller.shared.repo.remove_dir(&path, tree)?;
@@ -48,7 +48,7 @@ pub fn remove_dir<'a>(caller: Caller<'_, '_>, name: &str, tree: bool) -> Result<
 }
 
 /// `mv [-f] <from> <to>`.
-pub fn rename<'a>(caller: Caller<'_, '_>, from: &str, to: &str, replace: bool) -> Result<Reply<'a>, Refusal> {
+pub fn rename<'a>(caller: Caller<'_, '_>, from: &str, to: &str, replace: bool) -> Result<Outcome<'a>, Refusal> {
     writes_allowed(caller)?;
     let (from, to) = (name_below_root(from)?, name_below_root(to)?);
     caller.shared.repo.rename(&from, &to, replace)?;
@@ -57,10 +57,10 @@ pub fn rename<'a>(caller: Caller<'_, '_>, from: &str, to: &str, replace: bool) -
 
 /// `hash <name>`: `<blake3 hex>  <name>`, the line `b3sum` prints, so the
 /// file can be checked with a tool the user has.
-pub fn hash<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Reply<'a>, Refusal> {
+pub fn hash<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Outcome<'a>, Refusal> {
     let path = name_below_root(name)?;
     let download = caller.shared.repo.open_download(&path, caller.wanted)?;
-    Ok(Reply::text(format!("{}  {path}\n", download.digest)))
+    Ok(Outcome::text(format!("{}  {path}\n", download.digest)))
 }
 
 #[cfg(test)]

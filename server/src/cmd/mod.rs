@@ -1,6 +1,6 @@
 //! Commands as values: an [`Op`] (a wire [`Request`], or what another door
 //! needs that is not one) and the [`Caller`] (the server's shared state and
-//! the session asking) go in, a [`Reply`] comes out as typed data: a listing
+//! the session asking) go in, an [`Outcome`] comes out as typed data: a listing
 //! as entries, the status as a [`Status`], a file to send, an upload to
 //! receive. Nothing here touches a connection or words a reply for a wire,
 //! so every command is tested against a temporary share alone, and every
@@ -12,7 +12,7 @@
 //! names, the share and the request parser.
 //!
 //! # Layout
-//! - this file: [`apply`], [`Reply`], [`Refusal`], and the commands that only talk
+//! - this file: [`apply`], [`Outcome`], [`Refusal`], and the commands that only talk
 //!   (`help`, `exit`, echo).
 //! - [`files`]: `list`, `get`, `resume`, `put` on the share.
 //! - [`manage`]: `mkdir`, `rm`, `rmdir`, `rmtree`, `mv`, `hash`.
@@ -98,7 +98,7 @@ pub struct Caller<'a, 'w> {
 }
 
 /// What a command answers.
-pub enum Reply<'a> {
+pub enum Outcome<'a> {
     /// Success: `OK` with these header fields and body.
     Ok {
         /// `key=value` pairs for the header.
@@ -142,10 +142,10 @@ pub enum Reply<'a> {
     },
 }
 
-impl Reply<'_> {
+impl Outcome<'_> {
     /// `OK` with a text body and no fields.
-    pub fn text(body: impl Into<String>) -> Reply<'static> {
-        Reply::Ok { fields: Vec::new(), body: body.into().into_bytes() }
+    pub fn text(body: impl Into<String>) -> Outcome<'static> {
+        Outcome::Ok { fields: Vec::new(), body: body.into().into_bytes() }
     }
 }
 
@@ -201,23 +201,23 @@ impl From<NameTaken> for Refusal {
     }
 }
 
-impl<'a> From<Refusal> for Reply<'a> {
-    fn from(refusal: Refusal) -> Reply<'a> {
-        Reply::Refused(refusal)
+impl<'a> From<Refusal> for Outcome<'a> {
+    fn from(refusal: Refusal) -> Outcome<'a> {
+        Outcome::Refused(refusal)
     }
 }
 
 /// Runs one request for `caller`.
-pub fn apply<'a>(op: impl Into<Op>, caller: Caller<'a, '_>) -> Reply<'a> {
+pub fn apply<'a>(op: impl Into<Op>, caller: Caller<'a, '_>) -> Outcome<'a> {
     let op = op.into();
     if let Some(refusal) = login::admitted(&op, caller) {
-        return Reply::Refused(refusal);
+        return Outcome::Refused(refusal);
     }
     let request = match op {
         Op::Request(request) => request,
-        Op::ReadPlain(name) => return files::open_plain(caller, &name).unwrap_or_else(Reply::Refused),
-        Op::ArchiveFolder(dir) => return files::archive_folder(caller, &dir).unwrap_or_else(Reply::Refused),
-        Op::Upload { announced, name } => return files::put(caller, announced, &name).unwrap_or_else(Reply::Refused),
+        Op::ReadPlain(name) => return files::open_plain(caller, &name).unwrap_or_else(Outcome::Refused),
+        Op::ArchiveFolder(dir) => return files::archive_folder(caller, &dir).unwrap_or_else(Outcome::Refused),
+        Op::Upload { announced, name } => return files::put(caller, announced, &name).unwrap_or_else(Outcome::Refused),
     };
     let outcome = match request {
         Request::Status => Ok(people::status(caller)),
@@ -238,23 +238,23 @@ pub fn apply<'a>(op: impl Into<Op>, caller: Caller<'a, '_>) -> Reply<'a> {
         Request::Name(nick) => people::rename(caller, &nick),
         Request::Say(text) => people::say(caller, &text),
         Request::Login { user, password } => login::login(caller, &user, &password),
-        Request::Help => Ok(Reply::text(HELP)),
-        Request::Exit => Ok(Reply::Close { body: "bye\n".into(), reason: "exit" }),
-        Request::Echo(text) => Ok(Reply::text(format!("{text} ACK\n"))),
+        Request::Help => Ok(Outcome::text(HELP)),
+        Request::Exit => Ok(Outcome::Close { body: "bye\n".into(), reason: "exit" }),
+        Request::Echo(text) => Ok(Outcome::text(format!("{text} ACK\n"))),
         // How bytes travel is the front end's business: the line protocol's
         // session answers these itself and never brings them here.
         Request::Frames(_) | Request::Cancel => {
             Err(Refusal::new(Code::BadRequest, "frames and cancel belong to the line protocol"))
         }
     };
-    outcome.unwrap_or_else(Reply::Refused)
+    outcome.unwrap_or_else(Outcome::Refused)
 }
 
 /// Parses a request line and runs it; a line that misuses a command is refused.
-pub fn apply_line<'a>(line: &str, caller: Caller<'a, '_>) -> Reply<'a> {
+pub fn apply_line<'a>(line: &str, caller: Caller<'a, '_>) -> Outcome<'a> {
     match Request::parse(line) {
         Ok(request) => apply(request, caller),
-        Err(e) => Reply::Refused(e.into()),
+        Err(e) => Outcome::Refused(e.into()),
     }
 }
 
@@ -268,7 +268,7 @@ pub(crate) mod testing {
 
     use crossbeam_channel::{unbounded, Receiver};
 
-    use super::{Caller, Reply};
+    use super::{Caller, Outcome};
     use crate::config::{Config, Shared};
     use crate::presence::{Notice, Registration};
     use crate::repo::Repo;
@@ -309,27 +309,27 @@ pub(crate) mod testing {
     }
 
     /// The body of an `OK` reply as text; panics on any other reply.
-    pub fn ok_text(reply: Reply<'_>) -> String {
+    pub fn ok_text(reply: Outcome<'_>) -> String {
         match reply {
-            Reply::Ok { body, .. } => String::from_utf8(body).unwrap(),
-            Reply::Refused(r) => panic!("refused: {} {}", r.code, r.message),
+            Outcome::Ok { body, .. } => String::from_utf8(body).unwrap(),
+            Outcome::Refused(r) => panic!("refused: {} {}", r.code, r.message),
             _ => panic!("not a text reply"),
         }
     }
 
     /// The entries of a listing; panics on any other reply.
-    pub fn listing(reply: Reply<'_>) -> Vec<common::ListEntry> {
+    pub fn listing(reply: Outcome<'_>) -> Vec<common::ListEntry> {
         match reply {
-            Reply::Listing(entries) => entries,
-            Reply::Refused(r) => panic!("refused: {} {}", r.code, r.message),
+            Outcome::Listing(entries) => entries,
+            Outcome::Refused(r) => panic!("refused: {} {}", r.code, r.message),
             _ => panic!("not a listing"),
         }
     }
 
     /// The refusal of a reply; panics on any other reply.
-    pub fn refused(reply: Reply<'_>) -> (u16, String) {
+    pub fn refused(reply: Outcome<'_>) -> (u16, String) {
         match reply {
-            Reply::Refused(r) => (r.code.number(), r.message),
+            Outcome::Refused(r) => (r.code.number(), r.message),
             _ => panic!("not refused"),
         }
     }
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(ok_text(apply_line("Hello Server!", bench.caller(&me))), "Hello Server! ACK\n");
         assert_eq!(ok_text(apply_line("HELP", bench.caller(&me))), HELP);
         match apply_line("exit", bench.caller(&me)) {
-            Reply::Close { body, reason } => assert_eq!((body.as_str(), reason), ("bye\n", "exit")),
+            Outcome::Close { body, reason } => assert_eq!((body.as_str(), reason), ("bye\n", "exit")),
             _ => panic!("exit must close"),
         };
     }

@@ -4,33 +4,33 @@
 use common::text::escape;
 use common::{Code, Event};
 
-use super::{Caller, Refusal, Reply};
+use super::{Caller, Outcome, Refusal};
 use crate::presence::{SAY_BURST, SAY_PER_SEC};
 
 /// `status`: the text a person reads; the header carries the counts.
-pub fn status<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
-    Reply::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: false }
+pub fn status<'a>(caller: Caller<'_, '_>) -> Outcome<'a> {
+    Outcome::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: false }
 }
 
 /// `info`: the same state, for programs (as `key=value` records on the line protocol).
-pub fn info<'a>(caller: Caller<'_, '_>) -> Reply<'a> {
-    Reply::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: true }
+pub fn info<'a>(caller: Caller<'_, '_>) -> Outcome<'a> {
+    Outcome::Status { status: Box::new(caller.shared.presence.status(caller.session.id)), records: true }
 }
 
 /// `name <nick>`: a new display name, unique among those connected; the
 /// others are told.
-pub fn rename<'a>(caller: Caller<'_, '_>, nick: &str) -> Result<Reply<'a>, Refusal> {
+pub fn rename<'a>(caller: Caller<'_, '_>, nick: &str) -> Result<Outcome<'a>, Refusal> {
     common::validate_nick(nick).map_err(|e| Refusal::new(Code::BadRequest, format!("{e}: '{}'", escape(nick))))?;
     super::login::may_take_name(nick, caller)?;
     let old = caller.shared.presence.rename(caller.session.id, nick)?;
     tracing::info!(client = %old, "is now {nick}");
-    Ok(Reply::text(format!("you are now {nick}\n")))
+    Ok(Outcome::text(format!("you are now {nick}\n")))
 }
 
 /// `say <text>`: the line goes to everyone else, with the sender's name;
 /// the reply says how many got it. Each client may say [`SAY_BURST`] bytes
 /// at once and [`SAY_PER_SEC`] a second after that; beyond, nothing is sent.
-pub fn say<'a>(caller: Caller<'_, '_>, text: &str) -> Result<Reply<'a>, Refusal> {
+pub fn say<'a>(caller: Caller<'_, '_>, text: &str) -> Result<Outcome<'a>, Refusal> {
     let name = caller.session.name();
     let line = format!("[{name}] {}", escape(text));
     if !caller.session.spend_say(line.len() as u64) {
@@ -40,14 +40,14 @@ pub fn say<'a>(caller: Caller<'_, '_>, text: &str) -> Result<Reply<'a>, Refusal>
     }
     let event = Event::notice(line).with("event", "say").with("name", &name);
     let recipients = caller.shared.presence.broadcast_from(caller.session.id, event);
-    Ok(Reply::Ok { fields: vec![("recipients".into(), recipients.to_string())], body: Vec::new() })
+    Ok(Outcome::Ok { fields: vec![("recipients".into(), recipients.to_string())], body: Vec::new() })
 }
 
 #[cfg(test)]
 mod tests {
 
     use super::super::testing::{ok_text, refused, Bench};
-    use super::super::{apply_line, Reply};
+    use super::super::{apply_line, Outcome};
     use crate::config::Config;
 
     #[test]
@@ -55,13 +55,13 @@ mod tests {
         let bench = Bench::new(Config::default());
         let (me, _) = bench.join(5000);
         let (_other, _) = bench.join(5001);
-        let Reply::Status { status, records: false } = apply_line("status", bench.caller(&me)) else { panic!() };
+        let Outcome::Status { status, records: false } = apply_line("status", bench.caller(&me)) else { panic!() };
         assert_eq!((status.clients, status.max_clients), (2, 3));
         let text = status.render();
         assert!(text.contains("\n  Client01 (you)  127.0.0.1:5000  connected "), "{text}");
         assert!(text.contains("\n  Client02  127.0.0.1:5001  connected "), "{text}");
 
-        let Reply::Status { status: info, records: true } = apply_line("info", bench.caller(&me)) else { panic!() };
+        let Outcome::Status { status: info, records: true } = apply_line("info", bench.caller(&me)) else { panic!() };
         assert_eq!((info.clients, info.max_clients), (2, 3));
         assert_eq!(
             info.sessions.iter().map(|s| (s.name.as_str(), s.you)).collect::<Vec<_>>(),
@@ -88,7 +88,7 @@ mod tests {
         let (me, my_events) = bench.join(1);
         let (_a, a_events) = bench.join(2);
         let (_b, b_events) = bench.join(3);
-        let Reply::Ok { fields, body } = apply_line("say hi\x1b[2J there", bench.caller(&me)) else { panic!() };
+        let Outcome::Ok { fields, body } = apply_line("say hi\x1b[2J there", bench.caller(&me)) else { panic!() };
         assert_eq!((fields, body), (vec![("recipients".to_string(), "2".to_string())], Vec::new()));
         for events in [&a_events, &b_events] {
             let said = events.try_iter().last().unwrap();
@@ -108,7 +108,7 @@ mod tests {
         let mut sent = 0;
         let refusal = loop {
             match apply_line(&line, bench.caller(&me)) {
-                Reply::Ok { .. } => sent += 1,
+                Outcome::Ok { .. } => sent += 1,
                 reply => break refused(reply),
             }
             assert!(sent < 100, "never refused");

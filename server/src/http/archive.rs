@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use common::ListEntryKind;
 
-use crate::cmd::{self, Caller, Op, PlainFile, Reply};
+use crate::cmd::{self, Caller, Op, Outcome, PlainFile};
 
 /// The archive formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn write_tree(caller: Caller<'_, '_>, dir: &str, top: &str, format: Format, 
         match item {
             Item::Folder { share, name } => {
                 sink.folder(&name)?;
-                let Reply::Listing(entries) = cmd::apply(Op::ArchiveFolder(share.clone()), caller) else { continue };
+                let Outcome::Listing(entries) = cmd::apply(Op::ArchiveFolder(share.clone()), caller) else { continue };
                 let join = |base: &str, child: &str| {
                     if base.is_empty() {
                         child.to_string()
@@ -102,7 +102,8 @@ pub fn write_tree(caller: Caller<'_, '_>, dir: &str, top: &str, format: Format, 
                 stack.push(items);
             }
             Item::File { share, name } => {
-                let Reply::Plain(PlainFile { file, len, modified }) = cmd::apply(Op::ReadPlain(share.clone()), caller)
+                let Outcome::Plain(PlainFile { file, len, modified }) =
+                    cmd::apply(Op::ReadPlain(share.clone()), caller)
                 else {
                     tracing::debug!("left '{share}' out of an archive: it cannot be opened now");
                     continue;

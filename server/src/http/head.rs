@@ -62,7 +62,7 @@ impl Head {
 
 /// What reading a head gave.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum HeadRead {
     /// A head; the bytes after it (a body's start, or pipelined requests)
     /// stay in the buffer.
     Head(Head),
@@ -83,7 +83,7 @@ pub enum Outcome {
 ///
 /// # Errors
 /// A failing connection.
-pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit: Duration) -> io::Result<Outcome> {
+pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit: Duration) -> io::Result<HeadRead> {
     let mut started = (!buf.is_empty()).then(Instant::now);
     let mut chunk = [0u8; 4096];
     loop {
@@ -106,35 +106,35 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
                     };
                     buf.drain(..len);
                     if let Err(why) = check_framing(&head) {
-                        return Ok(Outcome::Bad(why.into()));
+                        return Ok(HeadRead::Bad(why.into()));
                     }
-                    return Ok(Outcome::Head(head));
+                    return Ok(HeadRead::Head(head));
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(e) => return Ok(Outcome::Bad(e.to_string())),
+                Err(e) => return Ok(HeadRead::Bad(e.to_string())),
             }
             if buf.len() >= MAX_HEAD {
-                return Ok(Outcome::TooLarge);
+                return Ok(HeadRead::TooLarge);
             }
         }
         let wait = match started {
             None => idle,
             Some(t) => match limit.checked_sub(t.elapsed()) {
                 Some(left) if !left.is_zero() => left,
-                _ => return Ok(Outcome::TooSlow),
+                _ => return Ok(HeadRead::TooSlow),
             },
         };
         conn.set_read_timeout(wait)?;
         match conn.read(&mut chunk) {
-            Ok(0) if started.is_none() => return Ok(Outcome::Idle),
-            Ok(0) => return Ok(Outcome::Bad("the connection closed mid-request".into())),
+            Ok(0) if started.is_none() => return Ok(HeadRead::Idle),
+            Ok(0) => return Ok(HeadRead::Bad("the connection closed mid-request".into())),
             Ok(n) => {
                 started.get_or_insert_with(Instant::now);
                 buf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if crate::connection::is_timeout(&e) && started.is_none() => return Ok(Outcome::Idle),
-            Err(e) if crate::connection::is_timeout(&e) => return Ok(Outcome::TooSlow),
+            Err(e) if crate::connection::is_timeout(&e) && started.is_none() => return Ok(HeadRead::Idle),
+            Err(e) if crate::connection::is_timeout(&e) => return Ok(HeadRead::TooSlow),
             Err(e) => return Err(e),
         }
     }

@@ -35,11 +35,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::{Code, Request};
 
-use crate::cmd::{self, Caller, Op, Reply};
+use crate::cmd::{self, Caller, Op, Outcome};
 use crate::config::Shared;
 use crate::slots::{Caps, Over, Slot};
 use crate::transport::Transport;
-use head::{read_head, Head, Outcome};
+use head::{read_head, Head, HeadRead};
 use host::Hosts;
 use respond::Response;
 
@@ -206,17 +206,17 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
     let mut buf = Vec::new();
     for _ in 0..MAX_REQUESTS {
         let head = match read_head(&mut conn, &mut buf, KEEP_ALIVE, limit) {
-            Ok(Outcome::Head(head)) => head,
-            Ok(Outcome::Idle) | Err(_) => break,
-            Ok(Outcome::TooSlow) => {
+            Ok(HeadRead::Head(head)) => head,
+            Ok(HeadRead::Idle) | Err(_) => break,
+            Ok(HeadRead::TooSlow) => {
                 let _ = Response::error(408, "request head not complete in time", false).send(&mut conn, None, caller);
                 break;
             }
-            Ok(Outcome::TooLarge) => {
+            Ok(HeadRead::TooLarge) => {
                 let _ = Response::error(431, "request head too large", false).send(&mut conn, None, caller);
                 break;
             }
-            Ok(Outcome::Bad(why)) => {
+            Ok(HeadRead::Bad(why)) => {
                 let _ = Response::error(400, &format!("bad request: {why}"), false).send(&mut conn, None, caller);
                 break;
             }
@@ -288,11 +288,11 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
     let announced =
         cmd::files::Announced { size, check: cmd::files::Check::Unchecked, replace, modified: None, resume: false };
     let mut incoming = match cmd::apply(Op::Upload { announced, name: path }, caller) {
-        Reply::Receive(incoming) => incoming,
-        Reply::Refused(refusal) if refusal.code == Code::Exists && !replace => {
+        Outcome::Receive(incoming) => incoming,
+        Outcome::Refused(refusal) if refusal.code == Code::Exists && !replace => {
             return Response::error(412, &refusal.message, false);
         }
-        Reply::Refused(refusal) => return Response::refused(&refusal).with_keep_alive(false),
+        Outcome::Refused(refusal) => return Response::refused(&refusal).with_keep_alive(false),
         _ => return Response::error(500, "unexpected reply", false),
     };
     if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
@@ -315,8 +315,8 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
         return Response::error(400, "the body ended before its Content-Length", false);
     }
     match incoming.finish(None) {
-        Reply::Ok { body, .. } => Response::bytes(201, "text/plain; charset=utf-8", body),
-        Reply::Refused(refusal) => Response::refused(&refusal),
+        Outcome::Ok { body, .. } => Response::bytes(201, "text/plain; charset=utf-8", body),
+        Outcome::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", false),
     }
 }
@@ -347,12 +347,12 @@ fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>)
         };
         let request = Request::Login { user: user.to_string(), password: password.to_string() };
         return match cmd::apply(request, caller) {
-            Reply::Ok { .. } => {
+            Outcome::Ok { .. } => {
                 *verified = Some(credentials.to_string());
                 None
             }
             // Penalised: refused at once, with when to come back.
-            Reply::Refused(refusal) if refusal.code == Code::TooMany => Some(Response::refused(&refusal)),
+            Outcome::Refused(refusal) if refusal.code == Code::TooMany => Some(Response::refused(&refusal)),
             _ => Some(challenge()),
         };
     }
@@ -426,11 +426,11 @@ fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -
         }
     };
     match cmd::apply(request, caller) {
-        Reply::Ok { body, .. } => {
+        Outcome::Ok { body, .. } => {
             let status = if head.method == "DELETE" { 200 } else { 201 };
             Response::bytes(status, "text/plain; charset=utf-8", body)
         }
-        Reply::Refused(refusal) => Response::refused(&refusal),
+        Outcome::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
 }
@@ -438,10 +438,10 @@ fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -
 /// `/.status.json`: `info`, as JSON.
 fn status_json(caller: Caller<'_, '_>) -> Response {
     match cmd::apply(Request::Info, caller) {
-        Reply::Status { status, .. } => {
+        Outcome::Status { status, .. } => {
             Response::bytes(200, "application/json", status.to_json().to_string().into_bytes())
         }
-        Reply::Refused(refusal) => Response::refused(&refusal),
+        Outcome::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
 }
@@ -454,12 +454,12 @@ fn folder(caller: Caller<'_, '_>, path: &str, query: &str) -> Response {
         _ => None,
     };
     match cmd::apply(Request::List(path.to_string()), caller) {
-        Reply::Listing(_) if format.is_some() => {
+        Outcome::Listing(_) if format.is_some() => {
             let top = path.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or("share");
             Response::archive(path, top, format.unwrap_or(archive::Format::Tar))
         }
-        Reply::Listing(entries) => Response::html(200, page::folder_page(path, &entries, query, may_write(caller))),
-        Reply::Refused(refusal) => Response::refused(&refusal),
+        Outcome::Listing(entries) => Response::html(200, page::folder_page(path, &entries, query, may_write(caller))),
+        Outcome::Refused(refusal) => Response::refused(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
 }

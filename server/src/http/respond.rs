@@ -15,7 +15,7 @@ use common::Request;
 
 use super::archive::{self, Format};
 use super::head::Head;
-use crate::cmd::{self, Caller, Refusal, Reply};
+use crate::cmd::{self, Caller, Outcome, Refusal};
 use crate::transport::Transport;
 use crate::writer::Push;
 
@@ -258,10 +258,10 @@ pub fn http_date(time: SystemTime) -> String {
 /// conditions and range. A folder named without its `/` is redirected to it.
 pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
     let (mut download, name) = match cmd::apply(Request::Get(path.to_string()), caller) {
-        Reply::File(reply) => (reply.download, reply.name),
-        Reply::Refused(refusal) => {
+        Outcome::File(reply) => (reply.download, reply.name),
+        Outcome::Refused(refusal) => {
             // A folder: its page lives at its name with a `/`.
-            if let Reply::Listing(_) = cmd::apply(Request::List(path.to_string()), caller) {
+            if let Outcome::Listing(_) = cmd::apply(Request::List(path.to_string()), caller) {
                 let location = format!("/{}/", super::page::href(path));
                 return Response::error(301, "a folder", true).header("Location", location);
             }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use common::status::Activity;
 use common::Code;
 
-use crate::cmd::{self, files, Caller, Op, PlainFile, Refusal, Reply};
+use crate::cmd::{self, files, Caller, Op, Outcome, PlainFile, Refusal};
 use crate::config::Shared;
 use crate::slots::{Caps, Over, Slot};
 use packet::{ErrorCode, Packet, MAX_BLKSIZE};
@@ -258,8 +258,8 @@ fn read_transfer(t: &Transfer<'_>) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let visit = caller.session;
     let (file, len) = match cmd::apply(Op::ReadPlain(path.to_string()), caller) {
-        Reply::Plain(PlainFile { file, len, .. }) => (file, len),
-        Reply::Refused(refusal) => return t.refuse("read", &refusal),
+        Outcome::Plain(PlainFile { file, len, .. }) => (file, len),
+        Outcome::Refused(refusal) => return t.refuse("read", &refusal),
         _ => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
     };
     let agreed = negotiate(t.options, (!t.ascii).then_some(len));
@@ -299,8 +299,8 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
         resume: false,
     };
     let mut incoming = match cmd::apply(Op::Upload { announced, name: path.to_string() }, caller) {
-        Reply::Receive(incoming) => incoming,
-        Reply::Refused(refusal) => return t.refuse("write", &refusal),
+        Outcome::Receive(incoming) => incoming,
+        Outcome::Refused(refusal) => return t.refuse("write", &refusal),
         _ => return t.send(&error(ErrorCode::Undefined, "unexpected reply")),
     };
     let agreed = negotiate(t.options, tsize);
@@ -324,7 +324,7 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
     let bytes = incoming.offset();
     match received {
         Ok(()) => match incoming.finish(None) {
-            Reply::Ok { .. } => {
+            Outcome::Ok { .. } => {
                 receiver.ack();
                 // Dally one timeout: the last block sent again means the
                 // client lost our ACK; answer it, or it would report a
@@ -338,7 +338,7 @@ fn write_transfer(t: &Transfer<'_>, place: Slot) {
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(%peer, "received '{path}' over TFTP: {bytes} bytes in {secs:.3}s");
             }
-            Reply::Refused(refusal) => t.send(&error_for(&refusal)),
+            Outcome::Refused(refusal) => t.send(&error_for(&refusal)),
             _ => {}
         },
         Err(e) => {

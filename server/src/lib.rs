@@ -2,8 +2,9 @@
 //! (see `docs/PROTOCOL.md`), one thread per client, at most `--max-clients`
 //! clients at once; the next one is told `ERR 503 Server is full`.
 //!
-//! The binary (`src/bin/file-server.rs`) parses arguments, binds, and calls
-//! [`Server::run`]; tests do the same in-process or run the binary.
+//! The binary (`src/bin/file-server.rs`) parses arguments, binds, builds a
+//! [`Service`] (every door: the line protocol, the web side, TFTP) and runs
+//! it; tests do the same in-process or run the binary.
 //!
 //! A request travels down this list: [`server`] accepts the connection and
 //! wraps it in a [`transport`]; [`session`] reads its request lines
@@ -12,8 +13,11 @@
 //! reply through its [`writer`].
 //!
 //! # Layout
-//! - [`server`]: [`Server`], the accept loop (at a lower priority than the
-//!   sessions), admission and the graceful shutdown; [`ShutdownHandle`].
+//! - [`service`]: [`Service`], every door of one server on one share, and
+//!   the [`ShutdownHandle`] that stops them all.
+//! - [`server`]: [`Server`], the line protocol's door: the accept loop (at a
+//!   lower priority than the sessions), admission and the graceful shutdown
+//!   of its sessions.
 //! - [`config`]: [`Config`], the settings, and [`Shared`], what every session reaches.
 //! - [`transport`]: the byte stream a session runs over (plain TCP or TLS),
 //!   its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
@@ -56,6 +60,7 @@ pub mod pool;
 pub mod presence;
 pub mod repo;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod shutdown;
 pub mod slots;
@@ -65,4 +70,5 @@ pub mod writer;
 
 pub use config::{Config, Shared};
 pub use repo::Repo;
-pub use server::{Server, ShutdownHandle};
+pub use server::Server;
+pub use service::{Service, ShutdownHandle};

@@ -3,7 +3,7 @@
 //! lower priority than the sessions, so refusing a flood does not slow them.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use crate::config::{Config, Shared};
 use crate::pool::ThreadPool;
 use crate::presence::Presence;
 use crate::repo::Repo;
+use crate::service::ShutdownHandle;
 use crate::session;
 use crate::session::Admission;
 use crate::slots::{Caps, Over, Slots};
@@ -30,23 +31,6 @@ pub struct Server {
     pool: ThreadPool,
     /// TLS refusals under way (each on its own thread).
     tls_refusers: Slots,
-}
-
-/// Starts a graceful shutdown from another thread (a signal handler, a test).
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    shared: Arc<Shared>,
-    wake: SocketAddr,
-}
-
-impl ShutdownHandle {
-    /// Stops accepting and begins the graceful shutdown; `run` then returns
-    /// once sessions have ended or the grace period is over.
-    pub fn trigger(&self) {
-        self.shared.stopping.set();
-        // `accept` has no timeout: wake it with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
-    }
 }
 
 impl Server {
@@ -85,19 +69,14 @@ impl Server {
         Arc::clone(&self.shared)
     }
 
-    /// A handle that stops this server.
+    /// A handle that stops this server (its door alone; [`crate::Service`]
+    /// gives one that stops every door).
     ///
     /// # Errors
     /// As `TcpListener::local_addr`.
     pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
-        let mut wake = self.listener.local_addr()?;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            });
-        }
-        Ok(ShutdownHandle { shared: Arc::clone(&self.shared), wake })
+        let wake = crate::service::reachable(self.listener.local_addr()?);
+        Ok(ShutdownHandle { shared: Arc::clone(&self.shared), tcp: vec![wake], udp: None })
     }
 
     /// Accepts connections until shut down, then lets sessions finish for up

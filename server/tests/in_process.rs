@@ -43,3 +43,63 @@ fn run_returns_after_shutdown_and_clients_are_told() {
     thread.join().unwrap();
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn a_service_with_every_door_ends_them_all_and_waits_for_a_web_response_under_way() {
+    use file_server::http::HttpLimits;
+    use file_server::service::{TftpDoor, WebDoor};
+    use file_server::Service;
+    use std::net::UdpSocket;
+
+    let repo_dir = tempfile::tempdir().unwrap();
+    std::fs::write(repo_dir.path().join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    let web = WebDoor {
+        listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+        limits: HttpLimits { max_connections: 4, max_per_ip: 4, hosts: Vec::new() },
+    };
+    let tftp = TftpDoor { socket: UdpSocket::bind("127.0.0.1:0").unwrap(), max_transfers: 2, max_per_ip: 2 };
+    let config = Config { grace: Duration::from_secs(10), ..Config::default() };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let service = Service::new(listener, Repo::open(repo_dir.path()).unwrap(), config, Some(web), Some(tftp)).unwrap();
+    let (line, http, tftp) =
+        (service.local_addr().unwrap(), service.web_addr().unwrap().unwrap(), service.tftp_addr().unwrap().unwrap());
+    let stop = service.shutdown_handle().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        service.run().unwrap();
+        let _ = done_tx.send(());
+    });
+
+    // A web download begun, read slowly: it is under way when the stop comes.
+    let mut download = TcpStream::connect(http).unwrap();
+    download.write_all(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    download.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+
+    stop.trigger();
+    // Every door stops taking newcomers...
+    assert!(done_rx.recv_timeout(Duration::from_millis(300)).is_err(), "the download still runs");
+    let refused = |addr| TcpStream::connect(addr).is_err();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(refused(line) && refused(http)) {
+        assert!(std::time::Instant::now() < deadline, "the doors are still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...TFTP answers no request...
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    probe.send_to(b"\x00\x01big.bin\x00octet\x00", tftp).unwrap();
+    assert!(probe.recv_from(&mut [0u8; 600]).is_err(), "the TFTP door answered after the stop");
+    // ...and the download finishes whole; then run returns.
+    let mut rest = Vec::new();
+    download.read_to_end(&mut rest).unwrap();
+    assert_eq!(first.len() + rest.len() - header_len(&first), 64 << 20);
+    done_rx.recv_timeout(Duration::from_secs(20)).expect("run returned");
+    thread.join().unwrap();
+}
+
+/// The length of the response head at the start of `bytes`.
+fn header_len(bytes: &[u8]) -> usize {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4
+}

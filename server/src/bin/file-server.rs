@@ -1,6 +1,6 @@
 //! `file-server`: share a folder on the local network. Parses arguments,
-//! binds, and runs the library's [`Server`]; errors become exit statuses in
-//! one place ([`StartError::exit_code`]).
+//! binds, and runs the library's [`Service`] (every door); errors become
+//! exit statuses in one place ([`StartError::exit_code`]).
 
 #![forbid(unsafe_code)]
 
@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
-use file_server::http::{HttpLimits, HttpServer};
+use file_server::http::HttpLimits;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
-use file_server::tftp::TftpServer;
-use file_server::{Config, Repo, Server};
+use file_server::service::{TftpDoor, WebDoor};
+use file_server::{Config, Repo, Service};
 
 /// Share a folder over TCP; connect with file-client.
 #[derive(Parser, Debug)]
@@ -440,9 +440,22 @@ fn run(args: Args) -> Result<(), StartError> {
         max_startups: args.max_startups as usize,
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
-    let server = Server::new(listener, repo, config).map_err(failed)?;
-    let local = server.local_addr().map_err(failed)?;
-    let handle = server.shutdown_handle().map_err(failed)?;
+    let web = http_listener.map(|listener| WebDoor {
+        listener,
+        limits: HttpLimits {
+            max_connections: args.http_max_connections as usize,
+            max_per_ip: args.http_max_per_ip as usize,
+            hosts: args.http_host.clone(),
+        },
+    });
+    let tftp = tftp_socket.map(|socket| TftpDoor {
+        socket,
+        max_transfers: args.tftp_max_transfers as usize,
+        max_per_ip: args.tftp_max_per_ip as usize,
+    });
+    let service = Service::new(listener, repo, config, web, tftp).map_err(failed)?;
+    let local = service.local_addr().map_err(failed)?;
+    let handle = service.shutdown_handle().map_err(failed)?;
     let signals = AtomicUsize::new(0);
     ctrlc::set_handler(move || {
         // Not eprintln!, which panics when stderr is gone (the terminal was
@@ -470,31 +483,17 @@ fn run(args: Args) -> Result<(), StartError> {
         Some(id) => writeln!(stdout, "listening on {local} tls sha256 Fingerprint={}", id.fingerprint),
     }
     .ok();
-    let mut web_busy = None;
     let mut urls = Vec::new();
-    if let Some(listener) = http_listener {
-        let limits = HttpLimits {
-            max_connections: args.http_max_connections as usize,
-            max_per_ip: args.http_max_per_ip as usize,
-            hosts: args.http_host.clone(),
-        };
-        let web = HttpServer::new(listener, server.shared(), &limits);
-        let addr = web.local_addr().map_err(failed)?;
+    if let Some(addr) = service.web_addr().map_err(failed)? {
         let scheme = if identity.is_some() { "https" } else { "http" };
         let _ = writeln!(stdout, "http on {addr}");
         urls = lan_urls(addr, scheme);
         tracing::info!("web side on {scheme}://{addr}/");
-        web_busy = Some(web.busy());
-        std::thread::Builder::new().name("http-accept".into()).spawn(move || web.run()).map_err(failed)?;
     }
-    if let Some(socket) = tftp_socket {
-        let tftp =
-            TftpServer::new(socket, server.shared(), args.tftp_max_transfers as usize, args.tftp_max_per_ip as usize);
-        let addr = tftp.local_addr().map_err(failed)?;
+    if let Some(addr) = service.tftp_addr().map_err(failed)? {
         let _ = writeln!(stdout, "tftp on {addr}");
         let what = if args.allow_uploads { "reads and writes" } else { "reads only" };
         tracing::info!("TFTP on {addr}: {what}");
-        std::thread::Builder::new().name("tftp".into()).spawn(move || tftp.run()).map_err(failed)?;
     }
     // For people: the web addresses (after the lines programs read).
     for url in &urls {
@@ -504,14 +503,5 @@ fn run(args: Args) -> Result<(), StartError> {
         let _ = write!(stdout, "{}", qr_code(first));
     }
     let _ = stdout.flush();
-    let shared = server.shared();
-    server.run();
-    // Web responses under way get the rest of the grace period too.
-    if let Some(busy) = web_busy {
-        let began = shared.stopping.began_at().unwrap_or_else(std::time::Instant::now);
-        if !busy.wait_idle(began + Duration::from_secs(args.grace)) {
-            tracing::warn!("grace period over; cutting web transfers still under way");
-        }
-    }
-    Ok(())
+    service.run().map_err(failed)
 }

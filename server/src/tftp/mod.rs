@@ -59,14 +59,14 @@ const MAX_WINDOW: u64 = 64;
 pub struct TftpServer {
     socket: UdpSocket,
     shared: Arc<Shared>,
-    places: Caps,
+    places: Arc<Caps>,
 }
 
 impl TftpServer {
     /// Serves `shared`'s share on `socket`, at most `max_transfers` at once
     /// and `max_per_ip` for one address.
     pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize, max_per_ip: usize) -> TftpServer {
-        TftpServer { socket, shared, places: Caps::new(max_transfers, max_per_ip) }
+        TftpServer { socket, shared, places: Arc::new(Caps::new(max_transfers, max_per_ip)) }
     }
 
     /// The address bound.
@@ -77,15 +77,21 @@ impl TftpServer {
         self.socket.local_addr()
     }
 
-    /// Answers requests until the process ends; each transfer on its own thread.
+    /// The transfers under way, for the shutdown to wait on.
+    pub fn places(&self) -> Arc<Caps> {
+        Arc::clone(&self.places)
+    }
+
+    /// Answers requests until the server stops (a packet wakes it then);
+    /// each transfer on its own thread, which may finish after this returns.
     pub fn run(self) {
         let mut buf = vec![0u8; MAX_BLKSIZE + 4];
         loop {
-            let Ok((n, peer)) = self.socket.recv_from(&mut buf) else { continue };
+            let received = self.socket.recv_from(&mut buf);
             if self.shared.stopping.is_set() {
-                send(&self.socket, peer, &error(ErrorCode::Undefined, "server is shutting down"));
-                continue;
+                return;
             }
+            let Ok((n, peer)) = received else { continue };
             match Packet::parse(&buf[..n]) {
                 Ok(Packet::Request { write, name, mode, options }) => self.start(peer, write, name, mode, options),
                 // Anything else is a stray packet of no transfer here.

@@ -653,20 +653,22 @@ impl SlowRelay {
 }
 
 /// Copies `from` to `to` at `rate` bytes a second, 16 KiB at a time, until
-/// either ends; then shuts both down.
+/// either ends; then shuts both down. A direction that was idle gets no
+/// credit for it beyond a short burst (an upload after a long download is
+/// paced as well as the download was).
 fn pump(mut from: TcpStream, mut to: TcpStream, rate: u64) {
+    const BURST: Duration = Duration::from_millis(50);
     let mut buf = vec![0u8; 16 * 1024];
-    let started = Instant::now();
-    let mut passed = 0u64;
+    // When the bytes passed so far are due at the rate.
+    let mut due = Instant::now();
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
         }
-        passed += n as u64;
-        // Pacing: ahead of the rate, wait until the clock catches up.
-        let due = Duration::from_secs_f64(passed as f64 / rate as f64);
-        if let Some(ahead) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(ahead);
+        let now = Instant::now();
+        due = due.max(now.checked_sub(BURST).unwrap_or(now)) + Duration::from_secs_f64(n as f64 / rate as f64);
+        if due > now {
+            std::thread::sleep(due - now);
         }
     }
     let _ = from.shutdown(std::net::Shutdown::Both);

@@ -49,6 +49,13 @@ impl Clock {
         *self.activity.lock() = activity;
     }
 
+    /// Shows `activity` in `status` until the guard is dropped, then idle
+    /// again, on every path out (an error, a panic).
+    pub fn doing(&self, activity: Activity) -> Doing<'_> {
+        self.set_activity(activity);
+        Doing(self)
+    }
+
     /// Records transfer progress (bytes done so far) and counts it as a sign of life.
     pub fn set_transferred(&self, bytes: u64) {
         self.transferred.store(bytes, Ordering::Relaxed);
@@ -67,6 +74,16 @@ impl Clock {
 
 fn millis_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a session is doing, shown until this is dropped ([`Clock::doing`]).
+#[must_use = "the activity is shown only while the guard lives"]
+pub struct Doing<'a>(&'a Clock);
+
+impl Drop for Doing<'_> {
+    fn drop(&mut self) {
+        self.0.set_activity(Activity::Idle);
+    }
 }
 
 #[cfg(test)]

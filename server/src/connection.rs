@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::MAX_LINE_LEN;
 
-use crate::transport::Transport;
+use crate::transport::{is_timeout, Transport};
 
 /// Size of the read buffer: one page, which holds a request line or several
 /// pipelined ones. An upload's body bypasses it (`BufReader` reads large
@@ -203,11 +203,6 @@ impl RequestReader {
         self.line.clear();
         line
     }
-}
-
-/// A read that gave up waiting.
-pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 #[cfg(test)]

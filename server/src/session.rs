@@ -21,11 +21,12 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 
 use crate::cmd::{self, Caller, Outcome, Refusal};
 use crate::config::Shared;
-use crate::connection::{is_timeout, Line, RequestReader};
+use crate::connection::{Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
 use crate::server::refusal_message;
 use crate::slots::{Caps, Slot};
+use crate::transport::is_timeout;
 use crate::transport::{Closer, Transport};
 use crate::writer::{self, Outgoing, WriteHalf};
 

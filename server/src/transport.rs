@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use common::tls::TlsStream;
 
+/// A read that gave up waiting.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 /// One session's connection, or a handle on it.
 #[derive(Debug)]
 pub enum Transport {

@@ -211,7 +211,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
         Outgoing::File { header, mut download, name, frames } => {
             let started = Instant::now();
             let clock = &session.clock;
-            clock.set_activity(Activity::Get { file: name.clone(), size: download.len, done: 0 });
+            let doing = clock.doing(Activity::Get { file: name.clone(), size: download.len, done: 0 });
             let mut push = Push::new(stream, half.stall)?;
             let progress = |n| clock.set_transferred(n);
             let result = push.write(&header).and_then(|()| match frames {
@@ -222,7 +222,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
                 }
             });
             drop(push);
-            clock.set_activity(Activity::Idle);
+            drop(doing);
             let (sent, cancelled) = result?;
             let secs = started.elapsed().as_secs_f64();
             let how = if cancelled { format!("cancelled after {sent} of {}", download.len) } else { sent.to_string() };

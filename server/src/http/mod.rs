@@ -491,7 +491,7 @@ impl Read for FloorRate<'_> {
                     self.taken += n as u64;
                     return Ok(n);
                 }
-                Err(e) if crate::connection::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::transport::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }

@@ -233,17 +233,12 @@ impl Response {
             Body::File { mut file, len, name } => {
                 // Shown in `status` (and /.status) as the line protocol's downloads are.
                 let clock = &caller.session.clock;
-                clock.set_activity(Activity::Get { file: name, size: len, done: 0 });
-                let sent = push.send_file(&mut file, len, |n| clock.set_transferred(n)).map(|()| len);
-                clock.set_activity(Activity::Idle);
-                sent
+                let _doing = clock.doing(Activity::Get { file: name, size: len, done: 0 });
+                push.send_file(&mut file, len, |n| clock.set_transferred(n)).map(|()| len)
             }
             Body::Archive { dir, top, format } => {
-                let clock = &caller.session.clock;
-                clock.set_activity(Activity::Command(format!("{top}.{}", format.describe().0)));
-                let sent = archive::write_tree(caller, &dir, &top, format, &mut push);
-                clock.set_activity(Activity::Idle);
-                sent
+                let _doing = caller.session.clock.doing(Activity::Command(format!("{top}.{}", format.describe().0)));
+                archive::write_tree(caller, &dir, &top, format, &mut push)
             }
         }
     }

@@ -270,7 +270,7 @@ fn read_transfer(t: &Transfer<'_>) {
     };
     let agreed = negotiate(t.options, (!t.ascii).then_some(len));
     let mut source: Box<dyn Read> = if t.ascii { Box::new(netascii::encode(file)) } else { Box::new(file) };
-    visit.clock.set_activity(Activity::Get { file: path.to_string(), size: len, done: 0 });
+    let doing = visit.clock.doing(Activity::Get { file: path.to_string(), size: len, done: 0 });
     let started = Instant::now();
     let mut link = t.link(agreed.timeout);
     let outcome = (|| {
@@ -279,7 +279,7 @@ fn read_transfer(t: &Transfer<'_>) {
         }
         send_blocks(&mut link, &mut source, &agreed, |acked| visit.clock.set_transferred(acked))
     })();
-    visit.clock.set_activity(Activity::Idle);
+    drop(doing);
     match outcome {
         Ok(bytes) => {
             let secs = started.elapsed().as_secs_f64();
@@ -503,7 +503,7 @@ impl Link<'_> {
                     Err(_) => {}
                 },
                 Ok((_, from)) => send(self.socket, from, &error(ErrorCode::UnknownTransfer, "not your transfer")),
-                Err(e) if crate::connection::is_timeout(&e) => return Ok(None),
+                Err(e) if crate::transport::is_timeout(&e) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }

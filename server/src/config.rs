@@ -10,7 +10,7 @@ use crate::accounts::{Accounts, PasswordChecks, Penalties};
 use crate::presence::Presence;
 use crate::repo::Repo;
 use crate::shutdown::Stopping;
-use crate::slots::Caps;
+use crate::slots::{Cap, Caps};
 
 /// Settings that shape every session.
 #[derive(Clone)]
@@ -110,7 +110,7 @@ impl Shared {
     ///
     /// # Errors
     /// Which cap is reached.
-    pub fn startup_place(&self, ip: std::net::IpAddr) -> Result<crate::slots::Slot, crate::slots::Over> {
+    pub fn startup_place(&self, ip: std::net::IpAddr) -> Result<crate::slots::Place, crate::slots::Over> {
         self.startups.try_acquire(ip).or_else(|over| {
             if self.penalties.is_known(ip) {
                 self.known_startups.try_acquire(ip)

@@ -16,7 +16,7 @@ use crate::repo::Repo;
 use crate::service::ShutdownHandle;
 use crate::session;
 use crate::session::Admission;
-use crate::slots::{Caps, Over, Slots};
+use crate::slots::{Cap, Caps, Over, Slots};
 use crate::transport::Transport;
 
 /// How long the last step of shutdown waits for sessions whose sockets were closed.
@@ -26,7 +26,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    sessions: Arc<Caps>,
+    sessions: Arc<dyn Cap>,
     refusals: Refusals,
     pool: ThreadPool,
     /// TLS refusals under way (each on its own thread).
@@ -42,6 +42,22 @@ impl Server {
     /// When the pool's spawner thread cannot be started, or uploads are
     /// allowed and the share's `.uploads/` folder cannot be prepared.
     pub fn new(listener: TcpListener, repo: Repo, config: Config) -> io::Result<Server> {
+        let sessions = Arc::new(Caps::new(config.max_clients, config.max_per_ip));
+        Server::with_session_cap(listener, repo, config, sessions)
+    }
+
+    /// Like [`Server::new`], with the cap on sessions (`--max-clients`,
+    /// `--max-per-ip`) kept by `sessions` rather than in this process: the
+    /// seam for a cap several instances share.
+    ///
+    /// # Errors
+    /// As [`Server::new`].
+    pub fn with_session_cap(
+        listener: TcpListener,
+        repo: Repo,
+        config: Config,
+        sessions: Arc<dyn Cap>,
+    ) -> io::Result<Server> {
         if config.allow_uploads {
             repo.prepare_uploads().map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot prepare uploads in '{}': {e}", repo.path().display()))
@@ -49,7 +65,6 @@ impl Server {
         }
         // Sessions, and connections being set up before they are sessions.
         let pool = ThreadPool::new(config.max_clients + config.max_startups)?;
-        let sessions = Arc::new(Caps::new(config.max_clients, config.max_per_ip));
         let shared = Arc::new(Shared::new(config, repo)?);
         let (refusals, tls_refusers) = (Refusals::default(), Slots::new(TLS_REFUSERS));
         Ok(Server { listener, sessions, refusals, shared, pool, tls_refusers })

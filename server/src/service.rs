@@ -16,6 +16,7 @@ use crate::config::{Config, Shared};
 use crate::http::{HttpLimits, HttpServer};
 use crate::repo::Repo;
 use crate::server::Server;
+use crate::slots::Cap;
 use crate::tftp::TftpServer;
 
 /// The web side's listener and limits, when it is on.

@@ -25,7 +25,7 @@ use crate::connection::{Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
 use crate::server::refusal_message;
-use crate::slots::{Caps, Slot};
+use crate::slots::{Cap, Place};
 use crate::transport::is_timeout;
 use crate::transport::{Closer, Transport};
 use crate::writer::{self, Outgoing, WriteHalf};
@@ -42,16 +42,22 @@ const LOGGED_TEXT: usize = 300;
 /// What a connection holds while it is served; dropping it gives it back.
 pub enum Admission {
     /// A session's place (`--max-clients`, `--max-per-ip`).
-    Session(Slot),
+    Session(Place),
     /// A place among the connections being set up (`--max-startups`): for
     /// a TLS handshake, and on a server that needs a login, until the login.
     /// A session's place is taken once they are done.
-    Startup(Slot),
+    Startup(Place),
 }
 
 /// Runs a session to its end on the current thread. `sessions` is the cap
 /// a connection admitted as a startup takes its session's place from.
-pub fn serve(transport: Transport, addr: SocketAddr, admission: Admission, sessions: Arc<Caps>, shared: Arc<Shared>) {
+pub fn serve(
+    transport: Transport,
+    addr: SocketAddr,
+    admission: Admission,
+    sessions: Arc<dyn Cap>,
+    shared: Arc<Shared>,
+) {
     transport.set_nodelay();
     // A TLS peer that stalls its handshake keeps its startup place no
     // longer than a request line may take.
@@ -175,7 +181,7 @@ struct Handler {
     /// is needed), then a session's.
     admission: Admission,
     /// Where a session's place is taken from.
-    sessions: Arc<Caps>,
+    sessions: Arc<dyn Cap>,
 }
 
 /// What waiting for the next request line gave.

@@ -2,7 +2,8 @@
 //! `--http-max-connections`, `--tftp-max-transfers`, `--max-startups`), as a
 //! channel holding one token per slot, and each address's share of it
 //! (`--max-per-ip` and the like), as a count per address; [`Caps`] holds
-//! both.
+//! both, behind the [`Cap`] seam a cap shared by several instances will
+//! plug into.
 //!
 //! Taking a token is atomic (`try_recv`), so two connections can never both
 //! take the last slot, and the token comes back in [`Slot`]'s `Drop`, so a
@@ -67,17 +68,45 @@ impl Slot {
     }
 }
 
-/// A total cap and a per-address cap together: what one door (or stage)
-/// admits connections against.
+/// A cap on what a door admits: a total and each address's share of it.
+/// [`Caps`] keeps it in this process; one kept in an external store (so
+/// that several instances of the server share one cap) implements this too,
+/// and no door or command changes.
+pub trait Cap: Send + Sync {
+    /// A place for a connection from `ip`, if both the total and the
+    /// address's share allow, without waiting.
+    ///
+    /// # Errors
+    /// Which cap is reached.
+    fn try_acquire(&self, ip: IpAddr) -> Result<Place, Over>;
+
+    /// Waits until no place taken here is held, or `deadline` passes; true
+    /// when none is.
+    fn wait_all_free(&self, deadline: Instant) -> bool;
+}
+
+/// A place held under a [`Cap`]; dropping it gives it back, on every path
+/// out, a panic included.
+pub struct Place(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Place {
+    /// A place held for as long as `guard` lives (its `Drop` gives it back).
+    pub fn new(guard: impl Send + Sync + 'static) -> Place {
+        Place(Box::new(guard))
+    }
+}
+
+/// A total cap and a per-address cap together, in this process: what one
+/// door (or stage) admits connections against.
 pub struct Caps {
     slots: Slots,
     per_address: PerAddress,
 }
 
-/// Why [`Caps::try_acquire`] said no.
+/// Why [`Cap::try_acquire`] said no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Over {
-    /// Every slot is taken.
+    /// Every place is taken.
     Full,
     /// The address holds its share already (the limit).
     PerAddress(usize),
@@ -88,19 +117,16 @@ impl Caps {
     pub fn new(capacity: usize, per_address: usize) -> Caps {
         Caps { slots: Slots::new(capacity), per_address: PerAddress::new(per_address) }
     }
+}
 
-    /// A slot holding `ip`'s share too, if both are free, without waiting.
-    ///
-    /// # Errors
-    /// Which cap is reached.
-    pub fn try_acquire(&self, ip: IpAddr) -> Result<Slot, Over> {
+impl Cap for Caps {
+    fn try_acquire(&self, ip: IpAddr) -> Result<Place, Over> {
         let slot = self.slots.try_acquire().ok_or(Over::Full)?;
         let address = self.per_address.try_acquire(ip).ok_or(Over::PerAddress(self.per_address.limit()))?;
-        Ok(slot.with_address(address))
+        Ok(Place::new(slot.with_address(address)))
     }
 
-    /// Waits until every slot is free or `deadline` passes; true when all are.
-    pub fn wait_all_free(&self, deadline: Instant) -> bool {
+    fn wait_all_free(&self, deadline: Instant) -> bool {
         self.slots.wait_all_free(deadline)
     }
 }

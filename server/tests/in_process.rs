@@ -103,3 +103,67 @@ fn a_service_with_every_door_ends_them_all_and_waits_for_a_web_response_under_wa
 fn header_len(bytes: &[u8]) -> usize {
     bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4
 }
+
+/// A cap kept elsewhere (here: a count shared with the test), plugged in
+/// through the seam a cap shared by several instances will use.
+struct Outside {
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    limit: usize,
+}
+
+struct Held(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl file_server::slots::Cap for Outside {
+    fn try_acquire(&self, _ip: std::net::IpAddr) -> Result<file_server::slots::Place, file_server::slots::Over> {
+        use std::sync::atomic::Ordering;
+        let taken = self.held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.limit).then_some(n + 1));
+        match taken {
+            Ok(_) => Ok(file_server::slots::Place::new(Held(std::sync::Arc::clone(&self.held)))),
+            Err(_) => Err(file_server::slots::Over::Full),
+        }
+    }
+
+    fn wait_all_free(&self, deadline: std::time::Instant) -> bool {
+        while self.held.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+#[test]
+fn the_session_cap_can_be_kept_outside_the_server() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cap = std::sync::Arc::new(Outside { held: std::sync::Arc::clone(&held), limit: 1 });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server =
+        Server::with_session_cap(listener, Repo::open(repo_dir.path()).unwrap(), Config::default(), cap).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle().unwrap();
+    let thread = std::thread::spawn(move || server.run());
+    let greeting = |stream: &TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    };
+    let first = TcpStream::connect(addr).unwrap();
+    assert!(greeting(&first).starts_with("OK "));
+    assert_eq!(held.load(std::sync::atomic::Ordering::SeqCst), 1, "the place is held outside");
+    // The server's own cap (3) has room; the outside one says no.
+    assert_eq!(greeting(&TcpStream::connect(addr).unwrap()), "ERR 503 Server is full\n");
+    stop.trigger();
+    drop(first);
+    thread.join().unwrap();
+    assert_eq!(held.load(std::sync::atomic::Ordering::SeqCst), 0, "given back when the session ended");
+}

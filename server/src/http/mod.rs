@@ -37,7 +37,7 @@ use common::{Code, Request};
 
 use crate::cmd::{self, Caller, Op, Outcome};
 use crate::config::Shared;
-use crate::slots::{Caps, Over, Slot};
+use crate::slots::{Cap, Caps, Over, Place};
 use crate::transport::Transport;
 use head::{read_head, Head, HeadRead};
 use host::Hosts;
@@ -176,7 +176,7 @@ impl HttpServer {
         let (shared, busy, hosts) = (Arc::clone(&self.shared), Arc::clone(&self.busy), Arc::clone(&self.hosts));
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
             // The place is given back however `serve` ends, a panic included.
-            let _place: Slot = place;
+            let _place: Place = place;
             serve(transport, addr, &shared, &busy, &hosts);
         });
         if let Err(e) = spawned {

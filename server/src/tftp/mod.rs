@@ -34,7 +34,7 @@ use common::Code;
 
 use crate::cmd::{self, files, Caller, Op, Outcome, PlainFile, Refusal};
 use crate::config::Shared;
-use crate::slots::{Caps, Over, Slot};
+use crate::slots::{Cap, Caps, Over, Place};
 use packet::{ErrorCode, Packet, MAX_BLKSIZE};
 
 /// Seconds to wait for an acknowledgement before sending again, unless the
@@ -238,7 +238,7 @@ fn serve_transfer(
     socket: &UdpSocket,
     peer: SocketAddr,
     shared: &Shared,
-    place: Slot,
+    place: Place,
     write: bool,
     name: &str,
     mode: &str,
@@ -293,7 +293,7 @@ fn read_transfer(t: &Transfer<'_>) {
 /// allowed, the size limit (a `tsize` over it refused before any data), a
 /// temporary file that appears under its name only once complete, never
 /// replacing a file (ERROR 6).
-fn write_transfer(t: &Transfer<'_>, place: Slot) {
+fn write_transfer(t: &Transfer<'_>, place: Place) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let tsize = t.options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
     let limit = caller.shared.config.max_upload_size;

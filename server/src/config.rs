@@ -89,7 +89,7 @@ pub struct Shared {
     /// Who is connected.
     pub presence: Arc<Presence>,
     /// Set once shutdown has begun.
-    pub stopping: Stopping,
+    pub stopping: Arc<Stopping>,
     /// Failed logins per source and per account.
     pub penalties: Penalties,
     /// Where passwords are checked (with accounts): a thread per core at most.
@@ -130,7 +130,7 @@ impl Shared {
         let password_checks = config.accounts.as_ref().map(|_| PasswordChecks::new(cores)).transpose()?;
         let startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
         let known_startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);
-        let stopping = Stopping::default();
+        let stopping = Arc::new(Stopping::default());
         let connection_log = crate::logs::Burst::new();
         Ok(Shared {
             presence,

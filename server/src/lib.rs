@@ -13,8 +13,7 @@
 //! reply through its [`writer`].
 //!
 //! # Layout
-//! - [`service`]: [`Service`], every door of one server on one share, and
-//!   the [`ShutdownHandle`] that stops them all.
+//! - [`service`]: [`Service`], every door of one server on one share.
 //! - [`server`]: [`Server`], the line protocol's door: the accept loop (at a
 //!   lower priority than the sessions), admission and the graceful shutdown
 //!   of its sessions.
@@ -38,7 +37,8 @@
 //! - [`cmd`]: the commands, as values: an [`cmd::Op`] in, a typed [`cmd::Outcome`] out, no connection.
 //! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
 //! - [`activity`]: a session's idle clock and what it is doing, for `status`.
-//! - [`shutdown`]: whether shutdown has begun, and whether a reader is mid-command.
+//! - [`shutdown`]: whether shutdown has begun, the [`ShutdownHandle`] that
+//!   begins it and wakes every door, and whether a reader is mid-command.
 //! - [`http`]: the web side (`--http`): the same commands over HTTP/1.1 for
 //!   browsers, curl and wget.
 //! - [`tftp`]: the UDP door (`--tftp`): reads over TFTP for devices.
@@ -71,4 +71,5 @@ pub mod writer;
 pub use config::{Config, Shared};
 pub use repo::Repo;
 pub use server::Server;
-pub use service::{Service, ShutdownHandle};
+pub use service::Service;
+pub use shutdown::ShutdownHandle;

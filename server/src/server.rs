@@ -13,9 +13,9 @@ use crate::config::{Config, Shared};
 use crate::pool::ThreadPool;
 use crate::presence::Presence;
 use crate::repo::Repo;
-use crate::service::ShutdownHandle;
 use crate::session;
 use crate::session::Admission;
+use crate::shutdown::{reachable, ShutdownHandle};
 use crate::slots::{Cap, Caps, Over, Slots};
 use crate::transport::Transport;
 
@@ -90,8 +90,8 @@ impl Server {
     /// # Errors
     /// As `TcpListener::local_addr`.
     pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
-        let wake = crate::service::reachable(self.listener.local_addr()?);
-        Ok(ShutdownHandle { shared: Arc::clone(&self.shared), tcp: vec![wake], udp: None })
+        let wake = reachable(self.listener.local_addr()?);
+        Ok(ShutdownHandle { stopping: Arc::clone(&self.shared.stopping), tcp: vec![wake], udp: None })
     }
 
     /// Accepts connections until shut down, then lets sessions finish for up
@@ -174,7 +174,7 @@ impl Server {
                 Ok(slot) => Admission::Session(slot),
                 Err(over) => {
                     self.refusals.note(Refusal::from(over));
-                    return self.refuse(transport, refusal_message(over, addr));
+                    return self.refuse(transport, over.message(addr));
                 }
             }
         };
@@ -223,17 +223,6 @@ const TLS_REFUSERS: usize = 16;
 
 /// How long a refused TLS connection may take over its handshake.
 const TLS_REFUSAL_TIME: Duration = Duration::from_secs(3);
-
-/// What a connection refused by `caps` is told: `Server is full`, or its
-/// address's limit.
-pub fn refusal_message(over: Over, addr: SocketAddr) -> String {
-    match over {
-        Over::Full => "Server is full".into(),
-        Over::PerAddress(limit) => {
-            format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
-        }
-    }
-}
 
 /// Why a connection was refused.
 #[derive(Clone, Copy)]

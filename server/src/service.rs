@@ -1,21 +1,23 @@
 //! The doors as one service: [`Service`] owns the line protocol's listener
 //! and, when asked for, the web side's and TFTP's; runs each door's loop on
-//! its own thread; and stops them all from one [`ShutdownHandle`]. A stop
+//! its own thread; and stops them all from one
+//! [`ShutdownHandle`](crate::ShutdownHandle). A stop
 //! wakes every door (each loop sees the shared `stopping` flag at once),
 //! lets sessions, web responses and TFTP transfers under way finish within
 //! the grace period, and returns once every door has ended. `main` only
 //! parses, binds, builds the service and runs it.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Config, Shared};
 use crate::http::{HttpLimits, HttpServer};
 use crate::repo::Repo;
 use crate::server::Server;
+use crate::shutdown::{reachable, ShutdownHandle};
 use crate::slots::Cap;
 use crate::tftp::TftpServer;
 
@@ -43,34 +45,6 @@ pub struct Service {
     line: Server,
     web: Option<HttpServer>,
     tftp: Option<TftpServer>,
-}
-
-/// Stops the whole service from another thread (a signal handler, a test):
-/// sets the shared stop and wakes every door's loop.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    pub(crate) shared: Arc<Shared>,
-    /// Listening addresses to connect to, so a blocked `accept` returns.
-    pub(crate) tcp: Vec<SocketAddr>,
-    /// A UDP address to send an empty packet to, so a blocked `recv` returns.
-    pub(crate) udp: Option<SocketAddr>,
-}
-
-impl ShutdownHandle {
-    /// Stops accepting on every door and begins the graceful shutdown;
-    /// [`Service::run`] returns once all have ended.
-    pub fn trigger(&self) {
-        self.shared.stopping.set();
-        for addr in &self.tcp {
-            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
-        }
-        if let Some(addr) = self.udp {
-            let from = if addr.is_ipv4() { (Ipv4Addr::LOCALHOST, 0).into() } else { (Ipv6Addr::LOCALHOST, 0).into() };
-            if let Ok(socket) = UdpSocket::bind::<SocketAddr>(from) {
-                let _ = socket.send_to(&[], addr);
-            }
-        }
-    }
 }
 
 impl Service {
@@ -131,7 +105,7 @@ impl Service {
             tcp.push(reachable(web));
         }
         let udp = self.tftp_addr()?.map(reachable);
-        Ok(ShutdownHandle { shared: self.shared(), tcp, udp })
+        Ok(ShutdownHandle { stopping: Arc::clone(&self.shared().stopping), tcp, udp })
     }
 
     /// Runs every door until the service is stopped, then lets what is under
@@ -178,16 +152,4 @@ fn end_door(thread: JoinHandle<()>, name: &str) {
     if thread.join().is_err() {
         tracing::error!("the {name} door's thread panicked");
     }
-}
-
-/// An address a wake-up can reach: a listener on every address is reached
-/// on loopback.
-pub(crate) fn reachable(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        });
-    }
-    addr
 }

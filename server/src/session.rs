@@ -24,7 +24,6 @@ use crate::config::Shared;
 use crate::connection::{Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
-use crate::server::refusal_message;
 use crate::slots::{Cap, Place};
 use crate::transport::is_timeout;
 use crate::transport::{Closer, Transport};
@@ -70,8 +69,8 @@ pub fn serve(
         Admission::Startup(_) if !shared.config.login_required() => match sessions.try_acquire(addr.ip()) {
             Ok(slot) => Admission::Session(slot),
             Err(over) => {
-                tracing::debug!(%addr, "refused after its handshake: {}", refusal_message(over, addr));
-                transport.send_now(Header::err(Code::Unavailable, refusal_message(over, addr)).encode().as_bytes());
+                tracing::debug!(%addr, "refused after its handshake: {}", over.message(addr));
+                transport.send_now(Header::err(Code::Unavailable, over.message(addr)).encode().as_bytes());
                 return transport.shutdown(Shutdown::Both);
             }
         },
@@ -331,7 +330,7 @@ impl Handler {
                 match self.sessions.try_acquire(self.session.addr.ip()) {
                     Ok(slot) => Some(slot),
                     Err(over) => {
-                        let refusal = Refusal::new(Code::Unavailable, refusal_message(over, self.session.addr));
+                        let refusal = Refusal::new(Code::Unavailable, over.message(self.session.addr));
                         return self.out.deliver(Outcome::Ended { refusal, reason: "no session place" }, &self.session);
                     }
                 }

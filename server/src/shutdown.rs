@@ -1,11 +1,14 @@
 //! What a graceful shutdown needs to know: whether it has begun
-//! ([`Stopping`], one per server) and, per session, whether its reader is in
-//! the middle of a command ([`Gate`]). Shutdown wakes idle readers at once
+//! ([`Stopping`], one per server), how to begin it from another thread and
+//! wake every door ([`ShutdownHandle`]), and, per session, whether its
+//! reader is in the middle of a command ([`Gate`]). Shutdown wakes idle readers at once
 //! and lets busy ones finish; the gate makes sure no command starts after
 //! shutdown has passed a session by.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -46,6 +49,46 @@ impl Stopping {
     pub fn grace_is_over(&self) -> bool {
         self.grace_over.load(Ordering::SeqCst)
     }
+}
+
+/// Stops the whole service from another thread (a signal handler, a test):
+/// sets the shared stop and wakes every door's loop.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    pub(crate) stopping: Arc<Stopping>,
+    /// Listening addresses to connect to, so a blocked `accept` returns.
+    pub(crate) tcp: Vec<SocketAddr>,
+    /// A UDP address to send an empty packet to, so a blocked `recv` returns.
+    pub(crate) udp: Option<SocketAddr>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting on every door and begins the graceful shutdown;
+    /// [`crate::Service::run`] returns once all have ended.
+    pub fn trigger(&self) {
+        self.stopping.set();
+        for addr in &self.tcp {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+        }
+        if let Some(addr) = self.udp {
+            let from = if addr.is_ipv4() { (Ipv4Addr::LOCALHOST, 0).into() } else { (Ipv6Addr::LOCALHOST, 0).into() };
+            if let Ok(socket) = UdpSocket::bind::<SocketAddr>(from) {
+                let _ = socket.send_to(&[], addr);
+            }
+        }
+    }
+}
+
+/// An address a wake-up can reach: a listener on every address is reached
+/// on loopback.
+pub(crate) fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    addr
 }
 
 /// A session's reader as shutdown sees it. Both sides change it under one

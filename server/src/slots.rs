@@ -112,6 +112,19 @@ pub enum Over {
     PerAddress(usize),
 }
 
+impl Over {
+    /// What a connection from `addr` refused for this is told: `Server is
+    /// full`, or its address's limit.
+    pub fn message(self, addr: std::net::SocketAddr) -> String {
+        match self {
+            Over::Full => "Server is full".into(),
+            Over::PerAddress(limit) => {
+                format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
+            }
+        }
+    }
+}
+
 impl Caps {
     /// At most `capacity` at once, and `per_address` from one address (0: no limit).
     pub fn new(capacity: usize, per_address: usize) -> Caps {

@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end tests in `tests/`, which run the real
+//! Helpers for the end-to-end tests in `tests/e2e/`, which run the real
 //! `file-server` and `file-client` binaries the workspace builds
 //! (`cargo test --workspace` builds them before any test runs).
 //!

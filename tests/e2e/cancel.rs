@@ -50,7 +50,12 @@ fn ctrl_c_during_get_and_put_keeps_the_session_on_a_full_server() {
     assert!(fs::read(dir.path().join("big.bin")).unwrap() == data);
 
     pty.send_line("put big.bin up.bin").unwrap();
-    eventually("the upload under way", || status(&mut observer).1.contains("put up.bin").then_some(()));
+    // Under way, with some of it at the server (at least 4%, 1 MiB), so there is something to keep.
+    eventually("the upload under way", || {
+        let text = status(&mut observer).1;
+        let percent = text.split("put up.bin ").nth(1)?.split('%').next()?.trim().parse::<u32>().ok()?;
+        (percent >= 4).then_some(())
+    });
     pty.send_control('c').unwrap();
     pty.exp_string("cancelled: upload of 'up.bin' cancelled").unwrap();
     ready(&mut pty, &prompt);

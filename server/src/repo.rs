@@ -740,41 +740,37 @@ const RECEIVE_BUFFERS: usize = 4;
 /// session's thread alone.
 const RECEIVE_BUFFER: usize = 256 * 1024;
 
-/// Reads exactly `len` bytes from `from` into `to`, reporting progress (the
-/// bytes read so far). Reading the connection and writing the file (for an
-/// upload, also hashing it) overlap: the bytes go to `to` on a second
-/// thread, [`RECEIVE_BUFFERS`] buffers of 256 KiB going round, so memory
-/// stays flat. When writing fails (the disk is full), the rest is still
-/// read, so the connection stays in step and the client can be told why:
-/// `Ok(Some(error))`.
+/// How much [`receive`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Exactly this many bytes; the end of the stream before them is an error.
+    Length(u64),
+    /// To the end of the stream (an upload of unknown length: TFTP), at most
+    /// this many bytes; more is [`io::ErrorKind::FileTooLarge`].
+    End(u64),
+}
+
+/// The receiving half of every door's transfers: reads `from` into `to`
+/// as `until` says, reporting progress (the bytes read so far). Reading the
+/// connection and writing the file (for an upload, also hashing it) overlap:
+/// the bytes go to `to` on a second thread, [`RECEIVE_BUFFERS`] buffers of
+/// 256 KiB going round, so memory stays flat. When writing fails (the disk
+/// is full), the rest is still read, so the connection stays in step and
+/// the client can be told why: `Ok(Some(error))`.
 ///
 /// # Errors
-/// When the connection fails or ends before `len` bytes.
+/// When the connection fails, ends before the length, or (to the end) goes
+/// past the limit.
 pub fn receive(
     from: &mut impl Read,
     to: &mut (impl Write + Send),
-    len: u64,
+    until: Until,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Option<io::Error>> {
-    if len <= RECEIVE_BUFFER as u64 {
-        // One buffer's worth: no second thread, and no more memory than the bytes.
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(RECEIVE_BUFFER)];
-        let mut filled = 0;
-        let read = loop {
-            if filled == buf.len() {
-                break Ok(());
-            }
-            match from.read(&mut buf[filled..]) {
-                Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        progress(filled as u64);
-        // What arrived is written even when the rest did not come (put -c).
-        let failed = to.write_all(&buf[..filled]).err();
-        return read.map(|()| failed);
+    if let Until::Length(len) = until {
+        if len <= RECEIVE_BUFFER as u64 {
+            return receive_small(from, to, len, progress);
+        }
     }
     let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(RECEIVE_BUFFERS);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(RECEIVE_BUFFERS);
@@ -794,27 +790,36 @@ pub fn receive(
         });
         let mut done = 0;
         let read = loop {
-            if done >= len {
+            if until == Until::Length(done) {
                 break Ok(());
             }
             let Ok(mut buf) = empty_rx.recv() else { break Ok(()) };
-            let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+            let want = match until {
+                Until::Length(len) => buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX)),
+                Until::End(_) => buf.len(),
+            };
             let n = loop {
                 match from.read(&mut buf[..want]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other,
                 }
             };
-            match n {
-                Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
-                Ok(n) => {
+            match (n, until) {
+                (Ok(0), Until::End(_)) => break Ok(()),
+                (Ok(0), Until::Length(_)) => {
+                    break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload"))
+                }
+                (Ok(n), Until::End(limit)) if done + n as u64 > limit => {
+                    break Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("more than {limit} bytes")));
+                }
+                (Ok(n), _) => {
                     done += n as u64;
                     progress(done);
                     if filled_tx.send((buf, n)).is_err() {
                         break Ok(());
                     }
                 }
-                Err(e) => break Err(e),
+                (Err(e), _) => break Err(e),
             }
         };
         drop(filled_tx);
@@ -822,6 +827,32 @@ pub fn receive(
         let failed = writer.join().unwrap_or_else(|_| Some(io::Error::other("the upload writer panicked")));
         read.map(|()| failed)
     })
+}
+
+/// [`receive`] of one buffer's worth: no second thread, and no more memory than the bytes.
+fn receive_small(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    len: u64,
+    mut progress: impl FnMut(u64),
+) -> io::Result<Option<io::Error>> {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(RECEIVE_BUFFER)];
+    let mut filled = 0;
+    let read = loop {
+        if filled == buf.len() {
+            break Ok(());
+        }
+        match from.read(&mut buf[filled..]) {
+            Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection ended mid-upload")),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    progress(filled as u64);
+    // What arrived is written even when the rest did not come (put -c).
+    let failed = to.write_all(&buf[..filled]).err();
+    read.map(|()| failed)
 }
 
 #[cfg(test)]
@@ -963,7 +994,7 @@ mod tests {
         let mut input = io::Cursor::new(data.clone());
         let mut disk = Disk { room: 300_000, took: Vec::new() };
         let mut seen = 0;
-        let failed = receive(&mut input, &mut disk, data.len() as u64, |n| seen = n).unwrap();
+        let failed = receive(&mut input, &mut disk, Until::Length(data.len() as u64), |n| seen = n).unwrap();
         assert_eq!(failed.map(|e| e.kind()), Some(io::ErrorKind::StorageFull));
         assert_eq!((input.position(), seen), (1_000_000, 1_000_000), "the connection stays in step");
         let path = RemotePath::parse("x.bin").unwrap();
@@ -973,6 +1004,23 @@ mod tests {
             (Code::InsufficientStorage, "no space left on the server's disk for 'x.bin'; nothing was stored")
         );
         let mut short = io::Cursor::new(vec![0u8; 10]);
-        assert!(receive(&mut short, &mut io::sink(), 11, |_| {}).is_err(), "a short body is a lost connection");
+        assert!(
+            receive(&mut short, &mut io::sink(), Until::Length(11), |_| {}).is_err(),
+            "a short body is a lost connection"
+        );
+    }
+
+    #[test]
+    fn receiving_to_the_end_stops_there_and_refuses_more_than_the_limit() {
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let mut got = Vec::new();
+        let failed = receive(&mut io::Cursor::new(data.clone()), &mut got, Until::End(700_000), |_| {}).unwrap();
+        assert!(failed.is_none() && got == data, "every byte, to the end");
+        let over = receive(&mut io::Cursor::new(data), &mut io::sink(), Until::End(699_999), |_| {});
+        assert_eq!(over.err().map(|e| e.kind()), Some(io::ErrorKind::FileTooLarge));
+        let mut nothing = Vec::new();
+        assert!(
+            receive(&mut io::empty(), &mut nothing, Until::End(10), |_| {}).unwrap().is_none() && nothing.is_empty()
+        );
     }
 }

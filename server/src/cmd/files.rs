@@ -228,8 +228,8 @@ impl Incoming<'_> {
         let clock = &self.session.clock;
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
         let offset = self.offset();
-        let result =
-            crate::repo::receive(from, &mut self.upload, self.size - offset, |n| clock.set_transferred(offset + n));
+        let until = crate::repo::Until::Length(self.size - offset);
+        let result = crate::repo::receive(from, &mut self.upload, until, |n| clock.set_transferred(offset + n));
         self.failed = result?;
         Ok(())
     }
@@ -244,24 +244,9 @@ impl Incoming<'_> {
     pub fn receive_to_end(&mut self, from: &mut impl Read) -> io::Result<()> {
         let clock = &self.session.clock;
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if self.upload.written() + n as u64 > self.size {
-                let limit = self.size;
-                return Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("more than {limit} bytes")));
-            }
-            if let Err(e) = io::Write::write_all(&mut self.upload, &buf[..n]) {
-                // Read to the end all the same, as `receive` does; `finish` says why.
-                self.failed.get_or_insert(e);
-            }
-            clock.set_transferred(self.upload.written());
-        }
+        let until = crate::repo::Until::End(self.size);
+        self.failed = crate::repo::receive(from, &mut self.upload, until, |n| clock.set_transferred(n))?;
+        Ok(())
     }
 
     /// Logs why the upload ends without its bytes (the temporary goes when

@@ -252,17 +252,18 @@ impl Presence {
         }
     }
 
-    /// A session for a web visitor's connection (`kind` names it in
-    /// `status`: `web`, `tftp`): commands can run for it,
-    /// `status` lists it under `web` while the returned guard lives, nobody
-    /// is told of it, and it gets no events.
-    pub fn web_visit(self: &Arc<Self>, addr: SocketAddr, kind: &str) -> WebVisit {
+    /// A session for a visitor of another door (`kind` names it in
+    /// `status`: `web` for a web connection, `tftp` for a TFTP transfer):
+    /// commands can run for it, `status` lists it apart from the line
+    /// protocol's sessions (under `web`, the protocol's field) while the
+    /// returned guard lives, nobody is told of it, and it gets no events.
+    pub fn visit(self: &Arc<Self>, addr: SocketAddr, kind: &str) -> Visit {
         let (events, _) = crossbeam_channel::bounded(0);
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let info = Arc::new(self.new_session(inner.next_id, kind.into(), addr, Closer::default(), events));
         inner.web.insert(info.id, Arc::clone(&info));
-        WebVisit { presence: Arc::clone(self), info }
+        Visit { presence: Arc::clone(self), info }
     }
 
     /// Adds an admitted client, names it and tells the others. The returned
@@ -379,20 +380,21 @@ impl Registration {
     }
 }
 
-/// A web visitor's session, listed under `web` in `status` until dropped.
-pub struct WebVisit {
+/// A visitor of another door (web, TFTP), listed apart from the sessions in
+/// `status` until dropped.
+pub struct Visit {
     presence: Arc<Presence>,
     info: Arc<SessionInfo>,
 }
 
-impl std::ops::Deref for WebVisit {
+impl std::ops::Deref for Visit {
     type Target = SessionInfo;
     fn deref(&self) -> &SessionInfo {
         &self.info
     }
 }
 
-impl Drop for WebVisit {
+impl Drop for Visit {
     fn drop(&mut self) {
         self.presence.inner.lock().web.remove(&self.info.id);
     }

@@ -160,7 +160,7 @@ impl Server {
             match self.shared.startup_place(addr.ip()) {
                 Ok(place) => Admission::Startup(place),
                 Err(_) => {
-                    self.refusals.note(Refusal::Startups);
+                    self.refusals.note(Denial::Startups);
                     // No handshake for a TLS peer: that is what is being saved.
                     if matches!(transport, Transport::Plain(_)) {
                         let why = "too many connections are logging in; try again shortly";
@@ -173,7 +173,7 @@ impl Server {
             match self.sessions.try_acquire(addr.ip()) {
                 Ok(slot) => Admission::Session(slot),
                 Err(over) => {
-                    self.refusals.note(Refusal::from(over));
+                    self.refusals.note(Denial::from(over));
                     return self.refuse(transport, over.message(addr));
                 }
             }
@@ -224,9 +224,9 @@ const TLS_REFUSERS: usize = 16;
 /// How long a refused TLS connection may take over its handshake.
 const TLS_REFUSAL_TIME: Duration = Duration::from_secs(3);
 
-/// Why a connection was refused.
+/// Why a connection was turned away at the door (for the log's counts).
 #[derive(Clone, Copy)]
-enum Refusal {
+enum Denial {
     /// Every slot is taken.
     Full,
     /// Its address holds `--max-per-ip` sessions already.
@@ -235,11 +235,11 @@ enum Refusal {
     Startups,
 }
 
-impl From<Over> for Refusal {
-    fn from(over: Over) -> Refusal {
+impl From<Over> for Denial {
+    fn from(over: Over) -> Denial {
         match over {
-            Over::Full => Refusal::Full,
-            Over::PerAddress(_) => Refusal::PerAddress,
+            Over::Full => Denial::Full,
+            Over::PerAddress(_) => Denial::PerAddress,
         }
     }
 }
@@ -259,11 +259,11 @@ impl Refusals {
     /// How often a summary is logged while refusals go on.
     const EVERY: Duration = Duration::from_secs(1);
 
-    fn note(&mut self, why: Refusal) {
+    fn note(&mut self, why: Denial) {
         match why {
-            Refusal::Full => self.full += 1,
-            Refusal::PerAddress => self.per_address += 1,
-            Refusal::Startups => self.startups += 1,
+            Denial::Full => self.full += 1,
+            Denial::PerAddress => self.per_address += 1,
+            Denial::Startups => self.startups += 1,
         }
         match self.since {
             // The first refusal after a quiet spell is logged at once.

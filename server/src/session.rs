@@ -3,7 +3,7 @@
 //! shutdown. The loop only reads lines, hands each to [`crate::cmd`], sends
 //! the reply and keeps time; what a command does is decided there.
 //!
-//! The [`Handler`] runs on a pool thread and owns the read half of the
+//! The [`SessionLoop`] runs on a pool thread and owns the read half of the
 //! connection; replies go out through the session's [`WriteHalf`] (see
 //! [`crate::writer`]). Leaving the session, by any path, gives back the
 //! registration and the slot before the connection closes, so a client that
@@ -121,7 +121,7 @@ pub fn serve(
     let reader = RequestReader::new(transport, shared.config.line_timeout);
     let config = &shared.config;
     let login_by = (config.accounts.is_some() && !config.anonymous_read).then(|| Instant::now() + config.login_timeout);
-    let mut handler = Handler {
+    let mut session_loop = SessionLoop {
         reader,
         out,
         shared,
@@ -133,16 +133,16 @@ pub fn serve(
         admission,
         sessions,
     };
-    let mut reason = if stopping { "server shutting down".to_string() } else { handler.run() };
-    if handler.shared.stopping.grace_is_over() {
+    let mut reason = if stopping { "server shutting down".to_string() } else { session_loop.run() };
+    if session_loop.shared.stopping.grace_is_over() {
         reason = format!("closed at the end of the grace period ({reason})");
     }
-    let Handler { reader, out, session, admission, .. } = handler;
+    let SessionLoop { reader, out, session, admission, .. } = session_loop;
     drop(out);
     if writer.join().is_err() {
         tracing::error!(client = %session.name(), "writer thread panicked");
     }
-    if handler.shared.connection_log.allow("connection events") {
+    if session_loop.shared.connection_log.allow("connection events") {
         tracing::info!(client = %session.name(), "disconnected: {reason}");
     } else {
         tracing::debug!(client = %session.name(), "disconnected: {reason}");
@@ -163,7 +163,7 @@ fn greeting(name: &str) -> Outgoing {
 }
 
 /// The per-client state of the reading side.
-struct Handler {
+struct SessionLoop {
     reader: RequestReader,
     out: Replies,
     shared: Arc<Shared>,
@@ -199,7 +199,7 @@ enum Next {
     Close(&'static str),
 }
 
-impl Handler {
+impl SessionLoop {
     fn run(&mut self) -> String {
         if let Err(e) = self.reader.set_wait(self.shared.config.idle_timeout) {
             return format!("cannot set a read timeout: {e}");

@@ -200,7 +200,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
         }
     }
     let _ = conn.set_write_timeout(shared.config.idle_timeout);
-    let visitor = shared.presence.web_visit(addr, "web");
+    let visitor = shared.presence.visit(addr, "web");
     let caller = Caller { shared, session: &visitor, wanted: &|| true };
     let mut verified: Option<String> = None;
     let mut buf = Vec::new();

@@ -203,6 +203,43 @@ fn read_block(from: &mut (impl Read + ?Sized), len: usize) -> io::Result<Vec<u8>
     Ok(block)
 }
 
+/// Why a transfer ended before its last block.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    /// The peer never sent anything (its request may have been forged).
+    #[error("no answer from the peer within {}s", UNHEARD_LIMIT.as_secs())]
+    Unheard,
+    /// A reply the peer should have acknowledged was sent [`MAX_RETRIES`] more times.
+    #[error("no answer after {MAX_RETRIES} retries")]
+    NoAnswer,
+    /// A block was sent [`MAX_RETRIES`] more times and never acknowledged.
+    #[error("no acknowledgement after {MAX_RETRIES} retries")]
+    NoAcknowledgement,
+    /// The peer sent an ERROR packet.
+    #[error("the client gave up: {0}")]
+    GaveUp(String),
+    /// The file could not be read.
+    #[error("cannot read the file: {0}")]
+    File(io::Error),
+    /// The transfer's socket failed.
+    #[error("{0}")]
+    Socket(io::Error),
+}
+
+impl Ended {
+    /// As the error of a byte stream (a write transfer's blocks), a time-out
+    /// for the peer's silences.
+    fn into_io(self) -> io::Error {
+        match self {
+            Ended::File(e) | Ended::Socket(e) => e,
+            Ended::Unheard | Ended::NoAnswer | Ended::NoAcknowledgement => {
+                io::Error::new(io::ErrorKind::TimedOut, self.to_string())
+            }
+            Ended::GaveUp(_) => io::Error::other(self.to_string()),
+        }
+    }
+}
+
 /// One request, on the transfer's own socket: what read and write transfers share.
 struct Transfer<'a> {
     socket: &'a UdpSocket,
@@ -248,7 +285,7 @@ fn serve_transfer(
         let why = format!("mode '{mode}' is not served; use octet");
         return send(socket, peer, &error(ErrorCode::IllegalOperation, &why));
     }
-    let visit = shared.presence.web_visit(peer, "tftp");
+    let visit = shared.presence.visit(peer, "tftp");
     let caller = Caller { shared, session: &visit, wanted: &|| true };
     let path = name.trim_start_matches('/');
     let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options };
@@ -403,8 +440,8 @@ impl Blocks<'_> {
         }
         let mut tries = 0;
         loop {
-            let wait = self.link.wait(tries).map_err(|why| io::Error::new(io::ErrorKind::TimedOut, why))?;
-            match self.link.receive(Instant::now() + wait).map_err(io::Error::other)? {
+            let wait = self.link.wait(tries).map_err(Ended::into_io)?;
+            match self.link.receive(Instant::now() + wait).map_err(Ended::into_io)? {
                 Some(Packet::Data { block, bytes }) if block == self.expected as u16 => {
                     if bytes.len() > self.blksize {
                         return Err(io::Error::other("a block larger than agreed"));
@@ -429,7 +466,7 @@ impl Blocks<'_> {
                 Some(_) => {}
                 None => {
                     tries += 1;
-                    self.link.wait(tries).map_err(|why| io::Error::new(io::ErrorKind::TimedOut, why))?;
+                    self.link.wait(tries).map_err(Ended::into_io)?;
                     if tries > MAX_RETRIES {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
@@ -470,20 +507,20 @@ impl Link<'_> {
     ///
     /// # Errors
     /// When the peer has said nothing for [`UNHEARD_LIMIT`].
-    fn wait(&self, tries: u32) -> Result<Duration, String> {
+    fn wait(&self, tries: u32) -> Result<Duration, Ended> {
         if self.heard {
             return Ok(self.timeout);
         }
         let wait = self.timeout * 2u32.pow(tries.min(MAX_BACKOFF.ilog2()));
         match UNHEARD_LIMIT.checked_sub(self.started.elapsed()).filter(|left| !left.is_zero()) {
             Some(left) => Ok(wait.min(left)),
-            None => Err(format!("no answer from the peer within {}s", UNHEARD_LIMIT.as_secs())),
+            None => Err(Ended::Unheard),
         }
     }
 
     /// The next packet from the peer within the timeout; a packet from
     /// anyone else is answered with error 5 and does not count.
-    fn receive(&mut self, deadline: Instant) -> Result<Option<Packet>, String> {
+    fn receive(&mut self, deadline: Instant) -> Result<Option<Packet>, Ended> {
         if self.buf.is_empty() {
             self.buf = vec![0u8; MAX_BLKSIZE + 4];
         }
@@ -492,10 +529,10 @@ impl Link<'_> {
             if left.is_zero() {
                 return Ok(None);
             }
-            self.socket.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+            self.socket.set_read_timeout(Some(left)).map_err(Ended::Socket)?;
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) if from == self.peer => match Packet::parse(&self.buf[..n]) {
-                    Ok(Packet::Error { message, .. }) => return Err(format!("the client gave up: {message}")),
+                    Ok(Packet::Error { message, .. }) => return Err(Ended::GaveUp(message)),
                     Ok(packet) => {
                         self.heard = true;
                         return Ok(Some(packet));
@@ -505,13 +542,13 @@ impl Link<'_> {
                 Ok((_, from)) => send(self.socket, from, &error(ErrorCode::UnknownTransfer, "not your transfer")),
                 Err(e) if crate::transport::is_timeout(&e) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Ended::Socket(e)),
             }
         }
     }
 
     /// Sends `packet` until the peer answers with one that `wanted` accepts.
-    fn exchange(&mut self, packet: &Packet, wanted: impl Fn(&Packet) -> bool) -> Result<(), String> {
+    fn exchange(&mut self, packet: &Packet, wanted: impl Fn(&Packet) -> bool) -> Result<(), Ended> {
         for tries in 0..=MAX_RETRIES {
             let wait = self.wait(tries)?;
             send(self.socket, self.peer, packet);
@@ -522,7 +559,7 @@ impl Link<'_> {
                 }
             }
         }
-        Err(format!("no answer after {MAX_RETRIES} retries"))
+        Err(Ended::NoAnswer)
     }
 }
 
@@ -549,7 +586,7 @@ fn send_blocks(
     source: &mut dyn Read,
     agreed: &Agreed,
     progress: impl Fn(u64),
-) -> Result<u64, String> {
+) -> Result<u64, Ended> {
     // Blocks base..read, read and not yet acknowledged; base..sent have gone out.
     let mut window: VecDeque<Vec<u8>> = VecDeque::new();
     // Block numbers counted without wrapping; on the wire they are mod 65,536.
@@ -560,7 +597,7 @@ fn send_blocks(
         while sent < base + window_size && last.is_none_or(|l| sent <= l) {
             let offset = usize::try_from(sent - base).unwrap_or(usize::MAX);
             if offset == window.len() {
-                let block = read_block(source, agreed.blksize).map_err(|e| format!("cannot read the file: {e}"))?;
+                let block = read_block(source, agreed.blksize).map_err(Ended::File)?;
                 if block.len() < agreed.blksize {
                     last = Some(sent);
                 }
@@ -597,7 +634,7 @@ fn send_blocks(
         }
         retries += 1;
         if retries > MAX_RETRIES {
-            return Err(format!("no acknowledgement after {MAX_RETRIES} retries"));
+            return Err(Ended::NoAcknowledgement);
         }
         // Only the first block the peer lacks goes again; the rest of the
         // window follows its next acknowledgement. A silent peer gets one

@@ -21,7 +21,8 @@
 //! - [`transport`]: the byte stream a session runs over (plain TCP or TLS),
 //!   its `sendfile` fast path, and the [`transport::Closer`] shutdown holds.
 //! - [`accounts`]: `--users`: accounts with Argon2 hashes and rights, the
-//!   users file `adduser` writes, and the per-address throttle on failed logins.
+//!   users file `adduser` writes, the penalties on failed logins (per source
+//!   and per account) and the threads passwords are checked on.
 //! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
 //!   and kept in the state folder) and its fingerprint.
 //! - [`slots`]: the caps every door admits against ([`slots::Caps`]: a

@@ -323,7 +323,8 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
 
 /// With accounts, HTTP Basic: `None` when the request may go on (logged in,
 /// or visitors may read), else the `401`. A connection's credentials are
-/// checked once (the throttle and the delays are `login`'s).
+/// checked once (the penalties and the answer delay are `login`'s; a penalised
+/// source or account gets `429` with `Retry-After`).
 fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>) -> Option<Response> {
     let config = &caller.shared.config;
     config.accounts.as_ref()?;

@@ -11,12 +11,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Local, SecondsFormat};
-use common::status::{Departure, SessionStatus, Status};
+use common::status::{Activity, Departure, SessionStatus, Status};
 use common::Event;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
@@ -82,6 +82,10 @@ pub struct SessionInfo {
     account: OnceLock<Account>,
     /// Failed logins in this session.
     login_failures: AtomicU32,
+    /// Still among the startups, without a session's place (`--max-clients`):
+    /// on a server that needs a login, until the login. Meanwhile it is
+    /// listed as logging in and not counted among the clients.
+    logging_in: AtomicBool,
 }
 
 impl SessionInfo {
@@ -93,6 +97,17 @@ impl SessionInfo {
     /// The account this session logged in to, if it did.
     pub fn account(&self) -> Option<&Account> {
         self.account.get()
+    }
+
+    /// Whether it is still logging in, without a session's place (not
+    /// counted among the clients in `status`).
+    pub fn set_logging_in(&self, logging_in: bool) {
+        self.logging_in.store(logging_in, Ordering::SeqCst);
+    }
+
+    /// Whether it holds a session's place.
+    pub fn is_placed(&self) -> bool {
+        !self.logging_in.load(Ordering::SeqCst)
     }
 
     /// Records the login; false when the session had logged in already.
@@ -249,6 +264,7 @@ impl Presence {
             closer,
             account: OnceLock::new(),
             login_failures: AtomicU32::new(0),
+            logging_in: AtomicBool::new(false),
         }
     }
 
@@ -338,7 +354,11 @@ impl Presence {
             addr: s.addr.to_string(),
             connected_at: rfc3339(&s.connected_at),
             idle_secs: s.clock.idle_for().as_secs(),
-            activity: s.clock.activity(),
+            activity: if s.is_placed() || inner.web.contains_key(&s.id) {
+                s.clock.activity()
+            } else {
+                Activity::Command("logging in".into())
+            },
         };
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
         let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());
@@ -351,7 +371,7 @@ impl Presence {
             .collect();
         Status {
             uptime_secs: self.started.elapsed().as_secs(),
-            clients: inner.sessions.len() as u64,
+            clients: inner.sessions.values().filter(|s| s.is_placed()).count() as u64,
             max_clients: self.max_clients as u64,
             sessions,
             departed,

@@ -88,6 +88,7 @@ pub fn serve(
     let (events_tx, events_rx) = unbounded();
     let presence = &shared.presence;
     let session = presence.register(addr, Closer::new(for_closer), events_tx);
+    session.set_logging_in(matches!(admission, Admission::Startup(_)));
     if shared.connection_log.allow("connection events") {
         tracing::info!(client = %session.name(), %addr, "connected ({}/{})", presence.len(), shared.config.max_clients);
     } else {
@@ -347,6 +348,7 @@ impl SessionLoop {
         };
         if let Some(slot) = place.filter(|_| self.session.account().is_some()) {
             self.admission = Admission::Session(slot);
+            self.session.set_logging_in(false);
         }
         let next = match reply {
             Outcome::Receive(incoming) if incoming.hash_at_end() && !self.framed => {

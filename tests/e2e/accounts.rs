@@ -415,3 +415,19 @@ fn a_users_file_others_can_read_is_warned_about() {
     let log = server.log();
     assert!(log.contains("can be read by others (mode 644)") && log.contains("chmod 600"), "{log}");
 }
+
+#[test]
+fn connections_not_logged_in_are_listed_as_logging_in_and_not_counted() {
+    let share = Share::new();
+    let dir = users();
+    let server = plaintext_server(&share, &dir, &["--max-clients", "1", "--login-delay", "0"]);
+    // Someone connected who has not logged in: no session's place yet...
+    let _waiting = file_share_e2e::RawClient::connect_from("127.0.0.3", server.addr);
+    // ...so alice gets the only one, and status says so.
+    let mut alice = server.raw();
+    assert!(alice.request("login alice alice pw").header.starts_with("OK "));
+    let status = alice.request("status").text();
+    assert!(status.contains("clients 1/1"), "{status}");
+    let waiting = status.lines().find(|l| l.contains("127.0.0.3")).unwrap_or_else(|| panic!("{status}"));
+    assert!(waiting.contains("logging in"), "{status}");
+}

@@ -231,16 +231,8 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
         busy.enter();
         let has_body = head.content_length().is_some_and(|l| l > 0) || head.header("transfer-encoding").is_some();
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
-        let misdirected = match head.host() {
-            None if head.minor > 0 => Some(Response::error(400, "Host is missing", false)),
-            Some(host) if !hosts.allows(host, local) => Some(Response::error(
-                421,
-                &format!("this server does not answer for '{}'", common::text::escape(host)),
-                false,
-            )),
-            _ => None,
-        };
-        let response = match misdirected.map_or_else(|| authorize(&head, caller, &mut verified), Some) {
+        let refused = misdirected(&head, hosts, local).or_else(|| authorize(&head, caller, &mut verified));
+        let response = match refused {
             Some(refusal) => refusal.with_keep_alive(!has_body),
             None if head.method == "PUT" => put(&head, caller, &mut conn, &mut buf),
             None if has_body => Response::error(413, "only PUT takes a request body", false),
@@ -265,6 +257,19 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
         }
     }
     conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// `None` when the request is for this server; else its refusal: `400` for
+/// HTTP/1.1 without a `Host`, `421` for a name that is not this machine's.
+fn misdirected(head: &Head, hosts: &Hosts, local: std::net::IpAddr) -> Option<Response> {
+    match head.host() {
+        None if head.minor > 0 => Some(Response::error(400, "Host is missing", false)),
+        Some(host) if !hosts.allows(host, local) => {
+            let message = format!("this server does not answer for '{}'", common::text::escape(host));
+            Some(Response::error(421, &message, false))
+        }
+        _ => None,
+    }
 }
 
 /// `PUT /NAME` with `Content-Length`: an upload through the same path as

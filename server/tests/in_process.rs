@@ -55,7 +55,7 @@ fn a_service_with_every_door_ends_them_all_and_waits_for_a_web_response_under_wa
     std::fs::write(repo_dir.path().join("big.bin"), vec![7u8; 64 << 20]).unwrap();
     let web = WebDoor {
         listener: TcpListener::bind("127.0.0.1:0").unwrap(),
-        limits: HttpLimits { max_connections: 4, max_per_ip: 4, hosts: Vec::new() },
+        limits: HttpLimits { max_connections: 4, max_per_ip: 4, hosts: Vec::new(), keep_alive: Duration::from_secs(5) },
     };
     let tftp = TftpDoor { socket: UdpSocket::bind("127.0.0.1:0").unwrap(), max_transfers: 2, max_per_ip: 2 };
     let config = Config { grace: Duration::from_secs(10), ..Config::default() };

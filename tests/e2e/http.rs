@@ -390,7 +390,8 @@ fn the_web_address_is_printed_for_people_and_as_a_qr_code() {
 fn idle_kept_alive_connections_give_their_places_back() {
     let share = Share::new();
     share.add("a.txt", b"hi\n");
-    let server = ServerProcess::start(share.path(), &["--http", "0", "--http-max-connections", "2"]);
+    let server =
+        ServerProcess::start(share.path(), &["--http", "0", "--http-max-connections", "2", "--http-keep-alive", "1"]);
     let addr = format!("127.0.0.1:{}", server.http_port.unwrap());
     // Two visitors make one request each and keep their connections open.
     let mut idle: Vec<TcpStream> = (0..2)
@@ -409,7 +410,7 @@ fn idle_kept_alive_connections_give_their_places_back() {
         .collect();
     let url = format!("http://{addr}/a.txt");
     assert_eq!(head_of(&[&url]).0, 503, "both places held while they idle");
-    // The keep-alive wait (5 s) ends them; then the next visitor is served.
+    // The keep-alive wait (--http-keep-alive, 1 s here) ends them; then the next visitor is served.
     for s in &mut idle {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut rest = Vec::new();

@@ -90,6 +90,10 @@ struct Args {
     /// HTTP connections served at once; the next ones get 503.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     http_max_connections: u32,
+    /// Seconds a kept-alive HTTP connection waits for its next request.
+    #[arg(long, default_value_t = file_server::http::KEEP_ALIVE.as_secs(), value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    http_keep_alive: u64,
     /// HTTP connections one address may hold at once (0: no limit); the next get 503.
     #[arg(long, default_value_t = 8)]
     http_max_per_ip: u32,
@@ -446,6 +450,7 @@ fn run(args: Args) -> Result<(), StartError> {
             max_connections: args.http_max_connections as usize,
             max_per_ip: args.http_max_per_ip as usize,
             hosts: args.http_host.clone(),
+            keep_alive: Duration::from_secs(args.http_keep_alive),
         },
     });
     let tftp = tftp_socket.map(|socket| TftpDoor {

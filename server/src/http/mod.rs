@@ -43,7 +43,8 @@ use head::{read_head, Head, HeadRead};
 use host::Hosts;
 use respond::Response;
 
-/// How long a kept-alive connection waits for its next request.
+/// How long a kept-alive connection waits for its next request, unless
+/// `--http-keep-alive` says otherwise.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Requests served on one connection before it is closed.
@@ -60,6 +61,7 @@ pub struct HttpServer {
     places: Caps,
     hosts: Arc<Hosts>,
     busy: Arc<Busy>,
+    keep_alive: Duration,
 }
 
 /// The web side's own settings.
@@ -70,6 +72,8 @@ pub struct HttpLimits {
     pub max_per_ip: usize,
     /// Names requests may give in `Host` besides this machine's (`--http-host`).
     pub hosts: Vec<String>,
+    /// How long a kept-alive connection waits for its next request (`--http-keep-alive`).
+    pub keep_alive: Duration,
 }
 
 /// Requests being answered now, for the graceful shutdown: a response
@@ -81,14 +85,21 @@ pub struct Busy {
     changed: parking_lot::Condvar,
 }
 
-impl Busy {
-    fn enter(&self) {
-        *self.count.lock() += 1;
-    }
+/// A request being answered; counted in [`Busy`] until dropped, on every
+/// path out (a panic included).
+struct Answering<'a>(&'a Busy);
 
-    fn leave(&self) {
-        *self.count.lock() -= 1;
-        self.changed.notify_all();
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        *self.0.count.lock() -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+impl Busy {
+    fn enter(&self) -> Answering<'_> {
+        *self.count.lock() += 1;
+        Answering(self)
     }
 
     /// Waits until no request is being answered, or `deadline`; true when none is.
@@ -112,6 +123,7 @@ impl HttpServer {
             places: Caps::new(limits.max_connections, limits.max_per_ip),
             hosts: Arc::new(Hosts::new(&limits.hosts)),
             busy: Arc::new(Busy::default()),
+            keep_alive: limits.keep_alive,
         }
     }
 
@@ -174,10 +186,11 @@ impl HttpServer {
             }
         };
         let (shared, busy, hosts) = (Arc::clone(&self.shared), Arc::clone(&self.busy), Arc::clone(&self.hosts));
+        let keep_alive = self.keep_alive;
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
             // The place is given back however `serve` ends, a panic included.
             let _place: Place = place;
-            serve(transport, addr, &shared, &busy, &hosts);
+            serve(transport, addr, &shared, &Door { busy: &busy, hosts: &hosts, keep_alive });
         });
         if let Err(e) = spawned {
             tracing::warn!(%addr, "cannot start a thread for a web connection: {e}");
@@ -186,7 +199,14 @@ impl HttpServer {
 }
 
 /// One connection's requests, until it closes, idles or errs.
-fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, hosts: &Hosts) {
+/// What one web connection needs of its door.
+struct Door<'a> {
+    busy: &'a Busy,
+    hosts: &'a Hosts,
+    keep_alive: Duration,
+}
+
+fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>) {
     conn.set_nodelay();
     let local = conn.local_addr().map_or(addr.ip(), |a| a.ip());
     let limit = shared.config.line_timeout;
@@ -205,7 +225,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
     let mut verified: Option<String> = None;
     let mut buf = Vec::new();
     for _ in 0..MAX_REQUESTS {
-        let head = match read_head(&mut conn, &mut buf, KEEP_ALIVE, limit) {
+        let head = match read_head(&mut conn, &mut buf, door.keep_alive, limit) {
             Ok(HeadRead::Head(head)) => head,
             Ok(HeadRead::Idle) | Err(_) => break,
             Ok(HeadRead::TooSlow) => {
@@ -228,10 +248,10 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
             let _ = Response::error(503, "server is shutting down", false).send(&mut conn, None, caller);
             break;
         }
-        busy.enter();
+        let answering = door.busy.enter();
         let has_body = head.content_length().is_some_and(|l| l > 0) || head.header("transfer-encoding").is_some();
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
-        let refused = misdirected(&head, hosts, local).or_else(|| authorize(&head, caller, &mut verified));
+        let refused = misdirected(&head, door.hosts, local).or_else(|| authorize(&head, caller, &mut verified));
         let response = match refused {
             Some(refusal) => refusal.with_keep_alive(!has_body),
             None if head.method == "PUT" => put(&head, caller, &mut conn, &mut buf),
@@ -242,7 +262,7 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, busy: &Busy, ho
         let method = head.method.clone();
         let status = response.status;
         let sent = response.with_keep_alive(keep_alive).send(&mut conn, Some(&head), caller);
-        busy.leave();
+        drop(answering);
         match sent {
             Ok(sent) => {
                 tracing::debug!(%addr, "{method} {} {status} ({sent} bytes)", common::text::escape(&head.target))

@@ -43,8 +43,10 @@
 //! - [`http`]: the web side (`--http`): the same commands over HTTP/1.1 for
 //!   browsers, curl and wget.
 //! - [`tftp`]: the UDP door (`--tftp`): reads over TFTP for devices.
-//! - [`repo`]: the shared folder behind a `cap-std` handle: listing, downloads
-//!   with cached BLAKE3 hashes, uploads that appear only when complete.
+//! - [`repo`]: the shared folder behind a `cap-std` handle: listing,
+//!   downloads with cached BLAKE3 hashes, uploads that appear only when
+//!   complete, changes, and the receiving half of every transfer (a module
+//!   per concern; see its map).
 
 #![forbid(unsafe_code)]
 

@@ -354,11 +354,7 @@ impl Presence {
             addr: s.addr.to_string(),
             connected_at: rfc3339(&s.connected_at),
             idle_secs: s.clock.idle_for().as_secs(),
-            activity: if s.is_placed() || inner.web.contains_key(&s.id) {
-                s.clock.activity()
-            } else {
-                Activity::Command("logging in".into())
-            },
+            activity: if s.is_placed() { s.clock.activity() } else { Activity::Command("logging in".into()) },
         };
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
         let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());

@@ -174,9 +174,7 @@ impl HttpServer {
             Err(over) => {
                 let why = match over {
                     Over::Full => "too many connections; try again shortly".to_string(),
-                    Over::PerAddress(limit) => {
-                        format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
-                    }
+                    per_address => per_address.message(addr),
                 };
                 // A plain peer is told; a TLS one would need a handshake first.
                 if matches!(transport, Transport::Plain(_)) {

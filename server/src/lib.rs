@@ -36,7 +36,9 @@
 //! - [`writer`]: one client's write side: replies and events, whole and in
 //!   order; downloads raw or in frames a `cancel` can stop.
 //! - [`cmd`]: the commands, as values: an [`cmd::Op`] in, a typed [`cmd::Outcome`] out, no connection.
-//! - [`presence`]: who is connected, names, chat and presence notices, recent departures.
+//! - [`presence`]: who is connected, names, chat and presence notices, recent
+//!   departures; the [`presence::Bus`] seam notices and names cross to other
+//!   instances by.
 //! - [`activity`]: a session's idle clock and what it is doing, for `status`.
 //! - [`shutdown`]: whether shutdown has begun, the [`ShutdownHandle`] that
 //!   begins it and wakes every door, and whether a reader is mid-command.

@@ -4,15 +4,25 @@
 //!
 //! The list sits behind one `parking_lot::Mutex`, taken when a session
 //! arrives, leaves or renames itself, for a broadcast and for a status
-//! snapshot. Notices are queued under that lock, so every client sees joins,
-//! renames and departures in one order. What changes during transfers
-//! (progress, the idle clock) lives in each session's own [`Clock`] and
-//! never takes the shared lock.
+//! snapshot. Notices go out through a [`Bus`]: on a server alone ([`Alone`])
+//! they are queued at once under that lock, so every client sees joins,
+//! renames and departures in one order; a bus shared by several instances
+//! hands them back through [`Presence::deliver`] in its own one order. What
+//! changes during transfers (progress, the idle clock) lives in each
+//! session's own [`Clock`](crate::activity::Clock) and never takes the shared lock.
+//!
+//! # Layout
+//! - here: [`Presence`], the list, and the guards that keep a session or a
+//!   visitor in it ([`Registration`], [`Visit`]).
+//! - [`session`]: [`SessionInfo`], one client's shared half and its outbox.
+//! - [`bus`]: [`Bus`], the seam to other instances, and [`Alone`].
+
+pub mod bus;
+pub mod session;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Local, SecondsFormat};
@@ -21,9 +31,9 @@ use common::Event;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use crate::accounts::Account;
-use crate::activity::Clock;
-use crate::shutdown::Gate;
+pub use bus::{Alone, Bus, Delivery, Elsewhere};
+pub use session::{Notice, SessionInfo, EVENT_QUEUE, EVENT_QUEUE_BYTES, SAY_BURST, SAY_PER_SEC};
+
 use crate::transport::Closer;
 
 /// How many departed clients `status` remembers.
@@ -34,157 +44,6 @@ pub const RECENT_DEPARTURES: usize = 5;
 /// `status` lists who is there). Announcing each arrival to every session
 /// made admitting n sessions take time in n² (3,000 took 47 s).
 pub const ANNOUNCE_LIMIT: usize = 100;
-
-/// A notice as it waits in outboxes: one broadcast is one allocation,
-/// shared by every outbox it is queued in.
-pub type Notice = Arc<Event>;
-
-/// Notices a session can have waiting before more are dropped.
-pub const EVENT_QUEUE: usize = 1000;
-
-/// Bytes of notices a session can have waiting before more are dropped: a
-/// client that never reads costs at most this much memory.
-pub const EVENT_QUEUE_BYTES: usize = 256 * 1024;
-
-/// Bytes of `say` text (as sent, escaped) a session may send at once ...
-pub const SAY_BURST: u64 = 64 * 1024;
-
-/// ... and per second after that.
-pub const SAY_PER_SEC: u64 = 16 * 1024;
-
-/// One connected client, shared by its reader and writer threads and the list.
-pub struct SessionInfo {
-    /// Unique for the server's lifetime; gives the first name, `ClientNN`.
-    pub id: u64,
-    /// The display name: `ClientNN` until the client picks one with `name`.
-    /// Changed only under the list's lock, which keeps names unique.
-    name: Mutex<String>,
-    /// The peer's address.
-    pub addr: SocketAddr,
-    /// When it was admitted.
-    pub connected_at: DateTime<Local>,
-    /// Notices for this client; the session's writer sends them between
-    /// replies. At most [`EVENT_QUEUE`] wait; more are dropped and counted.
-    events: Sender<Notice>,
-    /// Notices dropped because `events` was full; reported once there is room.
-    missed: AtomicU64,
-    /// Bytes of notice text waiting in `events`.
-    queued_bytes: AtomicUsize,
-    /// What this client may still `say` now.
-    say_budget: Mutex<Budget>,
-    /// The idle clock and what the session is doing.
-    pub clock: Clock,
-    /// Whether the reader is inside a command, for shutdown.
-    pub gate: Gate,
-    /// Ends the session's connection, for shutdown.
-    pub closer: Closer,
-    /// The account it logged in to (servers with `--users`); set once.
-    account: OnceLock<Account>,
-    /// Failed logins in this session.
-    login_failures: AtomicU32,
-    /// Still among the startups, without a session's place (`--max-clients`):
-    /// on a server that needs a login, until the login. Meanwhile it is
-    /// listed as logging in and not counted among the clients.
-    logging_in: AtomicBool,
-}
-
-impl SessionInfo {
-    /// The current display name.
-    pub fn name(&self) -> String {
-        self.name.lock().clone()
-    }
-
-    /// The account this session logged in to, if it did.
-    pub fn account(&self) -> Option<&Account> {
-        self.account.get()
-    }
-
-    /// Whether it is still logging in, without a session's place (not
-    /// counted among the clients in `status`).
-    pub fn set_logging_in(&self, logging_in: bool) {
-        self.logging_in.store(logging_in, Ordering::SeqCst);
-    }
-
-    /// Whether it holds a session's place.
-    pub fn is_placed(&self) -> bool {
-        !self.logging_in.load(Ordering::SeqCst)
-    }
-
-    /// Records the login; false when the session had logged in already.
-    pub fn log_in(&self, account: Account) -> bool {
-        self.account.set(account).is_ok()
-    }
-
-    /// Counts a failed login; how many this session has had.
-    pub fn login_failed(&self) -> u32 {
-        self.login_failures.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// The account's name for logs, `-` before a login.
-    pub fn user(&self) -> &str {
-        self.account().map_or("-", |a| a.name.as_str())
-    }
-
-    /// How many notices were dropped since the last call, and resets the count.
-    pub fn take_missed(&self) -> u64 {
-        self.missed.swap(0, Ordering::Relaxed)
-    }
-
-    /// Queues a notice; never blocks. Returns false when [`EVENT_QUEUE`]
-    /// notices or [`EVENT_QUEUE_BYTES`] bytes are waiting already
-    /// (broadcasts are made under the list's lock, so the bounds are exact
-    /// for them); the notice is then dropped and counted.
-    pub fn notify(&self, event: impl Into<Notice>) -> bool {
-        let event = event.into();
-        let len = event.text.len();
-        let room = self.events.len() < EVENT_QUEUE
-            && self.queued_bytes.load(Ordering::Relaxed).saturating_add(len) <= EVENT_QUEUE_BYTES;
-        let sent = room && self.events.send(event).is_ok();
-        if sent {
-            self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        } else {
-            self.missed.fetch_add(1, Ordering::Relaxed);
-        }
-        sent
-    }
-
-    /// The writer sent a notice of `len` bytes of text: room for more.
-    pub fn notice_sent(&self, len: usize) {
-        self.queued_bytes.fetch_sub(len.min(self.queued_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-    }
-
-    /// Takes `bytes` from this client's `say` allowance; false (and nothing
-    /// taken) when it has not that much left.
-    pub fn spend_say(&self, bytes: u64) -> bool {
-        self.say_budget.lock().spend(bytes)
-    }
-}
-
-/// An allowance that refills with time (a token bucket), in bytes.
-#[derive(Debug)]
-struct Budget {
-    left: u64,
-    at: Instant,
-}
-
-impl Budget {
-    fn full() -> Budget {
-        Budget { left: SAY_BURST, at: Instant::now() }
-    }
-
-    fn spend(&mut self, bytes: u64) -> bool {
-        let earned = (self.at.elapsed().as_secs_f64() * SAY_PER_SEC as f64) as u64;
-        if earned > 0 {
-            self.left = self.left.saturating_add(earned).min(SAY_BURST);
-            self.at = Instant::now();
-        }
-        if bytes > self.left {
-            return false;
-        }
-        self.left -= bytes;
-        true
-    }
-}
 
 struct Departed {
     name: String,
@@ -203,20 +62,11 @@ struct Inner {
 }
 
 impl Inner {
-    /// A presence notice (joined, left, renamed) for everyone but `from`,
-    /// while at most [`ANNOUNCE_LIMIT`] are online.
-    fn announce(&self, from: u64, event: Event) {
-        if self.sessions.len() <= ANNOUNCE_LIMIT {
-            self.broadcast(from, event);
-        }
-    }
-
-    /// Queues `event` for everyone but `from`; returns how many got it.
-    fn broadcast(&self, from: u64, event: Event) -> usize {
-        let event = Notice::new(event);
+    /// Queues `notice` for every local session but `from`; returns how many got it.
+    fn deliver(&self, from: u64, notice: &Notice) -> usize {
         let mut recipients = 0;
         for session in self.sessions.values().filter(|s| s.id != from) {
-            session.notify(Arc::clone(&event));
+            session.notify(Arc::clone(notice));
             recipients += 1;
         }
         recipients
@@ -233,39 +83,49 @@ pub struct Presence {
     inner: Mutex<Inner>,
     started: Instant,
     max_clients: usize,
+    bus: Arc<dyn Bus>,
 }
 
 impl Presence {
-    /// An empty list for a server admitting `max_clients` at once.
+    /// An empty list for a server on its own admitting `max_clients` at once.
     pub fn new(max_clients: usize) -> Presence {
-        Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients }
+        Presence::with_bus(max_clients, Arc::new(Alone))
     }
 
-    /// A session's shared half, as it starts.
-    fn new_session(
-        &self,
-        id: u64,
-        name: String,
-        addr: SocketAddr,
-        closer: Closer,
-        events: Sender<Notice>,
-    ) -> SessionInfo {
-        SessionInfo {
-            id,
-            name: Mutex::new(name),
-            addr,
-            connected_at: Local::now(),
-            events,
-            missed: AtomicU64::new(0),
-            queued_bytes: AtomicUsize::new(0),
-            say_budget: Mutex::new(Budget::full()),
-            clock: Clock::new(self.started),
-            gate: Gate::default(),
-            closer,
-            account: OnceLock::new(),
-            login_failures: AtomicU32::new(0),
-            logging_in: AtomicBool::new(false),
+    /// An empty list whose notices travel on `bus`.
+    pub fn with_bus(max_clients: usize, bus: Arc<dyn Bus>) -> Presence {
+        Presence { inner: Mutex::new(Inner::default()), started: Instant::now(), max_clients, bus }
+    }
+
+    /// Hands a notice from local session `from` to the bus (with `inner`
+    /// locked, so a server alone queues it in the order the list changed);
+    /// returns how many sessions it reaches.
+    fn post(&self, inner: &Inner, from: u64, event: Event) -> usize {
+        let elsewhere = self.bus.elsewhere().sessions.len();
+        match self.bus.publish(from, Notice::new(event)) {
+            Delivery::Now(notice) => inner.deliver(from, &notice) + elsewhere,
+            Delivery::Later => inner.sessions.len().saturating_sub(1) + elsewhere,
         }
+    }
+
+    /// A presence notice (joined, left, renamed) for everyone but `from`,
+    /// while at most [`ANNOUNCE_LIMIT`] are online.
+    fn announce(&self, inner: &Inner, from: u64, online: usize, event: Event) {
+        if online <= ANNOUNCE_LIMIT {
+            self.post(inner, from, event);
+        }
+    }
+
+    /// Sessions online here and elsewhere.
+    fn online(&self, inner: &Inner) -> usize {
+        inner.sessions.len() + self.bus.elsewhere().sessions.len()
+    }
+
+    /// Queues a notice the bus hands back (from session `from` of this
+    /// instance, or 0 for another instance's) for every local session but
+    /// the sender; returns how many got it.
+    pub fn deliver(&self, from: u64, notice: &Notice) -> usize {
+        self.inner.lock().deliver(from, notice)
     }
 
     /// A session for a visitor of another door (`kind` names it in
@@ -277,7 +137,8 @@ impl Presence {
         let (events, _) = crossbeam_channel::bounded(0);
         let mut inner = self.inner.lock();
         inner.next_id += 1;
-        let info = Arc::new(self.new_session(inner.next_id, kind.into(), addr, Closer::default(), events));
+        let info = SessionInfo::new(inner.next_id, kind.into(), addr, self.started, Closer::default(), events);
+        let info = Arc::new(info);
         inner.web.insert(info.id, Arc::clone(&info));
         Visit { presence: Arc::clone(self), info }
     }
@@ -289,63 +150,78 @@ impl Presence {
         inner.next_id += 1;
         let id = inner.next_id;
         let name = format!("Client{id:02}");
-        let info = Arc::new(self.new_session(id, name.clone(), addr, closer, events));
+        let info = Arc::new(SessionInfo::new(id, name.clone(), addr, self.started, closer, events));
         inner.sessions.insert(id, Arc::clone(&info));
-        let online = inner.sessions.len();
+        let online = self.online(&inner);
         let joined = Event::notice(format!("{name} joined ({online} online)"))
             .with("event", "joined")
             .with("name", &name)
             .with("online", online);
-        inner.announce(id, joined);
+        self.announce(&inner, id, online, joined);
         Registration { presence: Arc::clone(self), info }
     }
 
     /// Gives session `id` a new display name, unique (ignoring case) among
-    /// connected clients, and tells the others. Returns the old name.
+    /// connected clients here and elsewhere, and tells the others. Returns
+    /// the old name.
     ///
     /// # Errors
     /// [`NameTaken`] when another connected client has that name.
     pub fn rename(&self, id: u64, new: &str) -> Result<String, NameTaken> {
         let inner = self.inner.lock();
         let taken = inner.sessions.values().any(|s| s.id != id && s.name.lock().eq_ignore_ascii_case(new));
-        if taken {
-            return Err(NameTaken(new.to_string()));
+        let Some(session) = inner.sessions.get(&id).filter(|_| !taken) else { return Err(NameTaken(new.into())) };
+        if session.name.lock().as_str() == new {
+            return Ok(new.into());
         }
-        let Some(session) = inner.sessions.get(&id) else { return Err(NameTaken(new.to_string())) };
+        self.bus.claim_name(id, new)?;
         let old = std::mem::replace(&mut *session.name.lock(), new.to_string());
-        if old != new {
-            let renamed = Event::notice(format!("{old} is now {new}"))
-                .with("event", "renamed")
-                .with("from", &old)
-                .with("name", new);
-            inner.announce(id, renamed);
-        }
+        self.bus.release_name(id, &old);
+        let renamed =
+            Event::notice(format!("{old} is now {new}")).with("event", "renamed").with("from", &old).with("name", new);
+        self.announce(&inner, id, self.online(&inner), renamed);
         Ok(old)
     }
 
-    /// Sends `event` to every connected client but `from`; never blocks.
-    /// Returns how many clients it was sent to.
+    /// Sends `event` to every connected client but `from`, here and
+    /// elsewhere; never blocks. Returns how many clients it was sent to.
     pub fn broadcast_from(&self, from: u64, event: Event) -> usize {
-        self.inner.lock().broadcast(from, event)
+        let inner = self.inner.lock();
+        self.post(&inner, from, event)
     }
 
-    /// How many sessions are registered.
+    /// How many sessions are registered here.
     pub fn len(&self) -> usize {
         self.inner.lock().sessions.len()
     }
 
-    /// True when no session is registered.
+    /// True when no session is registered here.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Every registered session, e.g. for shutdown to reach them all.
+    /// Every session registered here, e.g. for shutdown to reach them all.
     pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
         self.inner.lock().sessions.values().cloned().collect()
     }
 
-    /// The state as session `me` sees it: the data behind `status` and `info`.
+    /// The state as session `me` sees it, here and elsewhere: the data
+    /// behind `status` and `info`.
     pub fn status(&self, me: u64) -> Status {
+        let elsewhere = self.bus.elsewhere();
+        let mut status = self.local_status(me);
+        status.clients += elsewhere.clients;
+        status.sessions.extend(elsewhere.sessions);
+        status.web.extend(elsewhere.web);
+        status.departed.extend(elsewhere.departed);
+        status.departed.sort_by(|a, b| b.left_at.cmp(&a.left_at));
+        status.departed.truncate(RECENT_DEPARTURES);
+        status
+    }
+
+    /// What this instance holds, as session `me` sees it: what a bus
+    /// shares with the other instances.
+    pub fn local_status(&self, me: u64) -> Status {
         let inner = self.inner.lock();
         let rfc3339 = |t: &DateTime<Local>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         let show = |s: &Arc<SessionInfo>, name: String| SessionStatus {
@@ -418,15 +294,17 @@ impl Drop for Visit {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut inner = self.presence.inner.lock();
+        let presence = &self.presence;
+        let mut inner = presence.inner.lock();
         inner.sessions.remove(&self.info.id);
         let name = self.info.name();
-        let online = inner.sessions.len();
+        presence.bus.release_name(self.info.id, &name);
+        let online = presence.online(&inner);
         let left = Event::notice(format!("{name} left ({online} online)"))
             .with("event", "left")
             .with("name", &name)
             .with("online", online);
-        inner.announce(self.info.id, left);
+        presence.announce(&inner, self.info.id, online, left);
         inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
@@ -511,16 +389,66 @@ mod tests {
         assert!(sleeper.notify(Event::notice(big)), "room again once one is sent");
     }
 
+    /// A bus standing in for other instances: it keeps what is published
+    /// (an external store would order and hand it back), has a name taken
+    /// elsewhere and one session and one departure there.
+    #[derive(Default)]
+    struct OtherInstances {
+        published: parking_lot::Mutex<Vec<(u64, String)>>,
+    }
+
+    impl Bus for OtherInstances {
+        fn publish(&self, from: u64, notice: Notice) -> Delivery {
+            self.published.lock().push((from, notice.text.clone()));
+            Delivery::Later
+        }
+        fn claim_name(&self, _id: u64, name: &str) -> Result<(), NameTaken> {
+            if name.eq_ignore_ascii_case("carol") {
+                return Err(NameTaken(name.into()));
+            }
+            Ok(())
+        }
+        fn release_name(&self, _id: u64, _name: &str) {}
+        fn elsewhere(&self) -> Elsewhere {
+            let carol = SessionStatus {
+                name: "carol".into(),
+                you: false,
+                addr: "10.0.0.9:4000".into(),
+                connected_at: "2026-12-05T00:00:00Z".into(),
+                idle_secs: 0,
+                activity: Activity::Idle,
+            };
+            let dave =
+                Departure { name: "dave".into(), addr: "10.0.0.8:4000".into(), left_at: "2000-01-01T00:00:00Z".into() };
+            Elsewhere { clients: 1, sessions: vec![carol], web: Vec::new(), departed: vec![dave] }
+        }
+    }
+
     #[test]
-    fn say_has_an_allowance_that_refills() {
-        let mut budget = Budget::full();
-        assert!(budget.spend(SAY_BURST));
-        assert!(!budget.spend(1), "spent");
-        budget.at -= std::time::Duration::from_secs(1);
-        assert!(budget.spend(SAY_PER_SEC), "a second's worth again");
-        assert!(!budget.spend(SAY_PER_SEC));
-        budget.at -= std::time::Duration::from_secs(3600);
-        assert!(budget.spend(SAY_BURST) && !budget.spend(1), "never more than the burst");
+    fn with_other_instances_notices_wait_for_the_bus_and_names_and_status_span_them() {
+        let bus = Arc::new(OtherInstances::default());
+        let presence = Arc::new(Presence::with_bus(10, Arc::clone(&bus) as Arc<dyn Bus>));
+        let (first, first_events) = join(&presence, 1000);
+        let (second, second_events) = join(&presence, 1001);
+        assert_eq!(first_events.try_iter().count(), 0, "nothing delivered before the bus hands it back");
+        assert_eq!(bus.published.lock().last().unwrap(), &(second.id, "Client02 joined (3 online)\n".into()));
+
+        assert_eq!(presence.rename(first.id, "CAROL"), Err(NameTaken("CAROL".into())), "taken on another instance");
+        assert_eq!(presence.broadcast_from(first.id, Event::notice("hi")), 2, "one here, one elsewhere");
+        let notice = Notice::new(Event::notice("[Client01] hi"));
+        assert_eq!(presence.deliver(first.id, &notice), 1, "handed back: everyone here but the sender");
+        assert_eq!(presence.deliver(0, &notice), 2, "from another instance: everyone here");
+        assert_eq!((first_events.try_iter().count(), second_events.try_iter().count()), (1, 2));
+
+        let status = presence.status(first.id);
+        assert_eq!(status.clients, 3);
+        assert_eq!(
+            status.sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["Client01", "Client02", "carol"]
+        );
+        drop(second);
+        let departed: Vec<_> = presence.status(first.id).departed.into_iter().map(|d| d.name).collect();
+        assert_eq!(departed, ["Client02", "dave"], "most recent first, across instances");
     }
 
     #[test]

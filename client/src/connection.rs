@@ -281,7 +281,7 @@ impl Connection {
     /// answers, [`ClientError::Connection`] on a bad greeting.
     pub fn open(dial: &Dial, events: EventSink, progress: ProgressMode) -> Result<(Connection, Greeting), ClientError> {
         let timeout = dial.timeout;
-        let (stream, peer) = Transport::connect(&dial.addr, timeout, dial.tls.as_ref())?;
+        let (stream, peer) = crate::transport::connect(&dial.addr, timeout, dial.tls.as_ref())?;
         let reader = stream.try_clone().map_err(|e| ClientError::connection("connect", e))?;
         let (tx, incoming) = unbounded();
         let (lend_back, returned) = bounded(1);
@@ -601,7 +601,7 @@ impl Connection {
                         return Err(self.keep_for_later(body, BodyError::Cancelled { remaining }));
                     }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e) if crate::transport::is_timeout(&e) => {
                     if heard.elapsed() >= self.timeout {
                         let secs = self.timeout.as_secs();
                         break Some(ClientError::Connection(format!(
@@ -673,7 +673,7 @@ impl Connection {
     pub fn close(&mut self) {
         self.closing.store(true, Ordering::SeqCst);
         // Wakes the reader thread, which then ends.
-        self.writer.close();
+        self.writer.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -750,7 +750,7 @@ fn read_messages(
     }
     flags.ended.store(true, Ordering::SeqCst);
     // A send under way (an upload) fails at once rather than run on.
-    flags.socket.close();
+    flags.socket.shutdown(std::net::Shutdown::Both);
     if let Some(print) = &mut direct {
         if flags.admitted.load(Ordering::SeqCst) && !flags.closing.load(Ordering::SeqCst) {
             print(&Event::notice(format!("connection closed: {reason}; the next command reconnects")));

@@ -1,11 +1,9 @@
-//! The byte stream to the server: plain TCP, or TLS over it (`--tls`, the
-//! server's identity checked by [`crate::trust`]); [`crate::connection`]
-//! does not tell them apart. An upload's bytes go with `sendfile(2)` on
-//! plain TCP, through TLS's copy loop otherwise.
+//! Dialling the server: its address resolved, a TCP connection, and TLS over
+//! it (`--tls`, the server's identity checked by [`crate::trust`]). The
+//! [`Transport`] that results is the one the server uses too (`common`);
+//! [`crate::connection`] does not tell plain from TLS.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +13,7 @@ use common::DEFAULT_PORT;
 use crate::error::ClientError;
 use crate::trust::{self, Judgement, Trust};
 
-/// The connection to the server, or another handle on it.
-#[derive(Debug)]
-pub enum Transport {
-    /// A TCP connection.
-    Plain(TcpStream),
-    /// TLS over a TCP connection.
-    Tls(TlsStream),
-}
+pub use common::transport::{is_timeout, Transport};
 
 /// `addr` as `known_servers` names it, `HOST:PORT` (`[IPv6]:PORT`), and the
 /// host alone (for the certificate's name).
@@ -75,110 +66,35 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>, ClientError> {
     Ok(addrs)
 }
 
-impl Transport {
-    /// Connects to the first of `addr`'s addresses that answers within `timeout`.
-    ///
-    /// # Errors
-    /// [`ClientError::Connect`] when the name does not resolve or no address answers.
-    ///
-    /// With `tls`, speaks TLS and checks the server's certificate (see
-    /// [`crate::trust`]): [`ClientError::Identity`] when it is not the one
-    /// pinned or remembered, [`ClientError::UnknownServer`] when it is new
-    /// and new ones are not accepted. A new one accepted is remembered.
-    pub fn connect(addr: &str, timeout: Duration, tls: Option<&Trust>) -> Result<(Transport, SocketAddr), ClientError> {
-        let mut last_error = None;
-        for candidate in resolve(addr)? {
-            match TcpStream::connect_timeout(&candidate, timeout) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    // A server that stops taking an upload's bytes fails the
-                    // send after `timeout`, rather than hang the client.
-                    let _ = stream.set_write_timeout(Some(timeout));
-                    let transport = match tls {
-                        None => Transport::Plain(stream),
-                        Some(trust) => Transport::Tls(secure(addr, stream, timeout, trust)?),
-                    };
-                    return Ok((transport, candidate));
-                }
-                Err(e) => last_error = Some(e),
+/// Connects to the first of `addr`'s addresses that answers within `timeout`.
+///
+/// # Errors
+/// [`ClientError::Connect`] when the name does not resolve or no address answers.
+///
+/// With `tls`, speaks TLS and checks the server's certificate (see
+/// [`crate::trust`]): [`ClientError::Identity`] when it is not the one
+/// pinned or remembered, [`ClientError::UnknownServer`] when it is new
+/// and new ones are not accepted. A new one accepted is remembered.
+pub fn connect(addr: &str, timeout: Duration, tls: Option<&Trust>) -> Result<(Transport, SocketAddr), ClientError> {
+    let mut last_error = None;
+    for candidate in resolve(addr)? {
+        match TcpStream::connect_timeout(&candidate, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                // A server that stops taking an upload's bytes fails the
+                // send after `timeout`, rather than hang the client.
+                let _ = stream.set_write_timeout(Some(timeout));
+                let transport = match tls {
+                    None => Transport::Plain(stream),
+                    Some(trust) => Transport::Tls(secure(addr, stream, timeout, trust)?),
+                };
+                return Ok((transport, candidate));
             }
-        }
-        let reason = last_error.map_or_else(|| "no address answered".to_string(), |e| e.to_string());
-        Err(ClientError::Connect { addr: addr.to_string(), reason })
-    }
-
-    /// Another handle on the same connection, e.g. for the reader thread.
-    ///
-    /// # Errors
-    /// When the OS cannot duplicate the socket.
-    pub fn try_clone(&self) -> io::Result<Transport> {
-        match self {
-            Transport::Plain(stream) => stream.try_clone().map(Transport::Plain),
-            Transport::Tls(tls) => Ok(Transport::Tls(tls.try_clone())),
+            Err(e) => last_error = Some(e),
         }
     }
-
-    /// How long a read may wait (`None`: for ever); expiry is an error of
-    /// kind `WouldBlock` or `TimedOut`.
-    ///
-    /// # Errors
-    /// As `TcpStream::set_read_timeout`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Transport::Plain(stream) => stream.set_read_timeout(timeout),
-            Transport::Tls(tls) => {
-                tls.set_read_timeout(timeout);
-                Ok(())
-            }
-        }
-    }
-
-    /// Ends the connection both ways, for every handle on it.
-    pub fn close(&self) {
-        match self {
-            Transport::Plain(stream) => {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            Transport::Tls(tls) => tls.shutdown(Shutdown::Both),
-        }
-    }
-
-    /// Sends up to `count` bytes of `file` from its current position; 0 once
-    /// the file has ended.
-    ///
-    /// # Errors
-    /// As the connection's writes.
-    pub fn send_file(&mut self, file: &mut File, count: u64) -> io::Result<u64> {
-        match self {
-            Transport::Plain(stream) => common::sendfile::send_file(stream, file, count),
-            Transport::Tls(tls) => tls.send_file(file, count),
-        }
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(stream) => stream.read(buf),
-            Transport::Tls(tls) => tls.read(buf),
-        }
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(stream) => stream.write(buf),
-            Transport::Tls(tls) => tls.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Transport::Plain(stream) => stream.flush(),
-            Transport::Tls(tls) => tls.flush(),
-        }
-    }
+    let reason = last_error.map_or_else(|| "no address answered".to_string(), |e| e.to_string());
+    Err(ClientError::Connect { addr: addr.to_string(), reason })
 }
 
 /// The TLS handshake with the server at `addr`, its certificate judged by `trust`.

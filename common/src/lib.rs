@@ -1,8 +1,9 @@
 //! The wire protocol spoken between `file-server` and `file-client`, and the
 //! error types both sides branch on. Pure code, no sockets or threads, so
 //! every rule here is unit-tested on bytes alone; the exceptions are
-//! [`sendfile`], the zero-copy file sending both sides use, and [`tls`], the
-//! TLS stream both sides share between their reading and writing threads.
+//! [`sendfile`], the zero-copy file sending both sides use, [`tls`], the
+//! TLS stream both sides share between their reading and writing threads,
+//! and [`transport`], the connection over either.
 //!
 //! A session is a sequence of request lines from the client, each answered by
 //! exactly one reply; the server may also send events between replies. The
@@ -23,6 +24,8 @@
 //! - [`sendfile`]: a file's bytes to a socket without a copy (`get`, `put`).
 //! - [`tls`]: [`tls::TlsStream`], a TLS connection one reading and one writing
 //!   thread share, and certificate fingerprints as `openssl` prints them.
+//! - [`transport`]: [`transport::Transport`], the byte stream (plain TCP or
+//!   TLS) a session runs over on either side, and [`transport::is_timeout`].
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +38,7 @@ pub mod sendfile;
 pub mod status;
 pub mod text;
 pub mod tls;
+pub mod transport;
 
 pub use digest::Digest;
 pub use nick::{validate_nick, NickError};

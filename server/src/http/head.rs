@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use crate::transport::Transport;
+use common::transport::Transport;
 
 /// Largest request head accepted (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -133,8 +133,8 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
                 buf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if crate::transport::is_timeout(&e) && started.is_none() => return Ok(HeadRead::Idle),
-            Err(e) if crate::transport::is_timeout(&e) => return Ok(HeadRead::TooSlow),
+            Err(e) if common::transport::is_timeout(&e) && started.is_none() => return Ok(HeadRead::Idle),
+            Err(e) if common::transport::is_timeout(&e) => return Ok(HeadRead::TooSlow),
             Err(e) => return Err(e),
         }
     }

@@ -38,7 +38,7 @@ use common::{Code, Request};
 use crate::cmd::{self, Caller, Op, Outcome};
 use crate::config::Shared;
 use crate::slots::{Cap, Caps, Over, Place};
-use crate::transport::Transport;
+use common::transport::Transport;
 use head::{read_head, Head, HeadRead};
 use host::Hosts;
 use respond::Response;
@@ -515,7 +515,7 @@ impl Read for FloorRate<'_> {
                     self.taken += n as u64;
                     return Ok(n);
                 }
-                Err(e) if crate::transport::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if common::transport::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }

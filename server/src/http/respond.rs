@@ -16,8 +16,8 @@ use common::Request;
 use super::archive::{self, Format};
 use super::head::Head;
 use crate::cmd::{self, Caller, Outcome, Refusal};
-use crate::transport::Transport;
 use crate::writer::Push;
+use common::transport::Transport;
 
 /// What follows the head.
 enum Body {

@@ -540,7 +540,7 @@ impl Link<'_> {
                     Err(_) => {}
                 },
                 Ok((_, from)) => send(self.socket, from, &error(ErrorCode::UnknownTransfer, "not your transfer")),
-                Err(e) if crate::transport::is_timeout(&e) => return Ok(None),
+                Err(e) if common::transport::is_timeout(&e) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Ended::Socket(e)),
             }

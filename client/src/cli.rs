@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -187,7 +188,22 @@ fn login(user: &str, host: &str, args: &Args) -> Result<Login, ClientError> {
                 .into(),
         ));
     }
-    Ok(Login::new(user, host))
+    Ok(Login::new(user, host, Arc::new(ask_password)))
+}
+
+/// The password of `user` at `host`: `FILE_CLIENT_PASSWORD` if set, else
+/// asked for on the terminal without echo; never from the command line.
+fn ask_password(user: &str, host: &str) -> Result<String, ClientError> {
+    if let Ok(password) = std::env::var("FILE_CLIENT_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ClientError::Usage(format!(
+            "no password for {user}: set FILE_CLIENT_PASSWORD (no terminal to ask on)"
+        )));
+    }
+    rpassword::prompt_password(format!("password for {user}@{host}: "))
+        .map_err(|e| ClientError::Local(format!("cannot read the password: {e}")))
 }
 
 /// On a terminal, shows a TLS server not seen before and asks whether to

@@ -24,8 +24,10 @@
 //! - [`render`]: what is printed: tables, JSON, transfer reports.
 //! - [`progress`]: progress bars.
 //! - [`connection`]: [`Connection`]: requests out; reply headers, bodies and
-//!   events in, with size limits; a reader thread for events.
-//! - [`transport`]: the byte stream to the server (plain TCP or TLS).
+//!   events in, with size limits; a reader thread for events; opening one
+//!   (greeting, `frames on`, login with a password the CLI asks for).
+//! - [`transport`]: dialling the server: its address resolved, TCP, TLS
+//!   with its identity judged; the stream is `common`'s `Transport`.
 //! - [`trust`]: which TLS servers to believe: pinned fingerprints,
 //!   `known_servers` (trust on first use), the system's roots.
 //! - [`background`]: writing a download to its file on a second thread.

@@ -16,16 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::text::escape;
-use common::{Code, Digest, Header, ListEntry, ListEntryKind, Request};
+use common::{Code, Digest, Header, Request};
 
 use crate::background::BackgroundWriter;
-use crate::command::is_glob;
 use crate::connection::{BodyError, BodySink, Transfer};
 use crate::error::ClientError;
-use crate::part::{local_base_name, PartFile};
+use crate::link::Transfers;
+use crate::part::PartFile;
 use crate::progress::{Progress, ProgressMode, Waiting};
 use crate::render::{self, unexpected};
-use crate::session::Session;
 
 /// After a `cancel`, how long the server may send nothing before the client
 /// gives up on the connection and opens a new one.
@@ -77,7 +76,7 @@ struct Received {
     write_error: Option<io::Error>,
 }
 
-/// A download asked for and not yet read: see [`Session::start_download`].
+/// A download asked for and not yet read: see [`Transfers::start_download`].
 pub(crate) struct Pending {
     part: PartFile,
     writer: BackgroundWriter,
@@ -167,60 +166,10 @@ struct Offer {
     modified: Option<SystemTime>,
 }
 
-impl Session {
-    /// Remote names with globs expanded (in their last component).
-    pub(crate) fn expand_remote(&mut self, words: &[String]) -> Result<Vec<String>, ClientError> {
-        // Only names that are safe as local file names are taken from the listing.
-        let usable =
-            |e: &ListEntry| e.kind == ListEntryKind::File && local_base_name(&e.name).is_ok_and(|base| base == e.name);
-        self.expand_remote_with(words, &usable)
-    }
-
-    /// Remote names with globs expanded to files, and folders too with
-    /// `folders` (`rm -r`).
-    pub(crate) fn expand_remote_any(&mut self, words: &[String], folders: bool) -> Result<Vec<String>, ClientError> {
-        self.expand_remote_with(words, &|e: &ListEntry| e.kind == ListEntryKind::File || folders)
-    }
-
-    /// Remote names relative to the share's top (see
-    /// [`Session::remote_path`]), a glob in the last part expanded to the
-    /// entries `keep` takes.
-    fn expand_remote_with(
-        &mut self,
-        words: &[String],
-        keep: &dyn Fn(&ListEntry) -> bool,
-    ) -> Result<Vec<String>, ClientError> {
-        let mut names = Vec::new();
-        for word in words {
-            if !is_glob(word) {
-                names.push(self.remote_path(word)?);
-                continue;
-            }
-            let (dir, pattern) = word.rsplit_once('/').unwrap_or(("", word));
-            if is_glob(dir) {
-                return Err(ClientError::Usage(format!("only the last part of '{}' may be a glob", escape(word))));
-            }
-            let dir = self.remote_path(if dir.is_empty() && word.starts_with('/') { "/" } else { dir })?;
-            let matcher = glob::Pattern::new(pattern)
-                .map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
-            let before = names.len();
-            // Only matches are kept, so a huge folder costs no memory.
-            self.each_entry(&dir, &mut |entry| {
-                if keep(&entry) && matcher.matches(&entry.name) {
-                    names.push(if dir.is_empty() { entry.name } else { format!("{dir}/{}", entry.name) });
-                }
-            })?;
-            if names.len() == before {
-                let message = format!("no files match '{}'", escape(word));
-                return Err(ClientError::Remote { code: Code::NotFound, message });
-            }
-        }
-        Ok(names)
-    }
-
+impl Transfers<'_> {
     /// `get`: downloads `name` into the download folder; the report line.
     pub(crate) fn get(&mut self, name: &str, force: bool, resume: bool) -> Result<String, ClientError> {
-        let stop = Stop::new(self.interrupt_flag());
+        let stop = Stop::new(self.link.interrupt_flag());
         let dir = self.settings.download_dir.clone();
         let pending = self.start_download(&dir, name, force, resume)?;
         let mut watch = OneBar { mode: self.settings.progress, bar: None };
@@ -231,7 +180,7 @@ impl Session {
 
     /// Opens the part file for remote `name` in local folder `dir` and
     /// asks for the bytes (`resume` from a part file there, if any); the
-    /// reply is read by [`Session::finish_download`], so several can be in
+    /// reply is read by [`Transfers::finish_download`], so several can be in
     /// flight.
     pub(crate) fn start_download(
         &mut self,
@@ -248,7 +197,7 @@ impl Session {
         } else {
             Request::Get(name.to_string())
         };
-        if let Err(e) = self.conn.send(&request) {
+        if let Err(e) = self.link.conn().send(&request) {
             drop(writer);
             part.discard_if_empty();
             return Err(e);
@@ -256,7 +205,7 @@ impl Session {
         Ok(Pending { part, writer, offset, name: name.to_string(), started: Instant::now() })
     }
 
-    /// Reads the reply to a download [`Session::start_download`] asked
+    /// Reads the reply to a download [`Transfers::start_download`] asked
     /// for into its part file, and moves the file into place once its hash
     /// matches. `watch` hears of its progress.
     pub(crate) fn finish_download(
@@ -329,7 +278,7 @@ impl Session {
     /// `None` when Ctrl+C stopped it before the bytes began. A reply without
     /// a valid hash ends the session, since nothing could be verified.
     fn request_download(&mut self, request: &Request, stop: &Stop) -> Result<Option<Offer>, ClientError> {
-        self.conn.send(request)?;
+        self.link.conn().send(request)?;
         let name = match request {
             Request::Get(name) | Request::Resume { name, .. } => name.as_str(),
             _ => "",
@@ -338,7 +287,7 @@ impl Session {
     }
 
     /// Reads the header of the reply to a download of `name`; see
-    /// [`Session::request_download`].
+    /// [`Transfers::request_download`].
     fn read_offer(&mut self, name: &str, stop: &Stop) -> Result<Option<Offer>, ClientError> {
         let name = escape(name);
         // A big file is hashed the first time it is asked for: say so.
@@ -349,7 +298,7 @@ impl Session {
                 waiting.borrow_mut().tick();
                 stop.now()
             };
-            match self.conn.read_reply_header_unless(&until_stopped) {
+            match self.link.conn().read_reply_header_unless(&until_stopped) {
                 Ok(Some(header)) => break header,
                 Ok(None) => {
                     if !self.ask_to_stop(stop)? {
@@ -377,7 +326,7 @@ impl Session {
                 Ok(Some(Offer { len, digest, modified }))
             }
             _ => {
-                self.conn.close();
+                self.link.conn().close();
                 Err(ClientError::Connection("the server's get reply has no valid blake3 or bytes field".into()))
             }
         }
@@ -394,10 +343,10 @@ impl Session {
         let mut received = Received { bytes: 0, complete: false, write_error: None };
         let mut discard = io::sink();
         loop {
-            if self.conn.has_body() {
+            if self.link.conn().has_body() {
                 let base = received.bytes;
                 let out: &mut dyn BodySink = if received.write_error.is_some() { &mut discard } else { &mut *sink };
-                let result = self.conn.read_body_into(out, &mut |step| {
+                let result = self.link.conn().read_body_into(out, &mut |step| {
                     if let Transfer::Moved(n) = step {
                         stop.heard();
                         received.bytes = base + n;
@@ -424,7 +373,7 @@ impl Session {
                 }
                 continue;
             }
-            match self.conn.read_reply_header_unless(&|| stop.now())? {
+            match self.link.conn().read_reply_header_unless(&|| stop.now())? {
                 None => {
                     if !self.ask_to_stop(stop)? {
                         return Ok(received);
@@ -446,13 +395,13 @@ impl Session {
     fn ask_to_stop(&mut self, stop: &Stop) -> Result<bool, ClientError> {
         stop.interrupted.store(false, Ordering::SeqCst);
         if stop.asked.get().is_none() {
-            self.conn.send(&Request::Cancel)?;
+            self.link.conn().send(&Request::Cancel)?;
             stop.asked.set(Some(Instant::now()));
             stop.heard();
             return Ok(true);
         }
         stop.gave_up.set(true);
-        self.reconnect()?;
+        self.link.reconnect()?;
         Ok(false)
     }
 
@@ -460,7 +409,7 @@ impl Session {
     pub(crate) fn end_stop<T>(&mut self, stop: &Stop, outcome: Result<T, ClientError>) -> Result<T, ClientError> {
         if stop.asked.get().is_some() && !stop.gave_up.get() && !outcome.as_ref().is_err_and(ClientError::ends_session)
         {
-            match self.conn.read_reply_header()? {
+            match self.link.conn().read_reply_header()? {
                 Header::Ok { len: 0, .. } => {}
                 other => return Err(unexpected(&other)),
             }
@@ -472,7 +421,7 @@ impl Session {
     /// the end, when the bytes are already out, so a mismatch is reported as
     /// a failed command. A closed output ends the run normally.
     pub(crate) fn cat(&mut self, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
-        let stop = Stop::new(self.interrupt_flag());
+        let stop = Stop::new(self.link.interrupt_flag());
         let mut out = out;
         let mut sink = HashingSink { out: &mut out, hasher: blake3::Hasher::new() };
         let outcome = self.request_download(&Request::Get(name.to_string()), &stop).and_then(|offer| match offer {

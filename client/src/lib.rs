@@ -15,7 +15,11 @@
 //! - [`batch`]: `-c` commands or piped stdin; the first failure ends the run.
 //! - [`complete`]: tab completion of commands, remote names and local paths.
 //! - [`command`]: [`Command`], parsing what the user types, and the help table.
-//! - [`session`]: [`Session`], running one command line; reconnecting.
+//! - [`session`]: [`Session`], running one command line: names resolved
+//!   against the remote folder, globs expanded, each command dispatched.
+//! - [`link`]: the server as commands see it: the connection, reconnecting,
+//!   text requests, listings; [`link::Transfers`], the narrow context the
+//!   transfers below run in.
 //! - [`download`]: `get` (to a verified, resumable `.fc-part` file) and `cat`.
 //! - [`part`]: the file a download is written to until it is verified.
 //! - [`upload`]: `put`, with local globs.
@@ -43,6 +47,7 @@ pub mod complete;
 pub mod connection;
 pub mod download;
 pub mod error;
+pub mod link;
 pub mod local;
 pub mod part;
 pub mod progress;

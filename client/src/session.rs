@@ -4,20 +4,22 @@
 //! [`crate::upload`] (`put`), [`crate::local`] (`lls`, `lcd`, `lpwd`); what
 //! they print is shaped in [`crate::render`].
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use common::text::{escape, escape_multiline};
-use common::{Header, ListEntry, Request, Status};
+use common::{Code, ListEntry, ListEntryKind, Request, Status};
 
-use crate::command::{help_text, Command};
-use crate::connection::{BodyError, BodySink, Connection, Greeting};
+use crate::command::{help_text, is_glob, Command};
+use crate::connection::{Connection, Greeting};
 use crate::error::ClientError;
+use crate::link::{Link, Transfers};
+use crate::part::local_base_name;
 use crate::progress::ProgressMode;
 use crate::render::{self, print, TerminalText};
+use crate::upload::expand_local;
 
 /// `name` as seen from remote folder `cwd`, relative to the share's top;
 /// see [`Session::remote_path`].
@@ -45,50 +47,11 @@ pub fn resolve_remote(cwd: &str, name: &str) -> Result<String, ClientError> {
     Ok(parts.join("/"))
 }
 
-/// Longest line of a listing the client accepts: a 4 KiB name and its
-/// size and time.
-pub const MAX_LIST_LINE: usize = 4096 + 64;
-
-/// Entries of one folder kept for completion; a bigger folder is listed
-/// again when needed rather than held.
-pub const CACHED_ENTRIES: usize = 10_000;
-
-/// A [`BodySink`] that hands each complete line (without its `\n`) to a
-/// function, holding at most one line of `max` bytes.
-struct LineSink<F: FnMut(&[u8])> {
-    line: Vec<u8>,
-    max: usize,
-    each: F,
-    /// A line was longer than `max`: the rest of the body was dropped.
-    overlong: bool,
-}
-
-impl<F: FnMut(&[u8])> LineSink<F> {
-    fn new(max: usize, each: F) -> LineSink<F> {
-        LineSink { line: Vec::new(), max, each, overlong: false }
-    }
-}
-
-impl<F: FnMut(&[u8])> BodySink for LineSink<F> {
-    fn store(&mut self, buf: Vec<u8>, filled: usize) -> std::io::Result<Vec<u8>> {
-        if self.overlong {
-            return Ok(buf);
-        }
-        for piece in buf[..filled].split_inclusive(|&b| b == b'\n') {
-            self.line.extend_from_slice(piece);
-            if self.line.len() > self.max + 1 {
-                self.overlong = true;
-                self.line = Vec::new();
-                return Ok(buf);
-            }
-            if self.line.last() == Some(&b'\n') {
-                self.line.pop();
-                (self.each)(&self.line);
-                self.line.clear();
-            }
-        }
-        Ok(buf)
-    }
+/// The name an upload of `local` takes when none is given: its file name.
+fn local_file_name(local: &std::path::Path) -> Result<String, ClientError> {
+    local.file_name().and_then(|n| n.to_str()).map(str::to_string).ok_or_else(|| {
+        ClientError::Usage(format!("put: '{}' has no usable file name; give a remote name", local.display()))
+    })
 }
 
 /// Whether to go on after a command.
@@ -118,18 +81,11 @@ pub struct Settings {
 /// given the name on the connection being replaced, if any.
 pub type Opener = Box<dyn FnMut(Option<String>) -> Result<(Connection, Greeting), ClientError>>;
 
-/// A connected client: the connection plus local settings.
+/// A connected client: the link to the server, the local settings and the
+/// remote folder names are relative to.
 pub struct Session {
-    pub(crate) conn: Connection,
-    pub(crate) greeting: Greeting,
-    /// The name the user chose, re-taken after a reconnect.
-    chosen_name: Option<String>,
-    pub(crate) settings: Settings,
-    pub(crate) interrupted: Arc<AtomicBool>,
-    opener: Opener,
-    listings: HashMap<String, Vec<ListEntry>>,
-    /// The connection failed mid-reply: the next command reconnects.
-    broken: bool,
+    link: Link,
+    settings: Settings,
     /// The remote folder names are relative to (`cd`); empty for the top.
     cwd: String,
 }
@@ -138,38 +94,26 @@ impl Session {
     /// Wraps an open connection; `opener` reconnects when a cancelled
     /// transfer leaves the connection unusable.
     pub fn new(conn: Connection, greeting: Greeting, settings: Settings, opener: Opener) -> Session {
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let listings = HashMap::new();
-        Session {
-            conn,
-            greeting,
-            chosen_name: None,
-            settings,
-            interrupted,
-            opener,
-            listings,
-            broken: false,
-            cwd: String::new(),
-        }
+        Session { link: Link::new(conn, greeting, opener), settings, cwd: String::new() }
     }
 
     /// Set this (from a Ctrl+C handler) to cancel the transfer in progress.
     pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.interrupted)
+        self.link.interrupt_flag()
     }
 
-    /// True once Ctrl+C was pressed during the current command.
-    pub(crate) fn is_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+    /// What a transfer runs with: the link and the settings.
+    fn transfers(&mut self) -> Transfers<'_> {
+        Transfers { link: &mut self.link, settings: &self.settings }
     }
 
     /// `Client02@127.0.0.1:12345> `, with the remote folder once `cd` left
     /// the top: `Client02@127.0.0.1:12345:/docs> `.
     pub fn prompt(&self) -> String {
         if self.cwd.is_empty() {
-            format!("{}@{}> ", self.greeting.name, self.conn.peer())
+            format!("{}@{}> ", self.link.name(), self.link.peer())
         } else {
-            format!("{}@{}:/{}> ", self.greeting.name, self.conn.peer(), escape(&self.cwd))
+            format!("{}@{}:/{}> ", self.link.name(), self.link.peer(), escape(&self.cwd))
         }
     }
 
@@ -190,20 +134,19 @@ impl Session {
     pub fn execute(&mut self, line: &str, out: &mut dyn Write) -> Result<Flow, ClientError> {
         // A Ctrl+C from here on cancels this command, even one pressed while
         // the server is still preparing its reply.
-        self.interrupted.store(false, Ordering::SeqCst);
+        self.link.begin_command();
         let command = Command::parse(line)?;
-        if command.needs_server() && (self.broken || self.conn.has_ended()) {
+        if command.needs_server() && self.link.needs_reconnect() {
             if matches!(command, Command::Exit) {
                 return Ok(Flow::Exit);
             }
-            self.reconnect()?;
-            eprintln!("reconnected to {} as {}", self.conn.peer(), self.greeting.name);
+            self.link.reconnect()?;
+            eprintln!("reconnected to {} as {}", self.link.peer(), self.link.name());
         }
         let result = self.run(command, out);
         // A connection that failed mid-reply is out of step: the next command starts over.
         if result.as_ref().is_err_and(|e| matches!(e, ClientError::Connection(_))) {
-            self.broken = true;
-            self.conn.close();
+            self.link.break_off();
         }
         result
     }
@@ -213,8 +156,8 @@ impl Session {
             Command::Nothing => {}
             Command::Help(command) => self.say(out, &help_text(command.as_deref())?)?,
             Command::Exit => {
-                self.conn.expect_close();
-                self.text_request(&Request::Exit)?;
+                self.link.conn().expect_close();
+                self.link.text_request(&Request::Exit)?;
                 return Ok(Flow::Exit);
             }
             Command::Status => self.status(out)?,
@@ -223,7 +166,7 @@ impl Session {
                 let sizes = self.sizes(bytes);
                 let (dir, pattern) = self.list_target(&dir)?;
                 let mut failed = None;
-                self.each_entry(&dir, &mut |entry| {
+                self.link.each_entry(&dir, &mut |entry| {
                     if pattern.as_ref().is_some_and(|p| !p.matches(&entry.name)) {
                         return;
                     }
@@ -238,12 +181,13 @@ impl Session {
             Command::Remote(request) => self.remote(&request, out)?,
             Command::Get { recursive: true, force, names, .. } => {
                 for name in names {
-                    self.get_tree(&name, force, out)?;
+                    let root = self.remote_path(&name)?;
+                    self.transfers().get_tree(&name, &root, force, out)?;
                 }
             }
             Command::Get { force, resume, names, .. } => {
                 for name in self.expand_remote(&names)? {
-                    let report = self.get(&name, force, resume)?;
+                    let report = self.transfers().get(&name, force, resume)?;
                     print(out, &report)?;
                 }
             }
@@ -251,22 +195,35 @@ impl Session {
                 for name in self.expand_remote(&names)? {
                     if self.settings.terminal {
                         let mut safe = TerminalText::new(out);
-                        let result = self.cat(&name, &mut safe);
+                        let result = self.transfers().cat(&name, &mut safe);
                         safe.finish().map_err(|e| ClientError::output(&e))?;
                         result?;
                     } else {
-                        self.cat(&name, out)?;
+                        self.transfers().cat(&name, out)?;
                     }
                 }
             }
             Command::Put { recursive: true, force, locals, remote, .. } => {
                 for local in &locals {
-                    self.put_tree(local, remote.as_deref(), force, out)?;
+                    let (local_root, own_name) = crate::tree::local_folder(local)?;
+                    let name = remote.clone().unwrap_or(own_name);
+                    if name.is_empty() {
+                        return Err(ClientError::Usage("put -r: give the remote folder's name".into()));
+                    }
+                    let root = self.remote_path(&name)?;
+                    self.transfers().put_tree(local, &local_root, &root, force, out)?;
                 }
             }
             Command::Put { force, resume, locals, remote, .. } => {
                 let how = crate::command::PutHow { replace: force, resume };
-                self.put_all(&locals, remote.as_deref(), how, out)?;
+                for file in expand_local(&locals)? {
+                    let remote = match &remote {
+                        Some(remote) => self.remote_path(remote)?,
+                        None => self.remote_path(&local_file_name(&file)?)?,
+                    };
+                    let report = self.transfers().put(&file, &remote, how)?;
+                    print(out, &report)?;
+                }
             }
             Command::Mkdir(dir) => {
                 let dir = self.remote_path(&dir)?;
@@ -274,7 +231,7 @@ impl Session {
             }
             Command::Rm { recursive, names } => {
                 for name in self.expand_remote_any(&names, recursive)? {
-                    let request = if recursive && self.is_remote_dir(&name)? {
+                    let request = if recursive && self.link.is_remote_dir(&name)? {
                         Request::RemoveTree(name)
                     } else {
                         Request::Remove(name)
@@ -291,7 +248,7 @@ impl Session {
             Command::Mv { force, from, to } => {
                 let (from, mut to) = (self.remote_path(&from)?, self.remote_path(&to)?);
                 // `mv a.txt docs` moves into the folder, as mv(1) does.
-                if self.is_remote_dir(&to)? {
+                if self.link.is_remote_dir(&to)? {
                     let base = from.rsplit('/').next().unwrap_or(&from);
                     to = if to.is_empty() { base.to_string() } else { format!("{to}/{base}") };
                 }
@@ -299,7 +256,7 @@ impl Session {
             }
             Command::Hash(names) => {
                 for name in self.expand_remote(&names)? {
-                    let body = self.text_request(&Request::Hash(name.clone()))?;
+                    let body = self.link.text_request(&Request::Hash(name.clone()))?;
                     // Named as seen from the remote folder, so `b3sum -c` runs
                     // in a local copy of it.
                     let hex = body.split_whitespace().next().unwrap_or_default();
@@ -313,7 +270,7 @@ impl Session {
                     Some(dir) => self.remote_path(&dir)?,
                     None => String::new(),
                 };
-                if !target.is_empty() && !self.is_remote_dir(&target)? {
+                if !target.is_empty() && !self.link.is_remote_dir(&target)? {
                     return Err(ClientError::Remote {
                         code: common::Code::NotFound,
                         message: format!("no folder '/{}'", escape(&target)),
@@ -336,12 +293,61 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// Remote names with globs expanded (in their last component).
+    pub(crate) fn expand_remote(&mut self, words: &[String]) -> Result<Vec<String>, ClientError> {
+        // Only names that are safe as local file names are taken from the listing.
+        let usable =
+            |e: &ListEntry| e.kind == ListEntryKind::File && local_base_name(&e.name).is_ok_and(|base| base == e.name);
+        self.expand_remote_with(words, &usable)
+    }
+
+    /// Remote names with globs expanded to files, and folders too with
+    /// `folders` (`rm -r`).
+    pub(crate) fn expand_remote_any(&mut self, words: &[String], folders: bool) -> Result<Vec<String>, ClientError> {
+        self.expand_remote_with(words, &|e: &ListEntry| e.kind == ListEntryKind::File || folders)
+    }
+
+    /// Remote names relative to the share's top (see
+    /// [`Session::remote_path`]), a glob in the last part expanded to the
+    /// entries `keep` takes.
+    fn expand_remote_with(
+        &mut self,
+        words: &[String],
+        keep: &dyn Fn(&ListEntry) -> bool,
+    ) -> Result<Vec<String>, ClientError> {
+        let mut names = Vec::new();
+        for word in words {
+            if !is_glob(word) {
+                names.push(self.remote_path(word)?);
+                continue;
+            }
+            let (dir, pattern) = word.rsplit_once('/').unwrap_or(("", word));
+            if is_glob(dir) {
+                return Err(ClientError::Usage(format!("only the last part of '{}' may be a glob", escape(word))));
+            }
+            let dir = self.remote_path(if dir.is_empty() && word.starts_with('/') { "/" } else { dir })?;
+            let matcher = glob::Pattern::new(pattern)
+                .map_err(|e| ClientError::Usage(format!("bad glob '{}': {e}", escape(word))))?;
+            let before = names.len();
+            // Only matches are kept, so a huge folder costs no memory.
+            self.link.each_entry(&dir, &mut |entry| {
+                if keep(&entry) && matcher.matches(&entry.name) {
+                    names.push(if dir.is_empty() { entry.name } else { format!("{dir}/{}", entry.name) });
+                }
+            })?;
+            if names.len() == before {
+                let message = format!("no files match '{}'", escape(word));
+                return Err(ClientError::Remote { code: Code::NotFound, message });
+            }
+        }
+        Ok(names)
+    }
+
     /// A request sent as typed (`name`, `say`, an echo): its reply printed.
     fn remote(&mut self, request: &Request, out: &mut dyn Write) -> Result<(), ClientError> {
-        let body = self.text_request(request)?;
+        let body = self.link.text_request(request)?;
         if let Request::Name(nick) = request {
-            self.greeting.name = escape(nick).into_owned();
-            self.chosen_name = Some(nick.clone());
+            self.link.named(nick);
         }
         self.show_reply(&body, out)
     }
@@ -352,19 +358,6 @@ impl Session {
             return print(out, &render::json_line(&serde_json::json!({ "type": "reply", "text": body })));
         }
         print(out, &escape_multiline(body))
-    }
-
-    /// True when `path` (relative to the top) is a folder on the server.
-    pub(crate) fn is_remote_dir(&mut self, path: &str) -> Result<bool, ClientError> {
-        if path.is_empty() {
-            return Ok(true);
-        }
-        let (parent, base) = path.rsplit_once('/').unwrap_or(("", path));
-        let mut found = false;
-        self.each_entry(parent, &mut |entry| {
-            found |= entry.name == base && entry.kind == common::ListEntryKind::Dir;
-        })?;
-        Ok(found)
     }
 
     /// What `list ARG` lists: a folder, or the entries of one that match
@@ -390,7 +383,7 @@ impl Session {
 
     /// The name this client has now, escaped.
     pub fn name(&self) -> &str {
-        &self.greeting.name
+        self.link.name()
     }
 
     /// How a listing shows sizes: JSON with `--json`; human sizes on a
@@ -418,68 +411,16 @@ impl Session {
     pub fn remote_entries(&mut self, dir: &str) -> Vec<ListEntry> {
         let Ok(dir) = self.remote_path(dir) else { return Vec::new() };
         let dir = dir.as_str();
-        if let Some(entries) = self.listings.get(dir) {
-            return entries.clone();
+        if let Some(entries) = self.link.cached_listing(dir) {
+            return entries.to_vec();
         }
-        self.list_entries(dir).unwrap_or_default()
-    }
-
-    /// Sends `request` and reads a text reply's body.
-    pub(crate) fn text_request(&mut self, request: &Request) -> Result<String, ClientError> {
-        self.conn.send(request)?;
-        self.read_text_reply()
-    }
-
-    /// Reads the next reply, a text one, and its body.
-    pub(crate) fn read_text_reply(&mut self) -> Result<String, ClientError> {
-        match self.conn.read_reply_header()? {
-            Header::Ok { len, .. } => self.conn.read_text_body(len),
-            other => Err(render::unexpected(&other)),
-        }
-    }
-
-    pub(crate) fn list_entries(&mut self, dir: &str) -> Result<Vec<ListEntry>, ClientError> {
-        let mut entries = Vec::new();
-        self.each_entry(dir, &mut |entry| entries.push(entry))?;
-        Ok(entries)
-    }
-
-    /// Lists `dir`, giving each entry to `each` as its line arrives: the
-    /// reply is read in pieces, so its size is not limited, only each
-    /// line's. Up to [`CACHED_ENTRIES`] entries are kept for completion.
-    pub(crate) fn each_entry(&mut self, dir: &str, each: &mut dyn FnMut(ListEntry)) -> Result<(), ClientError> {
-        self.conn.send(&Request::List(dir.to_string()))?;
-        match self.conn.read_reply_header()? {
-            Header::Ok { .. } => {}
-            other => return Err(render::unexpected(&other)),
-        }
-        let mut cached = Some(Vec::new());
-        let mut lines = LineSink::new(MAX_LIST_LINE, |line: &[u8]| {
-            let Some(entry) = std::str::from_utf8(line).ok().and_then(ListEntry::parse) else { return };
-            if let Some(list) = &mut cached {
-                if list.len() < CACHED_ENTRIES {
-                    list.push(entry.clone());
-                } else {
-                    cached = None;
-                }
-            }
-            each(entry);
-        });
-        self.conn.read_body_into(&mut lines, &mut |_| true).map_err(BodyError::into_client_error)?;
-        if lines.overlong {
-            return Err(ClientError::Connection(format!("server sent a listing line over {MAX_LIST_LINE} bytes")));
-        }
-        drop(lines);
-        if let Some(entries) = cached {
-            self.listings.insert(dir.trim_matches('/').to_string(), entries);
-        }
-        Ok(())
+        self.link.list_entries(dir).unwrap_or_default()
     }
 
     /// `status`: asks for the state as data (`info`) and prints it as the
     /// server's table, or as one JSON object.
     fn status(&mut self, out: &mut dyn Write) -> Result<(), ClientError> {
-        let body = self.text_request(&Request::Info)?;
+        let body = self.link.text_request(&Request::Info)?;
         let status = Status::parse(&body)
             .map_err(|e| ClientError::Connection(format!("the server's status cannot be read: {e}")))?;
         if self.settings.json {
@@ -487,24 +428,6 @@ impl Session {
         } else {
             print(out, &escape_multiline(&status.render()))
         }
-    }
-
-    /// Starts over on a fresh connection, with the same chosen name: the only
-    /// way out of a reply the client will not wait for.
-    pub(crate) fn reconnect(&mut self) -> Result<(), ClientError> {
-        // Closed first, so the old session is usually gone before the new one
-        // arrives and this client is not told of its own departure.
-        self.conn.close();
-        let previous = self.chosen_name.clone().unwrap_or_else(|| self.greeting.name.clone());
-        let (conn, greeting) = (self.opener)(Some(previous))?;
-        self.conn = conn;
-        self.greeting = greeting;
-        self.broken = false;
-        if let Some(nick) = self.chosen_name.clone() {
-            self.text_request(&Request::Name(nick.clone()))?;
-            self.greeting.name = escape(&nick).into_owned();
-        }
-        Ok(())
     }
 }
 

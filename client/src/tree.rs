@@ -21,10 +21,11 @@ use common::{Digest, ListEntryKind, Request};
 use crate::connection::Transfer;
 use crate::download::{Pending, Stop, Watch};
 use crate::error::ClientError;
+use crate::link::Transfers;
 use crate::part::local_base_name;
 use crate::progress::{Progress, ProgressMode};
 use crate::render::{self, print};
-use crate::session::Session;
+use crate::session::Settings;
 use crate::upload::PendingPut;
 
 /// Downloads asked for ahead of the one being read.
@@ -152,17 +153,24 @@ impl Watch for TreeBar {
     fn end(&mut self, _whole: bool) {}
 }
 
-impl Session {
-    /// `get -r DIR`: the remote folder into `DIR` in the download folder.
-    pub(crate) fn get_tree(&mut self, word: &str, force: bool, out: &mut dyn Write) -> Result<(), ClientError> {
+impl Transfers<'_> {
+    /// `get -r DIR`: the remote folder `root` (`word` as typed, relative
+    /// to the share's top) into `DIR` in the download folder.
+    pub(crate) fn get_tree(
+        &mut self,
+        word: &str,
+        root: &str,
+        force: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
         let started = Instant::now();
-        let root = self.remote_path(word)?;
+        let root = root.to_string();
         let local_root = if root.is_empty() {
             self.settings.download_dir.clone()
         } else {
             self.settings.download_dir.join(local_base_name(&root)?)
         };
-        if !self.is_remote_dir(&root)? {
+        if !self.link.is_remote_dir(&root)? {
             return Err(ClientError::Usage(format!("get -r: '{}' is not a folder on the server", escape(word))));
         }
         let tree = self.remote_tree(&root)?;
@@ -197,7 +205,7 @@ impl Session {
         }
         let bytes: u64 = fetch.iter().map(|(_, size)| size).sum();
         let mut bar = TreeBar::new(self.settings.progress, "get", &root, bytes, fetch.len());
-        let stop = Stop::new(self.interrupt_flag());
+        let stop = Stop::new(self.link.interrupt_flag());
         let mut in_flight: VecDeque<(String, Pending)> = VecDeque::new();
         let mut next = fetch.iter();
         loop {
@@ -231,35 +239,21 @@ impl Session {
         tally.finish("get", word, &to, 0, started, out)
     }
 
-    /// `put -r DIR [REMOTE]`: the local folder into `REMOTE` (default: its
-    /// name) on the server. Symlinks are not followed.
+    /// `put -r DIR [REMOTE]`: the local folder `word` (found by
+    /// [`local_folder`]) into `root` (relative to the share's top) on the
+    /// server. Symlinks are not followed.
     pub(crate) fn put_tree(
         &mut self,
         word: &str,
-        remote: Option<&str>,
+        local_root: &Path,
+        root: &str,
         force: bool,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let started = Instant::now();
-        let local_root = crate::local::expand_home(word);
-        let meta = fs::symlink_metadata(&local_root).map_err(|e| ClientError::Local(format!("'{word}': {e}")))?;
-        if !meta.is_dir() {
-            return Err(ClientError::Usage(format!(
-                "put -r: '{}' is not a folder (symlinks are not followed)",
-                escape(word)
-            )));
-        }
-        let name = match remote {
-            Some(remote) => remote.to_string(),
-            None => local_root
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
-                .ok_or_else(|| ClientError::Usage("put -r: give the remote folder's name".into()))?,
-        };
-        let root = self.remote_path(&name)?;
+        let (local_root, root) = (local_root.to_path_buf(), root.to_string());
         let local = local_tree(&local_root)?;
-        let there = if self.is_remote_dir(&root)? {
+        let there = if self.link.is_remote_dir(&root)? {
             self.remote_tree(&root)?
         } else {
             self.make_remote_dir(&root)?;
@@ -296,11 +290,9 @@ impl Session {
         let bytes: u64 = send.iter().map(|(_, size, _)| size).sum();
         let mut bar = TreeBar::new(self.settings.progress, "put", &root, bytes, send.len());
         // The tree's line shows the progress; each file's own bar stays hidden.
-        let mode = std::mem::replace(&mut self.settings.progress, ProgressMode::Never);
-        let remote_of = |rel: &str| format!("/{}", remote(rel));
-        let sent = self.put_files(send, &local_root, &remote_of, &mut tally, &mut bar);
-        self.settings.progress = mode;
-        sent?;
+        let quiet = Settings { progress: ProgressMode::Never, ..self.settings.clone() };
+        let mut quietly = Transfers { link: &mut *self.link, settings: &quiet };
+        quietly.put_files(send, &local_root, &remote, &mut tally, &mut bar)?;
         bar.bar.finish();
         tally.finish("put", word, &format!("/{root}"), local.links, started, out)
     }
@@ -320,7 +312,7 @@ impl Session {
         let mut next = self.request_next_put(&mut files, local_root, remote_of, tally)?;
         while let Some((mut upload, rel, size)) = next.take() {
             let sent = self.put_bytes(&mut upload);
-            if sent.is_ok() && !self.is_interrupted() {
+            if sent.is_ok() && !self.link.is_interrupted() {
                 next = self.request_next_put(&mut files, local_root, remote_of, tally)?;
             }
             match sent.and_then(|()| self.put_report(upload)) {
@@ -336,7 +328,7 @@ impl Session {
                 Err(e @ ClientError::Connection(_)) => return Err(e),
                 Err(e) => tally.failed.push(format!("'{}': {e}", escape(&rel))),
             }
-            if self.is_interrupted() {
+            if self.link.is_interrupted() {
                 tally.cancelled = true;
                 if let Some((ahead, _, _)) = next {
                     self.withdraw_put(ahead)?;
@@ -363,7 +355,7 @@ impl Session {
         for (rel, size, replace) in files {
             // A file cut short by an earlier run goes on from what the server kept.
             let how = crate::command::PutHow { replace, resume: true };
-            match self.put_request(&local_root.join(&rel), Some(&remote_of(&rel)), how) {
+            match self.put_request(&local_root.join(&rel), &remote_of(&rel), how) {
                 Ok(upload) => return Ok(Some((upload, rel, size))),
                 Err(e @ ClientError::Connection(_)) => return Err(e),
                 Err(e) => tally.failed.push(format!("'{}': {e}", escape(&rel))),
@@ -383,7 +375,7 @@ impl Session {
                 (false, false) => format!("{root}/{rel}"),
             };
             let mut entries = Vec::new();
-            self.each_entry(&dir, &mut |entry| entries.push(entry))?;
+            self.link.each_entry(&dir, &mut |entry| entries.push(entry))?;
             for entry in entries {
                 let path = if rel.is_empty() { entry.name } else { format!("{rel}/{}", entry.name) };
                 match entry.kind {
@@ -404,10 +396,10 @@ impl Session {
         let mut hashes = Vec::with_capacity(names.len());
         for chunk in names.chunks(WINDOW * 4) {
             for name in chunk {
-                self.conn.send(&Request::Hash(name.clone()))?;
+                self.link.conn().send(&Request::Hash(name.clone()))?;
             }
             for _ in chunk {
-                let hash = match self.read_text_reply() {
+                let hash = match self.link.read_text_reply() {
                     Ok(body) => body.split_whitespace().next().and_then(|hex| hex.parse().ok()),
                     Err(ClientError::Remote { .. }) => None,
                     Err(e) => return Err(e),
@@ -420,15 +412,38 @@ impl Session {
 
     /// `mkdir`, where a folder of that name already there is fine.
     fn make_remote_dir(&mut self, dir: &str) -> Result<(), ClientError> {
-        match self.text_request(&Request::Mkdir(dir.to_string())) {
+        match self.link.text_request(&Request::Mkdir(dir.to_string())) {
             Ok(_) => Ok(()),
-            Err(ClientError::Remote { code: common::Code::Exists, .. }) if self.is_remote_dir(dir)? => Ok(()),
+            Err(ClientError::Remote { code: common::Code::Exists, .. }) if self.link.is_remote_dir(dir)? => Ok(()),
             Err(e) => Err(e),
         }
     }
 }
 
 /// A local folder for a download, made if missing; never a symlink.
+/// The local folder `put -r WORD` sends, and the remote name it takes when
+/// none is given (its own).
+///
+/// # Errors
+/// [`ClientError::Usage`] when `word` is not a folder (symlinks are not
+/// followed) or has no usable name.
+pub(crate) fn local_folder(word: &str) -> Result<(PathBuf, String), ClientError> {
+    let local_root = crate::local::expand_home(word);
+    let meta = fs::symlink_metadata(&local_root).map_err(|e| ClientError::Local(format!("'{word}': {e}")))?;
+    if !meta.is_dir() {
+        return Err(ClientError::Usage(format!(
+            "put -r: '{}' is not a folder (symlinks are not followed)",
+            escape(word)
+        )));
+    }
+    let name = local_root
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .unwrap_or_default();
+    Ok((local_root, name))
+}
+
 fn local_dir(path: &Path) -> Result<(), ClientError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),

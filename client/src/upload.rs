@@ -7,7 +7,7 @@
 //! `put -c` (the server finds what it kept by the hash), are hashed first.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +18,9 @@ use common::{Code, Digest, Header, Request};
 
 use crate::command::{is_glob, PutHow};
 use crate::error::ClientError;
+use crate::link::Transfers;
 use crate::progress::Progress;
 use crate::render::{self, unexpected};
-use crate::session::Session;
 
 /// Bytes in one frame of an upload; Ctrl+C takes effect after the frame.
 const UPLOAD_CHUNK: u64 = 1024 * 1024;
@@ -29,24 +29,9 @@ const UPLOAD_CHUNK: u64 = 1024 * 1024;
 /// worth hashes in about 0.1 ms; larger ones while they are sent.
 const HASH_FIRST_UP_TO: u64 = UPLOAD_CHUNK;
 
-impl Session {
-    /// `put <local|glob>... [remote]`: uploads each file, printing a report line each.
-    pub(crate) fn put_all(
-        &mut self,
-        locals: &[String],
-        remote: Option<&str>,
-        how: PutHow,
-        out: &mut dyn Write,
-    ) -> Result<(), ClientError> {
-        for file in expand_local(locals)? {
-            let report = self.put(&file, remote, how)?;
-            render::print(out, &report)?;
-        }
-        Ok(())
-    }
-
-    /// `put`: uploads `local` as `remote` (default: its file name); the report line.
-    pub(crate) fn put(&mut self, local: &Path, remote: Option<&str>, how: PutHow) -> Result<String, ClientError> {
+impl Transfers<'_> {
+    /// `put`: uploads `local` as `remote` (relative to the share's top); the report line.
+    pub(crate) fn put(&mut self, local: &Path, remote: &str, how: PutHow) -> Result<String, ClientError> {
         let mut upload = self.put_request(local, remote, how)?;
         self.put_bytes(&mut upload)?;
         self.put_report(upload)
@@ -54,24 +39,12 @@ impl Session {
 
     /// The first step of an upload: opens `local` (hashing it first when
     /// resuming or small) and sends the `put` request. The go-ahead is read
-    /// by [`Session::put_bytes`], so a caller may send this while the
+    /// by [`Transfers::put_bytes`], so a caller may send this while the
     /// server still stores the previous file (`put -r`).
-    pub(crate) fn put_request(
-        &mut self,
-        local: &Path,
-        remote: Option<&str>,
-        how: PutHow,
-    ) -> Result<PendingPut, ClientError> {
+    pub(crate) fn put_request(&mut self, local: &Path, remote: &str, how: PutHow) -> Result<PendingPut, ClientError> {
         let PutHow { replace, resume } = how;
         let local_err = |what: &str, e: io::Error| ClientError::Local(format!("{what} '{}': {e}", local.display()));
-        let remote = match remote {
-            Some(r) => r.to_string(),
-            None => local.file_name().and_then(|n| n.to_str()).map(str::to_string).ok_or_else(|| {
-                ClientError::Usage(format!("put: '{}' has no usable file name; give a remote name", local.display()))
-            })?,
-        };
-        // Relative to the remote folder (`cd`).
-        let remote = self.remote_path(&remote)?;
+        let remote = remote.to_string();
         let mut file = File::open(local).map_err(|e| local_err("cannot open", e))?;
         let meta = file.metadata().map_err(|e| local_err("cannot read", e))?;
         if !meta.is_file() {
@@ -91,7 +64,7 @@ impl Session {
         // The file's time travels with it, as with sftp -p.
         let modified =
             meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
-        self.conn.send(&Request::Put { size, digest, name: remote.clone(), replace, modified, resume })?;
+        self.link.conn().send(&Request::Put { size, digest, name: remote.clone(), replace, modified, resume })?;
         Ok(PendingPut {
             local: local.to_path_buf(),
             remote,
@@ -108,12 +81,12 @@ impl Session {
     pub(crate) fn put_bytes(&mut self, upload: &mut PendingPut) -> Result<(), ClientError> {
         let PendingPut { local, remote, file, size, hash_along, offset, started } = upload;
         // With -c the server may have kept the start of an earlier attempt.
-        *offset = match self.conn.read_reply_header()? {
+        *offset = match self.link.conn().read_reply_header()? {
             header @ Header::Ok { len: 0, .. } => header.field("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
             other => return Err(unexpected(&other)),
         };
         if *offset > *size {
-            self.conn.close();
+            self.link.conn().close();
             return Err(ClientError::Connection(format!("the server kept {offset} bytes of a {size}-byte file")));
         }
         file.seek(SeekFrom::Start(*offset))
@@ -129,7 +102,7 @@ impl Session {
     /// (Ctrl+C between two files of `put -r`): after its go-ahead, `END
     /// cancelled`, so the session stays in step and nothing is stored.
     pub(crate) fn withdraw_put(&mut self, _withdrawn: PendingPut) -> Result<(), ClientError> {
-        match self.conn.read_reply_header() {
+        match self.link.conn().read_reply_header() {
             Ok(Header::Ok { len: 0, .. }) => match self.end_cancelled(ClientError::Cancelled(String::new())) {
                 Err(ClientError::Cancelled(_)) => Ok(()),
                 other => other,
@@ -145,8 +118,8 @@ impl Session {
     /// the file; the report line.
     pub(crate) fn put_report(&mut self, upload: PendingPut) -> Result<String, ClientError> {
         let PendingPut { local, remote, size, offset, started, .. } = upload;
-        let body = match self.conn.read_reply_header()? {
-            Header::Ok { len, .. } => self.conn.read_text_body(len)?,
+        let body = match self.link.conn().read_reply_header()? {
+            Header::Ok { len, .. } => self.link.conn().read_text_body(len)?,
             other => return Err(unexpected(&other)),
         };
         if self.settings.json {
@@ -192,7 +165,7 @@ impl Session {
                     self.end_cancelled(ClientError::Local(format!("cannot read '{}': {e}", local.display())))
                 }
                 (Ok(()), Ok(digest)) => {
-                    self.conn.send_raw(Header::End { cancelled: false, digest }.encode().as_bytes())?;
+                    self.link.conn().send_raw(Header::End { cancelled: false, digest }.encode().as_bytes())?;
                     Ok(())
                 }
             }
@@ -212,18 +185,19 @@ impl Session {
         let mut progress = Progress::new(self.settings.progress, "put", remote, size, offset);
         let mut sent = offset;
         while sent < size {
-            if self.is_interrupted() {
+            if self.link.is_interrupted() {
                 progress.abandon();
                 return Err(ClientError::Cancelled(format!(": upload of '{}' cancelled", escape(remote))));
             }
             let frame = UPLOAD_CHUNK.min(size - sent);
-            self.conn.send_raw(Header::Data { len: frame }.encode().as_bytes())?;
+            self.link.conn().send_raw(Header::Data { len: frame }.encode().as_bytes())?;
             let mut left = frame;
             while left > 0 {
-                let sent_now = self.conn.upload_sink().send_file(file, left);
-                let n = sent_now.map_err(|e| self.conn.failure(&format!("uploading '{}'", local.display()), e))?;
+                let sent_now = self.link.conn().upload_sink().send_file(file, left);
+                let n =
+                    sent_now.map_err(|e| self.link.conn().failure(&format!("uploading '{}'", local.display()), e))?;
                 if n == 0 {
-                    self.conn.send_raw(&vec![0; usize::try_from(left).unwrap_or(0)])?;
+                    self.link.conn().send_raw(&vec![0; usize::try_from(left).unwrap_or(0)])?;
                     progress.abandon();
                     let shrank = format!("'{}' shrank while being sent; nothing was stored", local.display());
                     return Err(ClientError::Local(shrank));
@@ -244,8 +218,8 @@ impl Session {
         if !matches!(why, ClientError::Cancelled(_) | ClientError::Local(_)) {
             return Err(why);
         }
-        self.conn.send_raw(Header::End { cancelled: true, digest: None }.encode().as_bytes())?;
-        match self.conn.read_reply_header() {
+        self.link.conn().send_raw(Header::End { cancelled: true, digest: None }.encode().as_bytes())?;
+        match self.link.conn().read_reply_header() {
             Err(ClientError::Remote { code: Code::Cancelled, .. }) => Err(why),
             Err(e) => Err(e),
             Ok(other) => Err(unexpected(&other)),

@@ -37,6 +37,9 @@ pub struct TftpDoor {
     pub max_transfers: usize,
     /// Transfers one address may have at once.
     pub max_per_ip: usize,
+    /// How long a transfer waits for a peer that never answers
+    /// ([`crate::tftp::UNHEARD_LIMIT`] by default).
+    pub unheard_limit: std::time::Duration,
 }
 
 /// Every door of one server, sharing one share, one set of accounts, one
@@ -62,7 +65,10 @@ impl Service {
     ) -> io::Result<Service> {
         let line = Server::new(listener, repo, config)?;
         let web = web.map(|door| HttpServer::new(door.listener, line.shared(), &door.limits));
-        let tftp = tftp.map(|door| TftpServer::new(door.socket, line.shared(), door.max_transfers, door.max_per_ip));
+        let tftp = tftp.map(|door| {
+            TftpServer::new(door.socket, line.shared(), door.max_transfers, door.max_per_ip)
+                .with_unheard_limit(door.unheard_limit)
+        });
         Ok(Service { line, web, tftp })
     }
 

@@ -57,7 +57,8 @@ fn a_service_with_every_door_ends_them_all_and_waits_for_a_web_response_under_wa
         listener: TcpListener::bind("127.0.0.1:0").unwrap(),
         limits: HttpLimits { max_connections: 4, max_per_ip: 4, hosts: Vec::new(), keep_alive: Duration::from_secs(5) },
     };
-    let tftp = TftpDoor { socket: UdpSocket::bind("127.0.0.1:0").unwrap(), max_transfers: 2, max_per_ip: 2 };
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tftp = TftpDoor { socket, max_transfers: 2, max_per_ip: 2, unheard_limit: file_server::tftp::UNHEARD_LIMIT };
     let config = Config { grace: Duration::from_secs(10), ..Config::default() };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let service = Service::new(listener, Repo::open(repo_dir.path()).unwrap(), config, Some(web), Some(tftp)).unwrap();

@@ -104,6 +104,10 @@ struct Args {
     /// TFTP transfers one address may have at once; the next request is told the server is busy.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
     tftp_max_per_ip: u32,
+    /// Seconds a TFTP transfer waits for a peer that has never answered
+    /// (its request may have come from a forged address) before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tftp_give_up: u64,
     /// Accounts file (made with `file-server adduser`): sessions must log in,
     /// and have write rights to change files. Needs --tls.
     #[arg(long, value_name = "FILE")]
@@ -457,6 +461,7 @@ fn run(args: Args) -> Result<(), StartError> {
         socket,
         max_transfers: args.tftp_max_transfers as usize,
         max_per_ip: args.tftp_max_per_ip as usize,
+        unheard_limit: Duration::from_secs(args.tftp_give_up),
     });
     let service = Service::new(listener, repo, config, web, tftp).map_err(failed)?;
     let local = service.local_addr().map_err(failed)?;

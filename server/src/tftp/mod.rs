@@ -44,8 +44,9 @@ const DEFAULT_TIMEOUT: u64 = 1;
 /// Times a window is sent again before the transfer gives up.
 const MAX_RETRIES: u32 = 5;
 
-/// How long a transfer whose peer has not answered at all may live: its
-/// request may have come from a forged address.
+/// How long a transfer whose peer has not answered at all may live, unless
+/// the server is told otherwise (`--tftp-give-up`): its request may have
+/// come from a forged address.
 pub const UNHEARD_LIMIT: Duration = Duration::from_secs(10);
 
 /// The largest factor a wait grows to by backing off (one doubling per resend).
@@ -60,13 +61,30 @@ pub struct TftpServer {
     socket: UdpSocket,
     shared: Arc<Shared>,
     places: Arc<Caps>,
+    unheard_limit: Duration,
+}
+
+/// A read or write request as it came.
+struct Asked {
+    write: bool,
+    name: String,
+    mode: String,
+    options: Vec<(String, String)>,
 }
 
 impl TftpServer {
     /// Serves `shared`'s share on `socket`, at most `max_transfers` at once
     /// and `max_per_ip` for one address.
     pub fn new(socket: UdpSocket, shared: Arc<Shared>, max_transfers: usize, max_per_ip: usize) -> TftpServer {
-        TftpServer { socket, shared, places: Arc::new(Caps::new(max_transfers, max_per_ip)) }
+        let places = Arc::new(Caps::new(max_transfers, max_per_ip));
+        TftpServer { socket, shared, places, unheard_limit: UNHEARD_LIMIT }
+    }
+
+    /// The same server, giving up on a peer that never answers after
+    /// `limit` rather than [`UNHEARD_LIMIT`].
+    pub fn with_unheard_limit(mut self, limit: Duration) -> TftpServer {
+        self.unheard_limit = limit;
+        self
     }
 
     /// The address bound.
@@ -93,7 +111,9 @@ impl TftpServer {
             }
             let Ok((n, peer)) = received else { continue };
             match Packet::parse(&buf[..n]) {
-                Ok(Packet::Request { write, name, mode, options }) => self.start(peer, write, name, mode, options),
+                Ok(Packet::Request { write, name, mode, options }) => {
+                    self.start(peer, Asked { write, name, mode, options });
+                }
                 // Anything else is a stray packet of no transfer here.
                 Ok(_) => send(&self.socket, peer, &error(ErrorCode::UnknownTransfer, "no such transfer")),
                 Err(e) => send(&self.socket, peer, &error(ErrorCode::IllegalOperation, &e.to_string())),
@@ -101,7 +121,7 @@ impl TftpServer {
         }
     }
 
-    fn start(&self, peer: SocketAddr, write: bool, name: String, mode: String, options: Vec<(String, String)>) {
+    fn start(&self, peer: SocketAddr, asked: Asked) {
         let place = match self.places.try_acquire(peer.ip()) {
             Ok(place) => place,
             Err(Over::Full) => {
@@ -113,11 +133,11 @@ impl TftpServer {
             }
         };
         let local = self.socket.local_addr().map(|a| SocketAddr::new(a.ip(), 0));
-        let shared = Arc::clone(&self.shared);
+        let (shared, unheard_limit) = (Arc::clone(&self.shared), self.unheard_limit);
         let spawned = std::thread::Builder::new().name("tftp".into()).spawn(move || {
             // The place is given back however the transfer ends, a panic included.
             match local.and_then(UdpSocket::bind) {
-                Ok(socket) => serve_transfer(&socket, peer, &shared, place, write, &name, &mode, &options),
+                Ok(socket) => serve_transfer(&socket, peer, &shared, place, &asked, unheard_limit),
                 Err(e) => tracing::warn!(%peer, "cannot open a socket for a TFTP transfer: {e}"),
             }
         });
@@ -207,8 +227,8 @@ fn read_block(from: &mut (impl Read + ?Sized), len: usize) -> io::Result<Vec<u8>
 #[derive(Debug, thiserror::Error)]
 enum Ended {
     /// The peer never sent anything (its request may have been forged).
-    #[error("no answer from the peer within {}s", UNHEARD_LIMIT.as_secs())]
-    Unheard,
+    #[error("no answer from the peer within {}s", .0.as_secs())]
+    Unheard(Duration),
     /// A reply the peer should have acknowledged was sent [`MAX_RETRIES`] more times.
     #[error("no answer after {MAX_RETRIES} retries")]
     NoAnswer,
@@ -232,7 +252,7 @@ impl Ended {
     fn into_io(self) -> io::Error {
         match self {
             Ended::File(e) | Ended::Socket(e) => e,
-            Ended::Unheard | Ended::NoAnswer | Ended::NoAcknowledgement => {
+            Ended::Unheard(_) | Ended::NoAnswer | Ended::NoAcknowledgement => {
                 io::Error::new(io::ErrorKind::TimedOut, self.to_string())
             }
             Ended::GaveUp(_) => io::Error::other(self.to_string()),
@@ -251,6 +271,8 @@ struct Transfer<'a> {
     /// `netascii` rather than `octet`.
     ascii: bool,
     options: &'a [(String, String)],
+    /// When to give up on a peer that never answers.
+    unheard_limit: Duration,
 }
 
 impl Transfer<'_> {
@@ -265,22 +287,21 @@ impl Transfer<'_> {
     }
 
     fn link(&self, timeout: Duration) -> Link<'_> {
-        Link { socket: self.socket, peer: self.peer, timeout, buf: Vec::new(), started: Instant::now(), heard: false }
+        let (socket, peer, unheard_limit) = (self.socket, self.peer, self.unheard_limit);
+        Link { socket, peer, timeout, buf: Vec::new(), started: Instant::now(), heard: false, unheard_limit }
     }
 }
 
 /// Runs one request (RRQ or WRQ) from `peer` on `socket`, its transfer ID.
-#[allow(clippy::too_many_arguments)]
 fn serve_transfer(
     socket: &UdpSocket,
     peer: SocketAddr,
     shared: &Shared,
     place: Place,
-    write: bool,
-    name: &str,
-    mode: &str,
-    options: &[(String, String)],
+    asked: &Asked,
+    unheard_limit: Duration,
 ) {
+    let Asked { write, name, mode, options } = asked;
     if mode != "octet" && mode != "netascii" {
         let why = format!("mode '{mode}' is not served; use octet");
         return send(socket, peer, &error(ErrorCode::IllegalOperation, &why));
@@ -288,8 +309,8 @@ fn serve_transfer(
     let visit = shared.presence.visit(peer, "tftp");
     let caller = Caller { shared, session: &visit, wanted: &|| true };
     let path = name.trim_start_matches('/');
-    let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options };
-    if write {
+    let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options, unheard_limit };
+    if *write {
         write_transfer(&transfer, place);
     } else {
         read_transfer(&transfer);
@@ -497,24 +518,26 @@ struct Link<'a> {
     started: Instant,
     /// The peer has sent a packet of this transfer: it is no forged address.
     heard: bool,
+    /// How long the peer may say nothing at all.
+    unheard_limit: Duration,
 }
 
 impl Link<'_> {
     /// How long to wait for an answer after the `tries`th resend (0: the
     /// first send): the timeout once the peer has answered; before, while
     /// its address may be forged, the timeout doubled with each resend (up
-    /// to [`MAX_BACKOFF`] times), and never past [`UNHEARD_LIMIT`] from the start.
+    /// to [`MAX_BACKOFF`] times), and never past the unheard limit from the start.
     ///
     /// # Errors
-    /// When the peer has said nothing for [`UNHEARD_LIMIT`].
+    /// When the peer has said nothing for the unheard limit.
     fn wait(&self, tries: u32) -> Result<Duration, Ended> {
         if self.heard {
             return Ok(self.timeout);
         }
         let wait = self.timeout * 2u32.pow(tries.min(MAX_BACKOFF.ilog2()));
-        match UNHEARD_LIMIT.checked_sub(self.started.elapsed()).filter(|left| !left.is_zero()) {
+        match self.unheard_limit.checked_sub(self.started.elapsed()).filter(|left| !left.is_zero()) {
             Some(left) => Ok(wait.min(left)),
-            None => Err(Ended::Unheard),
+            None => Err(Ended::Unheard(self.unheard_limit)),
         }
     }
 

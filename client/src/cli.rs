@@ -14,8 +14,10 @@ use common::{Code, Event};
 use crate::command::quote_word;
 use crate::connection::{Connection, Dial, EventSink, Login};
 use crate::error::ClientError;
+use crate::link::Opener;
 use crate::progress::ProgressMode;
-use crate::session::{Opener, Session, Settings};
+use crate::session::Session;
+use crate::settings::Settings;
 use crate::trust::{self, Trust};
 
 /// Connect to a file-server: list, get and put files, chat with who is online.

@@ -20,6 +20,7 @@
 //! - [`link`]: the server as commands see it: the connection, reconnecting,
 //!   text requests, listings; [`link::Transfers`], the narrow context the
 //!   transfers below run in.
+//! - [`settings`]: [`settings::Settings`], a session's local settings.
 //! - [`download`]: `get` (to a verified, resumable `.fc-part` file) and `cat`.
 //! - [`part`]: the file a download is written to until it is verified.
 //! - [`upload`]: `put`, with local globs.
@@ -54,6 +55,7 @@ pub mod progress;
 pub mod render;
 pub mod repl;
 pub mod session;
+pub mod settings;
 pub mod transport;
 pub mod tree;
 pub mod trust;

@@ -15,7 +15,11 @@ use common::{Header, ListEntry, Request};
 use crate::connection::{BodyError, BodySink, Connection, Greeting};
 use crate::error::ClientError;
 use crate::render;
-use crate::session::{Opener, Settings};
+use crate::settings::Settings;
+
+/// Opens a fresh connection, for reconnecting after a cancelled transfer;
+/// given the name on the connection being replaced, if any.
+pub type Opener = Box<dyn FnMut(Option<String>) -> Result<(Connection, Greeting), ClientError>>;
 
 /// The connection to the server and what keeps it usable.
 pub struct Link {
@@ -31,7 +35,7 @@ pub struct Link {
 }
 
 /// What a transfer (`get`, `put`, `cat`, `get -r`, `put -r`) runs with.
-pub(crate) struct Transfers<'a> {
+pub struct Transfers<'a> {
     /// The server.
     pub link: &'a mut Link,
     /// Where downloads go, progress bars, JSON.

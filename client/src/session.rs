@@ -1,8 +1,11 @@
-//! A connected client: the [`Connection`] plus local settings, and
-//! [`Session::execute`], which parses one line the user typed and runs it.
-//! The commands live beside it: [`crate::download`] (`get`, `cat`),
-//! [`crate::upload`] (`put`), [`crate::local`] (`lls`, `lcd`, `lpwd`); what
-//! they print is shaped in [`crate::render`].
+//! A connected client: the [`Link`] to the server, the local [`Settings`]
+//! and the remote folder, and [`Session::execute`], which parses one line
+//! the user typed and runs it. Names are resolved against the remote folder
+//! and globs expanded here; the transfers run in a narrow
+//! [`Transfers`] context: [`crate::download`] (`get`, `cat`),
+//! [`crate::upload`] (`put`), [`crate::tree`] (`get -r`, `put -r`);
+//! [`crate::local`] has `lls`, `lcd`, `lpwd`; what they print is shaped in
+//! [`crate::render`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,10 +18,10 @@ use common::{Code, ListEntry, ListEntryKind, Request, Status};
 use crate::command::{help_text, is_glob, Command};
 use crate::connection::{Connection, Greeting};
 use crate::error::ClientError;
-use crate::link::{Link, Transfers};
+use crate::link::{Link, Opener, Transfers};
 use crate::part::local_base_name;
-use crate::progress::ProgressMode;
 use crate::render::{self, print, TerminalText};
+pub use crate::settings::Settings;
 use crate::upload::expand_local;
 
 /// `name` as seen from remote folder `cwd`, relative to the share's top;
@@ -62,24 +65,6 @@ pub enum Flow {
     /// The user said `exit`; the server said goodbye.
     Exit,
 }
-
-/// Local settings of a session.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Where downloads go: `--download-dir` at first, the local folder after `lcd`.
-    pub download_dir: PathBuf,
-    /// When to draw progress bars.
-    pub progress: ProgressMode,
-    /// Standard output carries JSON objects only, one per line, each with
-    /// a `type` (`--json`).
-    pub json: bool,
-    /// Standard output is a terminal: `cat` escapes control characters.
-    pub terminal: bool,
-}
-
-/// Opens a fresh connection, for reconnecting after a cancelled transfer;
-/// given the name on the connection being replaced, if any.
-pub type Opener = Box<dyn FnMut(Option<String>) -> Result<(Connection, Greeting), ClientError>>;
 
 /// A connected client: the link to the server, the local settings and the
 /// remote folder names are relative to.

@@ -25,7 +25,7 @@ use crate::link::Transfers;
 use crate::part::local_base_name;
 use crate::progress::{Progress, ProgressMode};
 use crate::render::{self, print};
-use crate::session::Settings;
+use crate::settings::Settings;
 use crate::upload::PendingPut;
 
 /// Downloads asked for ahead of the one being read.

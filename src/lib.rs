@@ -15,6 +15,8 @@
 //! - `small_disk`: [`SmallDisk`], a small tmpfs, for a disk that fills up.
 //! - `relay`: [`SlowRelay`], a TCP relay at a fixed rate, so a transfer lasts
 //!   long enough to be cancelled half-way.
+//! - `services`: [`Haproxy`] and [`Redis`], the real services from Debian
+//!   packages, started on free ports and stopped by pid; [`free_port`].
 //! - `data`: [`pseudo_random`], [`blake3_hex`], [`Share`]: test data and a share.
 //! - this file: [`eventually`] and [`TEST_TIMEOUT`], bounded waiting.
 
@@ -27,6 +29,7 @@ mod fake_server;
 mod process;
 mod pty;
 mod relay;
+mod services;
 mod small_disk;
 mod wire;
 
@@ -35,6 +38,7 @@ pub use fake_server::*;
 pub use process::*;
 pub use pty::*;
 pub use relay::*;
+pub use services::*;
 pub use small_disk::*;
 pub use wire::*;
 

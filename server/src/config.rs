@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::accounts::{Accounts, PasswordChecks, Penalties};
 use crate::presence::Presence;
+use crate::proxy::Balancers;
 use crate::repo::Repo;
 use crate::shutdown::Stopping;
 use crate::slots::{Cap, Caps};
@@ -46,6 +47,9 @@ pub struct Config {
     /// penalty after a failed one; it doubles with each further failure from
     /// the same source or on the same account (see [`Penalties`]).
     pub login_delay: Duration,
+    /// `--proxy-protocol --proxy-from`: the balancers whose connections
+    /// begin with a PROXY header naming the real client.
+    pub proxy: Option<Balancers>,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(10),
             login_delay: Duration::from_millis(500),
             max_startups: 10,
+            proxy: None,
         }
     }
 }

@@ -53,6 +53,11 @@ pub struct RequestReader {
 }
 
 impl RequestReader {
+    /// Bytes read from the connection and not yet taken as a line.
+    pub fn buffered(&self) -> &[u8] {
+        self.reader.buffer()
+    }
+
     /// Wraps the connection's read side; a line must be complete
     /// `line_timeout` after its first byte.
     pub fn new(transport: Transport, line_timeout: Duration) -> RequestReader {

@@ -63,6 +63,7 @@ pub mod identity;
 pub mod logs;
 pub mod pool;
 pub mod presence;
+pub mod proxy;
 pub mod repo;
 pub mod server;
 pub mod service;

@@ -7,11 +7,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Code, Event, Header};
+use common::{Code, Event, Header, PROTOCOL_VERSION};
 
 use crate::config::{Config, Shared};
 use crate::pool::ThreadPool;
 use crate::presence::Presence;
+use crate::proxy::{self, Arrival};
 use crate::repo::Repo;
 use crate::session;
 use crate::session::Admission;
@@ -143,7 +144,20 @@ impl Server {
         tracing::info!("stopped");
     }
 
-    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let addr = match proxy::arrival_of(&stream, peer, self.shared.config.proxy.as_ref()) {
+            Ok(Arrival::Client(addr)) => addr,
+            Ok(Arrival::HealthCheck) => {
+                tracing::debug!(balancer = %peer, "health check");
+                // Greeted (on plain TCP) and closed: no session, no notice.
+                if self.shared.config.tls.is_none() {
+                    let greeting = Header::Ok { len: 0, fields: vec![("proto".into(), PROTOCOL_VERSION.to_string())] };
+                    Transport::plain(stream).send_now(greeting.encode().as_bytes());
+                }
+                return;
+            }
+            Err(e) => return tracing::warn!(balancer = %peer, "closed: {e}"),
+        };
         let transport = match &self.shared.config.tls {
             None => Transport::plain(stream),
             Some(tls) => match Transport::tls(stream, tls) {

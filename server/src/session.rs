@@ -24,6 +24,7 @@ use crate::config::Shared;
 use crate::connection::{Line, RequestReader};
 use crate::frames::{Ending, FramedUpload};
 use crate::presence::Registration;
+use crate::proxy;
 use crate::slots::{Cap, Place};
 use crate::transport::is_timeout;
 use crate::transport::{Closer, Transport};
@@ -205,6 +206,7 @@ impl SessionLoop {
         if let Err(e) = self.reader.set_wait(self.shared.config.idle_timeout) {
             return format!("cannot set a read timeout: {e}");
         }
+        let mut first = true;
         loop {
             let line = match self.next_line() {
                 Ok(Wait::Line(line)) => line,
@@ -238,6 +240,11 @@ impl SessionLoop {
                 }
                 Line::Text(text) => text,
             };
+            let proxied = self.shared.config.proxy.is_some();
+            if std::mem::take(&mut first) && proxied && proxy::is_header_line(&text, self.reader.buffered()) {
+                tracing::warn!(addr = %self.session.addr, "a PROXY header from an address not in --proxy-from; closed");
+                return "a PROXY header from outside --proxy-from".into();
+            }
             self.session.clock.touch();
             if !self.session.gate.begin_command(&self.shared.stopping) {
                 self.refuse(Refusal::new(Code::Unavailable, "server is shutting down"));

@@ -20,6 +20,7 @@ mod hostile;
 mod hostile_server;
 mod http;
 mod manage;
+mod proxy;
 mod shutdown;
 mod tftp;
 mod tls;

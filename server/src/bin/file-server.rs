@@ -15,6 +15,7 @@ use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
 use file_server::http::HttpLimits;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
+use file_server::proxy::Balancers;
 use file_server::service::{TftpDoor, WebDoor};
 use file_server::{Config, Repo, Service};
 
@@ -108,6 +109,16 @@ struct Args {
     /// (its request may have come from a forged address) before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     tftp_give_up: u64,
+    /// Connections from the --proxy-from addresses (a load balancer such as
+    /// HAProxy with send-proxy-v2) begin with a PROXY protocol header (v1 or
+    /// v2) naming the real client, whose address then counts everywhere.
+    #[arg(long, requires = "proxy_from")]
+    proxy_protocol: bool,
+    /// With --proxy-protocol: an address or range (CIDR, e.g. 10.0.0.0/24)
+    /// of a balancer (repeatable). A header from any other address closes
+    /// the connection.
+    #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
+    proxy_from: Vec<file_server::proxy::Cidr>,
     /// Accounts file (made with `file-server adduser`): sessions must log in,
     /// and have write rights to change files. Needs --tls.
     #[arg(long, value_name = "FILE")]
@@ -446,6 +457,7 @@ fn run(args: Args) -> Result<(), StartError> {
         login_timeout: Duration::from_secs(args.login_timeout),
         login_delay: Duration::from_secs_f64(args.login_delay),
         max_startups: args.max_startups as usize,
+        proxy: args.proxy_protocol.then(|| Balancers::new(args.proxy_from.clone())),
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let web = http_listener.map(|listener| WebDoor {

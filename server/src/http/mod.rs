@@ -37,6 +37,7 @@ use common::{Code, Request};
 
 use crate::cmd::{self, Caller, Op, Outcome};
 use crate::config::Shared;
+use crate::proxy::Arrival;
 use crate::slots::{Cap, Caps, Over, Place};
 use common::transport::Transport;
 use head::{read_head, Head, HeadRead};
@@ -161,7 +162,13 @@ impl HttpServer {
     }
 
     fn admit(&self, stream: TcpStream) {
-        let Ok(addr) = stream.peer_addr() else { return };
+        let Ok(peer) = stream.peer_addr() else { return };
+        let addr = match crate::proxy::arrival_of(&stream, peer, self.shared.config.proxy.as_ref()) {
+            Ok(Arrival::Client(addr)) => addr,
+            // The balancer's health check: nothing to answer.
+            Ok(Arrival::HealthCheck) => return tracing::debug!(balancer = %peer, "web health check"),
+            Err(e) => return tracing::warn!(balancer = %peer, "web connection closed: {e}"),
+        };
         let transport = match &self.shared.config.tls {
             None => Transport::plain(stream),
             Some(tls) => match Transport::tls(stream, tls) {
@@ -232,6 +239,10 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
             }
             Ok(HeadRead::TooLarge) => {
                 let _ = Response::error(431, "request head too large", false).send(&mut conn, None, caller);
+                break;
+            }
+            Ok(HeadRead::Bad(_)) if shared.config.proxy.is_some() && crate::proxy::is_header_start(&buf) => {
+                tracing::warn!(%addr, "a PROXY header from an address not in --proxy-from; closed");
                 break;
             }
             Ok(HeadRead::Bad(why)) => {

@@ -176,11 +176,13 @@ mod tests {
                 connected_at: "2026-11-21T09:00:00Z".into(),
                 idle_secs: 3723,
                 activity: Activity::Get { file: "big file.iso".into(), size: 100, done: 41 },
+                instance: None,
             }],
             departed: vec![Departure {
                 name: "Client01".into(),
                 addr: "127.0.0.1:4999".into(),
                 left_at: "2026-11-21T08:59:00Z".into(),
+                instance: None,
             }],
             web: Vec::new(),
         };

@@ -102,6 +102,8 @@ pub struct SessionStatus {
     pub idle_secs: u64,
     /// What it is doing.
     pub activity: Activity,
+    /// The instance it is connected to, when several share one cluster.
+    pub instance: Option<String>,
 }
 
 /// A client that left.
@@ -113,6 +115,8 @@ pub struct Departure {
     pub addr: String,
     /// When it left, RFC 3339.
     pub left_at: String,
+    /// The instance it left, when several share one cluster.
+    pub instance: Option<String>,
 }
 
 /// Everything `status` and `info` report.
@@ -196,12 +200,19 @@ impl Status {
                     s.idle_secs
                 );
                 s.activity.encode(&mut out);
+                if let Some(instance) = &s.instance {
+                    let _ = write!(out, " instance={}", encode_value(instance));
+                }
                 out.push('\n');
             }
         }
         for d in &self.departed {
             let (name, addr, at) = (encode_value(&d.name), encode_value(&d.addr), encode_value(&d.left_at));
-            let _ = writeln!(out, "left name={name} addr={addr} at={at}");
+            let _ = write!(out, "left name={name} addr={addr} at={at}");
+            if let Some(instance) = &d.instance {
+                let _ = write!(out, " instance={}", encode_value(instance));
+            }
+            out.push('\n');
         }
         out
     }
@@ -227,6 +238,7 @@ impl Status {
                         connected_at: record.text("connected")?,
                         idle_secs: record.number("idle")?,
                         activity: Activity::parse(&record)?,
+                        instance: record.raw("instance").and_then(decode_value),
                     };
                     if kind == "web" {
                         web.push(session)
@@ -238,6 +250,7 @@ impl Status {
                     name: record.text("name")?,
                     addr: record.text("addr")?,
                     left_at: record.text("at")?,
+                    instance: record.raw("instance").and_then(decode_value),
                 }),
                 _ => {}
             }
@@ -256,9 +269,10 @@ impl Status {
             let marker = if s.you { " (you)" } else { "" };
             let _ = writeln!(
                 out,
-                "  {}{marker}  {}  connected {}  idle {}  {}",
+                "  {}{marker}  {}{}  connected {}  idle {}  {}",
                 s.name,
                 s.addr,
+                on(&s.instance),
                 s.connected_at,
                 human_duration(Duration::from_secs(s.idle_secs)),
                 s.activity.describe(),
@@ -268,17 +282,29 @@ impl Status {
             let _ = writeln!(out, "web connections {}", self.web.len());
             for s in &self.web {
                 let idle = human_duration(Duration::from_secs(s.idle_secs));
-                let _ = writeln!(out, "  {}  {}  idle {idle}  {}", s.name, s.addr, s.activity.describe());
+                let _ = writeln!(
+                    out,
+                    "  {}  {}{}  idle {idle}  {}",
+                    s.name,
+                    s.addr,
+                    on(&s.instance),
+                    s.activity.describe()
+                );
             }
         }
         if !self.departed.is_empty() {
             let _ = writeln!(out, "recently left");
             for d in &self.departed {
-                let _ = writeln!(out, "  {}  {}  left {}", d.name, d.addr, d.left_at);
+                let _ = writeln!(out, "  {}  {}{}  left {}", d.name, d.addr, on(&d.instance), d.left_at);
             }
         }
         out
     }
+}
+
+/// `  on NAME` after an address, in a cluster.
+fn on(instance: &Option<String>) -> String {
+    instance.as_ref().map_or_else(String::new, |name| format!("  on {name}"))
 }
 
 impl Status {
@@ -299,15 +325,27 @@ impl Status {
                     "connected_at": s.connected_at,
                     "idle_secs": s.idle_secs,
                     "activity": s.activity.describe(),
+                    "instance": s.instance,
                 })
             })
             .collect();
-        let departed: Vec<_> =
-            self.departed.iter().map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at })).collect();
+        let departed: Vec<_> = self
+            .departed
+            .iter()
+            .map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at, "instance": d.instance }))
+            .collect();
         let web: Vec<_> = self
             .web
             .iter()
-            .map(|s| json!({ "name": s.name, "address": s.addr, "idle_secs": s.idle_secs, "activity": s.activity.describe() }))
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "address": s.addr,
+                    "idle_secs": s.idle_secs,
+                    "activity": s.activity.describe(),
+                    "instance": s.instance,
+                })
+            })
             .collect();
         json!({
             "uptime_secs": self.uptime_secs,
@@ -337,6 +375,7 @@ mod tests {
                     connected_at: "2026-11-21T09:00:00Z".into(),
                     idle_secs: 3723,
                     activity: Activity::Get { file: "big file=1.iso".into(), size: 1000, done: 410 },
+                    instance: None,
                 },
                 SessionStatus {
                     name: "Client02".into(),
@@ -345,12 +384,14 @@ mod tests {
                     connected_at: "2026-11-21T09:01:00+01:00".into(),
                     idle_secs: 7,
                     activity: Activity::Command("list my docs".into()),
+                    instance: None,
                 },
             ],
             departed: vec![Departure {
                 name: "Client01".into(),
                 addr: "127.0.0.1:4999".into(),
                 left_at: "2026-11-21T08:59:00Z".into(),
+                instance: None,
             }],
             web: vec![SessionStatus {
                 name: "web".into(),
@@ -359,6 +400,7 @@ mod tests {
                 connected_at: "2026-11-21T09:02:00Z".into(),
                 idle_secs: 0,
                 activity: Activity::Get { file: "photo.jpg".into(), size: 200, done: 50 },
+                instance: None,
             }],
         }
     }
@@ -409,5 +451,19 @@ mod tests {
              web connections 1\n  web  192.168.2.7:51000  idle 0s  get photo.jpg 25%\n\
              recently left\n  Client01  127.0.0.1:4999  left 2026-11-21T08:59:00Z\n"
         );
+    }
+
+    #[test]
+    fn in_a_cluster_each_entry_names_its_instance() {
+        let mut status = sample();
+        status.sessions[0].instance = Some("b 2".into());
+        status.departed[0].instance = Some("a".into());
+        let encoded = status.encode();
+        assert!(encoded.contains(" instance=b%202\n"), "{encoded}");
+        assert_eq!(Status::parse(&encoded).unwrap(), status);
+        let text = status.render();
+        assert!(text.contains("  on b 2  connected "), "{text}");
+        assert_eq!(status.to_json()["sessions"][0]["instance"], "b 2");
+        assert!(status.to_json()["sessions"][1]["instance"].is_null());
     }
 }

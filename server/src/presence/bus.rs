@@ -56,6 +56,9 @@ pub trait Bus: Send + Sync {
 
     /// What the other instances hold now.
     fn elsewhere(&self) -> Elsewhere;
+
+    /// This instance's name in `status`, when there are others.
+    fn instance(&self) -> Option<String>;
 }
 
 /// A server with no other instance: notices are delivered at once, names
@@ -76,5 +79,9 @@ impl Bus for Alone {
 
     fn elsewhere(&self) -> Elsewhere {
         Elsewhere::default()
+    }
+
+    fn instance(&self) -> Option<String> {
+        None
     }
 }

@@ -224,6 +224,7 @@ impl Presence {
     pub fn local_status(&self, me: u64) -> Status {
         let inner = self.inner.lock();
         let rfc3339 = |t: &DateTime<Local>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let instance = self.bus.instance();
         let show = |s: &Arc<SessionInfo>, name: String| SessionStatus {
             name,
             you: s.id == me,
@@ -231,6 +232,7 @@ impl Presence {
             connected_at: rfc3339(&s.connected_at),
             idle_secs: s.clock.idle_for().as_secs(),
             activity: if s.is_placed() { s.clock.activity() } else { Activity::Command("logging in".into()) },
+            instance: instance.clone(),
         };
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
         let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());
@@ -239,7 +241,12 @@ impl Presence {
             .departed
             .iter()
             .rev()
-            .map(|d| Departure { name: d.name.clone(), addr: d.addr.to_string(), left_at: rfc3339(&d.left_at) })
+            .map(|d| Departure {
+                name: d.name.clone(),
+                addr: d.addr.to_string(),
+                left_at: rfc3339(&d.left_at),
+                instance: instance.clone(),
+            })
             .collect();
         Status {
             uptime_secs: self.started.elapsed().as_secs(),
@@ -409,6 +416,9 @@ mod tests {
             Ok(())
         }
         fn release_name(&self, _id: u64, _name: &str) {}
+        fn instance(&self) -> Option<String> {
+            Some("a".into())
+        }
         fn elsewhere(&self) -> Elsewhere {
             let carol = SessionStatus {
                 name: "carol".into(),
@@ -417,9 +427,14 @@ mod tests {
                 connected_at: "2026-12-05T00:00:00Z".into(),
                 idle_secs: 0,
                 activity: Activity::Idle,
+                instance: Some("b".into()),
             };
-            let dave =
-                Departure { name: "dave".into(), addr: "10.0.0.8:4000".into(), left_at: "2000-01-01T00:00:00Z".into() };
+            let dave = Departure {
+                name: "dave".into(),
+                addr: "10.0.0.8:4000".into(),
+                left_at: "2000-01-01T00:00:00Z".into(),
+                instance: Some("b".into()),
+            };
             Elsewhere { clients: 1, sessions: vec![carol], web: Vec::new(), departed: vec![dave] }
         }
     }
@@ -442,6 +457,7 @@ mod tests {
 
         let status = presence.status(first.id);
         assert_eq!(status.clients, 3);
+        assert_eq!(status.sessions[0].instance.as_deref(), Some("a"), "sessions here are named as this instance's");
         assert_eq!(
             status.sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["Client01", "Client02", "carol"]

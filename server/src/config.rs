@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::{Accounts, PasswordChecks, Penalties};
+use crate::cluster::Cluster;
 use crate::presence::Presence;
 use crate::proxy::Balancers;
 use crate::repo::Repo;
@@ -50,6 +51,9 @@ pub struct Config {
     /// `--proxy-protocol --proxy-from`: the balancers whose connections
     /// begin with a PROXY header naming the real client.
     pub proxy: Option<Balancers>,
+    /// `--cluster`: the instances sharing one Redis act as one server (one
+    /// session cap, one status, one chat).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             login_delay: Duration::from_millis(500),
             max_startups: 10,
             proxy: None,
+            cluster: None,
         }
     }
 }
@@ -130,7 +135,14 @@ impl Shared {
     /// # Errors
     /// With accounts, when the password-checking threads cannot be started.
     pub fn new(config: Config, repo: Repo) -> std::io::Result<Shared> {
-        let (presence, penalties) = (Arc::new(Presence::new(config.max_clients)), Penalties::new(config.login_delay));
+        let presence = Arc::new(match &config.cluster {
+            Some(cluster) => Presence::with_bus(config.max_clients, cluster.bus()),
+            None => Presence::new(config.max_clients),
+        });
+        if let Some(cluster) = &config.cluster {
+            cluster.attach(&presence);
+        }
+        let penalties = Penalties::new(config.login_delay);
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let password_checks = config.accounts.as_ref().map(|_| PasswordChecks::new(cores)).transpose()?;
         let startups = Caps::new(config.max_startups, STARTUPS_PER_ADDRESS);

@@ -54,6 +54,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;

@@ -43,7 +43,10 @@ impl Server {
     /// When the pool's spawner thread cannot be started, or uploads are
     /// allowed and the share's `.uploads/` folder cannot be prepared.
     pub fn new(listener: TcpListener, repo: Repo, config: Config) -> io::Result<Server> {
-        let sessions = Arc::new(Caps::new(config.max_clients, config.max_per_ip));
+        let sessions: Arc<dyn Cap> = match &config.cluster {
+            Some(cluster) => cluster.session_cap(config.max_clients, config.max_per_ip),
+            None => Arc::new(Caps::new(config.max_clients, config.max_per_ip)),
+        };
         Server::with_session_cap(listener, repo, config, sessions)
     }
 
@@ -141,6 +144,9 @@ impl Server {
             }
         }
         drop(pool);
+        if let Some(cluster) = &shared.config.cluster {
+            cluster.stop();
+        }
         tracing::info!("stopped");
     }
 
@@ -252,7 +258,7 @@ enum Denial {
 impl From<Over> for Denial {
     fn from(over: Over) -> Denial {
         match over {
-            Over::Full => Denial::Full,
+            Over::Full | Over::Unavailable => Denial::Full,
             Over::PerAddress(_) => Denial::PerAddress,
         }
     }

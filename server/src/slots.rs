@@ -110,6 +110,9 @@ pub enum Over {
     Full,
     /// The address holds its share already (the limit).
     PerAddress(usize),
+    /// The cap is kept elsewhere (a cluster's store), cannot be reached,
+    /// and admissions are not to go on without it (`--cluster-strict`).
+    Unavailable,
 }
 
 impl Over {
@@ -121,6 +124,7 @@ impl Over {
             Over::PerAddress(limit) => {
                 format!("too many connections from {} (at most {limit} per address)", addr.ip().to_canonical())
             }
+            Over::Unavailable => "the cluster's shared state cannot be reached; try again shortly".into(),
         }
     }
 }

@@ -9,10 +9,12 @@ use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
+use file_server::cluster::{Cluster, Settings as ClusterSettings};
 use file_server::http::HttpLimits;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
 use file_server::proxy::Balancers;
@@ -119,6 +121,23 @@ struct Args {
     /// the connection.
     #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
     proxy_from: Vec<file_server::proxy::Cidr>,
+    /// Act as one server with every instance on this Redis (one --max-clients
+    /// and --max-per-ip, one status, one chat): redis://HOST:PORT[/DB].
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// With --cluster: this instance's name in status (default HOST:PORT).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    instance: Option<String>,
+    /// With --cluster: seconds what an instance holds in Redis outlives it
+    /// if it dies (its places, its name in status); it renews them four
+    /// times as often.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "cluster",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    cluster_expiry: u64,
+    /// With --cluster: refuse new sessions (503) while Redis cannot be
+    /// reached, rather than admit a local share of --max-clients.
+    #[arg(long, requires = "cluster")]
+    cluster_strict: bool,
     /// Accounts file (made with `file-server adduser`): sessions must log in,
     /// and have write rights to change files. Needs --tls.
     #[arg(long, value_name = "FILE")]
@@ -292,6 +311,24 @@ const FILES_PER_DOOR_CONNECTION: u64 = 2;
 /// every door can be full at once (`max_clients` sessions, and the web
 /// side's and TFTP's own caps): a cap the system cannot honour is refused
 /// now, not discovered by the client who finds it.
+/// `--cluster`: this instance's membership, named `--instance` or HOST:PORT.
+fn cluster(args: &Args, listener: &TcpListener) -> Result<Option<Arc<Cluster>>, StartError> {
+    let Some(url) = &args.cluster else { return Ok(None) };
+    let port = listener.local_addr().map_err(|e| StartError::Failed(e.to_string()))?.port();
+    let host = || rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let instance = args.instance.clone().unwrap_or_else(|| format!("{}:{port}", host()));
+    if instance.is_empty() || instance.contains(char::is_whitespace) {
+        return Err(StartError::Usage(format!("--instance '{instance}': a name without spaces, please")));
+    }
+    let settings = ClusterSettings {
+        url: url.clone(),
+        instance,
+        expiry: Duration::from_secs(args.cluster_expiry),
+        strict: args.cluster_strict,
+    };
+    Cluster::new(settings).map(Some).map_err(StartError::Usage)
+}
+
 fn check_capacity(args: &Args) -> Result<(), StartError> {
     let max_clients = u64::from(args.max_clients);
     // Connections being set up run on session threads too.
@@ -458,6 +495,7 @@ fn run(args: Args) -> Result<(), StartError> {
         login_delay: Duration::from_secs_f64(args.login_delay),
         max_startups: args.max_startups as usize,
         proxy: args.proxy_protocol.then(|| Balancers::new(args.proxy_from.clone())),
+        cluster: cluster(&args, &listener)?,
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let web = http_listener.map(|listener| WebDoor {

@@ -59,6 +59,14 @@ pub trait Bus: Send + Sync {
 
     /// This instance's name in `status`, when there are others.
     fn instance(&self) -> Option<String>;
+
+    /// The name a new session (local number `id`) has until it picks one:
+    /// `ClientNN`, unique among every instance's (names of that form are
+    /// reserved: nobody can pick one).
+    fn session_name(&self, id: u64) -> String;
+
+    /// A session here has left: for the others' `recently left`.
+    fn departed(&self, departure: &Departure);
 }
 
 /// A server with no other instance: notices are delivered at once, names
@@ -84,4 +92,10 @@ impl Bus for Alone {
     fn instance(&self) -> Option<String> {
         None
     }
+
+    fn session_name(&self, id: u64) -> String {
+        format!("Client{id:02}")
+    }
+
+    fn departed(&self, _departure: &Departure) {}
 }

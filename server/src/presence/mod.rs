@@ -51,6 +51,17 @@ struct Departed {
     left_at: DateTime<Local>,
 }
 
+impl Departed {
+    fn to_status(&self, instance: Option<String>) -> Departure {
+        Departure {
+            name: self.name.clone(),
+            addr: self.addr.to_string(),
+            left_at: self.left_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            instance,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     sessions: BTreeMap<u64, Arc<SessionInfo>>,
@@ -149,7 +160,7 @@ impl Presence {
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        let name = format!("Client{id:02}");
+        let name = self.bus.session_name(id);
         let info = Arc::new(SessionInfo::new(id, name.clone(), addr, self.started, closer, events));
         inner.sessions.insert(id, Arc::clone(&info));
         let online = self.online(&inner);
@@ -237,17 +248,7 @@ impl Presence {
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
         let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());
         let web = inner.web.values().map(|s| show(s, web_name(s))).collect();
-        let departed = inner
-            .departed
-            .iter()
-            .rev()
-            .map(|d| Departure {
-                name: d.name.clone(),
-                addr: d.addr.to_string(),
-                left_at: rfc3339(&d.left_at),
-                instance: instance.clone(),
-            })
-            .collect();
+        let departed = inner.departed.iter().rev().map(|d| d.to_status(instance.clone())).collect();
         Status {
             uptime_secs: self.started.elapsed().as_secs(),
             clients: inner.sessions.values().filter(|s| s.is_placed()).count() as u64,
@@ -312,7 +313,9 @@ impl Drop for Registration {
             .with("name", &name)
             .with("online", online);
         presence.announce(&inner, self.info.id, online, left);
-        inner.departed.push_back(Departed { name, addr: self.info.addr, left_at: Local::now() });
+        let departed = Departed { name, addr: self.info.addr, left_at: Local::now() };
+        presence.bus.departed(&departed.to_status(presence.bus.instance()));
+        inner.departed.push_back(departed);
         while inner.departed.len() > RECENT_DEPARTURES {
             inner.departed.pop_front();
         }
@@ -419,6 +422,12 @@ mod tests {
         fn instance(&self) -> Option<String> {
             Some("a".into())
         }
+        fn session_name(&self, id: u64) -> String {
+            format!("Client{:02}", id + 40)
+        }
+        fn departed(&self, departure: &Departure) {
+            self.published.lock().push((0, format!("departed {}", departure.name)));
+        }
         fn elsewhere(&self) -> Elsewhere {
             let carol = SessionStatus {
                 name: "carol".into(),
@@ -446,7 +455,7 @@ mod tests {
         let (first, first_events) = join(&presence, 1000);
         let (second, second_events) = join(&presence, 1001);
         assert_eq!(first_events.try_iter().count(), 0, "nothing delivered before the bus hands it back");
-        assert_eq!(bus.published.lock().last().unwrap(), &(second.id, "Client02 joined (3 online)\n".into()));
+        assert_eq!(bus.published.lock().last().unwrap(), &(second.id, "Client42 joined (3 online)\n".into()));
 
         assert_eq!(presence.rename(first.id, "CAROL"), Err(NameTaken("CAROL".into())), "taken on another instance");
         assert_eq!(presence.broadcast_from(first.id, Event::notice("hi")), 2, "one here, one elsewhere");
@@ -460,11 +469,12 @@ mod tests {
         assert_eq!(status.sessions[0].instance.as_deref(), Some("a"), "sessions here are named as this instance's");
         assert_eq!(
             status.sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["Client01", "Client02", "carol"]
+            ["Client41", "Client42", "carol"]
         );
         drop(second);
         let departed: Vec<_> = presence.status(first.id).departed.into_iter().map(|d| d.name).collect();
-        assert_eq!(departed, ["Client02", "dave"], "most recent first, across instances");
+        assert_eq!(departed, ["Client42", "dave"], "most recent first, across instances");
+        assert_eq!(bus.published.lock().last().unwrap().1, "departed Client42", "the others are told");
     }
 
     #[test]

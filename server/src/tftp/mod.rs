@@ -131,6 +131,9 @@ impl TftpServer {
                 let why = format!("too many transfers from your address (at most {limit})");
                 return send(&self.socket, peer, &error(ErrorCode::Undefined, &why));
             }
+            Err(over @ Over::Unavailable) => {
+                return send(&self.socket, peer, &error(ErrorCode::Undefined, &over.message(peer)));
+            }
         };
         let local = self.socket.local_addr().map(|a| SocketAddr::new(a.ip(), 0));
         let (shared, unheard_limit) = (Arc::clone(&self.shared), self.unheard_limit);

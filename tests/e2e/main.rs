@@ -15,6 +15,7 @@ mod chat_client;
 mod client_batch;
 mod client_edges;
 mod client_ux;
+mod cluster;
 mod commands;
 mod hostile;
 mod hostile_server;

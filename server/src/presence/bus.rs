@@ -57,6 +57,12 @@ pub trait Bus: Send + Sync {
     /// What the other instances hold now.
     fn elsewhere(&self) -> Elsewhere;
 
+    /// Sessions online in all, `here` of them on this instance: for the
+    /// count presence notices carry.
+    fn online(&self, here: usize) -> usize {
+        here + self.elsewhere().sessions.len()
+    }
+
     /// This instance's name in `status`, when there are others.
     fn instance(&self) -> Option<String>;
 

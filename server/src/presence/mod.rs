@@ -129,7 +129,7 @@ impl Presence {
 
     /// Sessions online here and elsewhere.
     fn online(&self, inner: &Inner) -> usize {
-        inner.sessions.len() + self.bus.elsewhere().sessions.len()
+        self.bus.online(inner.sessions.len())
     }
 
     /// Queues a notice the bus hands back (from session `from` of this

@@ -80,7 +80,8 @@ impl Repo {
 
     /// Renames `from` to `to` inside the share. Without `replace`, an
     /// existing `to` is never replaced (`renameat2` with `RENAME_NOREPLACE`,
-    /// so no check-then-act race); with it, a file there is replaced
+    /// so no check-then-act race; on a file system that refuses the flag,
+    /// see [`move_without_replacing`]); with it, a file there is replaced
     /// atomically.
     ///
     /// # Errors
@@ -102,7 +103,12 @@ impl Repo {
         // The last components are plain names in folders opened through the
         // sandbox: the rename cannot reach outside it.
         let flags = if replace { rustix::fs::RenameFlags::empty() } else { rustix::fs::RenameFlags::NOREPLACE };
-        rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, flags).map_err(|e| {
+        let moved = match rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, flags) {
+            // NFS and GlusterFS refuse the flag: the same without it.
+            Err(rustix::io::Errno::INVAL) if !replace => move_without_replacing(&from_dir, from_name, &to_dir, to_name),
+            moved => moved,
+        };
+        moved.map_err(|e| {
             let err = io::Error::from(e);
             if err.kind() == io::ErrorKind::NotFound && self.root.symlink_metadata(from.as_relative()).is_ok() {
                 RepoError::from_io(err, &to.parent(), "no folder")
@@ -112,5 +118,61 @@ impl Repo {
                 RepoError::from_io(err, from, "cannot move")
             }
         })
+    }
+}
+
+/// A rename that never replaces `to`, for file systems that refuse
+/// `RENAME_NOREPLACE` (NFS, GlusterFS answer `EINVAL`): a file is hard-linked
+/// under its new name (which fails if the name exists, atomically, on every
+/// file system) and then unlinked under its old one; a folder, which cannot
+/// be linked, is renamed if nothing has its new name (a rename onto an empty
+/// folder would replace it: the check is as close to the rename as it can be).
+///
+/// # Errors
+/// `EEXIST` when `to` exists; what `linkat`, `unlinkat` or `renameat` say.
+pub(crate) fn move_without_replacing(
+    from_dir: &cap_std::fs::Dir,
+    from: &str,
+    to_dir: &cap_std::fs::Dir,
+    to: &str,
+) -> rustix::io::Result<()> {
+    use rustix::fs::{linkat, renameat, statat, unlinkat, AtFlags};
+    match linkat(from_dir, from, to_dir, to, AtFlags::empty()) {
+        Ok(()) => unlinkat(from_dir, from, AtFlags::empty()),
+        // A folder (EPERM on Linux), or links not supported at all.
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP) => {
+            match statat(to_dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => Err(rustix::io::Errno::EXIST),
+                Err(rustix::io::Errno::NOENT) => renameat(from_dir, from, to_dir, to),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::move_without_replacing;
+    use cap_std::ambient_authority;
+    use cap_std::fs::Dir;
+
+    #[test]
+    fn without_the_flag_files_and_folders_move_and_nothing_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        dir.write("a.txt", b"a").unwrap();
+        dir.write("b.txt", b"b").unwrap();
+        assert_eq!(move_without_replacing(&dir, "a.txt", &dir, "b.txt"), Err(rustix::io::Errno::EXIST));
+        assert_eq!((dir.read("a.txt").unwrap(), dir.read("b.txt").unwrap()), (b"a".to_vec(), b"b".to_vec()));
+        move_without_replacing(&dir, "a.txt", &dir, "c.txt").unwrap();
+        assert_eq!(dir.read("c.txt").unwrap(), b"a");
+        assert!(!dir.exists("a.txt"));
+
+        dir.create_dir("folder").unwrap();
+        dir.create_dir("empty").unwrap();
+        assert_eq!(move_without_replacing(&dir, "folder", &dir, "empty"), Err(rustix::io::Errno::EXIST));
+        move_without_replacing(&dir, "folder", &dir, "moved").unwrap();
+        assert!(dir.is_dir("moved") && !dir.exists("folder") && dir.is_dir("empty"));
     }
 }

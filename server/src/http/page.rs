@@ -194,8 +194,8 @@ document.addEventListener("click", e => {
 pub fn status_page() -> String {
     let body = r#"<nav><a href="/">share</a> · status</nav>
 <p id="summary">loading…</p>
-<table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="sessions"></tbody></table>
-<h3>web</h3><table><thead><tr><th>name</th><th>address</th><th>idle</th><th>doing</th></tr></thead><tbody id="web"></tbody></table>
+<table><thead><tr><th>name</th><th>address</th><th>on</th><th>idle</th><th>doing</th></tr></thead><tbody id="sessions"></tbody></table>
+<h3>web</h3><table><thead><tr><th>name</th><th>address</th><th>on</th><th>idle</th><th>doing</th></tr></thead><tbody id="web"></tbody></table>
 <h3>recently left</h3><ul id="left"></ul>
 <script src="/.status.js"></script>
 "#;
@@ -211,7 +211,7 @@ async function refresh() {
       `up ${s.uptime_secs}s · ${s.clients} of ${s.max_clients} clients`;
     const row = x => {
       const tr = document.createElement("tr");
-      tr.append(cell(x.name), cell(x.address), cell(x.idle_secs + "s"), cell(x.activity));
+      tr.append(cell(x.name), cell(x.address), cell(x.instance ?? ""), cell(x.idle_secs + "s"), cell(x.activity));
       return tr;
     };
     document.getElementById("sessions").replaceChildren(...s.sessions.map(row));

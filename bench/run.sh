@@ -306,3 +306,6 @@ RUNS=$RUNS BASE_PORT=$((BASE_PORT + 300)) bash bench/http.sh
 
 # TFTP next to tftpd-hpa: its own script too.
 RUNS=$RUNS BASE_PORT=$((BASE_PORT + 400)) bash bench/tftp.sh
+
+# Several instances on Redis behind HAProxy, beside one direct: its own script too.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 500)) bash bench/cluster.sh

@@ -25,6 +25,10 @@
 //!   and per account) and the threads passwords are checked on.
 //! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
 //!   and kept in the state folder) and its fingerprint.
+//! - [`proxy`]: `--proxy-protocol`: the real client behind a balancer, from
+//!   its PROXY header (v1 or v2); forged headers refused.
+//! - [`cluster`]: `--cluster`: several instances as one server on Redis,
+//!   through the [`slots::Cap`] and [`presence::Bus`] seams.
 //! - [`slots`]: the caps every door admits against ([`slots::Caps`]: a
 //!   total and a per-address share), as RAII slot tokens.
 //! - [`logs`]: log lines a peer could make happen many times a second,

@@ -59,9 +59,9 @@ impl Bus for ClusterBus {
             return Delivery::Now(notice);
         }
         let changes_status = changes_status(&notice);
-        match self.cluster.outbox.send(Outgoing { from, notice, changes_status }) {
+        match self.cluster.outbox.send(Outgoing::Notice { from, notice: Notice::clone(&notice), changes_status }) {
             Ok(()) => Delivery::Later,
-            Err(lost) => Delivery::Now(lost.0.notice),
+            Err(_) => Delivery::Now(notice),
         }
     }
 

@@ -63,12 +63,19 @@ pub struct Settings {
     pub strict: bool,
 }
 
-/// A notice on its way to the channel.
-struct Outgoing {
-    from: u64,
-    notice: Notice,
-    /// An arrival, a departure or a rename: the snapshot goes first.
-    changes_status: bool,
+/// What the publisher thread has to do, in order.
+enum Outgoing {
+    /// A notice for the channel.
+    Notice {
+        from: u64,
+        notice: Notice,
+        /// An arrival, a departure or a rename: the snapshot goes first.
+        changes_status: bool,
+    },
+    /// A notice for this instance's sessions alone (about the cluster
+    /// itself): delivered by the publisher, never under the list's lock,
+    /// which the call that noticed the change may hold.
+    Local(Notice),
 }
 
 /// The places this instance holds (the session cap's), for renewal and for
@@ -194,11 +201,9 @@ impl Cluster {
         }
     }
 
-    /// A notice to every local session, from no one.
+    /// A notice to every local session, from no one (queued: see [`Outgoing::Local`]).
     fn tell_everyone(&self, text: &str) {
-        if let Some(presence) = self.presence.get().and_then(Weak::upgrade) {
-            presence.deliver(0, &Notice::new(Event::notice(text).with("event", "cluster")));
-        }
+        let _ = self.outbox.send(Outgoing::Local(Notice::new(Event::notice(text).with("event", "cluster"))));
     }
 
     /// Runs a Redis call while up; a failure takes the instance down.
@@ -226,26 +231,32 @@ impl Cluster {
             }
             let wait = next_beat.saturating_duration_since(Instant::now()).min(Duration::from_millis(250));
             match self.outbox_rx.recv_timeout(wait) {
-                Ok(outgoing) => self.send(outgoing),
+                Ok(Outgoing::Notice { from, notice, changes_status }) => self.send(from, notice, changes_status),
+                Ok(Outgoing::Local(notice)) => self.deliver(0, &notice),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }
 
-    /// One notice to the channel: `INSTANCE FROM FIELDS...\nTEXT`. When it
-    /// cannot go, the local sessions still get it.
-    fn send(&self, outgoing: Outgoing) {
-        if outgoing.changes_status {
+    /// One notice to the channel: `INSTANCE FROM FIELDS...`, a line end,
+    /// `TEXT`. When it cannot go, the local sessions still get it.
+    fn send(&self, from: u64, notice: Notice, changes_status: bool) {
+        if changes_status {
             self.write_snapshot();
         }
-        let message = bus::encode(&self.settings.instance, outgoing.from, &outgoing.notice);
+        let message = bus::encode(&self.settings.instance, from, &notice);
         let sent =
             self.call(|store| store.run(|c| redis::cmd("PUBLISH").arg(store::EVENTS).arg(&message).query::<i64>(c)));
         if sent.is_none() {
-            if let Some(presence) = self.presence.get().and_then(Weak::upgrade) {
-                presence.deliver(outgoing.from, &outgoing.notice);
-            }
+            self.deliver(from, &notice);
+        }
+    }
+
+    /// Hands `notice` to the local sessions (all but `from`, when it is one of them).
+    fn deliver(&self, from: u64, notice: &Notice) {
+        if let Some(presence) = self.presence.get().and_then(Weak::upgrade) {
+            presence.deliver(from, notice);
         }
     }
 
@@ -381,9 +392,7 @@ impl Cluster {
             // whoever hears of an arrival sees it in `status` at once.
             self.read_others();
         }
-        if let Some(presence) = self.presence.get().and_then(Weak::upgrade) {
-            presence.deliver(if here { from } else { 0 }, &notice);
-        }
+        self.deliver(if here { from } else { 0 }, &notice);
     }
 
     /// A place's member in the sorted sets: `INSTANCE/N`.

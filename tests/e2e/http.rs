@@ -632,3 +632,81 @@ fn a_basic_auth_brute_force_holds_no_places_and_keeps_no_one_out() {
     assert!(guesses.iter().any(|s| s.starts_with("HTTP/1.1 429")), "refused at once while penalised");
     assert!(guesses.iter().any(|s| s.starts_with("HTTP/1.1 503")), "and beyond 8 places, at once too");
 }
+
+#[test]
+fn wget_mirrors_each_file_once_and_the_views_stay_reachable() {
+    let share = Share::new();
+    share.add("a.txt", b"a\n");
+    share.add("sub/b.txt", b"b\n");
+    share.add("sub/c.txt", b"cc\n");
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        Command::new("wget").args(["-q", "-r", "-np", "-nH", &format!("{base}/")]).current_dir(dir.path()).status();
+    assert!(out.unwrap().success());
+    let mut fetched: Vec<String> = walk(dir.path());
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        ["a.txt", "index.html", "robots.txt", "sub/b.txt", "sub/c.txt", "sub/index.html"],
+        "each file and folder once: no sort orders, no archives"
+    );
+    // The views a person clicks: sorted pages and archives, under /.sort/, /.tar/, /.zip/.
+    let sorted = text(&curl(&[&format!("{base}/.sort/size-desc/sub/")]));
+    let (c, b) = (sorted.find("c.txt</a>").unwrap(), sorted.find("b.txt</a>").unwrap());
+    assert!(c < b, "largest first: {sorted}");
+    assert!(sorted.contains("href=\"/.sort/size/sub/\" rel=\"nofollow\">Size ▼"), "{sorted}");
+    assert!(sorted.contains("<p>2 entries · "), "{sorted}");
+    let top = text(&curl(&[&format!("{base}/")]));
+    assert!(top.contains("<p>2 entries · "), "{top}");
+    let one = text(&curl(&[&format!("{base}/.sort/name/sub/")]));
+    assert!(one.contains("href=\"/.tar/sub/\" rel=\"nofollow\""), "{one}");
+    let listing = Command::new("sh").arg("-c").arg(format!("curl -sf '{base}/.tar/sub/' | tar -t")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "sub/\nsub/b.txt\nsub/c.txt\n");
+    assert_eq!(head_of(&[&format!("{base}/.nothing/sub/")]).0, 404);
+}
+
+/// Every file under `root`, as paths relative to it.
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push(entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn text_comes_as_utf_8_and_one_entry_is_one_entry() {
+    let share = Share::new();
+    share.add("only/naïve café.txt", "déjà vu\n".as_bytes());
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let base = web(&server, "http");
+    let (status, headers) = head_of(&[&format!("{base}/only/na%C3%AFve%20caf%C3%A9.txt")]);
+    assert_eq!(status, 200);
+    assert!(headers.contains("content-type: text/plain; charset=utf-8"), "{headers}");
+    let page = text(&curl(&[&format!("{base}/only/")]));
+    assert!(page.contains("<p>1 entry · "), "{page}");
+}
+
+#[test]
+fn plain_http_to_the_https_port_is_told_to_use_https() {
+    let share = Share::new();
+    share.add("a.txt", b"a\n");
+    let state = tempfile::tempdir().unwrap();
+    let server =
+        ServerProcess::start(share.path(), &["--http", "0", "--tls", "--state-dir", state.path().to_str().unwrap()]);
+    let port = server.http_port.unwrap();
+    let out = curl(&["-i", &format!("http://127.0.0.1:{port}/a.txt")]);
+    let answer = text(&out);
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(answer.ends_with("400 this port speaks HTTPS: use https:// in the address\n"), "{answer}");
+    assert_eq!(text(&curl(&["-k", &format!("https://127.0.0.1:{port}/a.txt")])), "a\n", "HTTPS as ever");
+}

@@ -215,11 +215,18 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
     conn.set_nodelay();
     let local = conn.local_addr().map_or(addr.ip(), |a| a.ip());
     let limit = shared.config.line_timeout;
-    if matches!(conn, Transport::Tls(_)) {
+    if let Transport::Tls(tls) = &conn {
         // The handshake holds a place among the startups, shared with the line protocol's.
         let Ok(_startup) = shared.startup_place(addr.ip()) else {
             return conn.shutdown(std::net::Shutdown::Both);
         };
+        if speaks_plain_http(tls.socket(), limit) {
+            // As nginx does: a page the browser can show, in plain HTTP.
+            let page = Response::error(400, "this port speaks HTTPS: use https:// in the address", false).whole();
+            let _ = io::Write::write_all(&mut tls.socket(), &page);
+            tracing::debug!(%addr, "plain HTTP on the HTTPS port: told to use https://");
+            return conn.shutdown(std::net::Shutdown::Both);
+        }
         if let Err(e) = conn.handshake(Instant::now() + limit) {
             return tracing::debug!(%addr, "https handshake failed: {e}");
         }
@@ -286,6 +293,17 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
         }
     }
     conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// Whether a connection to the HTTPS port begins with a plain HTTP request
+/// (a letter, as `GET` does; a TLS handshake begins with byte 22), by
+/// looking at its first byte without taking it, waiting up to `limit`.
+fn speaks_plain_http(socket: &TcpStream, limit: Duration) -> bool {
+    let mut first = [0u8; 1];
+    let _ = socket.set_read_timeout(Some(limit));
+    let seen = matches!(socket.peek(&mut first), Ok(1)) && first[0].is_ascii_alphabetic();
+    let _ = socket.set_read_timeout(None);
+    seen
 }
 
 /// `None` when the request is for this server; else its refusal: `400` for
@@ -419,6 +437,24 @@ fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
     }
     if let Some((_, content_type, text)) = page::ASSETS.iter().find(|(name, _, _)| *name == path) {
         return Response::asset(content_type, text);
+    }
+    // Views of a folder: sorted (`/.sort/size-desc/PATH/`), or as one archive
+    // (`/.tar/PATH/`, `/.zip/PATH/`); the query forms (`PATH/?sort=size`,
+    // `PATH/?tar`) say the same.
+    if let Some((view, rest)) = path.split_once('/').filter(|(view, _)| view.starts_with('.')) {
+        let sorted;
+        let query = match view {
+            ".tar" => "tar",
+            ".zip" => "zip",
+            ".sort" => {
+                let (key, rest) = rest.split_once('/').unwrap_or((rest, ""));
+                let (key, order) = key.strip_suffix("-desc").map_or((key, ""), |k| (k, "&order=desc"));
+                sorted = format!("sort={key}{order}");
+                return folder(caller, rest.trim_end_matches('/'), &sorted);
+            }
+            _ => return Response::error(404, "no such view", true),
+        };
+        return folder(caller, rest.trim_end_matches('/'), query);
     }
     if path.is_empty() || folder_named {
         return folder(caller, path.trim_end_matches('/'), query);

@@ -34,7 +34,7 @@ pub fn href(path: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}\
 table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd}\
 td.size,th.size{text-align:right;white-space:nowrap}td.time{white-space:nowrap;color:#555}\
-a{text-decoration:none}nav{margin-bottom:.8rem;word-break:break-all}\
+a{text-decoration:none}nav{margin-bottom:.8rem;word-break:break-all}td{overflow-wrap:anywhere}\
 @media (max-width:40rem){td.time,th.time{display:none}}";
 
 fn document(title: &str, body: &str) -> String {
@@ -46,7 +46,8 @@ fn document(title: &str, body: &str) -> String {
     )
 }
 
-/// How a folder's entries are ordered: `?sort=name|size|modified&order=asc|desc`.
+/// How a folder's entries are ordered: `?sort=name|size|modified&order=asc|desc`
+/// (a `/.sort/KEY[-desc]/` view says it as `sort=KEY&order=desc`).
 fn sort(entries: &mut [&ListEntry], query: &str) -> (&'static str, bool) {
     let mut key = "name";
     let mut descending = false;
@@ -84,14 +85,17 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str, writable: boo
     crumbs.push_str(" · <a href=\"/.status\">status</a></nav>\n");
     let mut sorted: Vec<&ListEntry> = entries.iter().collect();
     let (key, descending) = sort(&mut sorted, query);
+    let folder = if path.is_empty() { String::new() } else { format!("{}/", href(path)) };
     let column = |name: &str, label: &str, class: &str| {
-        let order = if key == name && !descending { "&order=desc" } else { "" };
+        let order = if key == name && !descending { "-desc" } else { "" };
         let mark = match (key == name, descending) {
             (true, false) => " ▲",
             (true, true) => " ▼",
             _ => "",
         };
-        format!("<th class=\"{class}\"><a href=\"?sort={name}{order}\">{label}{mark}</a></th>")
+        format!(
+            "<th class=\"{class}\"><a href=\"/.sort/{name}{order}/{folder}\" rel=\"nofollow\">{label}{mark}</a></th>"
+        )
     };
     let mut rows = String::new();
     if !path.is_empty() {
@@ -124,14 +128,27 @@ pub fn folder_page(path: &str, entries: &[ListEntry], query: &str, writable: boo
     let (controls, extra_column) = if writable { (MANAGE, "<th></th>") } else { ("", "") };
     let body = format!(
         "{crumbs}{controls}<table><thead><tr>{}{}{}{extra_column}</tr></thead><tbody>\n{rows}</tbody></table>\n\
-         <p>{} entries · <a href=\"?tar\">download all (tar)</a> · <a href=\"?zip\">(zip)</a></p>\n",
+         <p>{} · <a href=\"/.tar/{folder}\" rel=\"nofollow\">download all (tar)</a> · \
+         <a href=\"/.zip/{folder}\" rel=\"nofollow\">(zip)</a></p>\n",
         column("name", "Name", "name"),
         column("size", "Size", "size"),
         column("modified", "Modified", "time"),
-        entries.len()
+        count(entries.len(), "entry", "entries")
     );
     document(&title, &body)
 }
+
+/// `1 entry`, `2 entries`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `/robots.txt`: crawlers and mirrors (`wget -r`) fetch each file and
+/// folder once, not every sort order and archive of every folder: those
+/// live under `/.sort/`, `/.tar/` and `/.zip/` (the share's own names never
+/// begin with a dot), which one prefix keeps them out of (wget reads only
+/// prefixes); the links carry `rel="nofollow"` too.
+const ROBOTS: &str = "User-agent: *\nDisallow: /.\n";
 
 /// Uploads (several files, each with its progress), a new folder, rename
 /// and delete: plain JavaScript calling `PUT`, `MKCOL`, `MOVE`, `DELETE`.
@@ -228,7 +245,8 @@ setInterval(refresh, 1000);
 "#;
 
 /// The pages' fixed assets: path (without its `/`), content type, text.
-pub const ASSETS: [(&str, &str, &str); 3] = [
+pub const ASSETS: [(&str, &str, &str); 4] = [
+    ("robots.txt", "text/plain; charset=utf-8", ROBOTS),
     (".page.css", "text/css; charset=utf-8", STYLE),
     (".manage.js", "text/javascript; charset=utf-8", MANAGE_SCRIPT),
     (".status.js", "text/javascript; charset=utf-8", STATUS_SCRIPT),

@@ -267,7 +267,7 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
     let size = download.len;
     let etag = format!("\"{}\"", download.digest);
     let modified = download.modified.map(http_date);
-    let content_type = mime_guess::from_path(&name).first_or_octet_stream().to_string();
+    let content_type = content_type(&name);
     let with_validators = |mut r: Response| {
         r = r.header("ETag", etag.clone()).header("Accept-Ranges", "bytes");
         if let Some(m) = &modified {
@@ -349,8 +349,27 @@ fn one_range(header: &str, size: u64) -> RangeAsked {
     }
 }
 
+/// A file's `Content-Type` by its name; text in UTF-8 (as a browser
+/// should read it: names and files here are UTF-8), the rest as guessed.
+pub fn content_type(name: &str) -> String {
+    let guessed = mime_guess::from_path(name).first_or_octet_stream();
+    if guessed.type_() == mime_guess::mime::TEXT && guessed.get_param("charset").is_none() {
+        format!("{guessed}; charset=utf-8")
+    } else {
+        guessed.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_is_served_as_utf_8() {
+        assert_eq!(super::content_type("notes.txt"), "text/plain; charset=utf-8");
+        assert_eq!(super::content_type("page.html"), "text/html; charset=utf-8");
+        assert_eq!(super::content_type("photo.jpg"), "image/jpeg");
+        assert_eq!(super::content_type("no-extension"), "application/octet-stream");
+    }
+
     use super::*;
 
     #[test]

@@ -469,9 +469,10 @@ impl Replies {
                 (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason))
             }
             Outcome::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
-            Outcome::Receive(_) | Outcome::Plain(_) => {
+            Outcome::Receive(_) | Outcome::Plain(_) | Outcome::Described(_) => {
                 // Only the session loop reads an upload's bytes (it takes this
-                // reply before it gets here); plain reads are other doors'.
+                // reply before it gets here); plain reads and descriptions
+                // are other doors'.
                 let refusal = Refusal::new(Code::Internal, "this reply cannot be sent on the line protocol");
                 (ok(refusal.header(), b""), Next::Close("internal error"))
             }

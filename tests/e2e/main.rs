@@ -27,3 +27,4 @@ mod tftp;
 mod tls;
 mod trees;
 mod uploads;
+mod webdav;

@@ -26,6 +26,28 @@ pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Outcome<'a>, Refusa
     Ok(Outcome::Listing(caller.shared.repo.list(&path)?))
 }
 
+/// A description of `path` and, with `children`, of what is in it when it
+/// is a folder ([`super::Op::Describe`], WebDAV's `PROPFIND`): each entry
+/// with its BLAKE3 when that is known without reading the file.
+pub fn describe<'a>(caller: Caller<'_, '_>, path: &str, children: bool) -> Result<Outcome<'a>, Refusal> {
+    let path = RemotePath::parse(path).map_err(|e| Refusal::bad_name(&e, path))?;
+    let repo = &caller.shared.repo;
+    let known = |p: &RemotePath, e: &common::ListEntry| match e.kind {
+        common::ListEntryKind::File => repo.known_digest(p),
+        common::ListEntryKind::Dir => None,
+    };
+    let entry = repo.stat(&path)?;
+    let mut described = vec![(known(&path, &entry), entry)];
+    if children && described[0].1.kind == common::ListEntryKind::Dir {
+        for child in repo.list(&path)? {
+            let child_path = RemotePath::parse(&format!("{path}/{}", child.name)).ok();
+            let digest = child_path.and_then(|p| known(&p, &child));
+            described.push((digest, child));
+        }
+    }
+    Ok(Outcome::Described(described))
+}
+
 /// One folder of a tree being archived ([`super::Op::ArchiveFolder`]):
 /// what `list` shows, less folders reached through a symbolic link, so a
 /// walk of the tree never loops.

@@ -55,6 +55,28 @@ pub fn rename<'a>(caller: Caller<'_, '_>, from: &str, to: &str, replace: bool) -
     Ok(changed(caller, format!("moved '{}' to '{}'", escape(&from.to_string()), escape(&to.to_string()))))
 }
 
+/// A copy ([`super::Op::Copy`], WebDAV's `COPY`): a file, or a folder with
+/// (`recursive`) or without what is in it; `replace` an existing `to`. The
+/// reply says whether `to` existed (`replaced=yes`).
+pub fn copy<'a>(
+    caller: Caller<'_, '_>,
+    from: &str,
+    to: &str,
+    recursive: bool,
+    replace: bool,
+) -> Result<Outcome<'a>, Refusal> {
+    writes_allowed(caller)?;
+    let (from, to) = (name_below_root(from)?, name_below_root(to)?);
+    let replaced = caller.shared.repo.copy(&from, &to, recursive, replace)?;
+    let Outcome::Ok { body, .. } =
+        changed(caller, format!("copied '{}' to '{}'", escape(&from.to_string()), escape(&to.to_string())))
+    else {
+        unreachable!("changed is a text reply")
+    };
+    let fields = vec![("replaced".to_string(), if replaced { "yes" } else { "no" }.to_string())];
+    Ok(Outcome::Ok { fields, body })
+}
+
 /// `hash <name>`: `<blake3 hex>  <name>`, the line `b3sum` prints, so the
 /// file can be checked with a tool the user has.
 pub fn hash<'a>(caller: Caller<'_, '_>, name: &str) -> Result<Outcome<'a>, Refusal> {

@@ -52,6 +52,25 @@ pub enum Op {
         /// The share path.
         name: String,
     },
+    /// What a path is (and, with `children`, what a folder holds), with the
+    /// hashes known without reading: WebDAV's `PROPFIND`. `list`'s rights.
+    Describe {
+        /// The share path ("" for the top).
+        path: String,
+        /// A folder's entries too.
+        children: bool,
+    },
+    /// A copy of a file or folder: WebDAV's `COPY`. `mv`'s rights.
+    Copy {
+        /// What is copied.
+        from: String,
+        /// Its new name.
+        to: String,
+        /// A folder with all in it (else an empty folder).
+        recursive: bool,
+        /// An existing `to` goes first.
+        replace: bool,
+    },
 }
 
 impl From<Request> for Op {
@@ -126,6 +145,9 @@ pub enum Outcome<'a> {
     },
     /// A file's bytes without a hash ([`Op::ReadPlain`]).
     Plain(PlainFile),
+    /// A path's entry, then (a folder's, when asked) its children's, each
+    /// with its hash when known ([`Op::Describe`]).
+    Described(Vec<(Option<common::Digest>, ListEntry)>),
     /// A refusal, then the session ends for `reason` (too many failed logins).
     Ended {
         /// What the client is told.
@@ -218,6 +240,12 @@ pub fn apply<'a>(op: impl Into<Op>, caller: Caller<'a, '_>) -> Outcome<'a> {
         Op::ReadPlain(name) => return files::open_plain(caller, &name).unwrap_or_else(Outcome::Refused),
         Op::ArchiveFolder(dir) => return files::archive_folder(caller, &dir).unwrap_or_else(Outcome::Refused),
         Op::Upload { announced, name } => return files::put(caller, announced, &name).unwrap_or_else(Outcome::Refused),
+        Op::Describe { path, children } => {
+            return files::describe(caller, &path, children).unwrap_or_else(Outcome::Refused)
+        }
+        Op::Copy { from, to, recursive, replace } => {
+            return manage::copy(caller, &from, &to, recursive, replace).unwrap_or_else(Outcome::Refused)
+        }
     };
     let outcome = match request {
         Request::Status => Ok(people::status(caller)),

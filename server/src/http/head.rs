@@ -36,6 +36,13 @@ impl Head {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a header that may come on several lines, joined by
+    /// `sep` (`If:` lists, which clients such as neon split over lines).
+    pub fn header_joined(&self, name: &str, sep: &str) -> Option<String> {
+        let values: Vec<&str> = self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
+        (!values.is_empty()).then(|| values.join(sep))
+    }
+
     /// The host the request is for: an absolute-form target's authority,
     /// else the `Host` header.
     pub fn host(&self) -> Option<&str> {

@@ -16,12 +16,14 @@
 //! # Layout
 //! - this file: [`HttpServer`], the accept loop and one connection's requests.
 //! - [`archive`]: a folder as one `?tar` or `?zip`, streamed.
+//! - [`dav`]: WebDAV (classes 1 and 2): properties, copies, locks.
 //! - [`head`]: reading a request head with limits, and its framing checks.
 //! - [`host`]: which `Host` names a request may give.
 //! - [`page`]: the HTML pages (a folder, the live status).
 //! - [`respond`]: the responses: files with their headers and ranges, pages, errors.
 
 pub mod archive;
+pub mod dav;
 pub mod head;
 pub mod host;
 pub mod page;
@@ -40,6 +42,7 @@ use crate::config::Shared;
 use crate::proxy::Arrival;
 use crate::slots::{Cap, Caps, Over, Place};
 use common::transport::Transport;
+use dav::locks::Locks;
 use head::{read_head, Head, HeadRead};
 use host::Hosts;
 use respond::Response;
@@ -62,6 +65,7 @@ pub struct HttpServer {
     places: Caps,
     hosts: Arc<Hosts>,
     busy: Arc<Busy>,
+    locks: Arc<Locks>,
     keep_alive: Duration,
 }
 
@@ -124,6 +128,7 @@ impl HttpServer {
             places: Caps::new(limits.max_connections, limits.max_per_ip),
             hosts: Arc::new(Hosts::new(&limits.hosts)),
             busy: Arc::new(Busy::default()),
+            locks: Arc::new(Locks::default()),
             keep_alive: limits.keep_alive,
         }
     }
@@ -191,11 +196,11 @@ impl HttpServer {
             }
         };
         let (shared, busy, hosts) = (Arc::clone(&self.shared), Arc::clone(&self.busy), Arc::clone(&self.hosts));
-        let keep_alive = self.keep_alive;
+        let (locks, keep_alive) = (Arc::clone(&self.locks), self.keep_alive);
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
             // The place is given back however `serve` ends, a panic included.
             let _place: Place = place;
-            serve(transport, addr, &shared, &Door { busy: &busy, hosts: &hosts, keep_alive });
+            serve(transport, addr, &shared, &Door { busy: &busy, hosts: &hosts, locks: &locks, keep_alive });
         });
         if let Err(e) = spawned {
             tracing::warn!(%addr, "cannot start a thread for a web connection: {e}");
@@ -208,6 +213,7 @@ impl HttpServer {
 struct Door<'a> {
     busy: &'a Busy,
     hosts: &'a Hosts,
+    locks: &'a Locks,
     keep_alive: Duration,
 }
 
@@ -266,13 +272,21 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
         }
         let answering = door.busy.enter();
         let has_body = head.content_length().is_some_and(|l| l > 0) || head.header("transfer-encoding").is_some();
-        let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT");
+        let takes_xml = matches!(head.method.as_str(), "PROPFIND" | "PROPPATCH" | "LOCK");
+        let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT" || takes_xml);
         let refused = misdirected(&head, door.hosts, local).or_else(|| authorize(&head, caller, &mut verified));
         let response = match refused {
             Some(refusal) => refusal.with_keep_alive(!has_body),
-            None if head.method == "PUT" => put(&head, caller, &mut conn, &mut buf),
-            None if has_body => Response::error(413, "only PUT takes a request body", false),
-            None => handle(&head, caller),
+            None if head.method == "PUT" => put(&head, caller, door.locks, &mut conn, &mut buf),
+            None if takes_xml => match small_body(&head, caller, &mut conn, &mut buf) {
+                Ok(body) => handle(&head, caller, door.locks, &body),
+                Err(response) => response,
+            },
+            None if has_body && head.method == "MKCOL" => Response::error(415, "MKCOL takes no body here", false),
+            None if has_body => {
+                Response::error(413, "only PUT, PROPFIND, PROPPATCH and LOCK take a request body", false)
+            }
+            None => handle(&head, caller, door.locks, &[]),
         };
         let keep_alive = keep_alive && response.keeps_alive() && !shared.stopping.is_set();
         let method = head.method.clone();
@@ -325,11 +339,15 @@ fn misdirected(head: &Head, hosts: &Hosts, local: std::net::IpAddr) -> Option<Re
 /// atomically, unless `If-None-Match: *`. `Expect: 100-continue` is answered
 /// once the upload may go ahead; a refused one is not read (the connection
 /// closes).
-fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<u8>) -> Response {
+fn put(head: &Head, caller: Caller<'_, '_>, locks: &Locks, conn: &mut Transport, buf: &mut Vec<u8>) -> Response {
     let (raw_path, _) = head.target.split_once('?').unwrap_or((&head.target, ""));
     let Some(path) = decode_path(raw_path) else {
         return Response::error(400, "the path is not a plain name", false);
     };
+    let target = dav::Target { head, caller, locks, path: &path };
+    if let Some(refusal) = dav::precondition(&target, false) {
+        return refusal.with_keep_alive(false);
+    }
     if head.header("transfer-encoding").is_some() {
         return Response::error(411, "send the length (Content-Length), not chunks", false);
     }
@@ -344,7 +362,7 @@ fn put(head: &Head, caller: Caller<'_, '_>, conn: &mut Transport, buf: &mut Vec<
         Outcome::Refused(refusal) if refusal.code == Code::Exists && !replace => {
             return Response::error(412, &refusal.message, false);
         }
-        Outcome::Refused(refusal) => return Response::refused(&refusal).with_keep_alive(false),
+        Outcome::Refused(refusal) => return dav::conflict_if_missing_parent(&refusal).with_keep_alive(false),
         _ => return Response::error(500, "unexpected reply", false),
     };
     if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
@@ -415,19 +433,23 @@ fn authorize(head: &Head, caller: Caller<'_, '_>, verified: &mut Option<String>)
     Some(challenge())
 }
 
-/// The response to one request.
-fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
+/// The response to one request (its body, when it may have one, read already).
+fn handle(head: &Head, caller: Caller<'_, '_>, locks: &Locks, body: &[u8]) -> Response {
     let (raw_path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
     let Some(path) = decode_path(raw_path) else {
         return Response::error(400, "the path is not a plain name (encoded slashes, bad escapes or not UTF-8)", true);
     };
     let folder_named = raw_path.ends_with('/');
+    let target = dav::Target { head, caller, locks, path: path.trim_end_matches('/') };
+    if let Some(response) = dav::answer(&target, body) {
+        return response;
+    }
     match head.method.as_str() {
         "GET" | "HEAD" => {}
-        "DELETE" | "MKCOL" | "MOVE" => return change(head, caller, path.trim_end_matches('/'), folder_named),
+        "DELETE" | "MKCOL" | "MOVE" => return change(&target, folder_named),
         _ => {
-            let allow = "GET, HEAD, PUT, DELETE, MKCOL, MOVE";
-            return Response::error(405, &format!("not a method here ({allow})"), true).header("Allow", allow);
+            return Response::error(405, &format!("not a method here ({})", dav::ALLOW), true)
+                .header("Allow", dav::ALLOW)
         }
     }
     match path.as_str() {
@@ -462,49 +484,107 @@ fn handle(head: &Head, caller: Caller<'_, '_>) -> Response {
     respond::file(head, caller, &path)
 }
 
-/// The changes the page makes (WebDAV's names for them, as dufs uses):
-/// `DELETE` a file, or a folder named with its `/` and all in it; `MKCOL` a
-/// folder; `MOVE` to the path in `Destination`, onto an existing file only
-/// with `Overwrite: T`. Each is the line protocol's command (`rm`, `rmtree`,
-/// `mkdir`, `mv`), with its rights and log line.
-fn change(head: &Head, caller: Caller<'_, '_>, path: &str, folder_named: bool) -> Response {
-    let request = match head.method.as_str() {
-        "DELETE" if folder_named => Request::RemoveTree(path.to_string()),
-        "DELETE" => Request::Remove(path.to_string()),
-        "MKCOL" => Request::Mkdir(path.to_string()),
+/// The changes (as WebDAV and the page's buttons say them): `DELETE` a
+/// file, or a folder with all in it; `MKCOL` a folder (`405` where
+/// something is, `409` without its parent); `MOVE` to the path in
+/// `Destination`, onto an existing resource only with `Overwrite: T` (the
+/// default; `412` with `F`), `201` for a new name and `204` for one
+/// replaced. Each is the line protocol's command (`rm`, `rmtree`, `mkdir`,
+/// `mv`), with its rights and log line, after the locks and `If:` allow it.
+fn change(target: &dav::Target<'_, '_>, folder_named: bool) -> Response {
+    let (head, caller, path) = (target.head, target.caller, target.path);
+    let there = dav::existing(caller, path);
+    let is_dir = folder_named || there.as_ref().is_some_and(|e| e.kind == common::ListEntryKind::Dir);
+    if let Some(refusal) = dav::precondition(target, is_dir) {
+        return refusal;
+    }
+    let (request, replaced) = match head.method.as_str() {
+        "DELETE" if is_dir => (Request::RemoveTree(path.to_string()), false),
+        "DELETE" => (Request::Remove(path.to_string()), false),
+        "MKCOL" if there.is_some() => return Response::error(405, "something is there already", true),
+        "MKCOL" => (Request::Mkdir(path.to_string()), false),
         _ => {
-            let destination = head.header("destination").unwrap_or("");
-            // An absolute URL on this server, or a path; then only its path counts.
-            let after_scheme = destination.split_once("://").map_or(destination, |(_, rest)| rest);
-            let raw = if destination.contains("://") {
-                let (authority, path) = after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
-                if !head.host().is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
-                    return Response::error(502, "Destination is on another server", true);
-                }
-                if path.is_empty() {
-                    "/"
-                } else {
-                    path
-                }
-            } else {
-                destination
+            let to = match dav::destination(head) {
+                Ok(to) => to,
+                Err(response) => return response,
             };
-            let Some(to) = decode_path(raw.split('?').next().unwrap_or("")) else {
-                return Response::error(400, "Destination is not a plain path in this share", true);
+            if to == path {
+                return Response::error(403, "source and destination are the same", true);
+            }
+            if let Some(refusal) = dav::precondition(&dav::Target { path: &to, ..*target }, true) {
+                return refusal;
+            }
+            let existing = dav::existing(caller, &to);
+            if existing.is_some() && !dav::overwrite(head) {
+                return Response::error(412, "the destination exists and Overwrite is F", true);
+            }
+            // What is there goes first, as RFC 4918 says, unless a file
+            // replaces a file: that rename is atomic.
+            let removal = match existing.as_ref().map(|e| e.kind) {
+                Some(common::ListEntryKind::Dir) => Some(Request::RemoveTree(to.clone())),
+                Some(common::ListEntryKind::File) if is_dir => Some(Request::Remove(to.clone())),
+                _ => None,
             };
-            let replace = head.header("overwrite").is_some_and(|o| o.eq_ignore_ascii_case("T"));
-            Request::Move { from: path.to_string(), to: to.trim_end_matches('/').to_string(), replace }
+            if let Some(Outcome::Refused(refusal)) = removal.map(|r| cmd::apply(r, caller)) {
+                return Response::refused(&refusal);
+            }
+            (Request::Move { from: path.to_string(), to, replace: true }, existing.is_some())
         }
     };
     match cmd::apply(request, caller) {
         Outcome::Ok { body, .. } => {
-            let status = if head.method == "DELETE" { 200 } else { 201 };
-            Response::bytes(status, "text/plain; charset=utf-8", body)
+            if head.method != "MKCOL" {
+                target.locks.remove_tree(path);
+            }
+            let status = match head.method.as_str() {
+                "DELETE" => 204,
+                _ if replaced => 204,
+                _ => 201,
+            };
+            Response::bytes(status, "text/plain; charset=utf-8", if status == 204 { Vec::new() } else { body })
         }
-        Outcome::Refused(refusal) => Response::refused(&refusal),
+        Outcome::Refused(refusal) if head.method == "DELETE" => Response::refused(&refusal),
+        Outcome::Refused(refusal) => dav::conflict_if_missing_parent(&refusal),
         _ => Response::error(500, "unexpected reply", true),
     }
 }
+
+/// A request body of a WebDAV method (`PROPFIND`, `PROPPATCH`, `LOCK`):
+/// at most [`MAX_XML_BODY`] bytes, with `Content-Length`, read at the body
+/// floor rate like an upload's.
+///
+/// # Errors
+/// The response: `411` for chunks, `413` over the limit, `400` cut short, `408` too slow.
+fn small_body(
+    head: &Head,
+    caller: Caller<'_, '_>,
+    conn: &mut Transport,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<u8>, Response> {
+    if head.header("transfer-encoding").is_some() {
+        return Err(Response::error(411, "send the length (Content-Length), not chunks", false));
+    }
+    let size = head.content_length().unwrap_or(0);
+    if size > MAX_XML_BODY {
+        return Err(Response::error(413, &format!("a request body of at most {MAX_XML_BODY} bytes"), false));
+    }
+    let size = size as usize;
+    let mut body: Vec<u8> = buf.drain(..size.min(buf.len())).collect();
+    let grace = caller.shared.config.line_timeout;
+    let mut floored = FloorRate { conn, started: Instant::now(), taken: body.len() as u64, grace };
+    let mut rest = vec![0u8; size - body.len()];
+    match io::Read::read_exact(&mut floored, &mut rest) {
+        Ok(()) => {
+            body.extend_from_slice(&rest);
+            Ok(body)
+        }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Response::error(408, &e.to_string(), false)),
+        Err(_) => Err(Response::error(400, "the body ended before its Content-Length", false)),
+    }
+}
+
+/// The largest body a WebDAV method's XML may have.
+pub const MAX_XML_BODY: u64 = 64 * 1024;
 
 /// `/.status.json`: `info`, as JSON.
 fn status_json(caller: Caller<'_, '_>) -> Response {

@@ -175,7 +175,7 @@ function del(b) {
 function ren(b) {
   const [name] = row(b);
   const to = prompt("New name (a/b moves it into folder a)", name);
-  if (to && to !== name) call("MOVE", here + enc(name), {Destination: here + enc(to)});
+  if (to && to !== name) call("MOVE", here + enc(name), {Destination: here + enc(to), Overwrite: "F"});
 }
 function put(file, bar) {
   return new Promise(done => {

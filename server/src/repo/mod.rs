@@ -12,6 +12,7 @@
 //!   downloads (with their cached hash).
 //! - [`error`]: [`RepoError`], each kind with its reply code.
 //! - [`hashes`]: the hash cache and cancellable hashing.
+//! - `copies`: one entry's description, a hash known without reading, copies (WebDAV's).
 //! - [`uploads`]: [`Upload`], temporary files, kept cut-short uploads.
 //! - [`changes`]: folders made and removed, files removed, names moved.
 //! - [`receive`](mod@receive): [`receive()`], the receiving half of every door's transfers.
@@ -29,6 +30,7 @@ use common::{Digest, ListEntry, ListEntryKind, RemotePath};
 use parking_lot::Mutex;
 
 mod changes;
+mod copies;
 mod error;
 mod hashes;
 mod receive;

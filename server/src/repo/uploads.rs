@@ -130,7 +130,7 @@ impl Repo {
     /// open, so another server sweeping the folder leaves it alone. One
     /// that such a sweep removed between its creation and its lock is given
     /// up for a new one.
-    fn create_temporary(&self) -> Result<(String, File), RepoError> {
+    pub(super) fn create_temporary(&self) -> Result<(String, File), RepoError> {
         let fail =
             |e: io::Error| RepoError::Io { context: format!("cannot create upload file in {UPLOAD_DIR}"), source: e };
         let mut options = OpenOptions::new();
@@ -215,6 +215,10 @@ impl Upload<'_> {
                 .map_err(|e| RepoError::from_io(e, &self.target, "cannot store"))?;
             self.done = true;
             let _ = root.remove_file(&self.temp);
+        }
+        // Its hash is known: a download, an ETag, needs no reading of it.
+        if let Ok(meta) = self.file.metadata() {
+            super::hashes::remember(&mut self.repo.hashes.lock(), super::hashes::FileKey::of(&meta), *expected);
         }
         // What an earlier attempt kept is not needed any more.
         if self.temp != self.keep_as {

@@ -115,3 +115,61 @@ fn cadaver_makes_copies_moves_locks_and_deletes() {
     let names: Vec<_> = std::fs::read_dir(share.path().join("box")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["moved.txt"]);
 }
+
+#[test]
+fn a_davfs2_mount_reads_and_writes_where_the_kernel_lets_it() {
+    let unmountable = |why: &str| eprintln!("davfs2 test skipped: {why}");
+    if Command::new("mount.davfs").arg("--version").output().is_err() {
+        return unmountable("mount.davfs is not installed (apt-get install davfs2)");
+    }
+    let share = Share::new();
+    share.add("hello.txt", b"hello\n");
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--allow-uploads"]);
+    let work = tempfile::tempdir().unwrap();
+    let (conf, mnt) = (work.path().join("davfs2.conf"), work.path().join("mnt"));
+    std::fs::write(&conf, "use_locks 0\n").unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let mut mount = Command::new("mount.davfs")
+        .arg("-o")
+        .arg(format!("conf={}", conf.display()))
+        .arg(format!("{}/", base(&server)))
+        .arg(&mnt)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No user name, no password.
+    std::io::Write::write_all(mount.stdin.as_mut().unwrap(), b"\n\n").unwrap();
+    let mounted = file_share_e2e::output_within(mount, std::time::Duration::from_secs(20));
+    if !mounted.status.success() {
+        return unmountable(&format!("cannot mount here: {}", String::from_utf8_lossy(&mounted.stderr).trim()));
+    }
+    let mounted = Mounted(mnt.clone());
+    let listed =
+        std::fs::read_dir(&mnt).and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<Result<Vec<_>, _>>());
+    let result = listed.map(|names| {
+        assert!(names.iter().any(|n| n == "hello.txt"), "{names:?}");
+        assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello\n");
+        std::fs::write(mnt.join("new.txt"), b"written through davfs2\n").unwrap();
+    });
+    drop(mounted);
+    match result {
+        // This kernel's FUSE answers EINVAL to davfs2's reads (as with
+        // `rclone serve webdav` too): the environment, not the server.
+        Err(e) if e.raw_os_error() == Some(22) => unmountable("davfs2 mounts but this kernel's FUSE refuses its reads"),
+        Err(e) => panic!("reading the mount: {e}"),
+        // Written back to the server on unmount.
+        Ok(()) => assert_eq!(std::fs::read(share.path().join("new.txt")).unwrap(), b"written through davfs2\n"),
+    }
+}
+
+/// A davfs2 mount, unmounted when dropped (a failed assertion included).
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.0).status();
+        assert!(unmounted.is_ok_and(|s| s.success()) || std::thread::panicking(), "umount {}", self.0.display());
+    }
+}

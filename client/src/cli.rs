@@ -13,6 +13,7 @@ use common::{Code, Event};
 
 use crate::command::quote_word;
 use crate::connection::{Connection, Dial, EventSink, Login};
+use crate::discover;
 use crate::error::ClientError;
 use crate::link::Opener;
 use crate::progress::ProgressMode;
@@ -30,10 +31,16 @@ use crate::trust::{self, Trust};
                   4 a command failed on the server, 5 server identity or login refused."
 )]
 pub struct Args {
-    /// Server address: [USER@]HOST, HOST:PORT, IP or [IPv6]:PORT. With USER@,
-    /// logs in to that account: the password from FILE_CLIENT_PASSWORD, else asked for.
-    #[arg(default_value = "127.0.0.1:12345")]
-    pub addr: String,
+    /// Server address: [USER@]HOST, HOST:PORT, IP or [IPv6]:PORT, or the name
+    /// of a server announced on the LAN. With USER@, logs in to that account:
+    /// the password from FILE_CLIENT_PASSWORD, else asked for. Without it: on
+    /// a terminal, the servers heard on the LAN to pick from; else
+    /// 127.0.0.1:12345.
+    pub addr: Option<String>,
+    /// List the servers announced on the LAN (mDNS) within 1.5 s: name,
+    /// address, TLS and fingerprint (one JSON object each with --json), and exit.
+    #[arg(long, conflicts_with_all = ["addr", "commands"])]
+    pub discover: bool,
     /// Run this command, then exit (repeatable; the first failure stops the run).
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     pub commands: Vec<String>,
@@ -114,7 +121,13 @@ pub type SinkFactory = Box<dyn Fn() -> EventSink>;
 /// Connects and, with `--name`, takes the name; reports failures itself and
 /// gives the exit status.
 pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
-    let (login, addr) = match args.addr.split_once('@') {
+    let mut args = args.clone();
+    let given = match args.addr.clone() {
+        Some(addr) => addr,
+        None => pick_server(&mut args)?,
+    };
+    let args = &args;
+    let (login, addr) = match given.split_once('@') {
         Some((user, host)) => match login(user, host, args) {
             Ok(login) => (Some(login), host.to_string()),
             Err(e) => {
@@ -122,8 +135,13 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
                 return Err(e.exit_code());
             }
         },
-        None => (None, args.addr.clone()),
+        None => (None, given.clone()),
     };
+    // A name only the LAN's announcements know: their address, and TLS if announced.
+    let (addr, announced_tls) = announced(&addr, args).unwrap_or((addr, false));
+    let mut args = args.clone();
+    args.tls |= announced_tls;
+    let args = &args;
     let dial = Dial {
         addr,
         login,
@@ -181,7 +199,7 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
 /// The account to log in to from `USER@HOST`.
 fn login(user: &str, host: &str, args: &Args) -> Result<Login, ClientError> {
     if user.is_empty() {
-        return Err(ClientError::Usage(format!("no account name before '@' in '{}'", escape(&args.addr))));
+        return Err(ClientError::Usage(format!("no account name before '@{}'", escape(host))));
     }
     if !args.tls && !args.insecure_plaintext_login {
         return Err(ClientError::Usage(
@@ -206,6 +224,81 @@ fn ask_password(user: &str, host: &str) -> Result<String, ClientError> {
     }
     rpassword::prompt_password(format!("password for {user}@{host}: "))
         .map_err(|e| ClientError::Local(format!("cannot read the password: {e}")))
+}
+
+/// The servers announced on the LAN, heard for [`discover::LISTEN`]: what
+/// `--discover` prints. How many were heard.
+///
+/// # Errors
+/// As [`discover::discover`].
+pub fn list_servers(json: bool) -> Result<usize, ClientError> {
+    let found = discover::discover(discover::LISTEN)?;
+    for server in &found {
+        if json {
+            print!("{}", crate::render::json_line(&server.json()));
+        } else {
+            println!("{}", server.describe());
+        }
+    }
+    if found.is_empty() && !json {
+        eprintln!("no file-server heard on the LAN (servers bound to 127.0.0.1 or started with --no-announce are not announced)");
+    }
+    Ok(found.len())
+}
+
+/// No address given: on a terminal, the servers heard on the LAN to pick
+/// from (their TLS as announced); else, or with none heard, 127.0.0.1:12345.
+fn pick_server(args: &mut Args) -> Result<String, u8> {
+    const LOCAL: &str = "127.0.0.1:12345";
+    if !std::io::stdin().is_terminal() || !args.commands.is_empty() {
+        return Ok(LOCAL.into());
+    }
+    let found = discover::discover(discover::LISTEN).unwrap_or_default();
+    if found.is_empty() {
+        eprintln!("no file-server heard on the LAN; trying {LOCAL}");
+        return Ok(LOCAL.into());
+    }
+    eprintln!("file-servers on the LAN (announced, so unverified: check a fingerprint before trusting it):");
+    for (i, server) in found.iter().enumerate() {
+        eprintln!("  {}. {}", i + 1, server.describe());
+    }
+    eprint!("connect to [1-{}, or an address]: ", found.len());
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return Err(crate::error::EXIT_USAGE);
+    }
+    let answer = answer.trim();
+    let chosen = answer.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| found.get(i));
+    match chosen {
+        Some(server) => {
+            args.tls |= server.tls;
+            server.addr().map(|a| a.to_string()).ok_or(crate::error::EXIT_USAGE)
+        }
+        None if answer.is_empty() => Err(crate::error::EXIT_USAGE),
+        None => Ok(answer.to_string()),
+    }
+}
+
+/// A name no resolver knows, looked up among the servers announced on the
+/// LAN: its address and whether it announced TLS, and a note of what was found.
+fn announced(addr: &str, args: &Args) -> Option<(String, bool)> {
+    let bare = !addr.contains(':') && addr.parse::<std::net::IpAddr>().is_err();
+    if !bare || crate::transport::resolve(addr).is_ok() {
+        return None;
+    }
+    let server = discover::find(addr).ok().flatten()?;
+    let dial = server.addr()?;
+    let tls = match (&server.fingerprint, server.tls) {
+        (Some(fp), _) => {
+            format!(", TLS, announced fingerprint {fp} (mDNS can be forged: compare it with the server's)")
+        }
+        (None, true) => ", TLS".into(),
+        (None, false) => String::new(),
+    };
+    if !args.json {
+        eprintln!("'{}' is announced on the LAN at {dial}{tls}", escape(addr));
+    }
+    Some((dial.to_string(), server.tls))
 }
 
 /// On a terminal, shows a TLS server not seen before and asks whether to

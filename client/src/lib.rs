@@ -31,6 +31,7 @@
 //! - [`connection`]: [`Connection`]: requests out; reply headers, bodies and
 //!   events in, with size limits; a reader thread for events; opening one
 //!   (greeting, `frames on`, login with a password the CLI asks for).
+//! - [`discover`]: servers announced on the LAN (mDNS): `--discover`, picking one, names.
 //! - [`transport`]: dialling the server: its address resolved, TCP, TLS
 //!   with its identity judged; the stream is `common`'s `Transport`.
 //! - [`trust`]: which TLS servers to believe: pinned fingerprints,
@@ -46,6 +47,7 @@ pub mod cli;
 pub mod command;
 pub mod complete;
 pub mod connection;
+pub mod discover;
 pub mod download;
 pub mod error;
 pub mod link;
@@ -76,6 +78,16 @@ pub fn run(args: &cli::Args) -> u8 {
     if !args.download_dir.is_dir() {
         eprintln!("file-client: download folder '{}' does not exist", args.download_dir.display());
         return error::EXIT_USAGE;
+    }
+    if args.discover {
+        return match cli::list_servers(args.json) {
+            Ok(0) => error::EXIT_IO,
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("file-client: {e}");
+                e.exit_code()
+            }
+        };
     }
     if args.commands.is_empty() && io::stdin().is_terminal() {
         repl::run(args)

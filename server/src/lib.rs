@@ -25,6 +25,7 @@
 //!   and per account) and the threads passwords are checked on.
 //! - [`identity`]: the TLS certificate and key (`--tls-cert`, or self-signed
 //!   and kept in the state folder) and its fingerprint.
+//! - [`announce`]: being found on the LAN (mDNS / DNS-SD), `--name`, `--no-announce`.
 //! - [`proxy`]: `--proxy-protocol`: the real client behind a balancer, from
 //!   its PROXY header (v1 or v2); forged headers refused.
 //! - [`cluster`]: `--cluster`: several instances as one server on Redis,
@@ -58,6 +59,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod announce;
 pub mod cluster;
 pub mod cmd;
 pub mod config;

@@ -17,6 +17,7 @@ mod client_edges;
 mod client_ux;
 mod cluster;
 mod commands;
+mod discovery;
 mod hostile;
 mod hostile_server;
 mod http;

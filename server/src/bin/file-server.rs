@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use file_server::accounts::{self, Accounts};
+use file_server::announce::{self, Announce, Announcement};
 use file_server::cluster::{Cluster, Settings as ClusterSettings};
 use file_server::http::HttpLimits;
 use file_server::identity::{default_state_dir, Identity, IdentityError};
@@ -121,6 +122,14 @@ struct Args {
     /// the connection.
     #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
     proxy_from: Vec<file_server::proxy::Cidr>,
+    /// The share's name on the LAN (mDNS), as file-client --discover and
+    /// file managers list it (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Do not announce the share on the LAN (mDNS / DNS-SD). A server bound
+    /// to loopback alone is never announced.
+    #[arg(long)]
+    no_announce: bool,
     /// Act as one server with every instance on this Redis (one --max-clients
     /// and --max-per-ip, one status, one chat): redis://HOST:PORT[/DB].
     #[arg(long, value_name = "URL")]
@@ -563,5 +572,22 @@ fn run(args: Args) -> Result<(), StartError> {
         let _ = write!(stdout, "{}", qr_code(first));
     }
     let _ = stdout.flush();
-    service.run().map_err(failed)
+    let announcement = if args.no_announce {
+        None
+    } else {
+        let what = Announce {
+            name: args.name.clone().unwrap_or_else(announce::host_name),
+            line: local,
+            web: service.web_addr().map_err(failed)?,
+            fingerprint: identity.as_ref().map(|id| id.fingerprint.clone()),
+        };
+        // Not being found is no reason not to serve: said, and served.
+        Announcement::start(&what).unwrap_or_else(|e| {
+            tracing::warn!("not announced on the LAN: {e}");
+            None
+        })
+    };
+    let served = service.run().map_err(failed);
+    drop(announcement);
+    served
 }

@@ -469,7 +469,7 @@ impl Replies {
                 (ok(Header::ok(body.len() as u64), body.as_bytes()), Next::Close(reason))
             }
             Outcome::Ended { refusal, reason } => (ok(refusal.header(), b""), Next::Close(reason)),
-            Outcome::Receive(_) | Outcome::Plain(_) | Outcome::Described(_) => {
+            Outcome::Receive(_) | Outcome::Plain(_) | Outcome::Described { .. } => {
                 // Only the session loop reads an upload's bytes (it takes this
                 // reply before it gets here); plain reads and descriptions
                 // are other doors'.

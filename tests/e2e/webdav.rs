@@ -173,3 +173,34 @@ impl Drop for Mounted {
         assert!(unmounted.is_ok_and(|s| s.success()) || std::thread::panicking(), "umount {}", self.0.display());
     }
 }
+
+#[test]
+fn a_propfind_of_a_100000_entry_folder_is_streamed_in_small_memory() {
+    const FILES: usize = 100_000;
+    let share = Share::new();
+    std::fs::create_dir(share.path().join("big")).unwrap();
+    for i in 0..FILES {
+        std::fs::File::create(share.path().join(format!("big/file-{i:06}.txt"))).unwrap();
+    }
+    let server = ServerProcess::start(share.path(), &["--http", "0"]);
+    let peak_kib = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let before = peak_kib();
+    let body = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+    let out = Command::new("curl")
+        .args(["-s", "--http1.1", "-X", "PROPFIND", "-H", "Depth: 1", "-H", "Content-Type: application/xml"])
+        .args(["--data-binary", body, "-D", "-", &format!("{}/big/", base(&server))])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 207 Multi-Status\r\n"), "{}", &text[..text.len().min(500)]);
+    assert!(text.to_ascii_lowercase().contains("transfer-encoding: chunked"), "streamed, not held whole");
+    assert_eq!(text.matches("<D:response>").count(), FILES + 1, "the folder and every entry");
+    assert!(text.contains("<D:href>/big/file-099999.txt</D:href>"));
+    // The entries are held (about 250 bytes each), the 61 MB answer never is.
+    let grown = peak_kib() - before;
+    eprintln!("server peak RSS {before} KiB, grown by {grown} KiB for a {} MB multistatus", text.len() >> 20);
+    assert!(grown < 40 * 1024, "the server grew by {grown} KiB for a {} MB multistatus", text.len() >> 20);
+}

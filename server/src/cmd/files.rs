@@ -37,15 +37,18 @@ pub fn describe<'a>(caller: Caller<'_, '_>, path: &str, children: bool) -> Resul
         common::ListEntryKind::Dir => None,
     };
     let entry = repo.stat(&path)?;
-    let mut described = vec![(known(&path, &entry), entry)];
-    if children && described[0].1.kind == common::ListEntryKind::Dir {
-        for child in repo.list(&path)? {
+    let mut digests = vec![known(&path, &entry)];
+    let mut entries = vec![entry];
+    if children && entries[0].kind == common::ListEntryKind::Dir {
+        // The listing's own vector, appended to: a big folder is held once.
+        let listed = repo.list(&path)?;
+        digests.extend(listed.iter().map(|child| {
             let child_path = RemotePath::parse(&format!("{path}/{}", child.name)).ok();
-            let digest = child_path.and_then(|p| known(&p, &child));
-            described.push((digest, child));
-        }
+            child_path.and_then(|p| known(&p, child))
+        }));
+        entries.extend(listed);
     }
-    Ok(Outcome::Described(described))
+    Ok(Outcome::Described { entries, digests })
 }
 
 /// One folder of a tree being archived ([`super::Op::ArchiveFolder`]):

@@ -145,9 +145,14 @@ pub enum Outcome<'a> {
     },
     /// A file's bytes without a hash ([`Op::ReadPlain`]).
     Plain(PlainFile),
-    /// A path's entry, then (a folder's, when asked) its children's, each
-    /// with its hash when known ([`Op::Describe`]).
-    Described(Vec<(Option<common::Digest>, ListEntry)>),
+    /// A path's entry, then (a folder's, when asked) its children's, and
+    /// beside each its hash when known ([`Op::Describe`]).
+    Described {
+        /// The entries, the path's own first.
+        entries: Vec<ListEntry>,
+        /// Their hashes, when known, in the same order.
+        digests: Vec<Option<common::Digest>>,
+    },
     /// A refusal, then the session ends for `reason` (too many failed logins).
     Ended {
         /// What the client is told.

@@ -35,6 +35,77 @@ enum Body {
         top: String,
         format: Format,
     },
+    /// A body written while it is sent (a WebDAV multistatus): in chunks
+    /// (HTTP/1.1, the connection stays open), else ended by the connection's end.
+    Stream {
+        write: Writer,
+        chunked: bool,
+    },
+}
+
+/// What writes a streamed body.
+pub type Writer = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
+/// Bytes written in HTTP/1.1 chunks of up to [`CHUNK`] bytes;
+/// [`Chunked::finish`] writes the last, empty one.
+struct Chunked<'a> {
+    out: &'a mut dyn Write,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+/// The largest chunk of a streamed body.
+const CHUNK: usize = 64 * 1024;
+
+impl Chunked<'_> {
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(format!("{:x}\r\n", self.buf.len()).as_bytes())?;
+            self.out.write_all(&self.buf)?;
+            self.out.write_all(b"\r\n")?;
+            self.sent += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<u64> {
+        self.flush_chunk()?;
+        self.out.write_all(b"0\r\n\r\n")?;
+        Ok(self.sent)
+    }
+}
+
+impl Write for Chunked<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts what passes through to `out`.
+struct Counted<'a> {
+    out: &'a mut dyn Write,
+    sent: u64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(data)?;
+        self.sent += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A response being made.
@@ -142,6 +213,17 @@ impl Response {
         }
     }
 
+    /// A body `write` makes while it is sent, for a request of HTTP/1.`minor`:
+    /// chunked for 1.1 (the connection may stay open), else ended by closing.
+    pub fn stream(status: u16, content_type: &str, minor: u8, write: Writer) -> Response {
+        let chunked = minor >= 1;
+        let mut headers = vec![("Content-Type".into(), content_type.into())];
+        if chunked {
+            headers.push(("Transfer-Encoding".into(), "chunked".into()));
+        }
+        Response { status, headers, body: Body::Stream { write, chunked }, keep: chunked, page: false }
+    }
+
     /// The folder `dir` as a `format` archive named after `top`.
     pub fn archive(dir: &str, top: &str, format: Format) -> Response {
         let (extension, content_type) = format.describe();
@@ -180,7 +262,7 @@ impl Response {
         let len = match &self.body {
             Body::Bytes(b) => Some(b.len() as u64),
             Body::File { len, .. } => Some(*len),
-            Body::Archive { .. } => None,
+            Body::Archive { .. } | Body::Stream { .. } => None,
         };
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
@@ -243,6 +325,16 @@ impl Response {
             Body::Archive { dir, top, format } => {
                 let _doing = caller.session.clock.doing(Activity::Command(format!("{top}.{}", format.describe().0)));
                 archive::write_tree(caller, &dir, &top, format, &mut push)
+            }
+            Body::Stream { write, chunked: true } => {
+                let mut chunks = Chunked { out: &mut push, buf: Vec::with_capacity(CHUNK), sent: 0 };
+                write(&mut chunks)?;
+                chunks.finish()
+            }
+            Body::Stream { write, chunked: false } => {
+                let mut counted = Counted { out: &mut push, sent: 0 };
+                write(&mut counted)?;
+                Ok(counted.sent)
             }
         }
     }

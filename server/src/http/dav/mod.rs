@@ -122,49 +122,59 @@ fn propfind(target: &Target<'_, '_>, body: &[u8]) -> Response {
             Err(e) => return Response::error(400, &e.to_string(), true),
         }
     };
-    let described = match cmd::apply(Op::Describe { path: target.path.to_string(), children }, target.caller) {
-        Outcome::Described(described) => described,
+    let (entries, digests) = match cmd::apply(Op::Describe { path: target.path.to_string(), children }, target.caller) {
+        Outcome::Described { entries, digests } => (entries, digests),
         Outcome::Refused(refusal) => return Response::refused(&refusal),
         _ => return Response::error(500, "unexpected reply", true),
     };
-    let mut out = String::from(MULTISTATUS_START);
-    for (i, (digest, entry)) in described.iter().enumerate() {
-        let path = match (i, target.path.is_empty()) {
-            (0, _) => target.path.to_string(),
-            (_, true) => entry.name.clone(),
-            (_, false) => format!("{}/{}", target.path, entry.name),
-        };
-        out.push_str(&format!("<D:response><D:href>{}</D:href>", escape(&href_of(&path, entry.kind))));
-        let locks = target.locks.covering(&path);
-        match &asked {
-            Asked::Names => {
-                let names: String = LIVE.iter().map(|n| empty(xml::DAV, n)).collect();
-                out.push_str(&propstat(&names, 200));
+    // Written as it is sent: a folder of 100,000 entries is never one string.
+    let (path, locks) = (target.path.to_string(), target.locks.in_the_way("", true));
+    let write: super::respond::Writer = Box::new(move |out: &mut dyn std::io::Write| {
+        out.write_all(MULTISTATUS_START.as_bytes())?;
+        for (i, (entry, digest)) in entries.iter().zip(&digests).enumerate() {
+            let member = match (i, path.is_empty()) {
+                (0, _) => path.clone(),
+                (_, true) => entry.name.clone(),
+                (_, false) => format!("{path}/{}", entry.name),
+            };
+            let covering: Vec<Lock> = locks.iter().filter(|l| l.covers(&member)).cloned().collect();
+            out.write_all(response(&member, entry, digest.as_ref(), &covering, &asked).as_bytes())?;
+        }
+        out.write_all(MULTISTATUS_END.as_bytes())
+    });
+    Response::stream(207, "application/xml; charset=utf-8", target.head.minor, write)
+}
+
+/// One `response` of a `PROPFIND` multistatus.
+fn response(path: &str, entry: &ListEntry, digest: Option<&Digest>, locks: &[Lock], asked: &Asked) -> String {
+    let mut out = format!("<D:response><D:href>{}</D:href>", escape(&href_of(path, entry.kind)));
+    match asked {
+        Asked::Names => {
+            let names: String = LIVE.iter().map(|n| empty(xml::DAV, n)).collect();
+            out.push_str(&propstat(&names, 200));
+        }
+        Asked::All => {
+            let found: String = LIVE.iter().filter_map(|n| live(n, entry, digest, locks)).collect();
+            out.push_str(&propstat(&found, 200));
+        }
+        Asked::Some(names) => {
+            let (mut found, mut missing) = (String::new(), String::new());
+            for (ns, name) in names {
+                match (ns == xml::DAV).then(|| live(name, entry, digest, locks)).flatten() {
+                    Some(value) => found.push_str(&value),
+                    None => missing.push_str(&empty(ns, name)),
+                }
             }
-            Asked::All => {
-                let found: String = LIVE.iter().filter_map(|n| live(n, entry, digest.as_ref(), &locks)).collect();
+            if !found.is_empty() {
                 out.push_str(&propstat(&found, 200));
             }
-            Asked::Some(names) => {
-                let (mut found, mut missing) = (String::new(), String::new());
-                for (ns, name) in names {
-                    match (ns == xml::DAV).then(|| live(name, entry, digest.as_ref(), &locks)).flatten() {
-                        Some(value) => found.push_str(&value),
-                        None => missing.push_str(&empty(ns, name)),
-                    }
-                }
-                if !found.is_empty() {
-                    out.push_str(&propstat(&found, 200));
-                }
-                if !missing.is_empty() {
-                    out.push_str(&propstat(&missing, 404));
-                }
+            if !missing.is_empty() {
+                out.push_str(&propstat(&missing, 404));
             }
         }
-        out.push_str("</D:response>\n");
     }
-    out.push_str(MULTISTATUS_END);
-    Response::bytes(207, "application/xml; charset=utf-8", out.into_bytes())
+    out.push_str("</D:response>\n");
+    out
 }
 
 /// A live property of `entry`, written out; `None` when it has none.
@@ -279,7 +289,7 @@ pub fn overwrite(head: &Head) -> bool {
 /// What is at `path` now, if anything.
 pub fn existing(caller: Caller<'_, '_>, path: &str) -> Option<ListEntry> {
     match cmd::apply(Op::Describe { path: path.to_string(), children: false }, caller) {
-        Outcome::Described(mut described) if !described.is_empty() => Some(described.remove(0).1),
+        Outcome::Described { entries, .. } => entries.into_iter().next(),
         _ => None,
     }
 }

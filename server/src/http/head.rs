@@ -86,11 +86,19 @@ pub enum HeadRead {
 
 /// Reads the next head from `conn`, using and refilling `buf` (which holds
 /// bytes already read and not yet used). Waits up to `idle` for a request to
-/// begin, then `limit` from its first byte for the whole head.
+/// begin, then `limit` from its first byte for the whole head. `set` is the
+/// read timeout the connection has now, if known (a kept-alive connection's
+/// wait for its next request is set once, not per request).
 ///
 /// # Errors
 /// A failing connection.
-pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit: Duration) -> io::Result<HeadRead> {
+pub fn read_head(
+    conn: &mut Transport,
+    buf: &mut Vec<u8>,
+    idle: Duration,
+    limit: Duration,
+    set: &mut Option<Duration>,
+) -> io::Result<HeadRead> {
     let mut started = (!buf.is_empty()).then(Instant::now);
     let mut chunk = [0u8; 4096];
     loop {
@@ -131,7 +139,11 @@ pub fn read_head(conn: &mut Transport, buf: &mut Vec<u8>, idle: Duration, limit:
                 _ => return Ok(HeadRead::TooSlow),
             },
         };
-        conn.set_read_timeout(wait)?;
+        if *set != Some(wait) {
+            conn.set_read_timeout(wait)?;
+            // A wait counted from the head's first byte is never the same twice.
+            *set = started.is_none().then_some(wait);
+        }
         match conn.read(&mut chunk) {
             Ok(0) if started.is_none() => return Ok(HeadRead::Idle),
             Ok(0) => return Ok(HeadRead::Bad("the connection closed mid-request".into())),

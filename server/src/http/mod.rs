@@ -242,8 +242,10 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
     let caller = Caller { shared, session: &visitor, wanted: &|| true };
     let mut verified: Option<String> = None;
     let mut buf = Vec::new();
+    // The read timeout the connection has, once read_head has set it.
+    let mut read_timeout = None;
     for _ in 0..MAX_REQUESTS {
-        let head = match read_head(&mut conn, &mut buf, door.keep_alive, limit) {
+        let head = match read_head(&mut conn, &mut buf, door.keep_alive, limit, &mut read_timeout) {
             Ok(HeadRead::Head(head)) => head,
             Ok(HeadRead::Idle) | Err(_) => break,
             Ok(HeadRead::TooSlow) => {
@@ -272,6 +274,10 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
         }
         let answering = door.busy.enter();
         let has_body = head.content_length().is_some_and(|l| l > 0) || head.header("transfer-encoding").is_some();
+        if has_body {
+            // Reading a body sets timeouts of its own.
+            read_timeout = None;
+        }
         let takes_xml = matches!(head.method.as_str(), "PROPFIND" | "PROPPATCH" | "LOCK");
         let keep_alive = head.keep_alive() && (!has_body || head.method == "PUT" || takes_xml);
         let refused = misdirected(&head, door.hosts, local).or_else(|| authorize(&head, caller, &mut verified));

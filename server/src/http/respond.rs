@@ -301,6 +301,18 @@ impl Response {
     /// # Errors
     /// As the connection's writes; a file that shrank meanwhile.
     pub fn send(self, conn: &mut Transport, request: Option<&Head>, caller: Caller<'_, '_>) -> io::Result<u64> {
+        if let Body::Bytes(bytes) = &self.body {
+            // Head and body in one write: no corking, no timeouts to change
+            // (the connection's write timeout, the idle timeout, bounds a
+            // peer that reads nothing).
+            let skip = request.is_some_and(|h| h.method == "HEAD") || self.status == 304;
+            let mut out = self.head_bytes();
+            if !skip {
+                out.extend_from_slice(bytes);
+            }
+            conn.write_all(&out)?;
+            return Ok(if skip { 0 } else { bytes.len() as u64 });
+        }
         // The head and the start of a file leave in full segments (nginx's tcp_nopush).
         conn.set_cork(true);
         let sent = self.send_corked(conn, request, caller);
@@ -391,10 +403,20 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
             return Response::error(500, &format!("cannot read '{name}': {e}"), false);
         }
     }
+    // A small file goes out with its head in one write; a bigger one by sendfile.
+    let body = if len <= SMALL_FILE && head.method != "HEAD" {
+        let mut bytes = vec![0; len as usize];
+        if let Err(e) = std::io::Read::read_exact(&mut download.file, &mut bytes) {
+            return Response::error(500, &format!("cannot read '{name}': {e}"), false);
+        }
+        Body::Bytes(bytes)
+    } else {
+        Body::File { file: download.file, len, name }
+    };
     let mut response = with_validators(Response {
         status,
         headers: vec![("Content-Type".into(), content_type)],
-        body: Body::File { file: download.file, len, name },
+        body,
         keep: true,
         page: false,
     });
@@ -403,6 +425,9 @@ pub fn file(head: &Head, caller: Caller<'_, '_>, path: &str) -> Response {
     }
     response
 }
+
+/// Files up to this size are read and sent with their head in one write.
+const SMALL_FILE: u64 = 64 * 1024;
 
 /// `If-None-Match` (preferred) or `If-Modified-Since` says the client's copy is current.
 fn not_modified(head: &Head, etag: &str, modified: Option<SystemTime>) -> bool {

@@ -27,6 +27,8 @@ head -c 1G /dev/urandom > "$SHARE/big.bin"
 per_file=$(( (1 << 30) / 100 ))
 for i in $(seq -w 1 100); do head -c "$per_file" /dev/urandom > "$SHARE/tree/f$i.bin"; done
 head -c 4096 /dev/urandom > "$SHARE/small.bin"
+mkdir -p "$SHARE/many"
+for i in $(seq -w 1 10000); do : > "$SHARE/many/file-$i.txt"; done
 chmod -R a+rX "$SHM"
 
 FS=$BASE_PORT HP=$((BASE_PORT + 1)) NG=$((BASE_PORT + 2))
@@ -70,6 +72,15 @@ for run in $(seq "$RUNS"); do
   echo "  4 KiB: file-server ${fs_rps[-1]} req/s p99 ${fs_p99[-1]} ms, nginx ${ng_rps[-1]} req/s p99 ${ng_p99[-1]} ms" >&2
 done
 
+# PROPFIND Depth 1 of a 10,000-entry folder (WebDAV): seconds and the answer's size.
+declare -a pf
+for run in $(seq "$RUNS"); do
+  pf+=("$(timed curl -s -o /dev/null -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$HP/many/")")
+done
+PF=$(median "${pf[@]}")
+PF_BYTES=$(curl -s -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$HP/many/" | wc -c)
+pf_peak=$(kib VmHWM "$FS_PID")
+
 FG=$(median "${fs_get[@]}") NGG=$(median "${ng_get[@]}") FT=$(median "${fs_tar[@]}")
 FR=$(median "${fs_rps[@]}") NR=$(median "${ng_rps[@]}") FP=$(median "${fs_p99[@]}") NP=$(median "${ng_p99[@]}")
 mibs() { python3 -c "print(f'{1024/$1:.0f}')"; }
@@ -92,4 +103,10 @@ file-server's memory: RSS $rss_before KiB before these rounds, peak (VmHWM) $pea
 | file-server --http (thread per connection) | $FR | $FP |
 | nginx (1 worker) | $NR | $NP |
 | file-server / nginx | $(ratio "$FR" "$NR")× | $(ratio "$FP" "$NP")× |
+
+### WebDAV: PROPFIND Depth 1 of a 10,000-entry folder (median of $RUNS)
+
+| server | s | answer | server peak RSS (KiB, after everything above) |
+|---|---|---|---|
+| file-server --http | $PF | $PF_BYTES bytes | $pf_peak |
 REPORT

@@ -393,3 +393,20 @@ fn a_stalled_download_ends_that_transfer_and_the_prompt_goes_on() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn lines_typed_ahead_of_the_prompt_all_run() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    ready(&mut pty, &format!("Client01@{}> ", server.addr));
+    // Three lines in one write, as a paste without bracketed paste or
+    // `tmux send-keys` gives them: each runs, in order.
+    type_keys(&mut pty, "first\rsecond\rthird\r");
+    for line in ["first ACK", "second ACK", "third ACK"] {
+        pty.exp_string(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}

@@ -347,10 +347,16 @@ impl Transfers<'_> {
                 let base = received.bytes;
                 let out: &mut dyn BodySink = if received.write_error.is_some() { &mut discard } else { &mut *sink };
                 let result = self.link.conn().read_body_into(out, &mut |step| {
-                    if let Transfer::Moved(n) = step {
-                        stop.heard();
-                        received.bytes = base + n;
-                    }
+                    // A frame's count is of its own bytes: the transfer's is
+                    // what came before it and this.
+                    let step = match step {
+                        Transfer::Moved(n) => {
+                            stop.heard();
+                            received.bytes = base + n;
+                            Transfer::Moved(base + n)
+                        }
+                        waiting => waiting,
+                    };
                     progress(step);
                     !stop.now()
                 });

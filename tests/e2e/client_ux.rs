@@ -410,3 +410,34 @@ fn lines_typed_ahead_of_the_prompt_all_run() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn the_download_bar_counts_the_whole_transfer_across_frames() {
+    // 12 MiB through a slow link: three 4 MiB frames, the bar redrawn all along.
+    let share = Share::new();
+    share.add("big.bin", &pseudo_random(12 << 20, 44));
+    let server = ServerProcess::start(share.path(), &[]);
+    let relay = file_share_e2e::SlowRelay::start(server.addr, 8 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_client(dir.path(), &args(&relay.addr.to_string(), &["--progress", "-c", "get big.bin"]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Each redraw: `get big.bin  DONE/12.00 MiB ...`.
+    let shown: Vec<f64> = stderr
+        .split("/12.00 MiB")
+        .filter_map(|before| {
+            let mut words = before.rsplit(' ');
+            let (unit, number) = (words.next()?, words.next()?);
+            let scale = match unit {
+                "MiB" => 1.0,
+                "KiB" => 1.0 / 1024.0,
+                "B" => 1.0 / 1048576.0,
+                _ => return None,
+            };
+            Some(number.parse::<f64>().ok()? * scale)
+        })
+        .collect();
+    assert!(shown.len() >= 4, "the bar was drawn a few times: {stderr:?}");
+    assert!(shown.windows(2).all(|w| w[0] <= w[1]), "never back to a frame's start: {shown:?}");
+    assert!(shown.iter().any(|&mib| mib > 4.5 && mib < 11.5), "past the first frame, shown on the way: {shown:?}");
+}

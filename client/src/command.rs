@@ -266,6 +266,45 @@ fn canonical(keyword: &str) -> String {
     }
 }
 
+/// Every word that begins a command here or on the server.
+const KEYWORDS: &[&str] = &[
+    "status", "info", "list", "ls", "get", "cat", "put", "mkdir", "rm", "rmdir", "rmtree", "mv", "rename", "hash",
+    "name", "say", "help", "login", "exit", "quit", "bye", "lls", "lcd", "lpwd", "cd", "pwd", "resume", "cancel",
+];
+
+/// The command `word` is one slip from (a letter wrong, missing, extra, or
+/// two swapped), if any: `gte` → `get`, `lsit` → `list`, `names` → `name`.
+fn near_command(word: &str) -> Option<&'static str> {
+    // Two letters are too short to tell a slip from a word ("re", "ok").
+    if word.len() < 3 || KEYWORDS.contains(&word) {
+        return None;
+    }
+    KEYWORDS.iter().copied().find(|command| slips(word, command) == 1)
+}
+
+/// The optimal-string-alignment distance between `a` and `b` (edits, a
+/// swap of two neighbours counting as one).
+fn slips(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// File commands of sftp, lftp and the shell that file-client does not
 /// have, with what it offers instead. Typed here they would only be echoed
 /// by the server, which looks like success.
@@ -274,7 +313,7 @@ const FOREIGN: &[(&str, &str)] = &[
     ("mget", "get takes several names and globs: get *.txt"),
     ("mput", "put takes several files and globs: put *.txt"),
     ("reget", "get -c resumes a download"),
-    ("reput", "uploads cannot be resumed yet"),
+    ("reput", "put -c goes on with a cut-short upload"),
     ("chmod", "the server keeps no permissions"),
     ("chown", "the server keeps no owners"),
     ("chgrp", "the server keeps no groups"),
@@ -376,7 +415,18 @@ impl Command {
             },
             "cd" => Ok(Command::Cd(at_most_one("cd [dir]")?)),
             "pwd" if arg.is_empty() => Ok(Command::Pwd),
-            _ => Request::parse(trimmed).map(Command::Remote).map_err(|e| ClientError::Usage(e.usage())),
+            _ => match Request::parse(trimmed).map_err(|e| ClientError::Usage(e.usage()))? {
+                // Text the server would only echo, one slip from a command:
+                // a typo, not a message (a script must not "succeed" on it).
+                Request::Echo(_) => match near_command(&lower) {
+                    Some(near) => Err(ClientError::Usage(format!(
+                        "unknown command '{}': did you mean '{near}'?",
+                        common::text::escape(keyword)
+                    ))),
+                    None => Ok(Command::Remote(Request::parse(trimmed).map_err(|e| ClientError::Usage(e.usage()))?)),
+                },
+                request => Ok(Command::Remote(request)),
+            },
         }
     }
 
@@ -529,6 +579,26 @@ pub fn quote_word(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_slip_from_a_command_is_refused_with_a_hint_and_other_text_still_echoes() {
+        for (typed, near) in
+            [("gte a.txt", "get"), ("lsit", "list"), ("names", "name"), ("stauts", "status"), ("hepl", "help")]
+        {
+            match Command::parse(typed) {
+                Err(ClientError::Usage(message)) => {
+                    assert!(message.ends_with(&format!("did you mean '{near}'?")), "{typed}: {message}")
+                }
+                other => panic!("{typed}: {other:?}"),
+            }
+        }
+        for echoed in ["hello there", "who", "clear", "x", "re", "ok computer"] {
+            assert!(matches!(Command::parse(echoed), Ok(Command::Remote(Request::Echo(_)))), "{echoed}");
+        }
+        assert_eq!(super::slips("abc", "acb"), 1);
+        assert_eq!(super::slips("hello", "help"), 2);
+    }
+
     use super::*;
 
     fn parse(line: &str) -> Command {
@@ -592,7 +662,7 @@ mod tests {
         for foreign in ["mget *", "!ls", "lrm x", "chmod 600 x", "DEL x"] {
             assert!(matches!(Command::parse(foreign), Err(ClientError::Unsupported(_))), "{foreign}");
         }
-        assert_eq!(parse("rmx"), Command::Remote(Request::Echo("rmx".into())));
+        assert_eq!(parse("rmxyz"), Command::Remote(Request::Echo("rmxyz".into())));
         assert_eq!(parse("rm -r a 'b c'"), Command::Rm { recursive: true, names: vec!["a".into(), "b c".into()] });
         assert_eq!(parse("rename a b"), Command::Mv { force: false, from: "a".into(), to: "b".into() });
         assert_eq!(parse("mv -f a 'b c'"), Command::Mv { force: true, from: "a".into(), to: "b c".into() });

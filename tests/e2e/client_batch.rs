@@ -88,3 +88,18 @@ fn a_closed_stdout_is_a_normal_end() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_typo_of_a_command_fails_with_a_hint_and_any_other_text_is_echoed() {
+    let share = file_share_e2e::Share::new();
+    share.add("hello.txt", b"hi\n");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let typo = server.client(dir.path(), &["gte hello.txt", "status"]);
+    assert_eq!(typo.status.code(), Some(2), "a usage error, and the run stops there");
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown command 'gte': did you mean 'get'?"));
+    assert!(typo.stdout.is_empty(), "nothing was sent: {}", String::from_utf8_lossy(&typo.stdout));
+    let chat = server.client(dir.path(), &["hello there"]);
+    assert!(chat.status.success());
+    assert_eq!(String::from_utf8_lossy(&chat.stdout), "hello there ACK\n");
+}

@@ -87,6 +87,16 @@ pub(crate) struct Pending {
     started: Instant,
 }
 
+/// Where `get REMOTE LOCAL` puts the file: a folder, and a name of its own
+/// when LOCAL is not a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    /// The folder.
+    pub dir: std::path::PathBuf,
+    /// The file's name there; `None`: the remote name.
+    pub base: Option<String>,
+}
+
 /// What hears of a download's progress: one bar per file, or one for a tree.
 pub(crate) trait Watch {
     /// The bytes begin: `len` after the `offset` already there.
@@ -168,10 +178,28 @@ struct Offer {
 
 impl Transfers<'_> {
     /// `get`: downloads `name` into the download folder; the report line.
-    pub(crate) fn get(&mut self, name: &str, force: bool, resume: bool) -> Result<String, ClientError> {
+    /// `local`: where it goes instead, a folder and (for a file name given) a name.
+    pub(crate) fn get(
+        &mut self,
+        name: &str,
+        local: Option<&LocalTarget>,
+        force: bool,
+        resume: bool,
+    ) -> Result<String, ClientError> {
         let stop = Stop::new(self.link.interrupt_flag());
-        let dir = self.settings.download_dir.clone();
-        let pending = self.start_download(&dir, name, force, resume)?;
+        let pending = match local {
+            None => {
+                let dir = self.settings.download_dir.clone();
+                self.start_download(&dir, name, force, resume)?
+            }
+            Some(LocalTarget { dir, base }) => {
+                let part = match base {
+                    Some(base) => PartFile::named(dir, base, name, force)?,
+                    None => PartFile::new(dir, name, force)?,
+                };
+                self.start_part(part, name, resume)?
+            }
+        };
         let mut watch = OneBar { mode: self.settings.progress, bar: None };
         let got = self.finish_download(pending, &stop, &mut watch);
         let got = self.end_stop(&stop, got)?;
@@ -189,7 +217,11 @@ impl Transfers<'_> {
         force: bool,
         resume: bool,
     ) -> Result<Pending, ClientError> {
-        let part = PartFile::new(dir, name, force)?;
+        self.start_part(PartFile::new(dir, name, force)?, name, resume)
+    }
+
+    /// Asks for remote `name`'s bytes into `part` (from what it holds, with `resume`).
+    fn start_part(&mut self, part: PartFile, name: &str, resume: bool) -> Result<Pending, ClientError> {
         let (file, offset, hasher) = part.start(resume)?;
         let writer = BackgroundWriter::new(file, hasher).map_err(|e| part.error("cannot write", e))?;
         let request = if offset > 0 {

@@ -35,7 +35,12 @@ impl PartFile {
     /// For remote `name` in `dir`; refuses at once a name that is no plain
     /// file name, or when `NAME` exists and `force` is off.
     pub(crate) fn new(dir: &Path, name: &str, force: bool) -> Result<PartFile, ClientError> {
-        let base = local_base_name(name)?;
+        PartFile::named(dir, local_base_name(name)?, name, force)
+    }
+
+    /// For remote `name`, kept in `dir` as `base` (a name the user gave).
+    pub(crate) fn named(dir: &Path, base: &str, name: &str, force: bool) -> Result<PartFile, ClientError> {
+        let base = local_base_name(base)?;
         let target = dir.join(base);
         if !force && target.symlink_metadata().is_ok() {
             return Err(exists(base));

@@ -17,6 +17,7 @@ use common::{Code, ListEntry, ListEntryKind, Request, Status};
 
 use crate::command::{help_text, is_glob, Command};
 use crate::connection::{Connection, Greeting};
+use crate::download::LocalTarget;
 use crate::error::ClientError;
 use crate::link::{Link, Opener, Transfers};
 use crate::part::local_base_name;
@@ -170,9 +171,14 @@ impl Session {
                     self.transfers().get_tree(&name, &root, force, out)?;
                 }
             }
-            Command::Get { force, resume, names, .. } => {
-                for name in self.expand_remote(&names)? {
-                    let report = self.transfers().get(&name, force, resume)?;
+            Command::Get { force, resume, mut names, .. } => {
+                let local = self.local_target(&mut names)?;
+                let remote = self.expand_remote(&names)?;
+                if remote.len() > 1 && local.as_ref().is_some_and(|l| l.base.is_some()) {
+                    return Err(ClientError::Usage("get: several files go into a local folder, not one name".into()));
+                }
+                for name in remote {
+                    let report = self.transfers().get(&name, local.as_ref(), force, resume)?;
                     print(out, &report)?;
                 }
             }
@@ -199,12 +205,24 @@ impl Session {
                     self.transfers().put_tree(local, &local_root, &root, force, out)?;
                 }
             }
-            Command::Put { force, resume, locals, remote, .. } => {
+            Command::Put { force, resume, mut locals, mut remote, .. } => {
                 let how = crate::command::PutHow { replace: force, resume };
+                // `put a.txt inbox`, `put *.txt inbox/`: into a folder on the server, as scp and cp do.
+                let folder = match remote.take() {
+                    Some(r) if r.ends_with('/') || self.link.is_remote_dir(&self.remote_path(&r)?)? => Some(r),
+                    Some(r) => {
+                        remote = Some(r);
+                        None
+                    }
+                    None => self.folder_last(&mut locals)?,
+                };
                 for file in expand_local(&locals)? {
-                    let remote = match &remote {
-                        Some(remote) => self.remote_path(remote)?,
-                        None => self.remote_path(&local_file_name(&file)?)?,
+                    let remote = match (&folder, &remote) {
+                        (Some(dir), _) => {
+                            self.remote_path(&format!("{}/{}", dir.trim_end_matches('/'), local_file_name(&file)?))?
+                        }
+                        (None, Some(remote)) => self.remote_path(remote)?,
+                        (None, None) => self.remote_path(&local_file_name(&file)?)?,
                     };
                     let report = self.transfers().put(&file, &remote, how)?;
                     print(out, &report)?;
@@ -326,6 +344,53 @@ impl Session {
             }
         }
         Ok(names)
+    }
+
+    /// `get REMOTE LOCAL` (sftp's): with exactly two names, no globs, and
+    /// the second not on the server, the second is where the file goes
+    /// locally: an existing folder, or a file name (in a folder that
+    /// exists). Taken out of `names`.
+    fn local_target(&mut self, names: &mut Vec<String>) -> Result<Option<LocalTarget>, ClientError> {
+        let [first, second] = names.as_slice() else { return Ok(None) };
+        if is_glob(first) || is_glob(second) {
+            return Ok(None);
+        }
+        let remote = self.remote_path(second)?;
+        let (parent, base) = remote.rsplit_once('/').unwrap_or(("", &remote));
+        let mut on_server = false;
+        self.link.each_entry(parent, &mut |entry| on_server |= entry.name == base)?;
+        if on_server {
+            return Ok(None);
+        }
+        let local = crate::local::expand_home(second);
+        let target = if local.is_dir() || second.ends_with('/') {
+            LocalTarget { dir: local, base: None }
+        } else {
+            let dir =
+                local.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
+            let base = local.file_name().and_then(|n| n.to_str()).map(str::to_string);
+            LocalTarget { dir, base }
+        };
+        if !target.dir.is_dir() {
+            return Err(ClientError::Usage(format!("get: no local folder '{}'", target.dir.display())));
+        }
+        names.pop();
+        Ok(Some(target))
+    }
+
+    /// `put A B C DIR`, `put *.txt DIR`: when the last word is no local file
+    /// but a folder on the server (or ends with `/`), it is where they go.
+    /// Taken out of `locals`.
+    fn folder_last(&mut self, locals: &mut Vec<String>) -> Result<Option<String>, ClientError> {
+        let Some(last) = locals.last().filter(|_| locals.len() > 1).cloned() else { return Ok(None) };
+        if is_glob(&last) || crate::local::expand_home(&last).exists() {
+            return Ok(None);
+        }
+        if last.ends_with('/') || self.link.is_remote_dir(&self.remote_path(&last)?)? {
+            locals.pop();
+            return Ok(Some(last));
+        }
+        Ok(None)
     }
 
     /// A request sent as typed (`name`, `say`, an echo): its reply printed.

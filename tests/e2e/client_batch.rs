@@ -103,3 +103,41 @@ fn a_typo_of_a_command_fails_with_a_hint_and_any_other_text_is_echoed() {
     assert!(chat.status.success());
     assert_eq!(String::from_utf8_lossy(&chat.stdout), "hello there ACK\n");
 }
+
+#[test]
+fn put_into_a_remote_folder_and_get_to_a_local_name_as_scp_and_sftp_do() {
+    let share = file_share_e2e::Share::new();
+    share.add("inbox/.keep", b"");
+    share.add("a.txt", b"a\n");
+    share.add("b.txt", b"b\n");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("one.txt", "1\n"), ("two.txt", "2\n"), ("three.txt", "3\n")] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let run = |commands: &[&str]| {
+        let out = server.client(dir.path(), commands);
+        assert!(out.status.success(), "{commands:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["put one.txt inbox", "put two.txt inbox/", "put three.txt renamed.txt"]);
+    assert_eq!(std::fs::read(share.path().join("inbox/one.txt")).unwrap(), b"1\n");
+    assert_eq!(std::fs::read(share.path().join("inbox/two.txt")).unwrap(), b"2\n");
+    assert_eq!(std::fs::read(share.path().join("renamed.txt")).unwrap(), b"3\n", "a name, not a folder: renamed");
+    run(&["mkdir more", "put *.txt more"]);
+    let mut there: Vec<_> =
+        std::fs::read_dir(share.path().join("more")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    there.sort();
+    assert_eq!(there, ["one.txt", "three.txt", "two.txt"]);
+    // sftp's get REMOTE LOCAL: a local name, or a local folder.
+    run(&["get inbox/one.txt copy.txt", "get inbox/two.txt sub"]);
+    assert_eq!(std::fs::read(dir.path().join("copy.txt")).unwrap(), b"1\n");
+    assert_eq!(std::fs::read(dir.path().join("sub/two.txt")).unwrap(), b"2\n");
+    // Two names that are both on the server: two downloads, as before.
+    run(&["get a.txt b.txt"]);
+    assert_eq!(
+        (std::fs::read(dir.path().join("a.txt")).unwrap(), std::fs::read(dir.path().join("b.txt")).unwrap()),
+        (b"a\n".to_vec(), b"b\n".to_vec())
+    );
+}

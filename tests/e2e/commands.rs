@@ -194,8 +194,8 @@ fn connection_over_ipv6_and_by_host_name() {
     // The server takes a host name for --bind too.
     let named = ServerProcess::start_on("localhost", share.path(), &[]);
     assert!(named.addr.ip().is_loopback(), "{}", named.addr);
-    let out = run_client(share.path(), &[named.addr.to_string(), "-c".into(), "named".into()], None);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "named ACK\n");
+    let out = run_client(share.path(), &[named.addr.to_string(), "-c".into(), "host named".into()], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "host named ACK\n");
 }
 
 #[test]

@@ -48,8 +48,14 @@ pub enum Command {
         /// The remote name, for a single file.
         remote: Option<String>,
     },
-    /// `mkdir <dir>`.
-    Mkdir(String),
+    /// `mkdir [-p] <dir>`: with `-p`, the folders on the way too, and no
+    /// error when it exists.
+    Mkdir {
+        /// Make the parents; an existing folder is fine.
+        parents: bool,
+        /// The folder.
+        dir: String,
+    },
     /// `rm [-r] <name>...`: files, or with `-r` folders and all in them.
     Rm {
         /// Folders too, with everything in them.
@@ -120,12 +126,12 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "list",
         usage: "list [-b] [dir]",
-        summary: "files and folders on the server, with size and modification time (also: ls); -b: sizes in bytes",
+        summary: "files and folders on the server, with size and modification time (also: ls; -l, -a, -h are taken); -b: sizes in bytes",
         example: "list docs",
     },
     CommandHelp {
         name: "get",
-        usage: "get [-r] [-f] [-c] <name|glob>...",
+        usage: "get [-r] [-f] [-c] <name|glob>... | get <name> <local>",
         summary: "download into the local folder, verified with BLAKE3; -r whole folders (identical files skipped); -f overwrites, -c resumes a .fc-part file",
         example: "get -c \"big file.iso\" docs/*.txt",
     },
@@ -137,14 +143,14 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "put",
-        usage: "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>...",
-        summary: "upload local files (the server must allow uploads); -r whole folders; -f replaces remote files atomically; -c goes on from a cut-short upload",
+        usage: "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>... [folder]",
+        summary: "upload local files (the server must allow uploads), into a remote folder when the last name is one; -r whole folders; -f replaces remote files atomically; -c goes on from a cut-short upload",
         example: "put notes.txt docs/notes.txt",
     },
     CommandHelp {
         name: "mkdir",
-        usage: "mkdir <dir>",
-        summary: "make a folder on the server (as every change, it needs --allow-uploads there)",
+        usage: "mkdir [-p] <dir>",
+        summary: "make a folder on the server (as every change, it needs --allow-uploads there); -p the folders on the way too, and no error if it exists",
         example: "mkdir photos",
     },
     CommandHelp {
@@ -380,9 +386,23 @@ impl Command {
             "help" => Ok(Command::Help(at_most_one("help [command]")?)),
             "status" if arg.is_empty() => Ok(Command::Status),
             "list" => {
+                // ls's usual flags: -l (the listing is long already), -a
+                // (hidden names are never shared), -h (sizes for people are
+                // the default on a terminal), -b (sizes in bytes).
                 let mut w = words()?;
-                let bytes = w.first().is_some_and(|first| first == "-b");
-                if bytes {
+                let mut bytes = false;
+                while let Some(flags) = w.first().and_then(|f| f.strip_prefix('-')).filter(|f| !f.is_empty()) {
+                    for flag in flags.chars() {
+                        match flag {
+                            'b' => bytes = true,
+                            'l' | 'a' | 'h' | 'A' => {}
+                            other => {
+                                return Err(ClientError::Usage(format!(
+                                    "list: no -{other} (list [-b] [-l] [-a] [-h] [dir])"
+                                )))
+                            }
+                        }
+                    }
                     w.remove(0);
                 }
                 match w.len() {
@@ -400,8 +420,9 @@ impl Command {
             },
             "put" => Self::parse_put(words()?),
             "mkdir" => match words()?.as_slice() {
-                [dir] => Ok(Command::Mkdir(dir.clone())),
-                _ => Err(ClientError::Usage("mkdir <dir>".into())),
+                [flag, dir] if flag == "-p" => Ok(Command::Mkdir { parents: true, dir: dir.clone() }),
+                [dir] if !dir.starts_with('-') => Ok(Command::Mkdir { parents: false, dir: dir.clone() }),
+                _ => Err(ClientError::Usage("mkdir [-p] <dir>".into())),
             },
             "rm" => Self::parse_rm(words()?),
             "rmdir" => match words()? {
@@ -618,6 +639,11 @@ mod tests {
         assert_eq!(parse("ls docs"), Command::List { dir: "docs".into(), bytes: false });
         assert_eq!(parse("list \"my docs\""), Command::List { dir: "my docs".into(), bytes: false });
         assert_eq!(parse("ls -b"), Command::List { dir: String::new(), bytes: true });
+        assert_eq!(parse("ls -la docs"), Command::List { dir: "docs".into(), bytes: false });
+        assert_eq!(parse("ls -l -b"), Command::List { dir: String::new(), bytes: true });
+        assert!(matches!(Command::parse("ls -z"), Err(ClientError::Usage(_))));
+        assert_eq!(parse("mkdir -p a/b/c"), Command::Mkdir { parents: true, dir: "a/b/c".into() });
+        assert!(matches!(Command::parse("mkdir -x a"), Err(ClientError::Usage(_))));
         assert_eq!(parse("status"), Command::Status);
         assert_eq!(parse("help get"), Command::Help(Some("get".into())));
         assert_eq!(parse("lcd"), Command::Lcd(None));

@@ -228,9 +228,20 @@ impl Session {
                     print(out, &report)?;
                 }
             }
-            Command::Mkdir(dir) => {
+            Command::Mkdir { parents: false, dir } => {
                 let dir = self.remote_path(&dir)?;
                 self.remote(&Request::Mkdir(dir), out)?;
+            }
+            Command::Mkdir { parents: true, dir } => {
+                // Each folder on the way that is not there yet, as mkdir -p.
+                let dir = self.remote_path(&dir)?;
+                let mut so_far = String::new();
+                for part in dir.split('/') {
+                    so_far = if so_far.is_empty() { part.to_string() } else { format!("{so_far}/{part}") };
+                    if !self.link.is_remote_dir(&so_far)? {
+                        self.remote(&Request::Mkdir(so_far.clone()), out)?;
+                    }
+                }
             }
             Command::Rm { recursive, names } => {
                 for name in self.expand_remote_any(&names, recursive)? {

@@ -141,3 +141,16 @@ fn put_into_a_remote_folder_and_get_to_a_local_name_as_scp_and_sftp_do() {
         (b"a\n".to_vec(), b"b\n".to_vec())
     );
 }
+
+#[test]
+fn ls_takes_the_usual_flags_and_mkdir_p_makes_the_way() {
+    let share = file_share_e2e::Share::new();
+    share.add("docs/a.txt", b"a\n");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = server.client(dir.path(), &["ls -la docs", "mkdir -p x/y/z", "mkdir -p x/y/z", "ls -l x/y"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("a.txt") && text.contains("z/"), "{text}");
+    assert!(share.path().join("x/y/z").is_dir());
+}

@@ -709,7 +709,7 @@ mod tests {
         assert!(help.lines().count() >= COMMANDS.len());
         assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
         assert!(help.starts_with(&format!("{:<30}  server uptime,", "status")), "{help}");
-        assert!(help.contains("get [-r] [-f] [-c] <name|glob>...\n"), "{help}");
+        assert!(help.contains("get [-r] [-f] [-c] <name|glob>... | get <name> <local>\n"), "{help}");
         assert!(help_text(Some("ls")).unwrap().starts_with("usage: list [-b] [dir]\n"));
         assert!(help_text(Some("nope")).is_err());
     }

@@ -208,7 +208,9 @@ fn login(user: &str, host: &str, args: &Args) -> Result<Login, ClientError> {
                 .into(),
         ));
     }
-    Ok(Login::new(user, host, Arc::new(ask_password)))
+    // Three tries where a person types the password, as ssh; one otherwise.
+    let asked = std::env::var_os("FILE_CLIENT_PASSWORD").is_none() && std::io::stdin().is_terminal();
+    Ok(Login::new(user, host, Arc::new(ask_password)).with_tries(if asked { 3 } else { 1 }))
 }
 
 /// The password of `user` at `host`: `FILE_CLIENT_PASSWORD` if set, else

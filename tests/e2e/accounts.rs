@@ -431,3 +431,32 @@ fn connections_not_logged_in_are_listed_as_logging_in_and_not_counted() {
     let waiting = status.lines().find(|l| l.contains("127.0.0.3")).unwrap_or_else(|| panic!("{status}"));
     assert!(waiting.contains("logging in"), "{status}");
 }
+
+#[test]
+fn a_wrong_password_on_a_terminal_is_asked_again_as_ssh_does() {
+    let share = Share::new();
+    let dir = users();
+    let state = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        share.path(),
+        &["--tls", "--state-dir", state.path().to_str().unwrap(), "--users", &users_arg(&dir)],
+    );
+    let fp = server.fingerprint.clone().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("alice@{}", server.addr);
+    let mut pty = file_share_e2e::pty_client_with(&target, home.path(), home.path(), &["--tls", "--fingerprint", &fp]);
+    pty.exp_string(&format!("password for {target}: ")).unwrap();
+    pty.send_line("not it").unwrap();
+    pty.exp_string("Permission denied, please try again.").unwrap();
+    pty.exp_string(&format!("password for {target}: ")).unwrap();
+    pty.send_line("alice pw").unwrap();
+    file_share_e2e::ready(&mut pty, &format!("alice@{}> ", server.addr));
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+    let log = server.log();
+    assert_eq!(
+        (log.matches("login failed").count(), log.matches("logged in (read and write)").count()),
+        (1, 1),
+        "{log}"
+    );
+}

@@ -40,6 +40,15 @@ pub struct Dial {
     pub login: Option<Login>,
 }
 
+/// The longest the client waits, on its own, to try a login again.
+const MAX_LOGIN_WAIT: Duration = Duration::from_secs(5);
+
+/// The wait a `429` names (`...; try again in 3s`).
+fn retry_after(message: &str) -> Option<Duration> {
+    let secs = message.rsplit_once("try again in ")?.1.strip_suffix('s')?;
+    secs.parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// Asks for the password of `user` at `host` (the CLI asks on the terminal);
 /// called once, the first time it is needed.
 pub type AskPassword = Arc<dyn Fn(&str, &str) -> Result<String, ClientError> + Send + Sync>;
@@ -56,12 +65,27 @@ pub struct Login {
     pub host: String,
     password: Arc<Mutex<Option<String>>>,
     ask: AskPassword,
+    /// Tries a refused password may have (asking again in between), as ssh
+    /// gives three on a terminal; one where nobody can be asked.
+    tries: u32,
 }
 
 impl Login {
     /// An account to log in to, its password asked for by `ask` when needed.
     pub fn new(user: &str, host: &str, ask: AskPassword) -> Login {
-        Login { user: user.to_string(), host: host.to_string(), password: Arc::new(Mutex::new(None)), ask }
+        let password = Arc::new(Mutex::new(None));
+        Login { user: user.to_string(), host: host.to_string(), password, ask, tries: 1 }
+    }
+
+    /// The same, with `tries` passwords asked for when one is refused.
+    pub fn with_tries(mut self, tries: u32) -> Login {
+        self.tries = tries.max(1);
+        self
+    }
+
+    /// Forgets a refused password, so the next try asks again.
+    fn forget(&self) {
+        *self.password.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// The password, asked for now if it is not known yet.
@@ -213,22 +237,42 @@ impl Connection {
     /// Logs in; the name the server now shows for this session, when it
     /// took the account's.
     fn log_in(&mut self, login: &Login) -> Result<Option<String>, ClientError> {
-        let password = login.password()?;
-        self.send(&Request::Login { user: login.user.clone(), password })?;
-        match self.read_reply_header() {
-            Ok(header) => {
-                let user = header.field("user").map(str::to_string);
-                if let Header::Ok { len, .. } = header {
-                    self.read_text_body(len)?;
+        let (mut tries, mut waits) = (login.tries, 0);
+        loop {
+            let password = login.password()?;
+            self.send(&Request::Login { user: login.user.clone(), password })?;
+            match self.read_reply_header() {
+                Ok(header) => {
+                    let user = header.field("user").map(str::to_string);
+                    if let Header::Ok { len, .. } = header {
+                        self.read_text_body(len)?;
+                    }
+                    return Ok(user);
                 }
-                Ok(user)
+                // A wrong password, with tries left: asked again, as ssh does.
+                Err(ClientError::Remote { code: Code::Unauthorized, .. }) if tries > 1 && !self.has_ended() => {
+                    tries -= 1;
+                    login.forget();
+                    eprintln!("Permission denied, please try again.");
+                }
+                // The server's slowdown after a failure: the same password
+                // again once it says it may be tried (a person types slower).
+                Err(ClientError::Remote { code: Code::TooMany, message }) if !self.has_ended() => {
+                    waits += 1;
+                    let Some(wait) = retry_after(&message).filter(|w| *w <= MAX_LOGIN_WAIT && waits <= 3) else {
+                        return Err(ClientError::Identity(format!("login as {} refused: {message}", login.user)));
+                    };
+                    std::thread::sleep(wait);
+                }
+                // Every place is taken: not admitted (as a full server at the door).
+                Err(ClientError::Remote { code: Code::Unavailable, message }) => {
+                    return Err(ClientError::NotAdmitted(message))
+                }
+                Err(ClientError::Remote { message, .. }) => {
+                    return Err(ClientError::Identity(format!("login as {} refused: {message}", login.user)))
+                }
+                Err(e) => return Err(e),
             }
-            // Every place is taken: not admitted (as a full server at the door).
-            Err(ClientError::Remote { code: Code::Unavailable, message }) => Err(ClientError::NotAdmitted(message)),
-            Err(ClientError::Remote { message, .. }) => {
-                Err(ClientError::Identity(format!("login as {} refused: {message}", login.user)))
-            }
-            Err(e) => Err(e),
         }
     }
 }

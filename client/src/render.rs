@@ -185,6 +185,7 @@ mod tests {
                 instance: None,
             }],
             web: Vec::new(),
+            tftp: Vec::new(),
         };
         let value: serde_json::Value = serde_json::from_str(&status_json(&status)).unwrap();
         assert_eq!(value["uptime_secs"], 65);
@@ -193,6 +194,8 @@ mod tests {
         assert_eq!(value["sessions"][0]["you"], true);
         assert_eq!(value["sessions"][0]["idle_secs"], 3723);
         assert_eq!(value["sessions"][0]["activity"], "get big file.iso 41%");
+        assert_eq!(value["sessions"][0]["doing"]["operation"], "get");
+        assert_eq!(value["sessions"][0]["doing"]["file"], "big file.iso");
         assert_eq!(value["recently_left"][0]["left_at"], "2026-11-21T08:59:00Z");
     }
 

@@ -48,6 +48,22 @@ pub enum Activity {
 }
 
 impl Activity {
+    /// The same as JSON fields for programs: `operation` (`idle`, `command`,
+    /// `get`, `put`), and `command`, or `file`, `size` and `done` (bytes).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Activity::Idle => json!({ "operation": "idle" }),
+            Activity::Command(summary) => json!({ "operation": "command", "command": summary }),
+            Activity::Get { file, size, done } => {
+                json!({ "operation": "get", "file": file, "size": size, "done": done })
+            }
+            Activity::Put { file, size, done } => {
+                json!({ "operation": "put", "file": file, "size": size, "done": done })
+            }
+        }
+    }
+
     /// `idle`, `list docs`, `get big.iso 41%`: as `status` shows it.
     pub fn describe(&self) -> String {
         let percent =
@@ -135,6 +151,8 @@ pub struct Status {
     /// Web visitors' connections (`--http`), oldest first: not counted in
     /// `clients`; `name` is the account logged in, else `web`.
     pub web: Vec<SessionStatus>,
+    /// TFTP transfers (`--tftp`), oldest first: not counted in `clients`.
+    pub tftp: Vec<SessionStatus>,
 }
 
 /// An `info` body that cannot be read.
@@ -188,7 +206,7 @@ impl Status {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "server uptime={} clients={} max={}", self.uptime_secs, self.clients, self.max_clients);
-        for (kind, list) in [("client", &self.sessions), ("web", &self.web)] {
+        for (kind, list) in [("client", &self.sessions), ("web", &self.web), ("tftp", &self.tftp)] {
             for s in list {
                 let you = if s.you { " you=yes" } else { "" };
                 let _ = write!(
@@ -224,13 +242,13 @@ impl Status {
     /// lacks a field.
     pub fn parse(body: &str) -> Result<Status, StatusError> {
         let mut status = None;
-        let (mut sessions, mut departed, mut web) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut sessions, mut departed, mut web, mut tftp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for record in body.lines().filter_map(Record::parse) {
             match record.kind {
                 "server" => {
                     status = Some((record.number("uptime")?, record.number("clients")?, record.number("max")?));
                 }
-                kind @ ("client" | "web") => {
+                kind @ ("client" | "web" | "tftp") => {
                     let session = SessionStatus {
                         name: record.text("name")?,
                         you: record.raw("you") == Some("yes"),
@@ -240,10 +258,10 @@ impl Status {
                         activity: Activity::parse(&record)?,
                         instance: record.raw("instance").and_then(decode_value),
                     };
-                    if kind == "web" {
-                        web.push(session)
-                    } else {
-                        sessions.push(session)
+                    match kind {
+                        "web" => web.push(session),
+                        "tftp" => tftp.push(session),
+                        _ => sessions.push(session),
                     }
                 }
                 "left" => departed.push(Departure {
@@ -256,7 +274,7 @@ impl Status {
             }
         }
         let (uptime_secs, clients, max_clients) = status.ok_or(StatusError::NoServer)?;
-        Ok(Status { uptime_secs, clients, max_clients, sessions, departed, web })
+        Ok(Status { uptime_secs, clients, max_clients, sessions, departed, web, tftp })
     }
 
     /// The `status` text: uptime, `clients N/MAX`, one line per client, then
@@ -278,18 +296,15 @@ impl Status {
                 s.activity.describe(),
             );
         }
-        if !self.web.is_empty() {
-            let _ = writeln!(out, "web connections {}", self.web.len());
-            for s in &self.web {
+        for (heading, list) in [("web connections", &self.web), ("tftp transfers", &self.tftp)] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "{heading} {}", list.len());
+            for s in list {
                 let idle = human_duration(Duration::from_secs(s.idle_secs));
-                let _ = writeln!(
-                    out,
-                    "  {}  {}{}  idle {idle}  {}",
-                    s.name,
-                    s.addr,
-                    on(&s.instance),
-                    s.activity.describe()
-                );
+                let (name, addr, on) = (&s.name, &s.addr, on(&s.instance));
+                let _ = writeln!(out, "  {name}  {addr}{on}  idle {idle}  {}", s.activity.describe());
             }
         }
         if !self.departed.is_empty() {
@@ -325,6 +340,7 @@ impl Status {
                     "connected_at": s.connected_at,
                     "idle_secs": s.idle_secs,
                     "activity": s.activity.describe(),
+                    "doing": s.activity.to_json(),
                     "instance": s.instance,
                 })
             })
@@ -334,19 +350,21 @@ impl Status {
             .iter()
             .map(|d| json!({ "name": d.name, "address": d.addr, "left_at": d.left_at, "instance": d.instance }))
             .collect();
-        let web: Vec<_> = self
-            .web
-            .iter()
-            .map(|s| {
-                json!({
-                    "name": s.name,
-                    "address": s.addr,
-                    "idle_secs": s.idle_secs,
-                    "activity": s.activity.describe(),
-                    "instance": s.instance,
+        let visitors = |list: &[SessionStatus]| -> Vec<serde_json::Value> {
+            list.iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "address": s.addr,
+                        "idle_secs": s.idle_secs,
+                        "activity": s.activity.describe(),
+                        "doing": s.activity.to_json(),
+                        "instance": s.instance,
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
+        let (web, tftp) = (visitors(&self.web), visitors(&self.tftp));
         json!({
             "uptime_secs": self.uptime_secs,
             "clients": self.clients,
@@ -354,6 +372,7 @@ impl Status {
             "sessions": sessions,
             "recently_left": departed,
             "web": web,
+            "tftp": tftp,
         })
     }
 }
@@ -402,6 +421,15 @@ mod tests {
                 activity: Activity::Get { file: "photo.jpg".into(), size: 200, done: 50 },
                 instance: None,
             }],
+            tftp: vec![SessionStatus {
+                name: "tftp".into(),
+                you: false,
+                addr: "192.168.2.9:1069".into(),
+                connected_at: "2026-11-21T09:03:00Z".into(),
+                idle_secs: 1,
+                activity: Activity::Get { file: "fw.bin".into(), size: 1000, done: 230 },
+                instance: None,
+            }],
         }
     }
 
@@ -427,7 +455,8 @@ mod tests {
         assert!(lines[1].ends_with("doing=get file=big%20file%3D1.iso size=1000 done=410"), "{}", lines[1]);
         assert!(lines[1].contains(" you=yes "), "{}", lines[1]);
         assert!(lines[3].starts_with("web name=web addr=192.168.2.7:51000 "), "{}", lines[3]);
-        assert_eq!(lines[4], "left name=Client01 addr=127.0.0.1:4999 at=2026-11-21T08:59:00Z");
+        assert!(lines[4].starts_with("tftp name=tftp addr=192.168.2.9:1069 "), "{}", lines[4]);
+        assert_eq!(lines[5], "left name=Client01 addr=127.0.0.1:4999 at=2026-11-21T08:59:00Z");
     }
 
     #[test]
@@ -449,6 +478,7 @@ mod tests {
              alice (you)  127.0.0.1:5000  connected 2026-11-21T09:00:00Z  idle 1h 02m 03s  get big file=1.iso 41%\n  \
              Client02  [::1]:5001  connected 2026-11-21T09:01:00+01:00  idle 7s  list my docs\n\
              web connections 1\n  web  192.168.2.7:51000  idle 0s  get photo.jpg 25%\n\
+             tftp transfers 1\n  tftp  192.168.2.9:1069  idle 1s  get fw.bin 23%\n\
              recently left\n  Client01  127.0.0.1:4999  left 2026-11-21T08:59:00Z\n"
         );
     }
@@ -465,5 +495,20 @@ mod tests {
         assert!(text.contains("  on b 2  connected "), "{text}");
         assert_eq!(status.to_json()["sessions"][0]["instance"], "b 2");
         assert!(status.to_json()["sessions"][1]["instance"].is_null());
+    }
+
+    #[test]
+    fn tftp_transfers_are_their_own_section_and_activity_has_fields() {
+        let status = sample();
+        let text = status.render();
+        assert!(text.contains("\ntftp transfers 1\n  tftp  192.168.2.9:1069  idle 1s  get fw.bin 23%\n"), "{text}");
+        assert!(!text.contains("web connections 2"), "{text}");
+        let json = status.to_json();
+        assert_eq!(
+            json["tftp"][0]["doing"],
+            serde_json::json!({"operation": "get", "file": "fw.bin", "size": 1000, "done": 230})
+        );
+        assert_eq!(json["web"][0]["doing"]["operation"], "get");
+        assert!(status.encode().contains("\ntftp name=tftp addr=192.168.2.9:1069 "));
     }
 }

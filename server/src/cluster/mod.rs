@@ -336,6 +336,7 @@ impl Cluster {
             others.clients += status.clients;
             others.sessions.extend(status.sessions);
             others.web.extend(status.web);
+            others.tftp.extend(status.tftp);
         }
         others.departed = departed
             .iter()

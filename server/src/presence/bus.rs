@@ -31,8 +31,10 @@ pub struct Elsewhere {
     pub clients: u64,
     /// Their sessions, as `status` lists them.
     pub sessions: Vec<SessionStatus>,
-    /// Their web visitors and TFTP transfers.
+    /// Their web visitors.
     pub web: Vec<SessionStatus>,
+    /// Their TFTP transfers.
+    pub tftp: Vec<SessionStatus>,
     /// Who left them recently, most recent first.
     pub departed: Vec<Departure>,
 }

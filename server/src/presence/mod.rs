@@ -70,6 +70,8 @@ struct Inner {
     /// Web visitors' connections (the HTTP side), shown in `status` apart
     /// from the sessions: not counted against the cap, not in the chat.
     web: BTreeMap<u64, Arc<SessionInfo>>,
+    /// TFTP transfers, listed apart the same way.
+    tftp: BTreeMap<u64, Arc<SessionInfo>>,
 }
 
 impl Inner {
@@ -150,7 +152,8 @@ impl Presence {
         inner.next_id += 1;
         let info = SessionInfo::new(inner.next_id, kind.into(), addr, self.started, Closer::default(), events);
         let info = Arc::new(info);
-        inner.web.insert(info.id, Arc::clone(&info));
+        let list = if kind == "tftp" { &mut inner.tftp } else { &mut inner.web };
+        list.insert(info.id, Arc::clone(&info));
         Visit { presence: Arc::clone(self), info }
     }
 
@@ -224,6 +227,7 @@ impl Presence {
         status.clients += elsewhere.clients;
         status.sessions.extend(elsewhere.sessions);
         status.web.extend(elsewhere.web);
+        status.tftp.extend(elsewhere.tftp);
         status.departed.extend(elsewhere.departed);
         status.departed.sort_by(|a, b| b.left_at.cmp(&a.left_at));
         status.departed.truncate(RECENT_DEPARTURES);
@@ -248,6 +252,7 @@ impl Presence {
         let sessions = inner.sessions.values().map(|s| show(s, s.name())).collect();
         let web_name = |s: &SessionInfo| s.account().map_or_else(|| s.name(), |a| a.name.clone());
         let web = inner.web.values().map(|s| show(s, web_name(s))).collect();
+        let tftp = inner.tftp.values().map(|s| show(s, s.name())).collect();
         let departed = inner.departed.iter().rev().map(|d| d.to_status(instance.clone())).collect();
         Status {
             uptime_secs: self.started.elapsed().as_secs(),
@@ -256,6 +261,7 @@ impl Presence {
             sessions,
             departed,
             web,
+            tftp,
         }
     }
 }
@@ -296,7 +302,9 @@ impl std::ops::Deref for Visit {
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        self.presence.inner.lock().web.remove(&self.info.id);
+        let mut inner = self.presence.inner.lock();
+        inner.web.remove(&self.info.id);
+        inner.tftp.remove(&self.info.id);
     }
 }
 
@@ -444,7 +452,7 @@ mod tests {
                 left_at: "2000-01-01T00:00:00Z".into(),
                 instance: Some("b".into()),
             };
-            Elsewhere { clients: 1, sessions: vec![carol], web: Vec::new(), departed: vec![dave] }
+            Elsewhere { clients: 1, sessions: vec![carol], web: Vec::new(), tftp: Vec::new(), departed: vec![dave] }
         }
     }
 

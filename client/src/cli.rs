@@ -37,6 +37,14 @@ pub struct Args {
     /// a terminal, the servers heard on the LAN to pick from; else
     /// 127.0.0.1:12345.
     pub addr: Option<String>,
+    /// One-shot use, as scp and ssh: `HOST[:PORT]:PATH [LOCAL]` downloads,
+    /// `LOCAL... HOST[:PORT]:PATH` uploads (folders with -r), `HOST COMMAND
+    /// ARGS...` runs one command.
+    #[arg(value_name = "MORE", trailing_var_arg = true)]
+    pub rest: Vec<String>,
+    /// With a one-shot copy: whole folders (get -r, put -r).
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
     /// List the servers announced on the LAN (mDNS) within 1.5 s: name,
     /// address, TLS and fingerprint (one JSON object each with --json), and exit.
     #[arg(long, conflicts_with_all = ["addr", "commands"])]

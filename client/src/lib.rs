@@ -25,6 +25,7 @@
 //! - [`part`]: the file a download is written to until it is verified.
 //! - [`upload`]: `put`, with local globs.
 //! - [`tree`]: `get -r` and `put -r`: whole folders, identical files skipped, downloads pipelined.
+//! - [`oneshot`]: scp- and ssh-style one-shot use, as commands for the batch runner.
 //! - [`local`]: `lls`, `lcd`, `lpwd`.
 //! - [`render`]: what is printed: tables, JSON, transfer reports.
 //! - [`progress`]: progress bars.
@@ -52,6 +53,7 @@ pub mod download;
 pub mod error;
 pub mod link;
 pub mod local;
+pub mod oneshot;
 pub mod part;
 pub mod progress;
 pub mod render;
@@ -72,7 +74,13 @@ pub use session::{Flow, Session};
 
 /// Runs the client as the arguments say; the process's exit status.
 pub fn run(args: &cli::Args) -> u8 {
-    let mut args = args.clone();
+    let mut args = match oneshot::plan(args) {
+        Ok(planned) => planned,
+        Err(e) => {
+            eprintln!("file-client: {e}");
+            return e.exit_code();
+        }
+    };
     args.download_dir = local::expand_home(&args.download_dir.to_string_lossy());
     let args = &args;
     if !args.download_dir.is_dir() {

@@ -33,9 +33,10 @@ fn usage_errors_are_exit_2() {
     let out = file_client(&["127.0.0.1:1", "--download-dir", "/nonexistent/dir"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'/nonexistent/dir' does not exist"));
-    let out = file_client(&["127.0.0.1:abc"]);
+    // (`HOST:abc` is a download of `abc`, as scp reads it; a port too big is a typo.)
+    let out = file_client(&["127.0.0.1:99999"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "file-client: usage: bad port 'abc' in '127.0.0.1:abc'\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "file-client: usage: bad port '99999' in '127.0.0.1:99999'\n");
     let out = file_client(&["--timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a whole number of seconds, at least 1"));

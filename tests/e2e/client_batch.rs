@@ -154,3 +154,43 @@ fn ls_takes_the_usual_flags_and_mkdir_p_makes_the_way() {
     assert!(text.contains("a.txt") && text.contains("z/"), "{text}");
     assert!(share.path().join("x/y/z").is_dir());
 }
+
+#[test]
+fn one_shot_copies_and_commands_as_scp_and_ssh() {
+    let share = file_share_e2e::Share::new();
+    share.add("hello.txt", b"hi\n");
+    share.add("a b.txt", b"spaced\n");
+    share.add("inbox/.keep", b"");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up1.txt"), b"1\n").unwrap();
+    std::fs::write(dir.path().join("up2.txt"), b"2\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("tree/sub")).unwrap();
+    std::fs::write(dir.path().join("tree/sub/t.txt"), b"t\n").unwrap();
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = file_share_e2e::run_client(dir.path(), &args, None);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Down, to the local folder and to a local name.
+    run(&[&format!("{addr}:hello.txt")]);
+    assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hi\n");
+    run(&[&format!("{addr}:a b.txt"), "copy.txt"]);
+    assert_eq!(std::fs::read(dir.path().join("copy.txt")).unwrap(), b"spaced\n");
+    // Up, several into a folder, and a tree with -r.
+    run(&["up1.txt", "up2.txt", &format!("{addr}:inbox")]);
+    assert_eq!(std::fs::read(share.path().join("inbox/up2.txt")).unwrap(), b"2\n");
+    run(&["-r", "tree", &format!("{addr}:")]);
+    assert_eq!(std::fs::read(share.path().join("tree/sub/t.txt")).unwrap(), b"t\n");
+    // One command, as ssh host command; its words quoted back as typed.
+    assert!(run(&[&addr, "list"]).contains("inbox/"));
+    assert_eq!(run(&[&addr, "hash", "a b.txt"]), format!("{}  a b.txt\n", blake3::hash(b"spaced\n").to_hex()));
+    // The usual exit codes: a missing remote file is a failed command (4).
+    let missing = file_share_e2e::run_client(dir.path(), &[format!("{addr}:nope.txt")], None);
+    assert_eq!(missing.status.code(), Some(4));
+    // Copies both ways at once are refused.
+    let both = file_share_e2e::run_client(dir.path(), &[format!("{addr}:hello.txt"), format!("{addr}:x")], None);
+    assert_eq!(both.status.code(), Some(2));
+}

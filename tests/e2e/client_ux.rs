@@ -230,7 +230,7 @@ fn local_commands_and_help() {
     assert!(lines[2].starts_with("got 'hello.txt'"));
     assert!(lines[3].trim_start().starts_with("6  ") && lines[3].ends_with("  hello.txt"), "{stdout}");
     assert!(lines[4].trim_start().starts_with("5  ") && lines[4].ends_with("  old.txt"), "{stdout}");
-    assert_eq!(lines[5], "usage: get [-r] [-f] [-c] <name|glob>...");
+    assert_eq!(lines[5], "usage: get [-r] [-f] [-c] <name|glob>... | get <name> <local>");
     assert!(lines[7].starts_with("example: get"), "{stdout}");
     // The download went to the new local folder.
     assert!(dir.path().join("inbox/hello.txt").exists());

@@ -51,6 +51,10 @@ pub fn run(args: &Args) -> u8 {
             Err(ClientError::OutputClosed) => return EXIT_OK,
             Err(e) => {
                 eprintln!("{e}");
+                if args.json {
+                    // On stdout too, where a program reads: every line one object.
+                    let _ = stdout.write_all(crate::render::json_line(&e.json()).as_bytes());
+                }
                 return e.exit_code();
             }
         }

@@ -126,3 +126,16 @@ impl ClientError {
         }
     }
 }
+
+impl ClientError {
+    /// The error as one JSON object for `--json` (`type` `error`): the
+    /// server's code when it refused (`404`), the exit status it leads to,
+    /// and the message.
+    pub fn json(&self) -> serde_json::Value {
+        let code = match self {
+            ClientError::Remote { code, .. } => Some(code.number()),
+            _ => None,
+        };
+        serde_json::json!({ "type": "error", "code": code, "exit": self.exit_code(), "message": self.to_string() })
+    }
+}

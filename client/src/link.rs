@@ -122,6 +122,15 @@ impl Link {
         self.read_text_reply()
     }
 
+    /// Sends `request` and reads a text reply: its header's fields and body.
+    pub(crate) fn fields_request(&mut self, request: &Request) -> Result<(Vec<(String, String)>, String), ClientError> {
+        self.conn.send(request)?;
+        match self.conn.read_reply_header()? {
+            Header::Ok { len, fields } => Ok((fields, self.conn.read_text_body(len)?)),
+            other => Err(render::unexpected(&other)),
+        }
+    }
+
     /// Reads the next reply, a text one, and its body.
     pub(crate) fn read_text_reply(&mut self) -> Result<String, ClientError> {
         match self.conn.read_reply_header()? {

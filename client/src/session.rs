@@ -276,7 +276,12 @@ impl Session {
                     let hex = body.split_whitespace().next().unwrap_or_default();
                     let prefix = format!("{}/", self.cwd);
                     let shown = if self.cwd.is_empty() { &name } else { name.strip_prefix(&prefix).unwrap_or(&name) };
-                    self.show_reply(&format!("{hex}  {shown}\n"), out)?;
+                    if self.settings.json {
+                        let hash = serde_json::json!({ "type": "hash", "name": shown, "blake3": hex });
+                        print(out, &render::json_line(&hash))?;
+                    } else {
+                        self.show_reply(&format!("{hex}  {shown}\n"), out)?;
+                    }
                 }
             }
             Command::Cd(dir) => {
@@ -291,6 +296,9 @@ impl Session {
                     });
                 }
                 self.cwd = target;
+            }
+            Command::Pwd if self.settings.json => {
+                print(out, &render::json_line(&serde_json::json!({ "type": "pwd", "path": format!("/{}", self.cwd) })))?
             }
             Command::Pwd => self.say(out, &format!("/{}\n", escape(&self.cwd)))?,
             Command::Lls(dir) => {
@@ -404,11 +412,22 @@ impl Session {
         Ok(None)
     }
 
-    /// A request sent as typed (`name`, `say`, an echo): its reply printed.
+    /// A request sent as typed (`name`, `say`, an echo): its reply printed
+    /// (with `--json`, its header's fields too: `say`'s `recipients`).
     fn remote(&mut self, request: &Request, out: &mut dyn Write) -> Result<(), ClientError> {
-        let body = self.link.text_request(request)?;
+        let (fields, body) = self.link.fields_request(request)?;
         if let Request::Name(nick) = request {
             self.link.named(nick);
+        }
+        if self.settings.json {
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), "reply".into());
+            for (key, value) in fields {
+                let typed = value.parse::<u64>().map_or_else(|_| value.clone().into(), serde_json::Value::from);
+                object.insert(key, typed);
+            }
+            object.insert("text".into(), body.into());
+            return print(out, &render::json_line(&serde_json::Value::Object(object)));
         }
         self.show_reply(&body, out)
     }

@@ -54,18 +54,29 @@ struct Tally {
     cancelled: bool,
 }
 
+/// What a tree copy was: its verb, the tree as typed, where it went, and
+/// the local symlinks it did not follow.
+#[derive(Clone, Copy)]
+struct Copied<'a> {
+    verb: &'a str,
+    what: &'a str,
+    to: &'a str,
+    links: usize,
+}
+
 impl Tally {
     /// `get -r 'docs': 12 files ...`; an error when something was left
     /// behind, so a script sees it.
-    fn finish(
-        self,
-        verb: &str,
-        what: &str,
-        to: &str,
-        links: usize,
-        started: Instant,
-        out: &mut dyn Write,
-    ) -> Result<(), ClientError> {
+    fn finish(self, copy: &Copied<'_>, started: Instant, json: bool, out: &mut dyn Write) -> Result<(), ClientError> {
+        let Copied { verb, what, to, links } = *copy;
+        if json {
+            let summary = serde_json::json!({
+                "type": "tree", "operation": verb, "name": what, "to": to, "files": self.moved, "bytes": self.bytes,
+                "identical": self.identical, "differ": self.differ, "failed": self.failed.len(),
+                "symlinks_skipped": links, "cancelled": self.cancelled,
+            });
+            print(out, &render::json_line(&summary))?;
+        }
         let files = if self.moved == 1 { "1 file".to_string() } else { format!("{} files", self.moved) };
         let mut line = format!(
             "{verb} -r '{}': {files} ({}, {}), {} identical and skipped",
@@ -78,7 +89,9 @@ impl Tally {
             line.push_str(&format!(", {links} symlinks not followed"));
         }
         line.push_str(&format!(" -> {}\n", escape(to)));
-        print(out, &line)?;
+        if !json {
+            print(out, &line)?;
+        }
         if self.cancelled {
             return Err(ClientError::Cancelled(format!(": {verb} -r again continues where it stopped")));
         }
@@ -236,7 +249,7 @@ impl Transfers<'_> {
         bar.bar.finish();
         self.end_stop(&stop, Ok(()))?;
         let to = local_root.to_string_lossy().into_owned();
-        tally.finish("get", word, &to, 0, started, out)
+        tally.finish(&Copied { verb: "get", what: word, to: &to, links: 0 }, started, self.settings.json, out)
     }
 
     /// `put -r DIR [REMOTE]`: the local folder `word` (found by
@@ -294,7 +307,8 @@ impl Transfers<'_> {
         let mut quietly = Transfers { link: &mut *self.link, settings: &quiet };
         quietly.put_files(send, &local_root, &remote, &mut tally, &mut bar)?;
         bar.bar.finish();
-        tally.finish("put", word, &format!("/{root}"), local.links, started, out)
+        let to = format!("/{root}");
+        tally.finish(&Copied { verb: "put", what: word, to: &to, links: local.links }, started, self.settings.json, out)
     }
 
     /// Uploads `send` (relative name, size, replace) in turn. One upload's

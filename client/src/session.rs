@@ -165,10 +165,10 @@ impl Session {
                 }
             }
             Command::Remote(request) => self.remote(&request, out)?,
-            Command::Get { recursive: true, force, names, .. } => {
+            Command::Get { recursive: true, force, mirror, names, .. } => {
                 for name in names {
                     let root = self.remote_path(&name)?;
-                    self.transfers().get_tree(&name, &root, force, out)?;
+                    self.transfers().get_tree(&name, &root, force, mirror, out)?;
                 }
             }
             Command::Get { force, resume, mut names, .. } => {
@@ -194,7 +194,7 @@ impl Session {
                     }
                 }
             }
-            Command::Put { recursive: true, force, locals, remote, .. } => {
+            Command::Put { recursive: true, force, mirror, locals, remote, .. } => {
                 for local in &locals {
                     let (local_root, own_name) = crate::tree::local_folder(local)?;
                     let name = remote.clone().unwrap_or(own_name);
@@ -202,7 +202,7 @@ impl Session {
                         return Err(ClientError::Usage("put -r: give the remote folder's name".into()));
                     }
                     let root = self.remote_path(&name)?;
-                    self.transfers().put_tree(local, &local_root, &root, force, out)?;
+                    self.transfers().put_tree(local, &local_root, &root, force, mirror, out)?;
                 }
             }
             Command::Put { force, resume, mut locals, mut remote, .. } => {

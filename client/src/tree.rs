@@ -18,6 +18,7 @@ use std::time::Instant;
 use common::text::escape;
 use common::{Digest, ListEntryKind, Request};
 
+use crate::command::Mirror;
 use crate::connection::Transfer;
 use crate::download::{Pending, Stop, Watch};
 use crate::error::ClientError;
@@ -44,6 +45,8 @@ struct Tree {
 /// How a tree transfer went, for its report.
 #[derive(Debug, Default)]
 struct Tally {
+    /// Files and folders removed (`--delete`).
+    removed: usize,
     moved: usize,
     bytes: u64,
     identical: usize,
@@ -73,7 +76,7 @@ impl Tally {
             let summary = serde_json::json!({
                 "type": "tree", "operation": verb, "name": what, "to": to, "files": self.moved, "bytes": self.bytes,
                 "identical": self.identical, "differ": self.differ, "failed": self.failed.len(),
-                "symlinks_skipped": links, "cancelled": self.cancelled,
+                "symlinks_skipped": links, "cancelled": self.cancelled, "removed": self.removed,
             });
             print(out, &render::json_line(&summary))?;
         }
@@ -87,6 +90,9 @@ impl Tally {
         );
         if links > 0 {
             line.push_str(&format!(", {links} symlinks not followed"));
+        }
+        if self.removed > 0 {
+            line.push_str(&format!(", {} removed", self.removed));
         }
         line.push_str(&format!(" -> {}\n", escape(to)));
         if !json {
@@ -174,6 +180,7 @@ impl Transfers<'_> {
         word: &str,
         root: &str,
         force: bool,
+        mirror: Mirror,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let started = Instant::now();
@@ -187,9 +194,14 @@ impl Transfers<'_> {
             return Err(ClientError::Usage(format!("get -r: '{}' is not a folder on the server", escape(word))));
         }
         let tree = self.remote_tree(&root)?;
-        local_dir(&local_root)?;
-        for dir in &tree.dirs {
-            local_dir(&local_root.join(dir))?;
+        // What is here and not there: removed with --delete.
+        let here = if local_root.is_dir() { local_tree(&local_root)? } else { Tree::default() };
+        let extra = extras(&here, &tree);
+        if !mirror.dry_run {
+            local_dir(&local_root)?;
+            for dir in &tree.dirs {
+                local_dir(&local_root.join(dir))?;
+            }
         }
         let mut tally = Tally::default();
         // What is there already: the same size is checked by hash, anything
@@ -215,6 +227,10 @@ impl Transfers<'_> {
             } else {
                 tally.differ.push(rel);
             }
+        }
+        if mirror.dry_run {
+            let fetching: Vec<&str> = fetch.iter().map(|(rel, _)| rel.as_str()).collect();
+            return plan(out, self.settings.json, "get", &fetching, mirror.delete.then_some(&extra));
         }
         let bytes: u64 = fetch.iter().map(|(_, size)| size).sum();
         let mut bar = TreeBar::new(self.settings.progress, "get", &root, bytes, fetch.len());
@@ -248,6 +264,10 @@ impl Transfers<'_> {
         }
         bar.bar.finish();
         self.end_stop(&stop, Ok(()))?;
+        // Only once everything came: a mirror never loses a file to a failure.
+        if mirror.delete && !tally.cancelled && tally.failed.is_empty() {
+            tally.removed = remove_local(&local_root, &extra)?;
+        }
         let to = local_root.to_string_lossy().into_owned();
         tally.finish(&Copied { verb: "get", what: word, to: &to, links: 0 }, started, self.settings.json, out)
     }
@@ -261,21 +281,24 @@ impl Transfers<'_> {
         local_root: &Path,
         root: &str,
         force: bool,
+        mirror: Mirror,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let started = Instant::now();
         let (local_root, root) = (local_root.to_path_buf(), root.to_string());
         let local = local_tree(&local_root)?;
-        let there = if self.link.is_remote_dir(&root)? {
-            self.remote_tree(&root)?
-        } else {
-            self.make_remote_dir(&root)?;
-            Tree::default()
-        };
+        let exists = self.link.is_remote_dir(&root)?;
+        let there = if exists { self.remote_tree(&root)? } else { Tree::default() };
+        let extra = extras(&there, &local);
         let remote = |rel: &str| if root.is_empty() { rel.to_string() } else { format!("{root}/{rel}") };
-        for dir in &local.dirs {
-            if !there.dirs.contains(dir) {
-                self.make_remote_dir(&remote(dir))?;
+        if !mirror.dry_run {
+            if !exists {
+                self.make_remote_dir(&root)?;
+            }
+            for dir in &local.dirs {
+                if !there.dirs.contains(dir) {
+                    self.make_remote_dir(&remote(dir))?;
+                }
             }
         }
         let sizes: HashMap<&str, u64> = there.files.iter().map(|(rel, size)| (rel.as_str(), *size)).collect();
@@ -300,6 +323,10 @@ impl Transfers<'_> {
                 tally.differ.push(rel);
             }
         }
+        if mirror.dry_run {
+            let sending: Vec<&str> = send.iter().map(|(rel, _, _)| rel.as_str()).collect();
+            return plan(out, self.settings.json, "put", &sending, mirror.delete.then_some(&extra));
+        }
         let bytes: u64 = send.iter().map(|(_, size, _)| size).sum();
         let mut bar = TreeBar::new(self.settings.progress, "put", &root, bytes, send.len());
         // The tree's line shows the progress; each file's own bar stays hidden.
@@ -307,6 +334,17 @@ impl Transfers<'_> {
         let mut quietly = Transfers { link: &mut *self.link, settings: &quiet };
         quietly.put_files(send, &local_root, &remote, &mut tally, &mut bar)?;
         bar.bar.finish();
+        // Only once everything went: a mirror never loses a file to a failure.
+        if mirror.delete && !tally.cancelled && tally.failed.is_empty() {
+            for (rel, _) in &extra.files {
+                self.link.text_request(&Request::Remove(remote(rel)))?;
+                tally.removed += 1;
+            }
+            for rel in &extra.dirs {
+                self.link.text_request(&Request::RemoveTree(remote(rel)))?;
+                tally.removed += 1;
+            }
+        }
         let to = format!("/{root}");
         tally.finish(&Copied { verb: "put", what: word, to: &to, links: local.links }, started, self.settings.json, out)
     }
@@ -498,6 +536,64 @@ fn local_tree(root: &Path) -> Result<Tree, ClientError> {
         }
     }
     Ok(tree)
+}
+
+/// What `ours` has that `theirs` does not: files in folders they both
+/// have, and the top-most folders they lack (with all in them).
+fn extras(ours: &Tree, theirs: &Tree) -> Tree {
+    let their_files: std::collections::HashSet<&str> = theirs.files.iter().map(|(rel, _)| rel.as_str()).collect();
+    let their_dirs: std::collections::HashSet<&str> = theirs.dirs.iter().map(String::as_str).collect();
+    let mut dirs: Vec<String> = Vec::new();
+    for dir in &ours.dirs {
+        let inside_one = dirs.iter().any(|d| dir.starts_with(&format!("{d}/")));
+        if !their_dirs.contains(dir.as_str()) && !inside_one {
+            dirs.push(dir.clone());
+        }
+    }
+    let files = ours
+        .files
+        .iter()
+        .filter(|(rel, _)| !their_files.contains(rel.as_str()))
+        .filter(|(rel, _)| !dirs.iter().any(|d| rel.starts_with(&format!("{d}/"))))
+        .cloned()
+        .collect();
+    Tree { dirs, files, links: 0 }
+}
+
+/// Removes `extra` (relative to `root`) from the local tree: files, then
+/// folders with all in them. Nothing outside `root`: the names come from
+/// walking it, links never followed.
+fn remove_local(root: &Path, extra: &Tree) -> Result<usize, ClientError> {
+    let fail = |path: &Path, e: std::io::Error| ClientError::Local(format!("cannot remove '{}': {e}", path.display()));
+    for (rel, _) in &extra.files {
+        let path = root.join(rel);
+        fs::remove_file(&path).map_err(|e| fail(&path, e))?;
+    }
+    for rel in &extra.dirs {
+        let path = root.join(rel);
+        fs::remove_dir_all(&path).map_err(|e| fail(&path, e))?;
+    }
+    Ok(extra.files.len() + extra.dirs.len())
+}
+
+/// `-n`: what a tree copy would do, and nothing done: `verb` for each name
+/// to copy, `remove` for each to remove (with `--delete`).
+fn plan(out: &mut dyn Write, json: bool, verb: &str, copy: &[&str], remove: Option<&Tree>) -> Result<(), ClientError> {
+    let removals: Vec<String> = remove
+        .map(|extra| {
+            extra.files.iter().map(|(rel, _)| rel.clone()).chain(extra.dirs.iter().map(|d| format!("{d}/"))).collect()
+        })
+        .unwrap_or_default();
+    let lines = copy.iter().map(|rel| (verb, rel.to_string())).chain(removals.into_iter().map(|rel| ("remove", rel)));
+    for (action, name) in lines {
+        let line = if json {
+            render::json_line(&serde_json::json!({ "type": "plan", "action": action, "name": name }))
+        } else {
+            format!("would {action} {}\n", escape(&name))
+        };
+        print(out, &line)?;
+    }
+    Ok(())
 }
 
 /// BLAKE3 of a local file.

@@ -212,3 +212,56 @@ fn trees_with_empty_folders_spaces_unicode_and_a_link_inside() {
     assert_eq!(stderr, "remote: uploads are disabled on this server (it was started without --allow-uploads)\n");
     assert!(!share.path().join("other").exists());
 }
+
+#[test]
+fn mirrors_with_delete_make_the_destination_equal_and_dry_runs_change_nothing() {
+    let share = Share::new();
+    share.add("m/a.txt", b"a\n");
+    share.add("m/sub/b.txt", b"b\n");
+    let server = ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("m");
+    std::fs::create_dir_all(local.join("old/deeper")).unwrap();
+    std::fs::write(local.join("a.txt"), b"a\n").unwrap();
+    std::fs::write(local.join("extra.txt"), b"x\n").unwrap();
+    std::fs::write(local.join("old/deeper/y.txt"), b"y\n").unwrap();
+    let run = |commands: &[&str]| {
+        let out = server.client(dir.path(), commands);
+        assert!(out.status.success(), "{commands:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A dry run says what it would do, and does nothing.
+    let plan = run(&["get -r --delete -n m"]);
+    assert_eq!(plan, "would get sub/b.txt\nwould remove extra.txt\nwould remove old/\n");
+    assert!(local.join("extra.txt").exists() && !local.join("sub").exists());
+    // The mirror: what is missing comes, what the server lacks goes.
+    let report = run(&["get -r --delete m"]);
+    assert!(report.contains("1 file") && report.contains("2 removed"), "{report}");
+    let mut names: Vec<String> = walk(&local);
+    names.sort();
+    assert_eq!(names, ["a.txt", "sub/b.txt"]);
+    // The other way: a file gone here goes there too, never outside the folder.
+    std::fs::remove_file(local.join("sub/b.txt")).unwrap();
+    std::fs::write(local.join("new.txt"), b"n\n").unwrap();
+    share.add("outside.txt", b"keep\n");
+    run(&["put -r --delete m"]);
+    assert!(!share.path().join("m/sub/b.txt").exists() && share.path().join("m/new.txt").exists());
+    assert!(share.path().join("m/sub").is_dir(), "the folder itself is in the source");
+    assert!(share.path().join("outside.txt").exists());
+}
+
+/// Every file under `root`, relative to it.
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push(entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}

@@ -42,6 +42,10 @@ pub struct Args {
     /// ARGS...` runs one command.
     #[arg(value_name = "MORE", trailing_var_arg = true)]
     pub rest: Vec<String>,
+    /// Transfers go at most this fast, bytes a second (K, M, G: powers of
+    /// 1024), as curl --limit-rate and sftp -l.
+    #[arg(long, value_name = "RATE", value_parser = |s: &str| common::text::parse_size(s))]
+    pub limit_rate: Option<u64>,
     /// With a one-shot copy: whole folders (get -r, put -r).
     #[arg(short = 'r', long)]
     pub recursive: bool,
@@ -186,7 +190,13 @@ pub fn connect(args: &Args, sinks: SinkFactory) -> Result<Session, u8> {
         }
     };
     let terminal = std::io::stdout().is_terminal();
-    let settings = Settings { download_dir: args.download_dir.clone(), progress, json: args.json, terminal };
+    let settings = Settings {
+        download_dir: args.download_dir.clone(),
+        progress,
+        json: args.json,
+        terminal,
+        limit_rate: args.limit_rate.filter(|r| *r > 0),
+    };
     let mut session = Session::new(conn, greeting, settings, opener);
     if let Some(nick) = &args.name {
         match session.take_name(nick) {

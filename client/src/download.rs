@@ -374,6 +374,9 @@ impl Transfers<'_> {
     ) -> Result<Received, ClientError> {
         let mut received = Received { bytes: 0, complete: false, write_error: None };
         let mut discard = io::sink();
+        // --limit-rate: reading slows, and TCP slows the server to match.
+        let mut pace = self.settings.limit_rate.map(common::pace::Pace::new);
+        let mut counted = 0;
         loop {
             if self.link.conn().has_body() {
                 let base = received.bytes;
@@ -385,6 +388,10 @@ impl Transfers<'_> {
                         Transfer::Moved(n) => {
                             stop.heard();
                             received.bytes = base + n;
+                            if let Some(pace) = &mut pace {
+                                pace.took(received.bytes - counted);
+                                counted = received.bytes;
+                            }
                             Transfer::Moved(base + n)
                         }
                         waiting => waiting,

@@ -17,4 +17,6 @@ pub struct Settings {
     pub json: bool,
     /// Standard output is a terminal: `cat` escapes control characters.
     pub terminal: bool,
+    /// `--limit-rate`: transfers go at most this many bytes a second.
+    pub limit_rate: Option<u64>,
 }

@@ -183,6 +183,7 @@ impl Transfers<'_> {
         offset: u64,
     ) -> Result<(), ClientError> {
         let mut progress = Progress::new(self.settings.progress, "put", remote, size, offset);
+        let mut pace = self.settings.limit_rate.map(common::pace::Pace::new);
         let mut sent = offset;
         while sent < size {
             if self.link.is_interrupted() {
@@ -193,7 +194,8 @@ impl Transfers<'_> {
             self.link.conn().send_raw(Header::Data { len: frame }.encode().as_bytes())?;
             let mut left = frame;
             while left > 0 {
-                let sent_now = self.link.conn().upload_sink().send_file(file, left);
+                let step = pace.as_ref().map_or(left, |p| p.chunk().min(left));
+                let sent_now = self.link.conn().upload_sink().send_file(file, step);
                 let n =
                     sent_now.map_err(|e| self.link.conn().failure(&format!("uploading '{}'", local.display()), e))?;
                 if n == 0 {
@@ -204,6 +206,9 @@ impl Transfers<'_> {
                 }
                 left -= n;
                 sent += n;
+                if let Some(pace) = &mut pace {
+                    pace.took(n);
+                }
                 progress.set(sent);
             }
         }

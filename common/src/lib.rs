@@ -15,6 +15,7 @@
 //!   [`Code`] of an error, [`Event`], a notice with its fields, and
 //!   [`ListEntry`], one line of a `list` body.
 //! - [`status`]: [`Status`], the server's state as data (`info`) and as text (`status`).
+//! - [`pace`]: [`pace::Pace`], a transfer's rate limit (`--limit-rate`, `--max-rate-per-client`).
 //! - [`path`]: [`RemotePath`], a name a client asked for, checked so it can
 //!   only ever name something inside the shared folder.
 //! - [`digest`]: [`Digest`], the BLAKE3 hash carried in `get` and `put`.
@@ -31,6 +32,7 @@
 
 pub mod digest;
 pub mod nick;
+pub mod pace;
 pub mod path;
 pub mod reply;
 pub mod request;

@@ -54,6 +54,9 @@ pub struct Config {
     /// `--cluster`: the instances sharing one Redis act as one server (one
     /// session cap, one status, one chat).
     pub cluster: Option<Arc<Cluster>>,
+    /// `--max-rate-per-client`: each download and upload goes no faster
+    /// (bytes a second), so one client cannot fill the uplink for everyone.
+    pub max_rate_per_client: Option<u64>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             max_startups: 10,
             proxy: None,
             cluster: None,
+            max_rate_per_client: None,
         }
     }
 }

@@ -105,7 +105,12 @@ pub fn serve(
     };
     let (replies, replies_rx) = bounded(REPLY_QUEUE);
     let info = session.info();
-    let half = WriteHalf::new(for_writer, events_rx.clone(), shared.config.idle_timeout);
+    let half = WriteHalf::with_rate(
+        for_writer,
+        events_rx.clone(),
+        shared.config.idle_timeout,
+        shared.config.max_rate_per_client,
+    );
     let writer = thread::Builder::new()
         .name(format!("writer-{}", session.name()))
         .stack_size(writer::WRITER_STACK_SIZE)

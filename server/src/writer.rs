@@ -91,6 +91,8 @@ pub struct WriteHalf {
     events: Receiver<Notice>,
     /// A download whose peer takes nothing for this long is dropped.
     stall: Duration,
+    /// Downloads go no faster (`--max-rate-per-client`).
+    rate: Option<u64>,
     /// Framed downloads answering requests numbered below this are cancelled.
     cancelled_before: AtomicU64,
 }
@@ -106,6 +108,25 @@ impl WriteHalf {
             queued: AtomicUsize::new(1),
             events,
             stall,
+            rate: None,
+            cancelled_before,
+        })
+    }
+
+    /// The same, its downloads going at most `rate` bytes a second.
+    pub fn with_rate(
+        transport: Transport,
+        events: Receiver<Notice>,
+        stall: Duration,
+        rate: Option<u64>,
+    ) -> Arc<WriteHalf> {
+        let cancelled_before = AtomicU64::new(0);
+        Arc::new(WriteHalf {
+            stream: Mutex::new(transport),
+            queued: AtomicUsize::new(1),
+            events,
+            stall,
+            rate,
             cancelled_before,
         })
     }
@@ -212,7 +233,7 @@ fn write_outgoing(stream: &mut Transport, msg: Outgoing, session: &SessionInfo, 
             let started = Instant::now();
             let clock = &session.clock;
             let doing = clock.doing(Activity::Get { file: name.clone(), size: download.len, done: 0 });
-            let mut push = Push::new(stream, half.stall)?;
+            let mut push = Push::new(stream, half.stall)?.paced(half.rate);
             let progress = |n| clock.set_transferred(n);
             let result = push.write(&header).and_then(|()| match frames {
                 None => push.send_file(&mut download.file, download.len, progress).map(|()| (download.len, false)),
@@ -246,6 +267,8 @@ pub(crate) struct Push<'a> {
     stream: &'a mut Transport,
     stall: Duration,
     moved: Instant,
+    /// A file's bytes go no faster (`--max-rate-per-client`).
+    pace: Option<common::pace::Pace>,
 }
 
 impl<'a> Push<'a> {
@@ -256,7 +279,13 @@ impl<'a> Push<'a> {
     /// When the write timeout cannot be set.
     pub(crate) fn new(stream: &'a mut Transport, stall: Duration) -> io::Result<Push<'a>> {
         stream.set_write_timeout(STALL_TICK)?;
-        Ok(Push { stream, stall, moved: Instant::now() })
+        Ok(Push { stream, stall, moved: Instant::now(), pace: None })
+    }
+
+    /// The same, sending files at most `rate` bytes a second (`None`: as fast as the peer takes them).
+    pub(crate) fn paced(mut self, rate: Option<u64>) -> Push<'a> {
+        self.pace = rate.map(common::pace::Pace::new);
+        self
     }
 }
 
@@ -310,12 +339,16 @@ impl Push<'_> {
     pub(crate) fn send_file(&mut self, file: &mut std::fs::File, len: u64, progress: impl Fn(u64)) -> io::Result<()> {
         let mut sent = 0;
         while sent < len {
-            match self.stream.send_file(file, SEND_CHUNK.min(len - sent)) {
+            let step = self.pace.as_ref().map_or(SEND_CHUNK, |p| p.chunk().min(SEND_CHUNK));
+            match self.stream.send_file(file, step.min(len - sent)) {
                 // The file shrank after its length was announced: the reply
                 // cannot be completed, so the connection must end.
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
                 Ok(n) => {
                     sent += n;
+                    if let Some(pace) = &mut self.pace {
+                        pace.took(n);
+                    }
                     self.moved = Instant::now();
                     progress(sent);
                 }

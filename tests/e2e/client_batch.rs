@@ -227,3 +227,36 @@ fn with_json_every_line_on_stdout_is_one_object_errors_included() {
         (Some("error"), Some(404), Some(4))
     );
 }
+
+#[test]
+fn rate_limits_hold_on_the_client_and_on_the_server() {
+    use std::time::{Duration, Instant};
+    let data = file_share_e2e::pseudo_random(1 << 20, 45);
+    let share = file_share_e2e::Share::new();
+    share.add("one.bin", &data);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let timed = |args: Vec<String>| {
+        let started = Instant::now();
+        let out = file_share_e2e::run_client(dir.path(), &args, None);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        started.elapsed()
+    };
+    // 1 MiB at 512 KiB/s takes two seconds, whatever the machine (a limit
+    // only ever makes it slower): at least 1.5 s, the first steps being free.
+    let floor = Duration::from_millis(1500);
+    let open = file_share_e2e::ServerProcess::start(share.path(), &["--allow-uploads"]);
+    let limited =
+        |cmd: &str| vec![open.addr.to_string(), "--limit-rate".into(), "512K".into(), "-c".into(), cmd.into()];
+    assert!(timed(limited("get one.bin")) >= floor, "client download limit");
+    assert!(timed(limited("put up.bin")) >= floor, "client upload limit");
+    assert_eq!(std::fs::read(share.path().join("up.bin")).unwrap(), data, "whole for all that");
+    drop(open);
+    let capped = file_share_e2e::ServerProcess::start(share.path(), &["--max-rate-per-client", "512K", "--http", "0"]);
+    let get = vec![capped.addr.to_string(), "-c".into(), "get -f one.bin".into()];
+    assert!(timed(get) >= floor, "server limit on a download");
+    let started = Instant::now();
+    let url = format!("http://127.0.0.1:{}/one.bin", capped.http_port.unwrap());
+    let curl = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", &url]).status().unwrap();
+    assert!(curl.success() && started.elapsed() >= floor, "server limit on the web side");
+}

@@ -46,6 +46,10 @@ struct Args {
     /// Largest upload accepted: bytes, or with K, M, G, T (powers of 1024).
     #[arg(long, default_value = "1G", value_parser = |s: &str| common::text::parse_size(s))]
     max_upload_size: u64,
+    /// Each download and upload goes at most this fast, bytes a second (K,
+    /// M, G: powers of 1024), so one client cannot fill the uplink for everyone.
+    #[arg(long, value_name = "RATE", value_parser = |s: &str| common::text::parse_size(s))]
+    max_rate_per_client: Option<u64>,
     /// Seconds a silent client stays connected.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
@@ -505,6 +509,7 @@ fn run(args: Args) -> Result<(), StartError> {
         max_startups: args.max_startups as usize,
         proxy: args.proxy_protocol.then(|| Balancers::new(args.proxy_from.clone())),
         cluster: cluster(&args, &listener)?,
+        max_rate_per_client: args.max_rate_per_client.filter(|r| *r > 0),
     };
     let failed = |e: std::io::Error| StartError::Failed(e.to_string());
     let web = http_listener.map(|listener| WebDoor {

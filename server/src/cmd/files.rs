@@ -3,6 +3,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Instant;
 
+use common::pace::Pace;
 use common::status::Activity;
 use common::{Code, Digest, Header, RemotePath};
 
@@ -175,7 +176,24 @@ pub fn put<'a>(caller: Caller<'a, '_>, announced: Announced, name: &str) -> Resu
         session: caller.session,
         started: Instant::now(),
         failed: None,
+        rate: caller.shared.config.max_rate_per_client,
     })))
+}
+
+/// A reader no faster than its pace (none: as fast as it comes).
+struct Paced<'r, R: Read> {
+    inner: &'r mut R,
+    pace: Option<Pace>,
+}
+
+impl<R: Read> Read for Paced<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(pace) = &mut self.pace else { return self.inner.read(buf) };
+        let most = usize::try_from(pace.chunk()).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..most])?;
+        pace.took(n as u64);
+        Ok(n)
+    }
 }
 
 /// Uploads and every other change to the share need `--allow-uploads`,
@@ -213,6 +231,8 @@ pub struct Incoming<'a> {
     started: Instant,
     /// Writing failed (the disk is full); the bytes were read all the same.
     failed: Option<io::Error>,
+    /// `--max-rate-per-client`: the bytes are read no faster.
+    rate: Option<u64>,
 }
 
 impl Incoming<'_> {
@@ -254,7 +274,8 @@ impl Incoming<'_> {
         clock.set_activity(Activity::Put { file: self.name.clone(), size: self.size, done: 0 });
         let offset = self.offset();
         let until = crate::repo::Until::Length(self.size - offset);
-        let result = crate::repo::receive(from, &mut self.upload, until, |n| clock.set_transferred(offset + n));
+        let mut paced = Paced { inner: from, pace: self.rate.map(Pace::new) };
+        let result = crate::repo::receive(&mut paced, &mut self.upload, until, |n| clock.set_transferred(offset + n));
         self.failed = result?;
         Ok(())
     }

@@ -321,7 +321,8 @@ impl Response {
     }
 
     fn send_corked(self, conn: &mut Transport, request: Option<&Head>, caller: Caller<'_, '_>) -> io::Result<u64> {
-        let mut push = Push::new(conn, caller.shared.config.idle_timeout)?;
+        let mut push =
+            Push::new(conn, caller.shared.config.idle_timeout)?.paced(caller.shared.config.max_rate_per_client);
         push.write_all(&self.head_bytes())?;
         if request.is_some_and(|h| h.method == "HEAD") || self.status == 304 {
             return Ok(0);

@@ -27,7 +27,10 @@ use crate::trust::{self, Trust};
     name = "file-client",
     version,
     about,
-    after_help = "Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, \
+    after_help = "Bookmarks: named servers in ~/.config/file-client/config.toml \
+                  ($XDG_CONFIG_HOME/file-client/config.toml), e.g. [hosts.work] address = \"nas:12345\", \
+                  tls = true, user, fingerprint, download_dir; then: file-client work.\n\
+                  Exit status: 0 ok, 1 connection or I/O error, 2 usage error, 3 server full, \
                   4 a command failed on the server, 5 server identity or login refused."
 )]
 pub struct Args {

@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`run`] (here): what the binary calls with the parsed [`cli::Args`]:
 //!   the prompt on a terminal, the batch runner otherwise.
+//! - [`bookmarks`]: named servers in `~/.config/file-client/config.toml`.
 //! - [`cli`]: [`cli::Args`], and connecting as they say.
 //! - [`repl`]: the prompt (line editing, history, events above the line).
 //! - [`batch`]: `-c` commands or piped stdin; the first failure ends the run.
@@ -44,6 +45,7 @@
 
 pub mod background;
 pub mod batch;
+pub mod bookmarks;
 pub mod cli;
 pub mod command;
 pub mod complete;
@@ -74,7 +76,14 @@ pub use session::{Flow, Session};
 
 /// Runs the client as the arguments say; the process's exit status.
 pub fn run(args: &cli::Args) -> u8 {
-    let mut args = match oneshot::plan(args) {
+    let args = match bookmarks::apply(args) {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("file-client: {e}");
+            return e.exit_code();
+        }
+    };
+    let mut args = match oneshot::plan(&args) {
         Ok(planned) => planned,
         Err(e) => {
             eprintln!("file-client: {e}");

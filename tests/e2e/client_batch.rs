@@ -260,3 +260,30 @@ fn rate_limits_hold_on_the_client_and_on_the_server() {
     let curl = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", &url]).status().unwrap();
     assert!(curl.success() && started.elapsed() >= floor, "server limit on the web side");
 }
+
+#[test]
+fn a_bookmark_names_a_server_with_its_folder() {
+    let share = file_share_e2e::Share::new();
+    share.add("hello.txt", b"hi\n");
+    let server = file_share_e2e::ServerProcess::start(share.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join(".config/file-client");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir(home.path().join("dl")).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!("[hosts.work]\naddress = \"{}\"\ndownload_dir = \"~/dl\"\n", server.addr),
+    )
+    .unwrap();
+    let args: Vec<String> = ["work", "-c", "get hello.txt"].iter().map(|a| a.to_string()).collect();
+    let xdg = home.path().join(".config");
+    let env = [("HOME", home.path()), ("XDG_CONFIG_HOME", xdg.as_path())];
+    let out = file_share_e2e::run_client_env(home.path(), &args, &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(home.path().join("dl/hello.txt")).unwrap(), b"hi\n");
+    // A typo in the file is said, not guessed around.
+    std::fs::write(config.join("config.toml"), "[hosts.work]\nadress = \"x\"\n").unwrap();
+    let out = file_share_e2e::run_client_env(home.path(), &args, &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -95,7 +95,7 @@ pub fn apply(args: &Args) -> Result<Args, ClientError> {
         }
     }
     applied.tls |= mark.tls || applied.fingerprint.is_some();
-    if let (Some(dir), true) = (&mark.download_dir, args.download_dir == PathBuf::from(".")) {
+    if let (Some(dir), true) = (&mark.download_dir, args.download_dir == std::path::Path::new(".")) {
         applied.download_dir = crate::local::expand_home(dir);
     }
     Ok(applied)

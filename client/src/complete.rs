@@ -30,8 +30,8 @@ impl Completion {
 
     fn remote(&self, line: &str, pos: usize) -> (usize, Vec<Pair>) {
         let start = word_start(&line[..pos]);
-        let word = line[start..pos].trim_start_matches(['"', '\'']);
-        let (dir, prefix) = word.rsplit_once('/').unwrap_or(("", word));
+        let word = unquote(&line[start..pos]);
+        let (dir, prefix) = word.rsplit_once('/').unwrap_or(("", &word));
         let Ok(mut session) = self.session.try_borrow_mut() else { return (start, Vec::new()) };
         let candidates = session
             .remote_entries(dir)
@@ -46,6 +46,25 @@ impl Completion {
             .collect();
         (start, candidates)
     }
+}
+
+/// The word being typed as the name it means: quotes (closed or still
+/// open, anywhere in it: `'sub dir/'dee`) and backslash escapes (`sub\ dir/`) taken out.
+fn unquote(word: &str) -> String {
+    let (mut out, mut quote, mut escaped) = (String::new(), None, false);
+    for c in word.chars() {
+        match (quote, c) {
+            _ if escaped => {
+                out.push(c);
+                escaped = false;
+            }
+            (None, '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (_, c) => out.push(c),
+        }
+    }
+    out
 }
 
 /// Where the word under the cursor starts, minding quotes.
@@ -106,7 +125,15 @@ impl Helper for Completion {}
 
 #[cfg(test)]
 mod tests {
-    use super::word_start;
+    use super::{unquote, word_start};
+
+    #[test]
+    fn a_partly_quoted_or_escaped_word_means_its_name() {
+        assert_eq!(unquote("'tree/sub dir/'dee"), "tree/sub dir/dee");
+        assert_eq!(unquote("tree/sub\\ dir/"), "tree/sub dir/");
+        assert_eq!(unquote("\"open quote/x"), "open quote/x");
+        assert_eq!(unquote("plain"), "plain");
+    }
 
     #[test]
     fn the_word_under_the_cursor_minds_quotes() {

@@ -441,3 +441,24 @@ fn the_download_bar_counts_the_whole_transfer_across_frames() {
     assert!(shown.windows(2).all(|w| w[0] <= w[1]), "never back to a frame's start: {shown:?}");
     assert!(shown.iter().any(|&mib| mib > 4.5 && mib < 11.5), "past the first frame, shown on the way: {shown:?}");
 }
+
+#[test]
+fn tab_completes_inside_a_folder_whose_name_has_a_space() {
+    let share = Share::new();
+    share.add("tree/sub dir/deep.txt", b"deep\n");
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    let prompt = format!("Client01@{}> ", server.addr);
+    for typed in ["get 'tree/sub dir/'dee\t", "get tree/sub\\ dir/dee\t"] {
+        ready(&mut pty, &prompt);
+        type_keys(&mut pty, typed);
+        pty.exp_string("p.txt").unwrap_or_else(|e| panic!("{typed:?}: {e}"));
+        pty.send_line("").unwrap();
+        pty.exp_string("got 'deep.txt'").unwrap();
+        std::fs::remove_file(dir.path().join("deep.txt")).unwrap();
+    }
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}

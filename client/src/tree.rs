@@ -185,6 +185,8 @@ impl Transfers<'_> {
     ) -> Result<(), ClientError> {
         let started = Instant::now();
         let root = root.to_string();
+        // A mirror makes the destination equal: what differs is replaced.
+        let force = force || mirror.delete;
         let local_root = if root.is_empty() {
             self.settings.download_dir.clone()
         } else {
@@ -286,6 +288,8 @@ impl Transfers<'_> {
     ) -> Result<(), ClientError> {
         let started = Instant::now();
         let (local_root, root) = (local_root.to_path_buf(), root.to_string());
+        // A mirror makes the destination equal: what differs is replaced.
+        let force = force || mirror.delete;
         let local = local_tree(&local_root)?;
         let exists = self.link.is_remote_dir(&root)?;
         let there = if exists { self.remote_tree(&root)? } else { Tree::default() };

@@ -222,7 +222,7 @@ fn mirrors_with_delete_make_the_destination_equal_and_dry_runs_change_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("m");
     std::fs::create_dir_all(local.join("old/deeper")).unwrap();
-    std::fs::write(local.join("a.txt"), b"a\n").unwrap();
+    std::fs::write(local.join("a.txt"), b"A\n").unwrap();
     std::fs::write(local.join("extra.txt"), b"x\n").unwrap();
     std::fs::write(local.join("old/deeper/y.txt"), b"y\n").unwrap();
     let run = |commands: &[&str]| {
@@ -232,11 +232,12 @@ fn mirrors_with_delete_make_the_destination_equal_and_dry_runs_change_nothing() 
     };
     // A dry run says what it would do, and does nothing.
     let plan = run(&["get -r --delete -n m"]);
-    assert_eq!(plan, "would get sub/b.txt\nwould remove extra.txt\nwould remove old/\n");
+    assert_eq!(plan, "would get sub/b.txt\nwould get a.txt\nwould remove extra.txt\nwould remove old/\n");
     assert!(local.join("extra.txt").exists() && !local.join("sub").exists());
     // The mirror: what is missing comes, what the server lacks goes.
     let report = run(&["get -r --delete m"]);
-    assert!(report.contains("1 file") && report.contains("2 removed"), "{report}");
+    assert!(report.contains("2 files") && report.contains("2 removed"), "{report}");
+    assert_eq!(std::fs::read(local.join("a.txt")).unwrap(), b"a\n", "what differed is replaced");
     let mut names: Vec<String> = walk(&local);
     names.sort();
     assert_eq!(names, ["a.txt", "sub/b.txt"]);

@@ -40,9 +40,13 @@ change_tree() {   # change_tree DIR: 100 files rewritten, 100 removed
   python3 - "$1" <<'PY'
 import os, sys
 root = sys.argv[1]
+import time
+later = time.time() + 5   # a new second: rsync's quick check sees the change
 for i in range(0, 1000, 10):
-    with open(f"{root}/d{i % 20:02}/f{i:04}.bin", "wb") as f:
+    path = f"{root}/d{i % 20:02}/f{i:04}.bin"
+    with open(path, "wb") as f:
         f.write(os.urandom(4096))
+    os.utime(path, (later, later))
 for i in range(5, 1000, 10):
     os.remove(f"{root}/d{i % 20:02}/f{i:04}.bin")
 PY

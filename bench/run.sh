@@ -309,3 +309,6 @@ RUNS=$RUNS BASE_PORT=$((BASE_PORT + 400)) bash bench/tftp.sh
 
 # Several instances on Redis behind HAProxy, beside one direct: its own script too.
 RUNS=$RUNS BASE_PORT=$((BASE_PORT + 500)) bash bench/cluster.sh
+
+# Mirrors with --delete beside rsync over ssh, and --limit-rate: its own script too.
+RUNS=$RUNS BASE_PORT=$((BASE_PORT + 600)) bash bench/mirror.sh

@@ -462,3 +462,21 @@ fn tab_completes_inside_a_folder_whose_name_has_a_space() {
     pty.send_line("exit").unwrap();
     pty.exp_eof().unwrap();
 }
+
+#[test]
+fn a_typo_at_the_prompt_gets_a_hint_and_is_not_sent() {
+    let share = Share::new();
+    let server = ServerProcess::start(share.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = pty_client(&server.addr.to_string(), dir.path(), dir.path());
+    let prompt = format!("Client01@{}> ", server.addr);
+    ready(&mut pty, &prompt);
+    pty.send_line("lsit").unwrap();
+    pty.exp_string("unknown command 'lsit': did you mean 'list'?").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("hello there").unwrap();
+    pty.exp_string("hello there ACK").unwrap();
+    ready(&mut pty, &prompt);
+    pty.send_line("exit").unwrap();
+    pty.exp_eof().unwrap();
+}

@@ -70,3 +70,19 @@ impl Default for Share {
         Share::new()
     }
 }
+
+/// Every file under `root` (folders walked, not listed), as paths relative to it.
+pub fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry")) {
+            if entry.file_type().expect("file type").is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push(entry.path().strip_prefix(root).expect("below root").to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}

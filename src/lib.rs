@@ -17,7 +17,7 @@
 //!   long enough to be cancelled half-way.
 //! - `services`: [`Haproxy`] and [`Redis`], the real services from Debian
 //!   packages, started on free ports and stopped by pid; [`free_port`].
-//! - `data`: [`pseudo_random`], [`blake3_hex`], [`Share`]: test data and a share.
+//! - `data`: [`pseudo_random`], [`blake3_hex`], [`Share`], [`files_under`]: test data, a share, a tree's files.
 //! - this file: [`eventually`] and [`TEST_TIMEOUT`], bounded waiting.
 
 #![forbid(unsafe_code)]

@@ -102,15 +102,7 @@ impl WriteHalf {
     /// queued. `stall` is how long a peer may go without taking a
     /// download's bytes (the connection's write timeout).
     pub fn new(transport: Transport, events: Receiver<Notice>, stall: Duration) -> Arc<WriteHalf> {
-        let cancelled_before = AtomicU64::new(0);
-        Arc::new(WriteHalf {
-            stream: Mutex::new(transport),
-            queued: AtomicUsize::new(1),
-            events,
-            stall,
-            rate: None,
-            cancelled_before,
-        })
+        WriteHalf::with_rate(transport, events, stall, None)
     }
 
     /// The same, its downloads going at most `rate` bytes a second.

@@ -645,7 +645,7 @@ fn wget_mirrors_each_file_once_and_the_views_stay_reachable() {
     let out =
         Command::new("wget").args(["-q", "-r", "-np", "-nH", &format!("{base}/")]).current_dir(dir.path()).status();
     assert!(out.unwrap().success());
-    let mut fetched: Vec<String> = walk(dir.path());
+    let mut fetched: Vec<String> = file_share_e2e::files_under(dir.path());
     fetched.sort();
     assert_eq!(
         fetched,
@@ -665,22 +665,6 @@ fn wget_mirrors_each_file_once_and_the_views_stay_reachable() {
     let listing = Command::new("sh").arg("-c").arg(format!("curl -sf '{base}/.tar/sub/' | tar -t")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&listing.stdout), "sub/\nsub/b.txt\nsub/c.txt\n");
     assert_eq!(head_of(&[&format!("{base}/.nothing/sub/")]).0, 404);
-}
-
-/// Every file under `root`, as paths relative to it.
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
-            if entry.file_type().unwrap().is_dir() {
-                dirs.push(entry.path());
-            } else {
-                found.push(entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -238,7 +238,7 @@ fn mirrors_with_delete_make_the_destination_equal_and_dry_runs_change_nothing() 
     let report = run(&["get -r --delete m"]);
     assert!(report.contains("2 files") && report.contains("2 removed"), "{report}");
     assert_eq!(std::fs::read(local.join("a.txt")).unwrap(), b"a\n", "what differed is replaced");
-    let mut names: Vec<String> = walk(&local);
+    let mut names: Vec<String> = file_share_e2e::files_under(&local);
     names.sort();
     assert_eq!(names, ["a.txt", "sub/b.txt"]);
     // The other way: a file gone here goes there too, never outside the folder.
@@ -249,20 +249,4 @@ fn mirrors_with_delete_make_the_destination_equal_and_dry_runs_change_nothing() 
     assert!(!share.path().join("m/sub/b.txt").exists() && share.path().join("m/new.txt").exists());
     assert!(share.path().join("m/sub").is_dir(), "the folder itself is in the source");
     assert!(share.path().join("outside.txt").exists());
-}
-
-/// Every file under `root`, relative to it.
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
-            if entry.file_type().unwrap().is_dir() {
-                dirs.push(entry.path());
-            } else {
-                found.push(entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    found
 }

@@ -95,12 +95,16 @@ impl Bus for ClusterBus {
         self.cluster.others.lock().clone()
     }
 
+    fn sessions_elsewhere(&self) -> usize {
+        self.cluster.others.lock().sessions.len()
+    }
+
     fn online(&self, here: usize) -> usize {
         // The places held across the cluster, exact at this moment (the
         // others' snapshots may be a beat old).
         let places =
             self.cluster.call(|store| store.run(|c| redis::cmd("ZCARD").arg(store::SESSIONS).query::<usize>(c)));
-        places.unwrap_or_else(|| here + self.elsewhere().sessions.len())
+        places.unwrap_or_else(|| here + self.sessions_elsewhere())
     }
 
     fn instance(&self) -> Option<String> {

@@ -59,10 +59,15 @@ pub trait Bus: Send + Sync {
     /// What the other instances hold now.
     fn elsewhere(&self) -> Elsewhere;
 
+    /// How many sessions the other instances hold (without copying them).
+    fn sessions_elsewhere(&self) -> usize {
+        self.elsewhere().sessions.len()
+    }
+
     /// Sessions online in all, `here` of them on this instance: for the
     /// count presence notices carry.
     fn online(&self, here: usize) -> usize {
-        here + self.elsewhere().sessions.len()
+        here + self.sessions_elsewhere()
     }
 
     /// This instance's name in `status`, when there are others.

@@ -114,7 +114,7 @@ impl Presence {
     /// locked, so a server alone queues it in the order the list changed);
     /// returns how many sessions it reaches.
     fn post(&self, inner: &Inner, from: u64, event: Event) -> usize {
-        let elsewhere = self.bus.elsewhere().sessions.len();
+        let elsewhere = self.bus.sessions_elsewhere();
         match self.bus.publish(from, Notice::new(event)) {
             Delivery::Now(notice) => inner.deliver(from, &notice) + elsewhere,
             Delivery::Later => inner.sessions.len().saturating_sub(1) + elsewhere,

@@ -136,6 +136,32 @@ impl Transport {
         }
     }
 
+    /// Closes as nginx's lingering close does: ends the writing side, then
+    /// reads and drops what the peer still sends (a request body refused
+    /// unread) until it closes, `limit` passes or `max` bytes came. Without
+    /// it the unread bytes make the kernel reset the connection, and the
+    /// peer may lose the answer it was sent.
+    pub fn linger(&self, limit: Duration, max: u64) {
+        self.shutdown(Shutdown::Write);
+        let mut socket = match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(tls) => tls.socket(),
+        };
+        let deadline = Instant::now() + limit;
+        let (mut scratch, mut dropped) = ([0u8; 16 * 1024], 0u64);
+        while dropped < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match socket.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n as u64,
+            }
+        }
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+
     /// Sends up to `count` bytes of `file` from its current position; 0 once
     /// the file has ended.
     ///

@@ -268,6 +268,23 @@ fn put_uploads_atomically_through_the_same_rules_as_put() {
     let small = small.to_str().unwrap();
     assert_eq!(head_of(&["-T", small, "-H", "If-None-Match: *", &format!("{base}/old.txt")]).0, 412);
     assert_eq!(std::fs::read(share.path().join("old.txt")).unwrap(), b"old\n");
+    // A client that sends its whole body before it reads (a browser's
+    // upload, a simple script) still reads the refusal: the connection is
+    // read away before it closes, not reset under the answer.
+    for _ in 0..3 {
+        let mut conn = TcpStream::connect(format!("127.0.0.1:{}", server.http_port.unwrap())).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = pseudo_random(2_900_000, 5);
+        let head = format!(
+            "PUT /old.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: *\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(&body).expect("the body is taken, not reset");
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 412"), "{answer}");
+    }
     assert_eq!(head_of(&["-T", small, &format!("{base}/old.txt")]).0, 201);
     assert_eq!(std::fs::read(share.path().join("old.txt")).unwrap(), b"new\n");
     // Over the size limit, hidden, or outside: refused, nothing stored.

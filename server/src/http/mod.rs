@@ -244,6 +244,8 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
     let mut buf = Vec::new();
     // The read timeout the connection has, once read_head has set it.
     let mut read_timeout = None;
+    // Whether the last request's body may still be on its way, unread.
+    let mut body_pending = false;
     for _ in 0..MAX_REQUESTS {
         let head = match read_head(&mut conn, &mut buf, door.keep_alive, limit, &mut read_timeout) {
             Ok(HeadRead::Head(head)) => head,
@@ -309,11 +311,24 @@ fn serve(mut conn: Transport, addr: SocketAddr, shared: &Shared, door: &Door<'_>
             }
         }
         if !keep_alive {
+            body_pending = has_body;
             break;
         }
     }
-    conn.shutdown(std::net::Shutdown::Both);
+    if body_pending {
+        // A refused upload's bytes are still coming: read them away so the
+        // browser sees the refusal instead of a reset connection.
+        conn.linger(LINGER, LINGER_BYTES);
+    } else {
+        conn.shutdown(std::net::Shutdown::Both);
+    }
 }
+
+/// How long, and how many bytes of a refused body, a connection is read
+/// away before it closes (nginx's `lingering_time` is 30 s; a browser's
+/// upload of a file the page could not store is usually far smaller).
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_BYTES: u64 = 64 << 20;
 
 /// Whether a connection to the HTTPS port begins with a plain HTTP request
 /// (a letter, as `GET` does; a TLS handshake begins with byte 22), by

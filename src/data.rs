@@ -46,6 +46,11 @@ impl Share {
         std::fs::write(&path, content).expect("write");
         path
     }
+
+    /// A file's bytes, empty while it is not there.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(name)).unwrap_or_default()
+    }
 }
 
 impl Share {

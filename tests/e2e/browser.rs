@@ -1,7 +1,8 @@
 //! The web side in a real browser: headless Chromium (Debian's `chromium`,
 //! installed by .ci/run when missing) renders the folder page and the live
 //! status page; the tests read the rendered DOM and keep a screenshot in
-//! their temporary folder.
+//! their temporary folder. Where a visitor acts on a page (choosing files,
+//! clicking), [`Browser`] drives Chromium over its DevTools protocol.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -151,4 +152,186 @@ fn an_uploaded_trap_page_opened_by_a_logged_in_writer_changes_nothing() {
     // While the share's own folder page works for her, under its own policy.
     let folder = dom(profile.path(), &format!("http://alice:alicepw@127.0.0.1:{port}/"), 2000);
     assert!(folder.contains("trap.html") && folder.contains("id=\"upload\""), "{folder}");
+}
+
+/// Headless Chromium driven over the DevTools protocol (JSON over a
+/// WebSocket): for what a page does when a visitor acts on it, choosing
+/// files and clicking, which `--dump-dom` cannot do. Stopped by its pid when
+/// dropped; its profile is a temporary folder.
+struct Browser {
+    child: std::process::Child,
+    socket: tungstenite::WebSocket<std::net::TcpStream>,
+    session: String,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium (apt-get install chromium)");
+        // Chromium names its endpoint on stderr; the rest of stderr is read
+        // away so it never blocks on a full pipe.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                if let Some(endpoint) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(endpoint.to_string());
+                }
+            }
+        });
+        let endpoint = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(endpoint) => endpoint,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium named no DevTools endpoint");
+            }
+        };
+        let authority = endpoint.trim_start_matches("ws://").split('/').next().unwrap().to_string();
+        let stream = std::net::TcpStream::connect(&authority).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let (socket, _) = tungstenite::client(endpoint.as_str(), stream).expect("DevTools handshake");
+        let mut browser = Browser { child, socket, session: String::new(), next_id: 0, _profile: profile };
+        let target = browser.call("Target.createTarget", serde_json::json!({"url": "about:blank"}));
+        let attached =
+            browser.call("Target.attachToTarget", serde_json::json!({"targetId": target["targetId"], "flatten": true}));
+        browser.session = attached["sessionId"].as_str().unwrap().to_string();
+        browser.call("Page.enable", serde_json::json!({}));
+        browser.navigate(url);
+        browser
+    }
+
+    /// Sends one command (to the page once attached) and returns its result;
+    /// events that come before it are passed over.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.next_id += 1;
+        let mut message = serde_json::json!({"id": self.next_id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            message["sessionId"] = self.session.clone().into();
+        }
+        self.socket.send(tungstenite::Message::text(message.to_string())).unwrap();
+        loop {
+            let reply = self.next_message();
+            if reply["id"] == self.next_id {
+                assert!(reply["error"].is_null(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    fn next_message(&mut self) -> serde_json::Value {
+        loop {
+            if let tungstenite::Message::Text(text) = self.socket.read().expect("DevTools message") {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Opens `url` and returns once the page has loaded.
+    fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", serde_json::json!({"url": url}));
+        while self.next_message()["method"] != "Page.loadEventFired" {}
+    }
+
+    /// What `expression` gives in the page (a promise awaited).
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(result["exceptionDetails"].is_null(), "{expression}: {result}");
+        result["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` gives a non-empty string in the page, and returns it.
+    fn wait_for(&mut self, what: &str, expression: &str) -> String {
+        file_share_e2e::eventually(what, || Some(self.eval(expression).as_str()?.to_string()).filter(|s| !s.is_empty()))
+    }
+
+    /// Chooses `paths` in the file input `selector`, as a visitor does in
+    /// the file dialog (a folder, for a `webkitdirectory` input).
+    fn choose(&mut self, selector: &str, paths: &[&Path]) {
+        let root = self.call("DOM.getDocument", serde_json::json!({}));
+        let node =
+            self.call("DOM.querySelector", serde_json::json!({"nodeId": root["root"]["nodeId"], "selector": selector}));
+        let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        self.call("DOM.setFileInputFiles", serde_json::json!({"nodeId": node["nodeId"], "files": files}));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of the upload list's entry for `name` once it has an outcome.
+fn upload_outcome(name: &str) -> String {
+    format!(
+        r##"[...document.querySelectorAll("#progress li")]
+            .filter(li => li.className && li.textContent.startsWith({name:?} + " "))
+            .map(li => li.textContent).join("")"##
+    )
+}
+
+#[test]
+fn uploads_from_the_page_keep_a_folder_tree_and_a_refusal_stays_with_a_replace_button() {
+    let share = Share::new();
+    share.add("taken.txt", b"the old text\n");
+    let server = ServerProcess::start(share.path(), &["--http", "0", "--allow-uploads"]);
+    let base = format!("http://127.0.0.1:{}", server.http_port.unwrap());
+    let local = tempfile::tempdir().unwrap();
+    let (fresh, taken) = (local.path().join("fresh.txt"), local.path().join("taken.txt"));
+    std::fs::write(&fresh, b"fresh\n").unwrap();
+    std::fs::write(&taken, b"the new text\n").unwrap();
+    let album = local.path().join("album");
+    std::fs::create_dir_all(album.join("2026/june")).unwrap();
+    std::fs::write(album.join("cover.txt"), b"cover\n").unwrap();
+    std::fs::write(album.join("2026/june/day one.txt"), b"day one\n").unwrap();
+
+    let mut browser = Browser::open(&format!("{base}/"));
+    browser.choose("#files", &[&fresh, &taken]);
+    browser.choose("#folder", &[&album]);
+    // The browser lists a chosen folder's files after the dialog closes.
+    let chosen = browser.wait_for(
+        "the folder's files to be listed",
+        r#"[...document.getElementById("folder").files].map(f => f.webkitRelativePath).sort().join(",")"#,
+    );
+    assert_eq!(chosen, "album/2026/june/day one.txt,album/cover.txt");
+    browser.eval(r#"document.getElementById("upload").click()"#);
+
+    let refused = browser.wait_for("taken.txt's outcome", &upload_outcome("taken.txt"));
+    assert_eq!(refused, "taken.txt already exists replace", "the refusal stays on the page, with its way out");
+    assert_eq!(browser.wait_for("fresh.txt's outcome", &upload_outcome("fresh.txt")), "fresh.txt stored");
+    assert_eq!(
+        browser.wait_for("the nested file's outcome", &upload_outcome("album/2026/june/day one.txt")),
+        "album/2026/june/day one.txt stored"
+    );
+    assert_eq!(share.read("taken.txt"), b"the old text\n", "nothing replaced unasked");
+    assert_eq!(share.read("fresh.txt"), b"fresh\n");
+    assert_eq!(share.read("album/cover.txt"), b"cover\n");
+    assert_eq!(share.read("album/2026/june/day one.txt"), b"day one\n", "the folder kept its tree");
+    let listed = browser.wait_for(
+        "the table to show the uploads",
+        r#"[...document.querySelectorAll("tbody tr")].map(tr => tr.dataset.name).join(",")"#,
+    );
+    assert!(listed.contains("fresh.txt") && listed.contains("album"), "the table is current: {listed}");
+
+    browser.eval(r##"document.querySelector("#progress button.replace").click()"##);
+    file_share_e2e::eventually("the replace to be stored", || {
+        (share.read("taken.txt") == b"the new text\n").then_some(())
+    });
+    assert_eq!(browser.wait_for("the replace's outcome", &upload_outcome("taken.txt")), "taken.txt stored");
 }

@@ -35,6 +35,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width
 table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd}\
 td.size,th.size{text-align:right;white-space:nowrap}td.time{white-space:nowrap;color:#555}\
 a{text-decoration:none}nav{margin-bottom:.8rem;word-break:break-all}td{overflow-wrap:anywhere}\
+li.refused{color:#a00}label{margin-right:.5rem}\
 @media (max-width:40rem){td.time,th.time{display:none}}";
 
 fn document(title: &str, body: &str) -> String {
@@ -150,10 +151,14 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
 /// prefixes); the links carry `rel="nofollow"` too.
 const ROBOTS: &str = "User-agent: *\nDisallow: /.\n";
 
-/// Uploads (several files, each with its progress), a new folder, rename
-/// and delete: plain JavaScript calling `PUT`, `MKCOL`, `MOVE`, `DELETE`.
+/// Uploads (files, or a folder with its tree, each file with its
+/// progress; a refusal stays on the page, with "replace" for a name that
+/// exists), a new folder, rename and delete: plain JavaScript calling `PUT`,
+/// `MKCOL`, `MOVE`, `DELETE`.
 const MANAGE: &str = r#"<form id="manage">
-<input type="file" id="files" multiple> <button type="button" id="upload">upload</button>
+<label>files <input type="file" id="files" multiple></label>
+<label>or a folder <input type="file" id="folder" webkitdirectory></label>
+<button type="button" id="upload">upload</button>
 <button type="button" id="mkdir">new folder</button>
 <ul id="progress"></ul></form>
 <script src="/.manage.js"></script>
@@ -177,25 +182,78 @@ function ren(b) {
   const to = prompt("New name (a/b moves it into folder a)", name);
   if (to && to !== name) call("MOVE", here + enc(name), {Destination: here + enc(to), Overwrite: "F"});
 }
-function put(file, bar) {
+// The folder's table and count as the server has them now; the uploads' list stays.
+async function refresh() {
+  const r = await fetch(location.href, {cache: "no-store"});
+  const now = new DOMParser().parseFromString(await r.text(), "text/html");
+  for (const part of ["table", "table + p"]) {
+    const fresh = now.querySelector(part);
+    if (fresh) document.querySelector(part).replaceWith(fresh);
+  }
+}
+// Sends one file as `path` (under this folder); "stored", "exists" or why not.
+async function send(path, file, li, replace) {
+  const bar = document.createElement("progress");
+  li.replaceChildren(path + " ", bar);
+  if (!replace) {
+    const there = await fetch(here + enc(path), {method: "HEAD", redirect: "manual", cache: "no-store"});
+    if (there.status === 200) return "exists";
+  }
   return new Promise(done => {
     const x = new XMLHttpRequest();
-    x.open("PUT", here + enc(file.name));
-    x.setRequestHeader("If-None-Match", "*");
+    x.open("PUT", here + enc(path));
+    if (!replace) x.setRequestHeader("If-None-Match", "*");
     x.upload.onprogress = e => { bar.value = e.loaded / e.total; };
-    x.onload = () => { bar.replaceWith(x.status < 300 ? " stored" : " " + x.responseText); done(); };
-    x.onerror = () => { bar.replaceWith(" failed"); done(); };
+    x.onload = () => done(x.status < 300 ? "stored" : x.status === 412 ? "exists"
+      : (x.responseText.trim() || "refused") + " (" + x.status + ")");
+    x.onerror = () => done("failed: the connection broke");
     x.send(file);
   });
 }
+// Shows how one upload went; a name that exists may be replaced.
+function show(li, path, file, outcome) {
+  const said = document.createElement("span");
+  li.replaceChildren(path + " ", said);
+  li.className = outcome === "stored" ? "stored" : "refused";
+  said.textContent = outcome === "exists" ? "already exists " : outcome;
+  if (outcome !== "exists") return;
+  const again = document.createElement("button");
+  again.type = "button"; again.className = "replace"; again.textContent = "replace";
+  again.addEventListener("click", async () => {
+    const outcome = await send(path, file, li, true);
+    show(li, path, file, outcome);
+    refresh();
+  });
+  li.append(again);
+}
 async function upload() {
   const list = document.getElementById("progress");
-  for (const file of document.getElementById("files").files) {
-    const li = document.createElement("li"); li.textContent = file.name + " ";
-    const bar = document.createElement("progress"); li.append(bar); list.append(li);
-    await put(file, bar);
+  const files = [...document.getElementById("files").files].map(f => [f.name, f]);
+  const tree = [...document.getElementById("folder").files].map(f => [f.webkitRelativePath || f.name, f]);
+  let all = true;
+  // A chosen folder's folders first, each after its parent.
+  const folders = new Set();
+  for (const [path] of tree) {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join("/"));
   }
-  location.reload();
+  for (const folder of folders) {
+    const r = await fetch(here + enc(folder) + "/", {method: "MKCOL"});
+    if (!r.ok && r.status !== 405) {
+      all = false;
+      const li = document.createElement("li"); li.className = "refused";
+      li.textContent = folder + "/ " + ((await r.text()).trim() || "refused") + " (" + r.status + ")";
+      list.append(li);
+    }
+  }
+  for (const [path, file] of files.concat(tree)) {
+    const li = document.createElement("li"); list.append(li);
+    const outcome = await send(path, file, li, false);
+    show(li, path, file, outcome);
+    all = all && outcome === "stored";
+  }
+  document.getElementById("manage").reset();
+  if (all) { location.reload(); } else { refresh(); }
 }
 document.getElementById("manage").addEventListener("submit", e => e.preventDefault());
 document.getElementById("upload").addEventListener("click", upload);

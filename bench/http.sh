@@ -3,7 +3,8 @@
 # a 1 GiB file to curl (/dev/null) from file-server --http and from nginx
 # (sendfile); a 1 GiB tree of 100 files as one ?tar next to our own get of
 # the 1 GiB file (server memory during it); and a 4 KiB file over 64
-# keep-alive connections with wrk, requests/s and p99 beside nginx.
+# keep-alive connections with wrk, requests/s and p99 beside nginx; a
+# PROPFIND Depth 1 of a 10,000-entry folder beside Apache's mod_dav.
 # Prints Markdown rows of medians and ratios.
 #
 #   bash bench/http.sh         # RUNS=3 by default; bench/run.sh runs it too
@@ -18,6 +19,7 @@ need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/apache2 ] || need+=(apache2-bin)
 install_missing "${need[@]}"
 bench_setup
 
@@ -31,13 +33,16 @@ mkdir -p "$SHARE/many"
 for i in $(seq -w 1 10000); do : > "$SHARE/many/file-$i.txt"; done
 chmod -R a+rX "$SHM"
 
-FS=$BASE_PORT HP=$((BASE_PORT + 1)) NG=$((BASE_PORT + 2))
+FS=$BASE_PORT HP=$((BASE_PORT + 1)) NG=$((BASE_PORT + 2)) AP=$((BASE_PORT + 3))
 RUST_LOG=warn "$BIN/file-server" --bind 127.0.0.1 --port "$FS" --repo "$SHARE" --http "$HP" --http-max-connections 128 \
   > "$WORK/fs.out" 2> "$WORK/fs.log" &
 FS_PID=$!; PIDS+=("$FS_PID"); wait_port "$HP"
 # shellcheck source=bench/nginx.sh
 source bench/nginx.sh
 start_nginx "$WORK/nginx" "$NG" "$SHARE" "keepalive_requests 100000;"
+# shellcheck source=bench/apache.sh
+source bench/apache.sh
+start_apache "$WORK/apache" "$AP" "$SHARE"
 
 # Same bytes from both; our side hashes each file once (its ETag): warm it.
 for url in "http://127.0.0.1:$HP/big.bin" "http://127.0.0.1:$NG/big.bin"; do
@@ -73,13 +78,19 @@ for run in $(seq "$RUNS"); do
 done
 
 # PROPFIND Depth 1 of a 10,000-entry folder (WebDAV): seconds and the answer's size.
-declare -a pf
+declare -a pf ap
 for run in $(seq "$RUNS"); do
   pf+=("$(timed curl -s -o /dev/null -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$HP/many/")")
+  ap+=("$(timed curl -s -o /dev/null -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$AP/many/")")
+  echo "  PROPFIND: file-server ${pf[-1]} s, Apache ${ap[-1]} s" >&2
 done
-PF=$(median "${pf[@]}")
+PF=$(median "${pf[@]}") AF=$(median "${ap[@]}")
+count_responses() { curl -s -X PROPFIND -H 'Depth: 1' "$1" | grep -c '<D:href>'; }
+[ "$(count_responses "http://127.0.0.1:$HP/many/")" = 10001 ] || { echo "our PROPFIND missed entries" >&2; exit 1; }
+[ "$(count_responses "http://127.0.0.1:$AP/many/")" = 10001 ] || { echo "Apache's PROPFIND missed entries" >&2; exit 1; }
 PF_BYTES=$(curl -s -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$HP/many/" | wc -c)
-pf_peak=$(kib VmHWM "$FS_PID")
+AF_BYTES=$(curl -s -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$AP/many/" | wc -c)
+pf_peak=$(kib VmHWM "$FS_PID") af_peak=$(apache_peak_kib)
 
 FG=$(median "${fs_get[@]}") NGG=$(median "${ng_get[@]}") FT=$(median "${fs_tar[@]}")
 FR=$(median "${fs_rps[@]}") NR=$(median "${ng_rps[@]}") FP=$(median "${fs_p99[@]}") NP=$(median "${ng_p99[@]}")
@@ -109,4 +120,6 @@ file-server's memory: RSS $rss_before KiB before these rounds, peak (VmHWM) $pea
 | server | s | answer | server peak RSS (KiB, after everything above) |
 |---|---|---|---|
 | file-server --http | $PF | $PF_BYTES bytes | $pf_peak |
+| Apache 2.4 mod_dav_fs (event MPM) | $AF | $AF_BYTES bytes | $af_peak (its largest process) |
+| file-server / Apache | $(ratio "$AF" "$PF")× speed | | |
 REPORT

@@ -29,27 +29,21 @@ pub fn list<'a>(caller: Caller<'_, '_>, dir: &str) -> Result<Outcome<'a>, Refusa
 
 /// A description of `path` and, with `children`, of what is in it when it
 /// is a folder ([`super::Op::Describe`], WebDAV's `PROPFIND`): each entry
-/// with its BLAKE3 when that is known without reading the file.
+/// with its BLAKE3 when that is known without reading the file. The
+/// children are read as they are sent, so a big folder is never held.
 pub fn describe<'a>(caller: Caller<'_, '_>, path: &str, children: bool) -> Result<Outcome<'a>, Refusal> {
     let path = RemotePath::parse(path).map_err(|e| Refusal::bad_name(&e, path))?;
     let repo = &caller.shared.repo;
-    let known = |p: &RemotePath, e: &common::ListEntry| match e.kind {
-        common::ListEntryKind::File => repo.known_digest(p),
+    let entry = repo.stat(&path)?;
+    let digest = match entry.kind {
+        common::ListEntryKind::File => repo.known_digest(&path),
         common::ListEntryKind::Dir => None,
     };
-    let entry = repo.stat(&path)?;
-    let mut digests = vec![known(&path, &entry)];
-    let mut entries = vec![entry];
-    if children && entries[0].kind == common::ListEntryKind::Dir {
-        // The listing's own vector, appended to: a big folder is held once.
-        let listed = repo.list(&path)?;
-        digests.extend(listed.iter().map(|child| {
-            let child_path = RemotePath::parse(&format!("{path}/{}", child.name)).ok();
-            child_path.and_then(|p| known(&p, child))
-        }));
-        entries.extend(listed);
-    }
-    Ok(Outcome::Described { entries, digests })
+    let children = match entry.kind {
+        common::ListEntryKind::Dir if children => Some(repo.entries(&path)?.with_digests(repo)),
+        _ => None,
+    };
+    Ok(Outcome::Described { this: crate::repo::Described { entry, digest }, children })
 }
 
 /// One folder of a tree being archived ([`super::Op::ArchiveFolder`]):

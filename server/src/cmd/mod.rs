@@ -148,10 +148,10 @@ pub enum Outcome<'a> {
     /// A path's entry, then (a folder's, when asked) its children's, and
     /// beside each its hash when known ([`Op::Describe`]).
     Described {
-        /// The entries, the path's own first.
-        entries: Vec<ListEntry>,
-        /// Their hashes, when known, in the same order.
-        digests: Vec<Option<common::Digest>>,
+        /// The path's own entry.
+        this: crate::repo::Described,
+        /// A folder's entries, read as they are sent (when asked for).
+        children: Option<crate::repo::Entries>,
     },
     /// A refusal, then the session ends for `reason` (too many failed logins).
     Ended {

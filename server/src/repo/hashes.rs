@@ -25,17 +25,31 @@ pub(super) struct FileKey {
     pub(super) ctime_nsec: i64,
 }
 
+/// A [`FileKey`] from metadata that has the Unix fields: std's and
+/// cap-std's each name them in a trait of their own.
+macro_rules! file_key {
+    ($meta:expr) => {
+        FileKey {
+            dev: $meta.dev(),
+            ino: $meta.ino(),
+            size: $meta.size(),
+            mtime: $meta.mtime(),
+            mtime_nsec: $meta.mtime_nsec(),
+            ctime: $meta.ctime(),
+            ctime_nsec: $meta.ctime_nsec(),
+        }
+    };
+}
+
 impl FileKey {
     pub(super) fn of(meta: &std::fs::Metadata) -> FileKey {
-        FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-            ctime: meta.ctime(),
-            ctime_nsec: meta.ctime_nsec(),
-        }
+        file_key!(meta)
+    }
+
+    /// Of an entry as a folder's listing sees it.
+    pub(super) fn of_entry(meta: &cap_std::fs::Metadata) -> FileKey {
+        use cap_std::fs::MetadataExt;
+        file_key!(meta)
     }
 }
 

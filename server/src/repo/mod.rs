@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
@@ -62,9 +63,74 @@ pub struct Download {
 pub struct Repo {
     root: Dir,
     path: PathBuf,
-    hashes: Mutex<HashMap<FileKey, Digest>>,
+    hashes: Hashes,
     next_upload: AtomicU64,
 }
+
+/// One entry of the share, with its BLAKE3 when that is known without
+/// reading the file.
+#[derive(Debug)]
+pub struct Described {
+    /// Its name, kind, size and time.
+    pub entry: ListEntry,
+    /// The hash cache's, for a file unchanged since it was hashed.
+    pub digest: Option<Digest>,
+}
+
+/// A folder's visible entries, read as they are asked for ([`Repo::entries`]):
+/// hidden names, names a client could not show, links out of the share and
+/// what is neither a file nor a folder are left out, as in every listing.
+pub struct Entries {
+    dir: Dir,
+    read: cap_std::fs::ReadDir,
+    hashes: Option<Hashes>,
+}
+
+impl Entries {
+    /// Each file with its hash when the hash cache knows it.
+    #[must_use]
+    pub fn with_digests(mut self, repo: &Repo) -> Entries {
+        self.hashes = Some(Arc::clone(&repo.hashes));
+        self
+    }
+}
+
+impl Iterator for Entries {
+    type Item = Described;
+
+    fn next(&mut self) -> Option<Described> {
+        for entry in self.read.by_ref().flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name.starts_with('.') || name.chars().any(char::is_control) || name.contains('\\') {
+                continue;
+            }
+            // Follows symlinks inside the share; one that leads out fails and is left out.
+            let Ok(meta) = self.dir.metadata(&name) else {
+                continue;
+            };
+            let kind = if meta.is_dir() {
+                ListEntryKind::Dir
+            } else if meta.is_file() {
+                ListEntryKind::File
+            } else {
+                continue;
+            };
+            let digest = match (&self.hashes, kind) {
+                (Some(hashes), ListEntryKind::File) => hashes.lock().get(&FileKey::of_entry(&meta)).copied(),
+                _ => None,
+            };
+            let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
+            let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
+            return Some(Described { entry: ListEntry { kind, size, modified, name }, digest });
+        }
+        None
+    }
+}
+
+/// The hash cache: files' BLAKE3 by what identifies their content.
+type Hashes = Arc<Mutex<HashMap<FileKey, Digest>>>;
 
 impl Repo {
     /// Opens the folder to share.
@@ -73,7 +139,12 @@ impl Repo {
     /// When `path` does not exist or is not a folder.
     pub fn open(path: &Path) -> io::Result<Repo> {
         let root = Dir::open_ambient_dir(path, ambient_authority())?;
-        Ok(Repo { root, path: path.to_path_buf(), hashes: Mutex::new(HashMap::new()), next_upload: AtomicU64::new(0) })
+        Ok(Repo {
+            root,
+            path: path.to_path_buf(),
+            hashes: Arc::new(Mutex::new(HashMap::new())),
+            next_upload: AtomicU64::new(0),
+        })
     }
 
     /// The folder as given on the command line, for logs.
@@ -109,6 +180,18 @@ impl Repo {
     /// # Errors
     /// [`RepoError`] when the folder does not exist, is a file, or leads out.
     pub fn list(&self, path: &RemotePath) -> Result<Vec<ListEntry>, RepoError> {
+        let mut listed: Vec<ListEntry> = self.entries(path)?.map(|described| described.entry).collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listed)
+    }
+
+    /// A folder's visible entries as they are read from the disk, unsorted
+    /// and one at a time: what [`Repo::list`] sorts, and what a `PROPFIND`
+    /// streams without holding them.
+    ///
+    /// # Errors
+    /// As [`Repo::list`].
+    pub fn entries(&self, path: &RemotePath) -> Result<Entries, RepoError> {
         let dir = if path.is_root() {
             self.root.try_clone().map_err(|e| RepoError::from_io(e, path, "cannot open"))?
         } else {
@@ -119,32 +202,8 @@ impl Repo {
             }
             self.root.open_dir(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot open folder"))?
         };
-        let entries = dir.entries().map_err(|e| RepoError::from_io(e, path, "cannot list"))?;
-        let mut listed = Vec::new();
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if name.starts_with('.') || name.chars().any(char::is_control) || name.contains('\\') {
-                continue;
-            }
-            // Follows symlinks inside the share; one that leads out fails and is left out.
-            let Ok(meta) = dir.metadata(&name) else {
-                continue;
-            };
-            let kind = if meta.is_dir() {
-                ListEntryKind::Dir
-            } else if meta.is_file() {
-                ListEntryKind::File
-            } else {
-                continue;
-            };
-            let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
-            let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
-            listed.push(ListEntry { kind, size, modified, name });
-        }
-        listed.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(listed)
+        let read = dir.entries().map_err(|e| RepoError::from_io(e, path, "cannot list"))?;
+        Ok(Entries { dir, read, hashes: None })
     }
 
     /// Opens a file for `get` and hashes it (from the cache when the file is

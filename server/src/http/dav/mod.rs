@@ -122,23 +122,26 @@ fn propfind(target: &Target<'_, '_>, body: &[u8]) -> Response {
             Err(e) => return Response::error(400, &e.to_string(), true),
         }
     };
-    let (entries, digests) = match cmd::apply(Op::Describe { path: target.path.to_string(), children }, target.caller) {
-        Outcome::Described { entries, digests } => (entries, digests),
+    let (this, children) = match cmd::apply(Op::Describe { path: target.path.to_string(), children }, target.caller) {
+        Outcome::Described { this, children } => (this, children),
         Outcome::Refused(refusal) => return Response::refused(&refusal),
         _ => return Response::error(500, "unexpected reply", true),
     };
-    // Written as it is sent: a folder of 100,000 entries is never one string.
+    // Written as the folder is read: a folder of 100,000 entries is never
+    // held, neither as entries nor as one string.
     let (path, locks) = (target.path.to_string(), target.locks.in_the_way("", true));
     let write: super::respond::Writer = Box::new(move |out: &mut dyn std::io::Write| {
         out.write_all(MULTISTATUS_START.as_bytes())?;
-        for (i, (entry, digest)) in entries.iter().zip(&digests).enumerate() {
-            let member = match (i, path.is_empty()) {
-                (0, _) => path.clone(),
-                (_, true) => entry.name.clone(),
-                (_, false) => format!("{path}/{}", entry.name),
-            };
-            let covering: Vec<Lock> = locks.iter().filter(|l| l.covers(&member)).cloned().collect();
-            out.write_all(response(&member, entry, digest.as_ref(), &covering, &asked).as_bytes())?;
+        let mut one = |member: &str, described: &crate::repo::Described| {
+            let covering: Vec<Lock> = locks.iter().filter(|l| l.covers(member)).cloned().collect();
+            let answer = response(member, &described.entry, described.digest.as_ref(), &covering, &asked);
+            out.write_all(answer.as_bytes())
+        };
+        one(&path, &this)?;
+        for child in children.into_iter().flatten() {
+            let member =
+                if path.is_empty() { child.entry.name.clone() } else { format!("{path}/{}", child.entry.name) };
+            one(&member, &child)?;
         }
         out.write_all(MULTISTATUS_END.as_bytes())
     });
@@ -289,7 +292,7 @@ pub fn overwrite(head: &Head) -> bool {
 /// What is at `path` now, if anything.
 pub fn existing(caller: Caller<'_, '_>, path: &str) -> Option<ListEntry> {
     match cmd::apply(Op::Describe { path: path.to_string(), children: false }, caller) {
-        Outcome::Described { entries, .. } => entries.into_iter().next(),
+        Outcome::Described { this, .. } => Some(this.entry),
         _ => None,
     }
 }

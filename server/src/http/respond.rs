@@ -259,25 +259,32 @@ impl Response {
 
     /// The status line and headers, with `Content-Length` and `Connection`.
     pub fn head_bytes(&self) -> Vec<u8> {
+        self.head_with_room(0)
+    }
+
+    /// [`Response::head_bytes`] in a buffer with room for `body` bytes after it.
+    fn head_with_room(&self, body: usize) -> Vec<u8> {
+        use std::fmt::Write as _;
         let len = match &self.body {
             Body::Bytes(b) => Some(b.len() as u64),
             Body::File { len, .. } => Some(*len),
             Body::Archive { .. } | Body::Stream { .. } => None,
         };
-        let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        let mut head = String::with_capacity(640 + body);
+        let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(head, "{name}: {value}\r\n");
         }
         // Whatever it is, a browser takes it as the type said, sends no
         // Referer from it, and runs it under its policy.
         head.push_str("X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n");
         if self.page {
-            head.push_str(&format!("Content-Security-Policy: {PAGE_POLICY}\r\nX-Frame-Options: DENY\r\n"));
+            let _ = write!(head, "Content-Security-Policy: {PAGE_POLICY}\r\nX-Frame-Options: DENY\r\n");
         } else {
-            head.push_str(&format!("Content-Security-Policy: {FILE_POLICY}\r\n"));
+            let _ = write!(head, "Content-Security-Policy: {FILE_POLICY}\r\n");
         }
         if let Some(len) = len.filter(|_| self.status != 304) {
-            head.push_str(&format!("Content-Length: {len}\r\n"));
+            let _ = write!(head, "Content-Length: {len}\r\n");
         }
         head.push_str(if self.keep { "Connection: keep-alive\r\n" } else { "Connection: close\r\n" });
         head.push_str("\r\n");
@@ -306,7 +313,7 @@ impl Response {
             // (the connection's write timeout, the idle timeout, bounds a
             // peer that reads nothing).
             let skip = request.is_some_and(|h| h.method == "HEAD") || self.status == 304;
-            let mut out = self.head_bytes();
+            let mut out = self.head_with_room(if skip { 0 } else { bytes.len() });
             if !skip {
                 out.extend_from_slice(bytes);
             }
@@ -355,7 +362,21 @@ impl Response {
 
 /// An HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(time: SystemTime) -> String {
-    DateTime::<Utc>::from(time).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    use chrono::{Datelike, Timelike};
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    // Written out, not through a format string parsed on every answer.
+    let t = DateTime::<Utc>::from(time);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[t.weekday().num_days_from_monday() as usize],
+        t.day(),
+        MONTHS[t.month0() as usize],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `GET`/`HEAD` of a file: `get` from the command layer, then the headers,
@@ -484,6 +505,14 @@ pub fn content_type(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn http_dates_are_rfc_9110s_imf_fixdate() {
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        assert_eq!(super::http_date(time), "Sun, 06 Nov 1994 08:49:37 GMT");
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_428_800);
+        assert_eq!(super::http_date(time), "Sat, 05 Dec 2026 00:00:00 GMT");
+    }
+
     #[test]
     fn text_is_served_as_utf_8() {
         assert_eq!(super::content_type("notes.txt"), "text/plain; charset=utf-8");

@@ -194,6 +194,7 @@ async function refresh() {
 // Sends one file as `path` (under this folder); "stored", "exists" or why not.
 async function send(path, file, li, replace) {
   const bar = document.createElement("progress");
+  li.className = "";
   li.replaceChildren(path + " ", bar);
   if (!replace) {
     const there = await fetch(here + enc(path), {method: "HEAD", redirect: "manual", cache: "no-store"});

@@ -14,7 +14,8 @@
 //! line protocol's; this module only speaks HTTP around their typed outcomes.
 //!
 //! # Layout
-//! - this file: [`HttpServer`], the accept loop and one connection's requests.
+//! - this file: [`HttpServer`], the accept loop and one connection's requests
+//!   (a refused body read away before the close, so the peer sees the refusal).
 //! - [`archive`]: a folder as one `?tar` or `?zip`, streamed.
 //! - [`dav`]: WebDAV (classes 1 and 2): properties, copies, locks.
 //! - [`head`]: reading a request head with limits, and its framing checks.

@@ -8,8 +8,9 @@
 //! visible under its real name.
 //!
 //! # Layout
-//! - this file: [`Repo`], opening the share, listing, opening files for
-//!   downloads (with their cached hash).
+//! - this file: [`Repo`], opening the share, listing ([`Entries`], a
+//!   folder read one entry at a time), opening files for downloads (with
+//!   their cached hash).
 //! - [`error`]: [`RepoError`], each kind with its reply code.
 //! - [`hashes`]: the hash cache and cancellable hashing.
 //! - `copies`: one entry's description, a hash known without reading, copies (WebDAV's).

@@ -9,7 +9,7 @@ use std::io;
 use common::{Digest, ListEntry, ListEntryKind, RemotePath};
 
 use super::hashes::FileKey;
-use super::{rfc3339, Repo, RepoError};
+use super::{Repo, RepoError};
 
 impl Repo {
     /// The entry `path` names (its `name` the last part; the top is a
@@ -23,16 +23,8 @@ impl Repo {
         } else {
             self.root.metadata(path.as_relative()).map_err(|e| RepoError::from_io(e, path, "cannot open"))?
         };
-        let kind = if meta.is_dir() {
-            ListEntryKind::Dir
-        } else if meta.is_file() {
-            ListEntryKind::File
-        } else {
-            return Err(RepoError::NotAFile(path.to_string()));
-        };
-        let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
-        let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
-        Ok(ListEntry { kind, size, modified, name: path.file_name().unwrap_or_default().to_string() })
+        let name = path.file_name().unwrap_or_default().to_string();
+        super::entry_of(name, &meta).ok_or_else(|| RepoError::NotAFile(path.to_string()))
     }
 
     /// The file's BLAKE3 when it is in the hash cache and the file has not

@@ -111,23 +111,32 @@ impl Iterator for Entries {
             let Ok(meta) = self.dir.metadata(&name) else {
                 continue;
             };
-            let kind = if meta.is_dir() {
-                ListEntryKind::Dir
-            } else if meta.is_file() {
-                ListEntryKind::File
-            } else {
+            let Some(entry) = entry_of(name, &meta) else {
                 continue;
             };
-            let digest = match (&self.hashes, kind) {
+            let digest = match (&self.hashes, entry.kind) {
                 (Some(hashes), ListEntryKind::File) => hashes.lock().get(&FileKey::of_entry(&meta)).copied(),
                 _ => None,
             };
-            let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
-            let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
-            return Some(Described { entry: ListEntry { kind, size, modified, name }, digest });
+            return Some(Described { entry, digest });
         }
         None
     }
+}
+
+/// `name` as a listing shows it, from what the file system says of it;
+/// `None` for what is neither a file nor a folder (a FIFO, a device).
+fn entry_of(name: String, meta: &cap_std::fs::Metadata) -> Option<ListEntry> {
+    let kind = if meta.is_dir() {
+        ListEntryKind::Dir
+    } else if meta.is_file() {
+        ListEntryKind::File
+    } else {
+        return None;
+    };
+    let modified = meta.modified().map(|t| rfc3339(t.into_std())).unwrap_or_default();
+    let size = if kind == ListEntryKind::File { meta.len() } else { 0 };
+    Some(ListEntry { kind, size, modified, name })
 }
 
 /// The hash cache: files' BLAKE3 by what identifies their content.
